@@ -1,0 +1,44 @@
+"""Client channels for service-to-service calls, always through Envoy's internal listener.
+
+One channel per target per process (HTTP/2 multiplexes every call over it). Calls carry
+the current request id and the caller's remaining deadline.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from services.common import context
+
+CHANNEL_OPTIONS: list[tuple[str, object]] = [
+    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Envoy answers for every replica; a dead connection is re-established at once.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+
+def internal_channel(target: str) -> grpc.aio.Channel:
+    """A channel to Envoy's internal listener (`host:port`)."""
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """Metadata for a downstream call made while serving a request."""
+    return context.outgoing_metadata()
+
+
+def remaining_timeout(ctx: grpc.aio.ServicerContext, default: float | None = None) -> float | None:
+    """The caller's remaining deadline in seconds, to pass on as the downstream timeout.
+
+    None (no deadline) falls back to `default`. A deadline already passed yields a tiny
+    positive timeout so the downstream call fails fast with DEADLINE_EXCEEDED.
+    """
+    remaining = ctx.time_remaining()
+    if remaining is None:
+        return default
+    return max(remaining, 0.001)

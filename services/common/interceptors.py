@@ -1,0 +1,157 @@
+"""The one server interceptor: request id, access log, metrics, and error mapping.
+
+Every handler's exceptions end here. A `GatewayError` becomes its `google.rpc.Status`
+with details; anything else is a bug on our side and becomes INTERNAL with a generic
+message naming the request id (the traceback goes to the log, never to the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from services.common import context
+from services.common.errors import GatewayError, Internal
+from services.common.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_REQUESTS
+
+log = logging.getLogger("llmgw.rpc")
+
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+# Health checks and reflection are called constantly by Envoy and tools; they are
+# not part of the API's traffic and stay out of the access log and RPC metrics.
+_UNOBSERVED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def _request_id(ctx: grpc.aio.ServicerContext) -> str:
+    for key, value in ctx.invocation_metadata() or ():
+        if key == context.REQUEST_ID_HEADER and isinstance(value, str) and value:
+            return value[:128]
+    return context.new_request_id()
+
+
+class _Observation:
+    """Bookkeeping of one RPC: contextvars, in-flight gauge, final code, access log."""
+
+    __slots__ = ("_access_log", "_method", "_service", "_start", "_tokens", "code")
+
+    def __init__(self, service: str, method: str, access_log: bool) -> None:
+        self._service = service
+        self._method = method
+        self._access_log = access_log
+        self.code = grpc.StatusCode.OK
+        self._start = 0.0
+        self._tokens: tuple[Any, Any] | None = None
+
+    def begin(self, ctx: grpc.aio.ServicerContext) -> None:
+        self._tokens = (
+            context.request_id.set(_request_id(ctx)),
+            context.rpc_method.set(self._method),
+        )
+        RPC_IN_FLIGHT.labels(self._service, self._method).inc()
+        self._start = time.perf_counter()
+
+    def end(self) -> None:
+        elapsed = time.perf_counter() - self._start
+        RPC_IN_FLIGHT.labels(self._service, self._method).dec()
+        RPC_LATENCY.labels(self._service, self._method).observe(elapsed)
+        RPC_REQUESTS.labels(self._service, self._method, self.code.name).inc()
+        if self._access_log:
+            level = logging.INFO if self.code is grpc.StatusCode.OK else logging.WARNING
+            log.log(
+                level,
+                "rpc finished",
+                extra={
+                    "method": self._method,
+                    "code": self.code.name,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+        if self._tokens is not None:
+            context.request_id.reset(self._tokens[0])
+            context.rpc_method.reset(self._tokens[1])
+
+    async def fail(self, ctx: grpc.aio.ServicerContext, error: BaseException) -> None:
+        """Abort the RPC with the status for `error` (raises, as abort does)."""
+        if not isinstance(error, GatewayError):
+            log.error(
+                "unhandled error in %s",
+                self._method,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            error = Internal(f"internal error (request id {context.request_id.get()})")
+        self.code = error.code
+        await ctx.abort_with_status(rpc_status.to_status(error.to_status()))
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every unary and server-streaming handler of the server."""
+
+    def __init__(self, service: str, access_log: bool = True) -> None:
+        self._service = service
+        self._access_log = access_log
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method_path: str = handler_call_details.method
+        if handler is None or method_path.startswith(_UNOBSERVED_PREFIXES):
+            return handler
+        method = method_path.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._unary(handler.unary_unary, method))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._stream(handler.unary_stream, method))
+        return handler
+
+    def _observation(self, method: str) -> _Observation:
+        return _Observation(self._service, method, self._access_log)
+
+    def _unary(self, behavior: UnaryBehavior, method: str) -> UnaryBehavior:
+        async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            obs = self._observation(method)
+            obs.begin(ctx)
+            try:
+                return await behavior(request, ctx)
+            except asyncio.CancelledError:
+                obs.code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                obs.code = ctx.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as error:
+                await obs.fail(ctx, error)
+            finally:
+                obs.end()
+
+        return handle
+
+    def _stream(self, behavior: StreamBehavior, method: str) -> StreamBehavior:
+        async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            obs = self._observation(method)
+            obs.begin(ctx)
+            try:
+                async for response in behavior(request, ctx):
+                    yield response
+            except asyncio.CancelledError:
+                obs.code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                obs.code = ctx.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as error:
+                await obs.fail(ctx, error)
+            finally:
+                obs.end()
+
+        return handle

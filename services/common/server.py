@@ -1,0 +1,151 @@
+"""One server skeleton for all five services.
+
+`create_server` builds and starts a grpc.aio server (servicers, health, reflection,
+the interceptor, readiness) and returns it with its bound port; `serve` runs one until
+SIGTERM or SIGINT and shuts it down gracefully: NOT_SERVING first (so Envoy stops
+sending), then in-flight RPCs get `shutdown_grace` seconds, then the service's own
+cleanup runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import uvloop
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from services.common import logs
+from services.common.interceptors import ServerInterceptor
+from services.common.metrics import start_metrics_server
+from services.common.readiness import DependencyCheck, Readiness
+from services.common.settings import ServiceSettings, SettingsError, load_settings
+
+log = logging.getLogger("llmgw.server")
+
+# Message size limits: conversations with long histories or tool results are large.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+SERVER_OPTIONS: list[tuple[str, object]] = [
+    # Two processes must never share a port silently (grpc enables SO_REUSEPORT).
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+]
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service contributes to the shared skeleton."""
+
+    # Adds the service's servicers to the server.
+    register: Callable[[grpc.aio.Server], None]
+    # Fully-qualified gRPC services hosted (health statuses and reflection).
+    service_names: Sequence[str]
+    # Further services to describe through reflection (the router describes the
+    # whole public API, so `grpcurl` through Envoy sees every service).
+    extra_reflection_names: Sequence[str] = ()
+    # Required dependencies; while one is down the server reports NOT_SERVING.
+    checks: Sequence[DependencyCheck] = ()
+    # Runs after the server stopped (close clients, flush state).
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class RunningServer:
+    """A started server and what belongs to it."""
+
+    server: grpc.aio.Server
+    port: int
+    readiness: Readiness
+    definition: ServiceDefinition
+
+    async def stop(self, grace: float) -> None:
+        await self.readiness.stop()
+        await self.server.stop(grace)
+        for hook in self.definition.on_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("cleanup hook failed")
+
+
+async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
+    """Build, bind and start the server; port 0 binds a free port."""
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor(settings.service, settings.access_log)],
+        options=SERVER_OPTIONS,
+    )
+    definition.register(server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflected = dict.fromkeys(
+        [
+            *definition.service_names,
+            *definition.extra_reflection_names,
+            "grpc.health.v1.Health",
+            reflection.SERVICE_NAME,
+        ]
+    )
+    reflection.enable_server_reflection(list(reflected), server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    readiness = Readiness(
+        health,
+        settings.service,
+        definition.service_names,
+        definition.checks,
+        settings.readiness_interval,
+    )
+    await server.start()
+    await readiness.start()
+    return RunningServer(server, port, readiness, definition)
+
+
+async def serve(
+    settings: ServiceSettings,
+    build: Callable[[ServiceSettings], Awaitable[ServiceDefinition]],
+) -> None:
+    """Run one service until SIGTERM/SIGINT, then stop gracefully."""
+    logs.configure(settings.replica or settings.service, settings.log_level)
+    metrics_port = start_metrics_server(settings.host, settings.metrics_port)
+    definition = await build(settings)
+    running = await create_server(settings, definition)
+    log.info(
+        "serving",
+        extra={"port": running.port, "metrics_port": metrics_port, "replica": settings.replica},
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down", extra={"grace_s": settings.shutdown_grace})
+    await running.stop(settings.shutdown_grace)
+    log.info("stopped")
+
+
+def run(service: str, build: Callable[[ServiceSettings], Awaitable[ServiceDefinition]]) -> None:
+    """Process entry point shared by every service's `__main__`.
+
+    A bad setting or configuration file ends the process with one clear line and exit
+    status 2, never a traceback.
+    """
+    try:
+        settings = load_settings(service)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(serve(settings, build))
+    except SettingsError as error:
+        print(f"llmgw-{service}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

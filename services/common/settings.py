@@ -1,0 +1,117 @@
+"""Typed process settings, read once in each service's main().
+
+Sources, later wins: defaults, `LLMGW_*` environment variables, command-line flags.
+A bad value stops the process at start with one clear line naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Default ports of each service: gRPC and Prometheus /metrics.
+DEFAULT_PORTS: dict[str, tuple[int, int]] = {
+    "router": (50051, 9101),
+    "provider": (50052, 9102),
+    "session": (50053, 9103),
+    "tool": (50054, 9104),
+    "investigation": (50055, 9105),
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class ServiceSettings(BaseModel):
+    """Settings every service process shares."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service: str
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    metrics_port: int = Field(ge=0, le=65535)
+    # Replica name in logs and metrics (the launcher sets `router-1`, ...).
+    replica: str = ""
+    # The gateway configuration file (providers, catalogue, tools); None: built-in default.
+    config_path: Path | None = None
+    # Redis for services that keep state; None where the service needs none.
+    redis_url: str | None = None
+    # Envoy's internal listener: every service-to-service call goes through it.
+    internal_target: str = "127.0.0.1:8081"
+    log_level: str = "INFO"
+    # One access-log line per RPC (Envoy logs every request too).
+    access_log: bool = True
+    # Seconds in-flight RPCs get to finish on SIGTERM.
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    # Seconds between readiness probes of required dependencies.
+    readiness_interval: float = Field(default=1.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @field_validator("config_path")
+    @classmethod
+    def _config_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
+_ENV = {
+    "host": "LLMGW_HOST",
+    "port": "LLMGW_PORT",
+    "metrics_port": "LLMGW_METRICS_PORT",
+    "replica": "LLMGW_REPLICA",
+    "config_path": "LLMGW_CONFIG",
+    "redis_url": "LLMGW_REDIS_URL",
+    "internal_target": "LLMGW_INTERNAL_ADDR",
+    "log_level": "LLMGW_LOG_LEVEL",
+    "access_log": "LLMGW_ACCESS_LOG",
+    "shutdown_grace": "LLMGW_SHUTDOWN_GRACE",
+    "readiness_interval": "LLMGW_READINESS_INTERVAL",
+}
+
+
+def load_settings(
+    service: str,
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServiceSettings:
+    """Build the settings of `service` from defaults, environment and flags."""
+    env = os.environ if environ is None else environ
+    port, metrics_port = DEFAULT_PORTS[service]
+    values: dict[str, object] = {"service": service, "port": port, "metrics_port": metrics_port}
+    for field, var in _ENV.items():
+        if env.get(var, "") != "":
+            values[field] = env[var]
+    parser = argparse.ArgumentParser(prog=f"llmgw-{service}", description=f"llm-gateway {service}")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--metrics-port", type=int, dest="metrics_port")
+    parser.add_argument("--replica")
+    parser.add_argument("--config", dest="config_path")
+    parser.add_argument("--redis-url", dest="redis_url")
+    parser.add_argument("--internal-addr", dest="internal_target")
+    parser.add_argument("--log-level", dest="log_level")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    values.update({k: v for k, v in vars(args).items() if v is not None})
+    try:
+        return ServiceSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            source = _ENV.get(field, field)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{source}: {message}")
+        raise SettingsError(f"invalid {service} settings: " + "; ".join(problems)) from None

@@ -1,0 +1,43 @@
+"""Servicers for parts of the API whose capability is not built yet.
+
+Each RPC answers UNIMPLEMENTED with ErrorInfo reason NOT_IMPLEMENTED and a message
+naming the method — an honest answer, never a fake success. Built from the service
+descriptor, so a new RPC in the proto is covered without code here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+from services.common.errors import Unimplemented
+
+
+def _unary(full_name: str, note: str) -> Any:
+    async def method(self: object, request: object, context: grpc.aio.ServicerContext) -> Any:
+        raise Unimplemented(f"{full_name} is not implemented yet{note}")
+
+    return method
+
+
+def _stream(full_name: str, note: str) -> Any:
+    async def method(
+        self: object, request: object, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        raise Unimplemented(f"{full_name} is not implemented yet{note}")
+        yield  # makes this an async generator, as streaming handlers are
+
+    return method
+
+
+def unimplemented_servicer(base: type, service: ServiceDescriptor, note: str = "") -> object:
+    """An instance of `base` (a generated servicer) whose every RPC is UNIMPLEMENTED."""
+    suffix = f" ({note})" if note else ""
+    methods = {
+        m.name: (_stream if m.server_streaming else _unary)(f"{service.name}.{m.name}", suffix)
+        for m in service.methods
+    }
+    return type(f"Unimplemented{service.name}", (base,), methods)()

