@@ -260,6 +260,16 @@ class Internal(GatewayError):
 
     code = grpc.StatusCode.INTERNAL
 
+    @classmethod
+    def for_request(cls, request_id: str) -> Internal:
+        """What the caller sees of an unexpected failure: only where to look it up."""
+        return cls(f"internal error (request id {request_id})")
+
+
+def as_gateway_error(error: BaseException, request_id: str) -> GatewayError:
+    """The error to report for any exception: itself, or an opaque INTERNAL."""
+    return error if isinstance(error, GatewayError) else Internal.for_request(request_id)
+
 
 _BY_CODE: dict[int, type[GatewayError]] = {
     cls.code.value[0]: cls

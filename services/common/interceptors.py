@@ -17,7 +17,7 @@ import grpc
 from grpc_status import rpc_status
 
 from services.common import context
-from services.common.errors import GatewayError, Internal
+from services.common.errors import GatewayError, as_gateway_error
 from services.common.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger("llmgw.rpc")
@@ -86,9 +86,9 @@ class _Observation:
                 self._method,
                 exc_info=(type(error), error, error.__traceback__),
             )
-            error = Internal(f"internal error (request id {context.request_id.get()})")
-        self.code = error.code
-        await ctx.abort_with_status(rpc_status.to_status(error.to_status()))
+        reported = as_gateway_error(error, context.request_id.get())
+        self.code = reported.code
+        await ctx.abort_with_status(rpc_status.to_status(reported.to_status()))
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -45,6 +46,19 @@ async def wait_port(host: str, port: int, timeout: float, proc: ChildProcess | N
     raise ProcessError(f"{what} did not listen within {timeout}s")
 
 
+_PR_SET_PDEATHSIG = 1
+# Resolved in the parent: between fork and exec the child may only make the call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the supervisor dies, even by SIGKILL.
+
+    The supervisor starts children from its main thread, which lives as long as it does.
+    """
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class ProcessError(Exception):
     """A child process failed to start or died; the message says which and why."""
 
@@ -80,6 +94,7 @@ class ChildProcess:
                 env={**os.environ, **self.env},
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from google.rpc import status_pb2
+
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2
@@ -119,6 +121,12 @@ class ChunkBuilder:
     def finish(self, reason: int) -> chat_pb2.StreamChatCompletionResponse:
         chunk, _delta = self._delta_chunk()
         chunk.choices[0].finish_reason = FINISH_REASONS[reason]
+        return chunk
+
+    def error(self, status: status_pb2.Status) -> chat_pb2.StreamChatCompletionResponse:
+        """The last chunk of a stream that fails after its first chunk."""
+        chunk = self._chunk()
+        chunk.error.CopyFrom(status)
         return chunk
 
     def usage(self, value: common_pb2.Usage) -> chat_pb2.StreamChatCompletionResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,13 @@ from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
 from services.common.channels import remaining_timeout
-from services.common.errors import GatewayError, Unimplemented
+from services.common.context import request_id
+from services.common.errors import (
+    GatewayError,
+    InvalidArgument,
+    Unimplemented,
+    as_gateway_error,
+)
 from services.common.validation import Violations
 from services.router import chat_response
 from services.router.catalog import Catalog, ResolvedModel
@@ -94,7 +101,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         include_usage = request.stream_options.include_usage
         chunks = chat_response.ChunkBuilder(resolved.name)
         started = time.perf_counter()
-        first = True
+        sent = False
         usage: common_pb2.Usage | None = None
         code = grpc.StatusCode.OK
         ACTIVE_STREAMS.inc()
@@ -105,13 +112,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             async for event in events:
                 chunk = chunks.content(event)
                 if chunk is not None:
-                    if first:
+                    if not sent:
                         TIME_TO_FIRST_TOKEN.labels(resolved.name).observe(
                             time.perf_counter() - started
                         )
-                        first = False
+                        sent = True
                     yield chunk
                 if event.finish_reason != common_pb2.FINISH_REASON_UNSPECIFIED:
+                    sent = True
                     yield chunks.finish(event.finish_reason)
                 if event.HasField("usage"):
                     usage = event.usage
@@ -119,11 +127,16 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 _record_usage(resolved.name, upstream.provider, usage)
                 if include_usage:
                     yield chunks.usage(usage)
-        except GatewayError as error:
-            code = error.code
-            raise
-        except BaseException:
+        except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            reported = as_gateway_error(error, request_id.get())
+            code = reported.code
+            if sent:
+                # Once chunks went out, an HTTP/1.1 SSE client cannot see the status
+                # that ends the RPC; this event tells it (the OpenAI SDK raises it).
+                yield chunks.error(reported.to_status())
             raise
         finally:
             ACTIVE_STREAMS.dec()
@@ -137,10 +150,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
 
     async def GetModel(
         self, request: router_service_pb2.GetModelRequest, context: grpc.aio.ServicerContext
-    ) -> router_service_pb2.GetModelResponse:
+    ) -> router_service_pb2.Model:
         if not request.model:
-            problems = Violations()
-            problems.add("model", "required")
-            problems.raise_if_any()
-        model = await self._models.get(self.catalog, request.model)
-        return router_service_pb2.GetModelResponse(model_info=model)
+            raise InvalidArgument.for_field("model", "required")
+        return await self._models.get(self.catalog, request.model)

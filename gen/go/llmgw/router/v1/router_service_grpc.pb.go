@@ -31,8 +31,10 @@ type RouterServiceClient interface {
 	StreamChatCompletion(ctx context.Context, in *CreateChatCompletionRequest, opts ...grpc.CallOption) (RouterService_StreamChatCompletionClient, error)
 	// Lists the models callers can use, as OpenAI's `GET /v1/models`.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
-	// Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`.
-	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
+	// Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`, which
+	// answers the model object itself.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*Model, error)
 }
 
 type routerServiceClient struct {
@@ -93,8 +95,8 @@ func (c *routerServiceClient) ListModels(ctx context.Context, in *ListModelsRequ
 	return out, nil
 }
 
-func (c *routerServiceClient) GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error) {
-	out := new(GetModelResponse)
+func (c *routerServiceClient) GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*Model, error) {
+	out := new(Model)
 	err := c.cc.Invoke(ctx, "/llmgw.router.v1.RouterService/GetModel", in, out, opts...)
 	if err != nil {
 		return nil, err
@@ -120,8 +122,10 @@ type RouterServiceServer interface {
 	StreamChatCompletion(*CreateChatCompletionRequest, RouterService_StreamChatCompletionServer) error
 	// Lists the models callers can use, as OpenAI's `GET /v1/models`.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
-	// Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`.
-	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
+	// Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`, which
+	// answers the model object itself.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetModel(context.Context, *GetModelRequest) (*Model, error)
 	mustEmbedUnimplementedRouterServiceServer()
 }
 
@@ -138,7 +142,7 @@ func (UnimplementedRouterServiceServer) StreamChatCompletion(*CreateChatCompleti
 func (UnimplementedRouterServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModels not implemented")
 }
-func (UnimplementedRouterServiceServer) GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error) {
+func (UnimplementedRouterServiceServer) GetModel(context.Context, *GetModelRequest) (*Model, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetModel not implemented")
 }
 func (UnimplementedRouterServiceServer) mustEmbedUnimplementedRouterServiceServer() {}

