@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import socket
 import time
@@ -46,17 +46,18 @@ async def wait_port(host: str, port: int, timeout: float, proc: ChildProcess | N
     raise ProcessError(f"{what} did not listen within {timeout}s")
 
 
-_PR_SET_PDEATHSIG = 1
-# Resolved in the parent: between fork and exec the child may only make the call.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
+def _die_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that it gets SIGTERM when its supervisor dies, even by SIGKILL.
 
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies, even by SIGKILL.
-
-    The supervisor starts children from its main thread, which lives as long as it does.
+    util-linux's `setpriv` sets the parent-death signal and execs the command. (A
+    `preexec_fn` would do the same from Python, but running Python between fork and exec
+    in a process that uses gRPC aborts the child now and then.) The signal follows the
+    thread that started the child, which lives as long as the supervisor does.
     """
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 class ProcessError(Exception):
@@ -87,14 +88,13 @@ class ChildProcess:
         log = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv,
+                *_die_with_parent(self.argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **self.env},
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()

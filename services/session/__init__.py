@@ -1,0 +1,1 @@
+"""The Session service: conversations kept in Redis across requests and replicas."""

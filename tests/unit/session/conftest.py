@@ -1,0 +1,100 @@
+"""A real session server (port 0) on the real Redis fixture, built by `app.build`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+import yaml
+from grpc_health.v1 import health_pb2_grpc
+
+from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from services.common.redis_store import create_redis
+from services.common.server import RunningServer, create_server
+from services.common.settings import ServiceSettings
+from services.session.app import build
+from services.session.store import SessionStore
+from tests.conftest import RedisServer
+
+LIMITS = {
+    "default_ttl_seconds": 60,
+    "max_ttl_seconds": 3600,
+    "max_messages": 1000,
+    "max_message_bytes": 4096,
+}
+
+
+@dataclass
+class SessionServer:
+    running: RunningServer
+    channel: grpc.aio.Channel
+    stub: session_grpc.SessionServiceStub
+    health: health_pb2_grpc.HealthStub
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        await self.running.stop(0)
+
+
+StartServer = Callable[..., Awaitable[SessionServer]]
+
+
+@pytest.fixture
+async def start_server(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[StartServer]:
+    """Starts session servers (limits overridable); every one is stopped after the test."""
+    started: list[SessionServer] = []
+
+    async def start(readiness_interval: float = 0.2, **limits: Any) -> SessionServer:
+        config = tmp_path / f"gateway-{len(started)}.yaml"
+        config.write_text(yaml.safe_dump({"sessions": {**LIMITS, **limits}}))
+        settings = ServiceSettings(
+            service="session",
+            port=0,
+            metrics_port=0,
+            redis_url=redis_server.url,
+            config_path=config,
+            readiness_interval=readiness_interval,
+            access_log=False,
+        )
+        running = await create_server(settings, await build(settings))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        server = SessionServer(
+            running,
+            channel,
+            session_grpc.SessionServiceStub(channel),
+            health_pb2_grpc.HealthStub(channel),
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> SessionServer:
+    return await start_server()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A direct client, to look at (or seed) what the service stores."""
+    client = create_redis(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis) -> SessionStore:
+    return SessionStore(redis_client)
+
+
+@pytest.fixture
+def stub(server: SessionServer) -> session_grpc.SessionServiceStub:
+    return server.stub
