@@ -106,6 +106,15 @@ class SessionConfig(_Strict):
     max_messages: int = Field(default=10_000, gt=0)
     max_message_bytes: int = Field(default=1_048_576, gt=0)
 
+    @model_validator(mode="after")
+    def _ttl_order(self) -> SessionConfig:
+        if self.default_ttl_seconds > self.max_ttl_seconds:
+            raise ValueError(
+                f"default_ttl_seconds ({self.default_ttl_seconds}) must not exceed "
+                f"max_ttl_seconds ({self.max_ttl_seconds})"
+            )
+        return self
+
 
 class GatewayConfig(_Strict):
     """The whole file."""
