@@ -1,0 +1,219 @@
+"""OpenAI Chat Completions: OpenAI itself, Azure OpenAI and OpenAI-compatible servers.
+
+Calls go through the official SDK's client as `post(..., cast_to=httpx2.Response)`: the
+SDK still provides the transport, authentication (Bearer, or Azure's `api-key` and
+`api-version`) and its error classes, but request and answer skip its parameter
+transformation and pydantic models and are encoded and decoded with orjson. Measured on
+a warm client against the fake provider, a unary call costs about a third of the client
+CPU of `create()` and well under half of `with_raw_response`; a stream, about a third.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+import openai
+import orjson
+
+from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from services.common.gateway_config import ConfigError, ProviderConfig
+from services.provider.adapters.base import ProviderAdapter
+from services.provider.adapters.endpoints import (
+    NO_KEY,
+    public_url,
+    resolve_base_url,
+    resolve_credential,
+    same_host,
+)
+from services.provider.adapters.framing import sse_events
+from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
+from services.provider.adapters.openai_errors import CAUGHT, from_exception
+from services.provider.adapters.openai_request import build_body
+from services.provider.adapters.openai_response import StreamTranslator, completion
+from services.provider.adapters.stream_relay import relay
+from services.provider.adapters.unconfigured import UnconfiguredAdapter
+from services.provider.adapters.upstream_errors import malformed
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_BEARER: dict[str, bool] = {"bearer_auth": True}
+
+
+class OpenAIAdapter:
+    def __init__(
+        self,
+        info: provider_pb2.ProviderInfo,
+        config: ProviderConfig,
+        client: openai.AsyncOpenAI,
+        *,
+        chat_path: Callable[[str], str],
+        max_tokens_field: str,
+    ) -> None:
+        self._info = info
+        self._name = info.name
+        self._config = config
+        self._client = client
+        self._chat_path = chat_path
+        self._max_tokens_field = max_tokens_field
+
+    @property
+    def info(self) -> provider_pb2.ProviderInfo:
+        return self._info
+
+    def _options(self, timeout: float | None, *, json_body: bool) -> Any:
+        options: dict[str, Any] = {
+            "timeout": request_timeout(self._config, timeout),
+            "security": _BEARER,
+        }
+        if json_body:
+            options["headers"] = _JSON_HEADERS
+        return options
+
+    async def _post(
+        self, request: provider_pb2.CompleteRequest, timeout: float | None, *, stream: bool
+    ) -> httpx2.Response:
+        body = build_body(request, stream=stream, max_tokens_field=self._max_tokens_field)
+        try:
+            return await self._client.post(
+                self._chat_path(request.model),
+                cast_to=httpx2.Response,
+                content=orjson.dumps(body),
+                options=self._options(timeout, json_body=True),
+                stream=stream,
+            )
+        except CAUGHT as error:
+            raise from_exception(error, provider=self._name, model=request.model) from None
+
+    async def complete(
+        self, request: provider_pb2.CompleteRequest, timeout: float | None
+    ) -> provider_pb2.CompleteResponse:
+        response = await self._post(request, timeout, stream=False)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self._name, "the body is not JSON") from None
+        return completion(body, provider=self._name, model=request.model)
+
+    async def stream(
+        self, request: provider_pb2.CompleteRequest, timeout: float | None
+    ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
+        response = await self._post(request, timeout, stream=True)
+        translator = StreamTranslator(self._name, request.model)
+        frames = sse_events(response.aiter_bytes())
+        async with aclosing(relay(response, frames, translator, self._name)) as events:
+            async for event in events:
+                yield event
+
+    async def _get(self, path: str, timeout: float | None) -> Any:
+        try:
+            response = await self._client.get(
+                path, cast_to=httpx2.Response, options=self._options(timeout, json_body=False)
+            )
+        except CAUGHT as error:
+            raise from_exception(error, provider=self._name, model="") from None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self._name, "the body is not JSON") from None
+
+    async def list_models(self, timeout: float | None) -> list[provider_pb2.ProviderModel]:
+        body = await self._get("/models", timeout)
+        models = []
+        for entry in (body.get("data") if isinstance(body, dict) else None) or ():
+            model = provider_pb2.ProviderModel(
+                id=entry.get("id") or "", owned_by=entry.get("owned_by") or ""
+            )
+            created = entry.get("created")
+            if isinstance(created, int) and created > 0:
+                model.create_time.FromDatetime(datetime.fromtimestamp(created, UTC))
+            models.append(model)
+        return models
+
+    async def check(self, timeout: float | None) -> None:
+        await self._get("/models", timeout)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _chat_completions(model: str) -> str:
+    return "/chat/completions"
+
+
+def _azure_chat_completions(model: str) -> str:
+    # The deployment is the model on Azure, and part of the path.
+    return f"/deployments/{quote(model, safe='')}/chat/completions"
+
+
+def build_openai(name: str, config: ProviderConfig, environ: Mapping[str, str]) -> ProviderAdapter:
+    """OpenAI, or any OpenAI-compatible server by base URL. Only OpenAI's own endpoint
+    requires a key; local servers may run without one (a placeholder is sent)."""
+    base_url = resolve_base_url(
+        name, config, environ, standard_variable="OPENAI_BASE_URL", default=OPENAI_URL
+    )
+    official = same_host(base_url, OPENAI_URL)
+    credential = resolve_credential(config, environ, "OPENAI_API_KEY", official=official)
+    info = provider_pb2.ProviderInfo(
+        name=name,
+        type=provider_pb2.PROVIDER_TYPE_OPENAI,
+        base_url=public_url(base_url),
+        has_credentials=credential.value is not None,
+    )
+    if credential.value is None and official:
+        return UnconfiguredAdapter(info, credential.variable)
+    client = openai.AsyncOpenAI(
+        api_key=credential.value or NO_KEY,
+        base_url=base_url,
+        max_retries=0,
+        timeout=default_timeout(config),
+        default_headers=config.headers or None,
+        http_client=http_client(config),
+    )
+    return OpenAIAdapter(
+        info,
+        config,
+        client,
+        chat_path=_chat_completions,
+        max_tokens_field="max_completion_tokens" if official else "max_tokens",
+    )
+
+
+def build_azure(name: str, config: ProviderConfig, environ: Mapping[str, str]) -> ProviderAdapter:
+    endpoint = resolve_base_url(
+        name, config, environ, standard_variable="AZURE_OPENAI_ENDPOINT", default=None
+    )
+    api_version = config.api_version or environ.get("OPENAI_API_VERSION")
+    if not api_version:
+        raise ConfigError(f"providers.{name}.api_version: not set (set it or OPENAI_API_VERSION)")
+    # Every Azure endpoint is the customer's own: the standard key serves any of them.
+    credential = resolve_credential(config, environ, "AZURE_OPENAI_API_KEY", official=True)
+    info = provider_pb2.ProviderInfo(
+        name=name,
+        type=provider_pb2.PROVIDER_TYPE_AZURE_OPENAI,
+        base_url=public_url(endpoint),
+        has_credentials=credential.value is not None,
+    )
+    if credential.value is None:
+        return UnconfiguredAdapter(info, credential.variable)
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=endpoint,
+        api_version=api_version,
+        api_key=credential.value,
+        max_retries=0,
+        timeout=default_timeout(config),
+        default_headers=config.headers or None,
+        http_client=http_client(config),
+    )
+    return OpenAIAdapter(
+        info,
+        config,
+        client,
+        chat_path=_azure_chat_completions,
+        max_tokens_field="max_completion_tokens",
+    )

@@ -1,0 +1,123 @@
+"""The ProviderService RPCs: validate, pick the provider instance, call its adapter.
+
+The adapters raise only GatewayErrors; the server interceptor turns them into
+statuses. CheckProvider is the exception: an unhealthy provider is its answer, not an
+error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from llmgw.common.v1 import error_reason_pb2
+from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
+from services.common.channels import remaining_timeout
+from services.common.errors import GatewayError, NotFound
+from services.provider.adapters.base import ProviderAdapter
+from services.provider.metrics import ACTIVE_STREAMS, UpstreamCall
+from services.provider.request_validation import validate_complete, validate_provider
+
+# Seconds a health check may take when the caller set no deadline.
+CHECK_TIMEOUT = 10.0
+
+
+class ProviderServicer(provider_grpc.ProviderServiceServicer):
+    def __init__(self, adapters: Mapping[str, ProviderAdapter]) -> None:
+        self._adapters = dict(adapters)
+
+    def _adapter(self, name: str) -> ProviderAdapter:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            known = ", ".join(sorted(self._adapters)) or "none"
+            raise NotFound(
+                f"provider '{name}' is not configured (configured: {known})",
+                reason=error_reason_pb2.ERROR_REASON_PROVIDER_NOT_FOUND,
+                resource_type="provider",
+                resource_name=name,
+            )
+        return adapter
+
+    async def Complete(
+        self, request: provider_pb2.CompleteRequest, context: grpc.aio.ServicerContext
+    ) -> provider_pb2.CompleteResponse:
+        validate_complete(request)
+        adapter = self._adapter(request.provider)
+        call = UpstreamCall(request.provider, request.model, "Complete")
+        try:
+            response = await adapter.complete(request, remaining_timeout(context))
+        except BaseException as error:
+            call.failed(error)
+            raise
+        call.succeeded(response.usage if response.HasField("usage") else None)
+        response.provider = request.provider
+        return response
+
+    async def StreamComplete(
+        self, request: provider_pb2.CompleteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
+        validate_complete(request)
+        adapter = self._adapter(request.provider)
+        call = UpstreamCall(request.provider, request.model, "StreamComplete")
+        active = ACTIVE_STREAMS.labels(request.provider)
+        active.inc()
+        usage = None
+        try:
+            # aclosing: when the caller goes away while we wait to send, the adapter's
+            # generator (and with it the upstream response) is closed now, not at GC.
+            async with aclosing(adapter.stream(request, remaining_timeout(context))) as events:
+                async for event in events:
+                    if event.WhichOneof("event") is not None:
+                        call.first_token()
+                    if event.HasField("usage"):
+                        usage = event.usage
+                    yield event
+        except BaseException as error:
+            call.failed(error)
+            raise
+        else:
+            call.succeeded(usage)
+        finally:
+            active.dec()
+
+    async def ListProviderModels(
+        self, request: provider_pb2.ListProviderModelsRequest, context: grpc.aio.ServicerContext
+    ) -> provider_pb2.ListProviderModelsResponse:
+        validate_provider(request.provider)
+        adapter = self._adapter(request.provider)
+        models = await adapter.list_models(remaining_timeout(context))
+        return provider_pb2.ListProviderModelsResponse(models=models)
+
+    async def CheckProvider(
+        self, request: provider_pb2.CheckProviderRequest, context: grpc.aio.ServicerContext
+    ) -> provider_pb2.CheckProviderResponse:
+        validate_provider(request.provider)
+        adapter = self._adapter(request.provider)
+        response = provider_pb2.CheckProviderResponse(provider=request.provider, healthy=True)
+        response.check_time.CopyFrom(timestamp_pb2.Timestamp(seconds=int(time.time())))
+        start = time.perf_counter()
+        try:
+            await adapter.check(remaining_timeout(context, CHECK_TIMEOUT))
+        except GatewayError as error:
+            response.healthy = False
+            response.error = error.message
+        response.latency.CopyFrom(_duration(time.perf_counter() - start))
+        return response
+
+    async def ListProviders(
+        self, request: provider_pb2.ListProvidersRequest, context: grpc.aio.ServicerContext
+    ) -> provider_pb2.ListProvidersResponse:
+        return provider_pb2.ListProvidersResponse(
+            providers=[adapter.info for adapter in self._adapters.values()]
+        )
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
