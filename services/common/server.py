@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import uvloop
@@ -126,6 +129,8 @@ async def serve(
         "serving",
         extra={"port": running.port, "metrics_port": metrics_port, "replica": settings.replica},
     )
+    if settings.port_file is not None:
+        write_port_file(settings.port_file, running.port, metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -134,6 +139,13 @@ async def serve(
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace})
     await running.stop(settings.shutdown_grace)
     log.info("stopped")
+
+
+def write_port_file(path: Path, port: int, metrics_port: int) -> None:
+    """Bound ports as JSON, written atomically so a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"port": port, "metrics_port": metrics_port}))
+    os.replace(partial, path)
 
 
 def run(service: str, build: Callable[[ServiceSettings], Awaitable[ServiceDefinition]]) -> None:

@@ -51,6 +51,9 @@ class ServiceSettings(BaseModel):
     shutdown_grace: float = Field(default=10.0, ge=0)
     # Seconds between readiness probes of required dependencies.
     readiness_interval: float = Field(default=1.0, gt=0)
+    # Where to write the bound ports as JSON once serving (supervisors that start
+    # services on port 0 read them here).
+    port_file: Path | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -79,6 +82,7 @@ _ENV = {
     "access_log": "LLMGW_ACCESS_LOG",
     "shutdown_grace": "LLMGW_SHUTDOWN_GRACE",
     "readiness_interval": "LLMGW_READINESS_INTERVAL",
+    "port_file": "LLMGW_PORT_FILE",
 }
 
 
@@ -103,6 +107,7 @@ def load_settings(
     parser.add_argument("--redis-url", dest="redis_url")
     parser.add_argument("--internal-addr", dest="internal_target")
     parser.add_argument("--log-level", dest="log_level")
+    parser.add_argument("--port-file", dest="port_file")
     args = parser.parse_args(list(argv) if argv is not None else None)
     values.update({k: v for k, v in vars(args).items() if v is not None})
     try:

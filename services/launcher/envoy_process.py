@@ -8,18 +8,19 @@ receives SIGTERM. `start` therefore never daemonizes; the caller keeps the retur
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.util
+import json
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+from services.launcher.processes import with_parent_death_signal
 
 _PR_SET_PDEATHSIG = 1
 
@@ -57,37 +58,19 @@ def validate_config(config_path: Path | str, timeout: float = 60.0) -> None:
         raise EnvoyError(f"invalid Envoy config {config_path}: {' | '.join(detail[-3:])}")
 
 
-def base_id_for(admin_port: int) -> int:
-    """Hot-restart base id: distinct per stack because admin ports are distinct."""
-    return admin_port
-
-
-def _die_with_parent_hook() -> Callable[[], None]:
-    """A pre-exec hook making the kernel SIGTERM Envoy when the forking thread exits.
-
-    prctl is resolved here, before fork, so the child only makes one C call between fork
-    and exec: no import, no dlopen, no lock another thread could be holding.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return hook
-
-
 def envoy_argv(
     config_path: Path | str,
-    admin_port: int,
     *,
+    admin_address_path: Path | None = None,
     log_level: str = "warn",
     concurrency: int | None = None,
     file_flush_interval_ms: int = 1000,
 ) -> list[str]:
     """The command line that runs Envoy for one stack (for any process supervisor).
 
-    `--base-id` comes from the admin port, so stacks on distinct admin ports (tests run
-    several at once) never share hot-restart shared memory. Drain and parent-shutdown
+    Envoy picks an unused hot-restart base id itself, so any number of stacks (tests run
+    several at once) never share shared memory. With `admin_address_path` it writes the
+    admin address it bound there (admin port 0 in tests). Drain and parent-shutdown
     times are short: restarts are cold, never hot. Access log files are flushed every
     `file_flush_interval_ms` (Envoy's default of 10 s makes a tailed log look stuck).
     """
@@ -95,8 +78,7 @@ def envoy_argv(
         str(envoy_binary()),
         "-c",
         str(config_path),
-        "--base-id",
-        str(base_id_for(admin_port)),
+        "--use-dynamic-base-id",
         "--log-level",
         log_level,
         "--drain-time-s",
@@ -106,9 +88,22 @@ def envoy_argv(
         "--file-flush-interval-msec",
         str(file_flush_interval_ms),
     ]
+    if admin_address_path is not None:
+        argv += ["--admin-address-path", str(admin_address_path)]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     return argv
+
+
+def bound_listener_ports(admin_url: str, timeout: float = 2.0) -> dict[str, int]:
+    """The port each listener actually bound (listeners configured with port 0)."""
+    url = admin_url.rstrip("/") + "/listeners?format=json"
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        data = json.loads(reply.read())
+    return {
+        status["name"]: int(status["local_address"]["socket_address"]["port_value"])
+        for status in data.get("listener_statuses", [])
+    }
 
 
 def admin_ready(admin_url: str, timeout: float = 1.0) -> bool:
@@ -212,7 +207,6 @@ def start(
     log_path: Path | None = None,
     log_level: str = "warn",
     concurrency: int | None = None,
-    die_with_parent: bool = False,
     file_flush_interval_ms: int = 1000,
     wait: bool = True,
     ready_timeout: float = 30.0,
@@ -220,16 +214,11 @@ def start(
     """Starts Envoy as a child process and (by default) waits for admin /ready.
 
     Envoy's log and the stdout access log go to `log_path` (appended) or, without one,
-    to this process's stdout/stderr. `die_with_parent` asks the kernel to SIGTERM Envoy
-    when the calling thread exits (use it only from a thread that lives as long as Envoy
-    should). See `envoy_argv` for the command line.
+    to this process's stdout/stderr. Envoy gets SIGTERM when the calling thread exits.
+    See `envoy_argv` for the command line.
     """
-    admin_port = urllib.parse.urlsplit(admin_url).port
-    if admin_port is None:
-        raise ValueError(f"admin_url needs an explicit port: {admin_url!r}")
     args = envoy_argv(
         config_path,
-        admin_port,
         log_level=log_level,
         concurrency=concurrency,
         file_flush_interval_ms=file_flush_interval_ms,
@@ -240,12 +229,10 @@ def start(
         output = log_path.open("ab")
     try:
         process = subprocess.Popen(
-            args,
+            with_parent_death_signal(args),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT if output is not None else None,
-            # See _die_with_parent_hook for why this pre-exec hook is thread-safe.
-            preexec_fn=_die_with_parent_hook() if die_with_parent else None,  # noqa: PLW1509
         )
     finally:
         if output is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,8 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it)."""
+    """A port nobody listens on now, to be bound a little later by a child process.
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel hands out for
+    `bind(0)` or an outgoing connection meanwhile can never take it, as could happen to
+    one obtained from `bind(0)` itself and released.
+    """
+    low, _high = _ephemeral_range()
+    lowest = 10000
+    if low - lowest >= 1000:
+        for _ in range(100):
+            port = random.randrange(lowest, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -46,7 +71,7 @@ async def wait_port(host: str, port: int, timeout: float, proc: ChildProcess | N
     raise ProcessError(f"{what} did not listen within {timeout}s")
 
 
-def _die_with_parent(argv: Sequence[str]) -> list[str]:
+def with_parent_death_signal(argv: Sequence[str]) -> list[str]:
     """`argv` run so that it gets SIGTERM when its supervisor dies, even by SIGKILL.
 
     util-linux's `setpriv` sets the parent-death signal and execs the command. (A
@@ -88,7 +113,7 @@ class ChildProcess:
         log = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *_die_with_parent(self.argv),
+                *with_parent_death_signal(self.argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -112,16 +137,21 @@ class ChildProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it after `grace` seconds."""
+    async def stop(self, grace: float = 10.0) -> bool:
+        """SIGTERM the process group, SIGKILL it after `grace` seconds.
+
+        True when it ended by itself within the grace period (or had already ended).
+        """
         if self.process is None or self.process.returncode is not None:
-            return
+            return True
         self.signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), grace)
         except TimeoutError:
             self.signal(signal.SIGKILL)
             await self.process.wait()
+            return False
+        return True
 
     def kill(self) -> None:
         """SIGKILL at once (tests use this to simulate a crash)."""

@@ -190,7 +190,6 @@ def envoy_stack(
             f"http://127.0.0.1:{admin_port}",
             log_path=work_dir / "envoy.log",
             concurrency=2,
-            die_with_parent=True,
             file_flush_interval_ms=50,
         )
         cleanup.callback(envoy.stop)

@@ -1,0 +1,414 @@
+"""The whole gateway on one machine as supervised child processes.
+
+Start order: Redis (unless an external one is given), the local model server (only
+when no provider is configured), every service replica (each waited for until its
+gRPC health says SERVING), then Envoy rendered from the topology for exactly these
+replicas. Stop order is the reverse. While running, a crashed replica is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.gateway_config import needs_local_model
+from services.common.settings import DEFAULT_PORTS
+from services.launcher import envoy_config, envoy_process, localmodel
+from services.launcher.processes import ChildProcess, ProcessError, free_port, port_open, wait_port
+from services.launcher.redis_process import redis_process
+from services.launcher.topology import (
+    Endpoint,
+    Placement,
+    Topology,
+    load_topology,
+    local_placement,
+)
+
+log = logging.getLogger("llmgw.launcher")
+
+SERVICES = ("router", "provider", "session", "tool", "investigation")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DESCRIPTOR = REPO_ROOT / "gen" / "descriptor" / "llmgw.binpb"
+METRICS_PORT_STEP = 100
+EMBEDDED_REDIS_PORT = 6390
+LOCAL_MODEL_PORT = 8090
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StackOptions:
+    """What to run and where; defaults are the documented ports."""
+
+    run_dir: Path
+    host: str = "127.0.0.1"
+    public_port: int | None = None
+    internal_port: int | None = None
+    admin_port: int | None = None
+    replicas: Mapping[str, int] = field(default_factory=dict)
+    config_path: Path | None = None
+    # An external Redis; None starts a private one (data under run_dir/redis).
+    redis_url: str | None = None
+    redis_port: int = EMBEDDED_REDIS_PORT
+    # None: start the embedded model exactly when no provider is configured.
+    local_model: bool | None = None
+    local_model_port: int = LOCAL_MODEL_PORT
+    # Tests: every port picked free instead of the documented defaults.
+    dynamic_ports: bool = False
+    # Extra environment for the services (provider endpoints, keys, settings).
+    env: Mapping[str, str] = field(default_factory=dict)
+    restart_crashed: bool = True
+    log_level: str = "INFO"
+
+
+@dataclass
+class Replica:
+    """One service replica: its ports and its process."""
+
+    service: str
+    index: int
+    port: int
+    metrics_port: int
+    process: ChildProcess
+    restarts: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.index + 1}"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class Stack:
+    """Starts, supervises and stops one local stack."""
+
+    def __init__(self, options: StackOptions, progress: Progress = print) -> None:
+        self.options = options
+        self.progress = progress
+        self.topology: Topology = load_topology()
+        self.replicas: dict[str, list[Replica]] = {}
+        self.redis: ChildProcess | None = None
+        self.redis_url = options.redis_url or ""
+        self.local_model: ChildProcess | None = None
+        self.local_model_url = ""
+        self.envoy: ChildProcess | None = None
+        self.placement: Placement | None = None
+        self._public = self._internal = self._admin = Endpoint("127.0.0.1", 0)
+        self._env = dict(options.env)
+        self._stopping = False
+
+    # Addresses -------------------------------------------------------------------
+
+    @property
+    def logs(self) -> Path:
+        return self.options.run_dir / "logs"
+
+    def _port(self, default: int) -> int:
+        return free_port() if self.options.dynamic_ports else default
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.grpc_target}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self._public.host}:{self._public.port}"
+
+    @property
+    def internal_target(self) -> str:
+        return f"{self._internal.host}:{self._internal.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self._admin.host}:{self._admin.port}"
+
+    # Start -----------------------------------------------------------------------
+
+    def _plan(self) -> None:
+        """Ports of every listener and replica (0: the replica binds one and reports it)."""
+        opts = self.options
+        unknown = sorted(set(opts.replicas) - set(SERVICES))
+        if unknown:
+            raise ProcessError(f"unknown service in --replicas: {', '.join(unknown)}")
+        listeners = self.topology.listeners
+        # Only the public listener may face the network; the rest stays on loopback.
+        self._public = Endpoint(opts.host, opts.public_port or self._port(listeners.public))
+        self._internal = Endpoint("127.0.0.1", opts.internal_port or self._port(listeners.internal))
+        self._admin = Endpoint("127.0.0.1", opts.admin_port or self._port(listeners.admin))
+        for service in SERVICES:
+            count = opts.replicas.get(service, 1)
+            if count < 1:
+                raise ProcessError(f"--replicas {service}={count}: at least 1")
+            port, metrics = DEFAULT_PORTS[service]
+            step = self.topology.replica_port_step
+            self.replicas[service] = [
+                Replica(
+                    service=service,
+                    index=i,
+                    port=0 if opts.dynamic_ports else port + step * i,
+                    metrics_port=0 if opts.dynamic_ports else metrics + METRICS_PORT_STEP * i,
+                    process=ChildProcess(name="", argv=[], log_path=Path()),
+                )
+                for i in range(count)
+            ]
+
+    def _place(self) -> Placement:
+        """Where Envoy finds everything, once every replica is listening."""
+        return local_placement(
+            self.topology,
+            host=self._public.host,
+            endpoints={
+                service: [("127.0.0.1", r.port) for r in replicas]
+                for service, replicas in self.replicas.items()
+            },
+            public_port=self._public.port,
+            internal_port=self._internal.port,
+            admin_port=self._admin.port,
+        )
+
+    def _check_ports_free(self) -> None:
+        wanted = [
+            ("Envoy public listener", self._public.port),
+            ("Envoy internal listener", self._internal.port),
+            ("Envoy admin", self._admin.port),
+        ]
+        for replicas in self.replicas.values():
+            for r in replicas:
+                wanted += [(r.name, r.port), (f"{r.name} metrics", r.metrics_port)]
+        busy = [
+            f"{what} ({port})" for what, port in wanted if port and port_open("127.0.0.1", port)
+        ]
+        if busy:
+            raise ProcessError(
+                "ports already in use: " + ", ".join(busy) + " — is another stack running? "
+                "(`make down`), or choose other ports"
+            )
+
+    async def _start_redis(self) -> None:
+        if self.redis_url:
+            self.progress(f"==> using Redis at {self.redis_url}")
+            return
+        port = self._port(self.options.redis_port)
+        self.redis = redis_process(self.options.run_dir / "redis", port)
+        self.progress(f"==> starting Redis on 127.0.0.1:{port}")
+        await self.redis.start()
+        await wait_port("127.0.0.1", port, 15, self.redis)
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+
+    async def _start_local_model(self) -> None:
+        wanted = self.options.local_model
+        if wanted is None:
+            environ = {**os.environ, **self._env}
+            wanted = needs_local_model(self.options.config_path, environ)
+        if not wanted:
+            return
+        self.progress("==> no provider configured: serving the embedded local model")
+        install = await asyncio.to_thread(localmodel.ensure_llama_server, self.progress)
+        model = await asyncio.to_thread(localmodel.ensure_model, self.progress)
+        port = self._port(self.options.local_model_port)
+        self.local_model = ChildProcess(
+            name="llama-server",
+            argv=localmodel.server_argv(install, model, "127.0.0.1", port),
+            log_path=self.logs / "llama-server.log",
+        )
+        self.progress(f"==> starting llama-server on 127.0.0.1:{port}")
+        await self.local_model.start()
+        self.local_model_url = f"http://127.0.0.1:{port}"
+        await localmodel.wait_healthy(self.local_model_url, 120)
+        self._env.setdefault("LLMGW_LOCAL_MODEL_URL", self.local_model_url)
+
+    def _service_env(self, replica: Replica) -> dict[str, str]:
+        env = {
+            **self._env,
+            "LLMGW_INTERNAL_ADDR": self.internal_target,
+            "LLMGW_REPLICA": replica.name,
+            "LLMGW_LOG_LEVEL": self.options.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.redis_url:
+            env["LLMGW_REDIS_URL"] = self.redis_url
+        if self.options.config_path is not None:
+            env["LLMGW_CONFIG"] = str(self.options.config_path.resolve())
+        return env
+
+    def _port_file(self, replica: Replica) -> Path:
+        return self.options.run_dir / "ports" / f"{replica.name}.json"
+
+    def _service_process(self, replica: Replica) -> ChildProcess:
+        return ChildProcess(
+            name=replica.name,
+            argv=[
+                sys.executable,
+                "-m",
+                f"services.{replica.service}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(replica.port),
+                "--metrics-port",
+                str(replica.metrics_port),
+                "--port-file",
+                str(self._port_file(replica)),
+            ],
+            log_path=self.logs / f"{replica.name}.log",
+            env=self._service_env(replica),
+            cwd=REPO_ROOT,
+        )
+
+    async def _start_replica(self, replica: Replica) -> None:
+        """Start one replica and wait until it serves; a restart keeps its ports."""
+        port_file = self._port_file(replica)
+        port_file.parent.mkdir(parents=True, exist_ok=True)
+        port_file.unlink(missing_ok=True)
+        replica.process = self._service_process(replica)
+        await replica.process.start()
+        ports = await wait_port_file(port_file, 60, replica.process)
+        replica.port, replica.metrics_port = ports["port"], ports["metrics_port"]
+        await wait_serving(replica.target, 60, replica.process)
+
+    async def _start_services(self) -> None:
+        everything = [r for replicas in self.replicas.values() for r in replicas]
+        self.progress(f"==> starting {len(everything)} service replicas")
+        await asyncio.gather(*(self._start_replica(r) for r in everything))
+
+    async def _start_envoy(self) -> None:
+        self.placement = self._place()
+        config = envoy_config.render(self.topology, self.placement, "local", DESCRIPTOR)
+        path = envoy_config.write_config(config, self.options.run_dir / "envoy.yaml")
+        self.envoy = ChildProcess(
+            name="envoy",
+            argv=envoy_process.envoy_argv(path),
+            log_path=self.logs / "envoy.log",
+        )
+        self.progress(f"==> starting Envoy on {self.grpc_target}")
+        await self.envoy.start()
+        await envoy_process.wait_ready_async(self.admin_url, 30, self.envoy)
+
+    async def start(self) -> None:
+        """Start everything; on any failure, stop what was started and raise."""
+        started = time.monotonic()
+        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        self._plan()
+        self._check_ports_free()
+        try:
+            await self._start_redis()
+            await self._start_local_model()
+            await self._start_services()
+            await self._start_envoy()
+        except BaseException:
+            await self.stop()
+            raise
+        self.progress(f"==> stack up in {time.monotonic() - started:.1f}s")
+
+    # Run and stop ----------------------------------------------------------------
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: restart crashed replicas (with backoff), report others."""
+        while not stop.is_set():
+            await asyncio.sleep(0.5)
+            if self._stopping:
+                return
+            for replicas in self.replicas.values():
+                for replica in replicas:
+                    code = replica.process.returncode
+                    if code is None or not self.options.restart_crashed:
+                        continue
+                    replica.restarts += 1
+                    delay = min(30.0, 0.5 * 2 ** min(replica.restarts, 6))
+                    self.progress(
+                        f"!! {replica.name} exited with status {code}; restarting in {delay:.1f}s "
+                        f"(log: {replica.process.log_path})"
+                    )
+                    await asyncio.sleep(delay)
+                    try:
+                        await self._start_replica(replica)
+                    except ProcessError as error:
+                        self.progress(f"!! {replica.name} failed to restart: {error}")
+            for name, proc in (("envoy", self.envoy), ("redis", self.redis)):
+                if proc is not None and proc.returncode is not None and not self._stopping:
+                    raise ProcessError(f"{name} exited ({proc.returncode}): {proc.tail()}")
+
+    async def stop(self) -> None:
+        """Stop everything that was started, Envoy first, Redis last."""
+        self._stopping = True
+        if self.envoy is not None:
+            await self.envoy.stop(grace=5)
+        replicas = [r for rs in self.replicas.values() for r in rs]
+        await asyncio.gather(*(r.process.stop(grace=15) for r in replicas))
+        if self.local_model is not None:
+            await self.local_model.stop(grace=5)
+        if self.redis is not None:
+            await self.redis.stop(grace=10)
+
+    def summary(self) -> str:
+        lines = [
+            "llm-gateway is up:",
+            f"  public    {self.public_url}    REST/JSON and gRPC (Envoy)",
+            f"  internal  {self.internal_target}     service-to-service gRPC (Envoy)",
+            f"  admin     {self.admin_url}    Envoy /stats /stats/prometheus /clusters",
+        ]
+        for replicas in self.replicas.values():
+            for r in replicas:
+                lines.append(
+                    f"  {r.name:<16}{r.target:<22}metrics http://127.0.0.1:{r.metrics_port}/metrics"
+                )
+        lines.append(f"  redis     {self.redis_url}")
+        if self.local_model_url:
+            lines.append(
+                f"  model     {localmodel.LOCAL_MODEL_NAME} (llama-server {self.local_model_url})"
+            )
+        lines.append(f"  logs      {self.logs}/")
+        lines.append(
+            f"try:  curl -s {self.public_url}/v1/chat/completions -H 'content-type: "
+            'application/json\' -d \'{"messages":[{"role":"user","content":"Hello"}]}\''
+        )
+        return "\n".join(lines)
+
+
+async def wait_port_file(path: Path, timeout: float, proc: ChildProcess) -> dict[str, int]:
+    """The ports a service reports once it listens (see `--port-file`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if path.exists():
+            data = json.loads(path.read_text())
+            return {"port": int(data["port"]), "metrics_port": int(data["metrics_port"])}
+        if proc.returncode is not None:
+            raise ProcessError(f"{proc.name} exited with status {proc.returncode}:\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            raise ProcessError(f"{proc.name} did not start within {timeout:.0f}s:\n{proc.tail()}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_serving(target: str, timeout: float, proc: ChildProcess | None = None) -> None:
+    """Wait until a gRPC server at `target` reports SERVING for the overall server."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if proc is not None and proc.returncode is not None:
+                raise ProcessError(
+                    f"{proc.name} exited with status {proc.returncode}:\n{proc.tail()}"
+                )
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                what = proc.name if proc else target
+                tail = f":\n{proc.tail()}" if proc else ""
+                raise ProcessError(f"{what} not serving after {timeout:.0f}s{tail}")
+            await asyncio.sleep(0.1)
