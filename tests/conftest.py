@@ -10,6 +10,7 @@ import pytest
 
 from services.launcher.processes import ChildProcess, free_port, wait_port
 from services.launcher.redis_process import redis_process
+from tests.support.gateway import Gateway, running_gateway
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +56,26 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
         await process.stop(grace=5)
 
 
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The whole stack (two routers, two providers) over the three fake upstreams.
+
+    Started once per test session, on first use; tests share it through `gw`.
+    """
+    with running_gateway(
+        tmp_path_factory.mktemp("gateway"), replicas={"router": 2, "provider": 2}
+    ) as running:
+        yield running
+
+
 @pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    """The shared gateway with every fake's script, default and counters cleared."""
+    gateway.reset_fakes()
+    return gateway
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 

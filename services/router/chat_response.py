@@ -90,6 +90,7 @@ class ChunkBuilder:
     ) -> tuple[chat_pb2.StreamChatCompletionResponse, chat_pb2.ChatCompletionDelta]:
         chunk = self._chunk()
         choice = chunk.choices.add(index=0)
+        choice.delta.SetInParent()  # OpenAI always sends `delta`, `{}` when empty
         if not self._role_sent:
             choice.delta.role = "assistant"
             self._role_sent = True

@@ -252,6 +252,7 @@ def test_stream_chunks_follow_openai_delta_rules() -> None:
     finish = json_format.MessageToDict(
         builder.finish(common_pb2.FINISH_REASON_STOP), preserving_proto_field_name=True
     )
+    assert finish["choices"][0]["delta"] == {}
     assert finish["choices"][0]["finish_reason"] == "stop"
     usage = json_format.MessageToDict(
         builder.usage(common_pb2.Usage(input_tokens=3, output_tokens=2)),

@@ -1,0 +1,270 @@
+"""A whole gateway for integration tests: fake upstreams and the real stack.
+
+The fakes run as their own processes (the provider service reaches them over HTTP as it
+would reach OpenAI, Anthropic or Ollama); the stack is the launcher's `Stack` on free
+ports. Both run on a dedicated event-loop thread, so tests keep their own loops and talk
+to the gateway only over the network, as clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
+from services.launcher.processes import ChildProcess, wait_port
+from services.launcher.stack import REPO_ROOT, Stack, StackOptions
+from tests.fakes.control import FakeControl
+
+FAKE_KEYS = {"openai": "sk-fake-openai-key", "anthropic": "sk-ant-fake-key", "ollama": ""}
+
+
+@dataclass
+class FakeUpstream:
+    """One fake provider process."""
+
+    kind: str
+    port: int
+    process: ChildProcess
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What a provider's base URL setting must be for this fake."""
+        return self.root_url + ("/v1" if self.kind == "openai" else "")
+
+    def control(self) -> FakeControl:
+        return FakeControl(self.root_url)
+
+
+def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
+    """Catalogue over the three fakes: names, an alias, prefixes and a default."""
+    return {
+        "providers": {
+            "openai": {
+                "type": "openai",
+                "base_url": fakes["openai"].base_url,
+                "api_key_env": "FAKE_OPENAI_KEY",
+            },
+            "anthropic": {
+                "type": "anthropic",
+                "base_url": fakes["anthropic"].base_url,
+                "api_key_env": "FAKE_ANTHROPIC_KEY",
+            },
+            "ollama": {"type": "ollama", "base_url": fakes["ollama"].base_url},
+        },
+        "models": [
+            {
+                "name": "gpt-4o-mini",
+                "aliases": ["fast"],
+                "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}],
+            },
+            {
+                "name": "claude-sonnet",
+                "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-6"}],
+            },
+            {"name": "llama", "deployments": [{"provider": "ollama", "model": "llama3.2"}]},
+        ],
+        "prefixes": [
+            {"prefix": "gpt-", "provider": "openai"},
+            {"prefix": "claude-", "provider": "anthropic"},
+            {"prefix": "ollama/", "provider": "ollama", "strip_prefix": True},
+        ],
+        "default_model": "gpt-4o-mini",
+    }
+
+
+@dataclass
+class Gateway:
+    """A running gateway and the fakes behind it."""
+
+    stack: Stack
+    fakes: dict[str, FakeUpstream]
+    config_path: Path
+    _loop: asyncio.AbstractEventLoop = field(repr=False)
+
+    @property
+    def public_url(self) -> str:
+        return self.stack.public_url
+
+    @property
+    def grpc_target(self) -> str:
+        return self.stack.grpc_target
+
+    @property
+    def internal_target(self) -> str:
+        return self.stack.internal_target
+
+    @property
+    def admin_url(self) -> str:
+        return self.stack.admin_url
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        """Run a coroutine on the gateway's own loop (process control) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def reset_fakes(self) -> None:
+        for fake in self.fakes.values():
+            with fake.control() as control:
+                control.reset()
+
+
+async def _start_fake(kind: str, run_dir: Path, record: bool = True) -> FakeUpstream:
+    port_file = run_dir / f"fake-{kind}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "tests.fakes", kind, "--port", "0", "--port-file", str(port_file)]
+    if FAKE_KEYS[kind]:
+        argv += ["--api-key", FAKE_KEYS[kind]]
+    if not record:
+        argv.append("--no-record")
+    process = ChildProcess(
+        name=f"fake-{kind}",
+        argv=argv,
+        log_path=run_dir / "logs" / f"fake-{kind}.log",
+        cwd=REPO_ROOT,
+    )
+    await process.start()
+    for _ in range(200):
+        if port_file.exists():
+            break
+        if process.returncode is not None:
+            raise RuntimeError(f"fake {kind} exited: {process.tail()}")
+        await asyncio.sleep(0.05)
+    port = int(port_file.read_text())
+    await wait_port("127.0.0.1", port, 10, process)
+    return FakeUpstream(kind, port, process)
+
+
+class _LoopThread:
+    """An event loop on its own thread: processes started here outlive test loops."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 180) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def _stack(
+    run_dir: Path,
+    document: dict[str, Any],
+    replicas: Mapping[str, int] | None,
+    env: Mapping[str, str],
+    log_level: str,
+) -> tuple[Stack, Path]:
+    config_path = run_dir / "gateway.yaml"
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    stack = Stack(
+        StackOptions(
+            run_dir=run_dir,
+            replicas=dict(replicas or {}),
+            config_path=config_path,
+            dynamic_ports=True,
+            local_model=False,
+            restart_crashed=False,
+            log_level=log_level,
+            env=dict(env),
+        ),
+        progress=lambda line: None,
+    )
+    return stack, config_path
+
+
+@contextmanager
+def running_gateway(
+    run_dir: Path,
+    *,
+    replicas: Mapping[str, int] | None = None,
+    configure: Callable[[dict[str, Any]], None] | None = None,
+    env: Mapping[str, str] | None = None,
+    record: bool = True,
+    log_level: str = "INFO",
+) -> Iterator[Gateway]:
+    """Fake upstreams and the stack; everything stops on exit, whatever happened.
+
+    `record=False` keeps the fakes from logging requests (long benchmarks).
+    """
+    thread = _LoopThread()
+    fakes: dict[str, FakeUpstream] = {}
+    stack: Stack | None = None
+    try:
+        for kind in ("openai", "anthropic", "ollama"):
+            fakes[kind] = thread.call(_start_fake(kind, run_dir, record))
+        document = gateway_config(fakes)
+        if configure is not None:
+            configure(document)
+        keys = {
+            "FAKE_OPENAI_KEY": FAKE_KEYS["openai"],
+            "FAKE_ANTHROPIC_KEY": FAKE_KEYS["anthropic"],
+        }
+        stack, config_path = _stack(run_dir, document, replicas, {**keys, **(env or {})}, log_level)
+        thread.call(stack.start())
+        yield Gateway(stack=stack, fakes=fakes, config_path=config_path, _loop=thread.loop)
+    finally:
+        if stack is not None:
+            thread.call(stack.stop())
+        for fake in fakes.values():
+            thread.call(fake.process.stop(grace=5))
+        thread.close()
+
+
+def local_model_config(base_url: str) -> dict[str, Any]:
+    """The embedded model through both adapters that can reach llama-server."""
+    return {
+        "providers": {
+            "local": {"type": "openai", "base_url": base_url + "/v1"},
+            "local-anthropic": {"type": "anthropic", "base_url": base_url},
+        },
+        "models": [
+            {
+                "name": LOCAL_MODEL_NAME,
+                "aliases": ["local"],
+                "deployments": [{"provider": "local", "model": LOCAL_MODEL_NAME}],
+            },
+            {
+                "name": "local-anthropic",
+                "deployments": [{"provider": "local-anthropic", "model": LOCAL_MODEL_NAME}],
+            },
+        ],
+        "default_model": LOCAL_MODEL_NAME,
+    }
+
+
+@contextmanager
+def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
+    """The stack over the real local model (llama-server), built on first use."""
+    thread = _LoopThread()
+    server = LocalModelServer(log_path=run_dir / "logs" / "llama-server.log", startup_timeout=120)
+    stack: Stack | None = None
+    started = False
+    try:
+        thread.call(server.start(), timeout=1800)
+        started = True
+        stack, config_path = _stack(run_dir, local_model_config(server.base_url), None, {}, "INFO")
+        thread.call(stack.start())
+        yield Gateway(stack=stack, fakes={}, config_path=config_path, _loop=thread.loop)
+    finally:
+        if stack is not None:
+            thread.call(stack.stop())
+        if started:
+            thread.call(server.stop())
+        thread.close()
