@@ -14,7 +14,7 @@ DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
         golang-google-genproto-dev docker-compose wrk
 
-.PHONY: help venv system-deps gen lint typecheck test test-unit test-integration up down status bench clean
+.PHONY: help venv system-deps gen render images lint typecheck test test-unit up down status bench clean
 
 help:
 	@echo "make up      install what is missing and run the whole stack (Ctrl-C stops it)"
@@ -22,6 +22,7 @@ help:
 	@echo "make test    lint and run every test tier"
 	@echo "make gen     regenerate gen/ from protos/"
 	@echo "make bench   run the benchmark and write bench/RESULTS.md"
+	@echo "make render  re-render the compose Envoy config from envoy/topology.yaml"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PY) -m venv $(VENV); }
@@ -44,10 +45,19 @@ system-deps:
 gen: venv system-deps
 	@./tools/gen.sh
 
+# Envoy's config for the container image, from envoy/topology.yaml (a test fails when stale).
+render: venv
+	@$(BIN)/python -m services.launcher.envoy_config --mode compose --out deploy/compose/envoy.yaml
+
+# Container images (needs a Docker engine, which the development machines do not run).
+images: render
+	docker build -f deploy/Dockerfile -t llm-gateway:dev .
+	docker build -f deploy/llama.Dockerfile -t llm-gateway-llama:dev .
+
 lint: venv
 	@$(BIN)/python tools/third_party.py
-	@$(BIN)/ruff check services tests tools bench
-	@$(BIN)/ruff format --check services tests tools bench
+	@$(BIN)/ruff check services tests tools bench deploy
+	@$(BIN)/ruff format --check services tests tools bench deploy
 	@$(BIN)/buf lint
 
 typecheck: venv

