@@ -1,0 +1,222 @@
+"""`make bench`: what the gateway adds to a fixed-answer upstream, written to RESULTS.md.
+
+The same requests go to the fake OpenAI upstream directly and through the whole gateway
+(REST -> Envoy -> Router -> Envoy -> Provider -> upstream), with wrk at concurrency 1
+and 16, and streamed time to first token from one sequential client. Run with
+`python -m bench.run [--duration S] [--replicas router=N,provider=N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ttft import TtftResult, measure
+from services.launcher.envoy_process import envoy_binary
+from tests.support.gateway import FAKE_KEYS, running_gateway
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+TARGETS = {"added_p50_ms_c1": 1.0, "added_ttft_ms": 2.0, "rps_c16": 1000.0}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    rps: float
+
+
+def wrk(url: str, concurrency: int, duration: float, body_file: Path, api_key: str) -> WrkResult:
+    wrk_bin = shutil.which("wrk")
+    if wrk_bin is None:
+        raise SystemExit("wrk is missing: `make system-deps` installs it")
+    threads = 1 if concurrency == 1 else 2
+    out = subprocess.run(
+        [
+            wrk_bin,
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "wrk_post.lua"),
+            url,
+        ],
+        env={**os.environ, "WRK_BODY_FILE": str(body_file), "WRK_API_KEY": api_key},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(
+        r"BENCH requests=(\d+) errors=(\d+) non2xx=(\d+) p50_us=(\d+) p90_us=(\d+) "
+        r"p99_us=(\d+) rps=([\d.]+)",
+        out,
+    )
+    if match is None:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    n, errors, non2xx, p50, p90, p99, rps = match.groups()
+    return WrkResult(
+        requests=int(n),
+        errors=int(errors) + int(non2xx),
+        p50_ms=int(p50) / 1000,
+        p90_ms=int(p90) / 1000,
+        p99_ms=int(p99) / 1000,
+        rps=float(rps),
+    )
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        memory = "unknown RAM"
+    envoy = (
+        subprocess.run(
+            [str(envoy_binary()), "--version"], capture_output=True, text=True, check=False
+        )
+        .stdout.strip()
+        .split("version:")[-1]
+        .strip()
+        .split("/")[1:2]
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; Envoy {envoy[0] if envoy else '?'}"
+    )
+
+
+def _row(name: str, direct: WrkResult, gateway: WrkResult) -> str:
+    return (
+        f"| {name} | {direct.p50_ms:.3f} / {direct.p99_ms:.3f} | {direct.rps:,.0f} | "
+        f"{gateway.p50_ms:.3f} / {gateway.p99_ms:.3f} | {gateway.rps:,.0f} | "
+        f"**{gateway.p50_ms - direct.p50_ms:+.3f}** | {direct.errors} / {gateway.errors} |"
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    runs: dict[tuple[str, int], WrkResult],
+    ttft: dict[str, TtftResult],
+) -> str:
+    c1d, c1g = runs[("direct", 1)], runs[("gateway", 1)]
+    c16d, c16g = runs[("direct", 16)], runs[("gateway", 16)]
+    added_c1 = c1g.p50_ms - c1d.p50_ms
+    added_ttft = ttft["gateway"].p50_ms - ttft["direct"].p50_ms
+    errors = sum(r.errors for r in runs.values()) + sum(t.errors for t in ttft.values())
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {today} on {machine()}.",
+        f"Command: `make bench` (`python -m bench.run --duration {args.duration:g}"
+        f" --replicas {args.replicas_text}`); wrk {args.duration:g} s per run after a warm-up,"
+        f" TTFT over {args.samples} sequential streamed requests.",
+        "Upstream: the fake OpenAI server answering a fixed text (unary JSON, or SSE).",
+        "Path through the gateway: REST -> Envoy (Lua + gRPC-JSON transcoder) -> Router ->"
+        " Envoy internal listener -> Provider (openai SDK) -> upstream.",
+        "",
+        "| run | direct p50 / p99 ms | direct req/s | gateway p50 / p99 ms | gateway req/s |"
+        " added p50 ms | errors (direct / gateway) |",
+        "|---|---|---|---|---|---|---|",
+        _row("unary, concurrency 1", c1d, c1g),
+        _row("unary, concurrency 16", c16d, c16g),
+        "",
+        "| streamed time to first token | p50 ms | p99 ms | samples | errors |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {t.p50_ms:.3f} | {t.p99_ms:.3f} | {t.samples} | {t.errors} |"
+            for name, t in ttft.items()
+        ),
+        f"| **added by the gateway** | **{added_ttft:+.3f}** | | | |",
+        "",
+        "| target | figure | verdict |",
+        "|---|---|---|",
+        f"| added p50 at concurrency 1 <= {TARGETS['added_p50_ms_c1']} ms | {added_c1:.3f} ms |"
+        f" {verdict(added_c1 <= TARGETS['added_p50_ms_c1'])} |",
+        f"| added TTFT <= {TARGETS['added_ttft_ms']} ms | {added_ttft:.3f} ms |"
+        f" {verdict(added_ttft <= TARGETS['added_ttft_ms'])} |",
+        f"| throughput at concurrency 16 >= {TARGETS['rps_c16']:,.0f} req/s |"
+        f" {c16g.rps:,.0f} req/s | {verdict(c16g.rps >= TARGETS['rps_c16'])} |",
+        f"| zero errors | {errors} | {verdict(errors == 0)} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _replicas(text: str) -> dict[str, int]:
+    pairs = (item.split("=") for item in text.split(",") if item)
+    return {name: int(count) for name, count in pairs}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--replicas", dest="replicas_text", default="router=1,provider=1")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
+        work = Path(tmp)
+        unary, streamed = work / "unary.json", work / "stream.json"
+        unary.write_text(json.dumps(BODY))
+        streamed.write_text(json.dumps({**BODY, "stream": True}))
+        with running_gateway(
+            work, replicas=_replicas(args.replicas_text), record=False, log_level="WARNING"
+        ) as gw:
+            urls = {
+                "direct": gw.fakes["openai"].base_url + "/chat/completions",
+                "gateway": gw.public_url + "/v1/chat/completions",
+            }
+            # The fake checks its key like OpenAI does; the gateway needs none locally.
+            keys = {"direct": FAKE_KEYS["openai"], "gateway": "unused"}
+            runs: dict[tuple[str, int], WrkResult] = {}
+            for concurrency in (1, 16):
+                for name, url in urls.items():
+                    key = keys[name]
+                    wrk(url, concurrency, 2, unary, key)  # warm-up: connections, pools, caches
+                    runs[(name, concurrency)] = wrk(url, concurrency, args.duration, unary, key)
+                    print(f"{name} c={concurrency}: {runs[(name, concurrency)]}", flush=True)
+            ttft = {
+                name: asyncio.run(measure(url, streamed.read_bytes(), args.samples, keys[name]))
+                for name, url in urls.items()
+            }
+            print(ttft, flush=True)
+    text = report(args, runs, ttft)
+    args.output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Time to first token of streamed completions, measured sequentially from one client.
+
+The same lean client measures the upstream directly and through the gateway, so its own
+cost cancels out of the difference. A raw keep-alive HTTP/1.1 connection is used: the
+time runs from sending the request to reading the first SSE `data:` event that carries
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class TtftResult:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> float:
+    started = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise RuntimeError(status.decode(errors="replace").strip())
+    chunked = False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower():
+            chunked = True
+    if not chunked:
+        raise RuntimeError("expected a chunked SSE response")
+    first: float | None = None
+    while True:
+        size = int((await reader.readline()).strip() or b"0", 16)
+        if size == 0:
+            await reader.readline()
+            break
+        data = await reader.readexactly(size + 2)
+        if first is None and b'"content"' in data:
+            first = time.perf_counter() - started
+    if first is None:
+        raise RuntimeError("stream carried no content")
+    return first
+
+
+async def measure(
+    url: str, body: bytes, samples: int, api_key: str, warmup: int = 50
+) -> TtftResult:
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    times: list[float] = []
+    errors = 0
+    try:
+        for i in range(warmup + samples):
+            try:
+                value = await _one(reader, writer, request)
+            except (RuntimeError, ConnectionError, asyncio.IncompleteReadError):
+                errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                continue
+            if i >= warmup:
+                times.append(value)
+    finally:
+        writer.close()
+    if not times:
+        return TtftResult(0, float("nan"), float("nan"), errors)
+    return TtftResult(
+        samples=len(times),
+        p50_ms=statistics.median(times) * 1000,
+        p99_ms=_percentile(times, 0.99) * 1000,
+        errors=errors,
+    )
