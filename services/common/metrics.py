@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.common.settings import PortUnavailable
+
 RPC_REQUESTS = Counter(
     "llmgw_rpc_requests_total",
     "RPCs handled, by final gRPC status code.",
@@ -37,5 +39,10 @@ DEPENDENCY_UP = Gauge(
 
 def start_metrics_server(host: str, port: int) -> int:
     """Serve /metrics in a background thread; returns the bound port (port 0 picks one)."""
-    server, _thread = start_http_server(port, addr=host)
+    try:
+        server, _thread = start_http_server(port, addr=host)
+    except OSError as error:
+        raise PortUnavailable(
+            f"cannot serve metrics on {host}:{port}: {error.strerror or error}"
+        ) from None
     return int(server.server_port)

@@ -30,9 +30,17 @@ from services.common import logs
 from services.common.interceptors import ServerInterceptor
 from services.common.metrics import start_metrics_server
 from services.common.readiness import DependencyCheck, Readiness
-from services.common.settings import ServiceSettings, SettingsError, load_settings
+from services.common.settings import (
+    PortUnavailable,
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+)
 
 log = logging.getLogger("llmgw.server")
+
+# Exit status of a process whose port could not be bound (supervisors may retry).
+EXIT_PORT_UNAVAILABLE = 3
 
 # Message size limits: conversations with long histories or tool results are large.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -101,9 +109,11 @@ async def create_server(settings: ServiceSettings, definition: ServiceDefinition
         ]
     )
     reflection.enable_server_reflection(list(reflected), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    if port == 0:
-        raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        raise PortUnavailable(f"cannot listen on {address}: in use or not available") from None
     readiness = Readiness(
         health,
         settings.service,
@@ -152,7 +162,8 @@ def run(service: str, build: Callable[[ServiceSettings], Awaitable[ServiceDefini
     """Process entry point shared by every service's `__main__`.
 
     A bad setting or configuration file ends the process with one clear line and exit
-    status 2, never a traceback.
+    status 2 (3 when the port cannot be bound, which a supervisor may retry), never a
+    traceback.
     """
     try:
         settings = load_settings(service)
@@ -160,4 +171,6 @@ def run(service: str, build: Callable[[ServiceSettings], Awaitable[ServiceDefini
             uvloop.run(serve(settings, build))
     except SettingsError as error:
         print(f"llmgw-{service}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(
+            EXIT_PORT_UNAVAILABLE if isinstance(error, PortUnavailable) else 2
+        ) from None

@@ -27,6 +27,10 @@ class SettingsError(Exception):
     """A setting is missing or invalid; the message names it."""
 
 
+class PortUnavailable(SettingsError):
+    """The configured address cannot be bound (in use, or not an address of this host)."""
+
+
 class ServiceSettings(BaseModel):
     """Settings every service process shares."""
 

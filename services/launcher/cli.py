@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--internal-port", type=int, default=None)
     up.add_argument("--admin-port", type=int, default=None)
     up.add_argument("--log-level", default=os.environ.get("LLMGW_LOG_LEVEL", "INFO"))
+    up.add_argument(
+        "--dynamic-ports",
+        action="store_true",
+        help="free ports for everything instead of the defaults (side-by-side stacks, tests)",
+    )
     commands.add_parser("down", help="stop a stack started with `up --detach`")
     commands.add_parser("status", help="show whether a stack runs, and where")
     return parser
@@ -112,6 +117,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
         config_path=args.config,
         redis_url=os.environ.get("LLMGW_REDIS_URL") or None,
         log_level=args.log_level,
+        dynamic_ports=args.dynamic_ports,
     )
     stack = Stack(options, progress=lambda line: print(line, flush=True))
     stop = asyncio.Event()
@@ -141,6 +147,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
                     "public_url": stack.public_url,
                     "grpc_target": stack.grpc_target,
                     "admin_url": stack.admin_url,
+                    "redis_url": stack.redis_url,
                     "summary": summary,
                 }
             )

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.gateway_config import needs_local_model
+from services.common.server import EXIT_PORT_UNAVAILABLE
 from services.common.settings import DEFAULT_PORTS
 from services.launcher import envoy_config, envoy_process, localmodel
 from services.launcher.processes import ChildProcess, ProcessError, free_port, port_open, wait_port
@@ -41,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = REPO_ROOT / "gen" / "descriptor" / "llmgw.binpb"
 METRICS_PORT_STEP = 100
 EMBEDDED_REDIS_PORT = 6390
+BIND_ATTEMPTS = 5
 LOCAL_MODEL_PORT = 8090
 
 Progress = Callable[[str], None]
@@ -268,13 +270,26 @@ class Stack:
         )
 
     async def _start_replica(self, replica: Replica) -> None:
-        """Start one replica and wait until it serves; a restart keeps its ports."""
+        """Start one replica and wait until it serves; a restart keeps its ports.
+
+        The default ports lie in the kernel's ephemeral range, so an outgoing connection
+        may hold one for a moment; a replica that could not bind is started again.
+        """
         port_file = self._port_file(replica)
         port_file.parent.mkdir(parents=True, exist_ok=True)
-        port_file.unlink(missing_ok=True)
-        replica.process = self._service_process(replica)
-        await replica.process.start()
-        ports = await wait_port_file(port_file, 60, replica.process)
+        for attempt in range(BIND_ATTEMPTS):
+            port_file.unlink(missing_ok=True)
+            replica.process = self._service_process(replica)
+            await replica.process.start()
+            try:
+                ports = await wait_port_file(port_file, 60, replica.process)
+                break
+            except ProcessError:
+                if replica.process.returncode != EXIT_PORT_UNAVAILABLE or (
+                    attempt == BIND_ATTEMPTS - 1
+                ):
+                    raise
+            await asyncio.sleep(0.5 * (attempt + 1))
         replica.port, replica.metrics_port = ports["port"], ports["metrics_port"]
         await wait_serving(replica.target, 60, replica.process)
 
