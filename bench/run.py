@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import CpuMeter, bare_grpc_call_cpu
 from bench.ttft import TtftResult, measure
 from services.launcher.envoy_process import envoy_binary
 from tests.support.gateway import FAKE_KEYS, running_gateway
@@ -124,6 +125,8 @@ def report(
     args: argparse.Namespace,
     runs: dict[tuple[str, int], WrkResult],
     ttft: dict[str, TtftResult],
+    cpu: dict[int, dict[str, float]],
+    grpc_call_us: float,
 ) -> str:
     c1d, c1g = runs[("direct", 1)], runs[("gateway", 1)]
     c16d, c16g = runs[("direct", 16)], runs[("gateway", 16)]
@@ -170,6 +173,35 @@ def report(
         f" {c16g.rps:,.0f} req/s | {verdict(c16g.rps >= TARGETS['rps_c16'])} |",
         f"| zero errors | {errors} | {verdict(errors == 0)} |",
         "",
+        "Where the time goes: CPU per request of each process during the gateway runs",
+        "(from /proc; all threads; replicas summed).",
+        "",
+        "| process | concurrency 1, us/request | concurrency 16, us/request |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {cpu[1][name] / c1g.requests * 1e6:,.0f} |"
+            f" {cpu[16][name] / c16g.requests * 1e6:,.0f} |"
+            for name in cpu[16]
+        ),
+        f"| **total** | **{sum(cpu[1].values()) / c1g.requests * 1e6:,.0f}** |"
+        f" **{sum(cpu[16].values()) / c16g.requests * 1e6:,.0f}** |",
+        "",
+        f"For scale: one bare grpc.aio unary call (client and server in one process) costs"
+        f" {grpc_call_us:,.0f} us of CPU on this machine.",
+        "",
+        "## Reading the figures",
+        "",
+        "On 2 cores every process of the path competes for the same CPUs, so throughput is"
+        " bounded by the CPU one request costs in all of them together (the total above), and"
+        " latency at concurrency 1 by the same work done one process after another. The"
+        " gateway's path has three grpc.aio endpoints in Python (the router serving, the"
+        " router calling the provider, the provider serving), two Envoy hops (the public one"
+        " transcoding JSON and running the Lua filter) and the provider's HTTP call through the"
+        " openai SDK. gRPC's C core and the event loop take most of each Python process's CPU"
+        " (py-spy shows the Python code of router and provider at roughly 10-25% of their"
+        " samples); the SDK layers (openai client, httpx2) are the largest Python cost in the"
+        " provider.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -191,28 +223,42 @@ def main() -> int:
         unary, streamed = work / "unary.json", work / "stream.json"
         unary.write_text(json.dumps(BODY))
         streamed.write_text(json.dumps({**BODY, "stream": True}))
-        with running_gateway(
-            work, replicas=_replicas(args.replicas_text), record=False, log_level="WARNING"
-        ) as gw:
+        with running_gateway(work, replicas=_replicas(args.replicas_text), record=False) as gw:
             urls = {
                 "direct": gw.fakes["openai"].base_url + "/chat/completions",
                 "gateway": gw.public_url + "/v1/chat/completions",
             }
             # The fake checks its key like OpenAI does; the gateway needs none locally.
             keys = {"direct": FAKE_KEYS["openai"], "gateway": "unused"}
+            stack = gw.stack
+            meter = CpuMeter(
+                {
+                    "envoy": [stack.envoy.pid] if stack.envoy and stack.envoy.pid else [],
+                    "router": [r.process.pid or 0 for r in stack.replicas["router"]],
+                    "provider": [r.process.pid or 0 for r in stack.replicas["provider"]],
+                    "upstream (fake)": [gw.fakes["openai"].process.pid or 0],
+                }
+            )
             runs: dict[tuple[str, int], WrkResult] = {}
+            cpu: dict[int, dict[str, float]] = {}
             for concurrency in (1, 16):
                 for name, url in urls.items():
                     key = keys[name]
                     wrk(url, concurrency, 2, unary, key)  # warm-up: connections, pools, caches
+                    if name == "gateway":
+                        meter.start()
                     runs[(name, concurrency)] = wrk(url, concurrency, args.duration, unary, key)
+                    if name == "gateway":
+                        meter.stop()
+                        cpu[concurrency] = meter.spent
                     print(f"{name} c={concurrency}: {runs[(name, concurrency)]}", flush=True)
             ttft = {
                 name: asyncio.run(measure(url, streamed.read_bytes(), args.samples, keys[name]))
                 for name, url in urls.items()
             }
             print(ttft, flush=True)
-    text = report(args, runs, ttft)
+    grpc_call_us = asyncio.run(bare_grpc_call_cpu())
+    text = report(args, runs, ttft, cpu, grpc_call_us)
     args.output.write_text(text)
     print(text)
     return 0

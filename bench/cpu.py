@@ -1,0 +1,58 @@
+"""Where the time goes: CPU per request of each process, and the cost of bare gRPC here."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads included."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by named groups of processes between `start` and `stop`."""
+
+    def __init__(self, groups: Mapping[str, Sequence[int]]) -> None:
+        self._groups = {name: list(pids) for name, pids in groups.items()}
+        self._before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self._groups.items()}
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def stop(self) -> None:
+        after = self._read()
+        self.spent = {name: after[name] - self._before[name] for name in after}
+
+
+async def bare_grpc_call_cpu(calls: int = 2000) -> float:
+    """CPU microseconds of one grpc.aio unary call, client and server in this process."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(200):
+                await stub.Check(health_pb2.HealthCheckRequest())
+            started = time.process_time()
+            for _ in range(calls):
+                await stub.Check(health_pb2.HealthCheckRequest())
+            return (time.process_time() - started) / calls * 1e6
+    finally:
+        await server.stop(0)
