@@ -91,7 +91,7 @@ class Gateway:
 
     stack: Stack
     fakes: dict[str, FakeUpstream]
-    config_path: Path
+    config_path: Path | None
     _loop: asyncio.AbstractEventLoop = field(repr=False)
 
     @property
@@ -166,13 +166,16 @@ class _LoopThread:
 
 def _stack(
     run_dir: Path,
-    document: dict[str, Any],
+    document: dict[str, Any] | None,
     replicas: Mapping[str, int] | None,
     env: Mapping[str, str],
     log_level: str,
-) -> tuple[Stack, Path]:
-    config_path = run_dir / "gateway.yaml"
-    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+) -> tuple[Stack, Path | None]:
+    """The stack over `document` as its configuration file; None: no file at all."""
+    config_path: Path | None = None
+    if document is not None:
+        config_path = run_dir / "gateway.yaml"
+        config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     stack = Stack(
         StackOptions(
             run_dir=run_dir,
@@ -195,13 +198,17 @@ def running_gateway(
     *,
     replicas: Mapping[str, int] | None = None,
     configure: Callable[[dict[str, Any]], None] | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Callable[[Mapping[str, FakeUpstream]], Mapping[str, str]] | None = None,
+    config_file: bool = True,
     record: bool = True,
     log_level: str = "INFO",
 ) -> Iterator[Gateway]:
     """Fake upstreams and the stack; everything stops on exit, whatever happened.
 
-    `record=False` keeps the fakes from logging requests (long benchmarks).
+    `env` gives extra variables for the services once the fakes' addresses are known;
+    `config_file=False` starts them with no configuration file, as `make up` does with
+    only provider variables set. `record=False` keeps the fakes from logging requests
+    (long benchmarks).
     """
     thread = _LoopThread()
     fakes: dict[str, FakeUpstream] = {}
@@ -209,14 +216,15 @@ def running_gateway(
     try:
         for kind in ("openai", "anthropic", "ollama"):
             fakes[kind] = thread.call(_start_fake(kind, run_dir, record))
-        document = gateway_config(fakes)
-        if configure is not None:
+        document = gateway_config(fakes) if config_file else None
+        if configure is not None and document is not None:
             configure(document)
         keys = {
             "FAKE_OPENAI_KEY": FAKE_KEYS["openai"],
             "FAKE_ANTHROPIC_KEY": FAKE_KEYS["anthropic"],
         }
-        stack, config_path = _stack(run_dir, document, replicas, {**keys, **(env or {})}, log_level)
+        extra = env(fakes) if env is not None else {}
+        stack, config_path = _stack(run_dir, document, replicas, {**keys, **extra}, log_level)
         thread.call(stack.start())
         yield Gateway(stack=stack, fakes=fakes, config_path=config_path, _loop=thread.loop)
     finally:
