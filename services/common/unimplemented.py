@@ -7,13 +7,14 @@ descriptor, so a new RPC in the proto is covered without code here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from services.common.errors import Unimplemented
+from services.common.server import ServiceDefinition
 
 
 def _unary(full_name: str, note: str) -> Any:
@@ -31,6 +32,21 @@ def _stream(full_name: str, note: str) -> Any:
         yield  # makes this an async generator, as streaming handlers are
 
     return method
+
+
+def unimplemented_service(
+    base: type,
+    add_to_server: Callable[[Any, grpc.aio.Server], None],
+    service: ServiceDescriptor,
+    note: str,
+) -> ServiceDefinition:
+    """A whole service (health and reflection included) whose every RPC is UNIMPLEMENTED."""
+    servicer = unimplemented_servicer(base, service, note)
+
+    def register(server: grpc.aio.Server) -> None:
+        add_to_server(servicer, server)
+
+    return ServiceDefinition(register=register, service_names=[service.full_name])
 
 
 def unimplemented_servicer(base: type, service: ServiceDescriptor, note: str = "") -> object:

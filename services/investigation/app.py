@@ -6,24 +6,16 @@ InvestigationService RPC answers UNIMPLEMENTED (health and reflection are served
 
 from __future__ import annotations
 
-import grpc
-
 from llmgw.investigation.v1 import investigation_service_pb2, investigation_service_pb2_grpc
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
-from services.common.unimplemented import unimplemented_servicer
-
-INVESTIGATION_SERVICE = "llmgw.investigation.v1.InvestigationService"
+from services.common.unimplemented import unimplemented_service
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
-    servicer = unimplemented_servicer(
+    return unimplemented_service(
         investigation_service_pb2_grpc.InvestigationServiceServicer,
+        investigation_service_pb2_grpc.add_InvestigationServiceServicer_to_server,
         investigation_service_pb2.DESCRIPTOR.services_by_name["InvestigationService"],
         "alert investigations arrive with the investigation service",
     )
-
-    def register(server: grpc.aio.Server) -> None:
-        investigation_service_pb2_grpc.add_InvestigationServiceServicer_to_server(servicer, server)
-
-    return ServiceDefinition(register=register, service_names=[INVESTIGATION_SERVICE])

@@ -7,24 +7,16 @@ are served, so the process is a real member of the mesh).
 
 from __future__ import annotations
 
-import grpc
-
 from llmgw.tool.v1 import tool_service_pb2, tool_service_pb2_grpc
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
-from services.common.unimplemented import unimplemented_servicer
-
-TOOL_SERVICE = "llmgw.tool.v1.ToolService"
+from services.common.unimplemented import unimplemented_service
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
-    servicer = unimplemented_servicer(
+    return unimplemented_service(
         tool_service_pb2_grpc.ToolServiceServicer,
+        tool_service_pb2_grpc.add_ToolServiceServicer_to_server,
         tool_service_pb2.DESCRIPTOR.services_by_name["ToolService"],
         "the tool registry and execution arrive with the tool system",
     )
-
-    def register(server: grpc.aio.Server) -> None:
-        tool_service_pb2_grpc.add_ToolServiceServicer_to_server(servicer, server)
-
-    return ServiceDefinition(register=register, service_names=[TOOL_SERVICE])

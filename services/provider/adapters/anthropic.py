@@ -8,8 +8,7 @@ gateway measures upstream latency itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +29,8 @@ from services.provider.adapters.endpoints import (
     resolve_credential,
     same_host,
 )
-from services.provider.adapters.framing import sse_events
 from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
-from services.provider.adapters.stream_relay import relay
+from services.provider.adapters.sse_json import SseJsonAdapter
 from services.provider.adapters.unconfigured import UnconfiguredAdapter
 from services.provider.adapters.upstream_errors import malformed
 
@@ -42,7 +40,7 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _MODELS_PAGE = 1000
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(SseJsonAdapter):
     def __init__(
         self,
         info: provider_pb2.ProviderInfo,
@@ -78,25 +76,11 @@ class AnthropicAdapter:
         except CAUGHT as error:
             raise from_exception(error, provider=self._name, model=request.model) from None
 
-    async def complete(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
-    ) -> provider_pb2.CompleteResponse:
-        response = await self._post(request, timeout, stream=False)
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise malformed(self._name, "the body is not JSON") from None
-        return completion(body, provider=self._name, model=request.model)
+    def _completion(self, body: Any, model: str) -> provider_pb2.CompleteResponse:
+        return completion(body, provider=self._name, model=model)
 
-    async def stream(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
-    ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
-        response = await self._post(request, timeout, stream=True)
-        translator = StreamTranslator(self._name, request.model)
-        frames = sse_events(response.aiter_bytes())
-        async with aclosing(relay(response, frames, translator, self._name)) as events:
-            async for event in events:
-                yield event
+    def _translator(self, model: str) -> StreamTranslator:
+        return StreamTranslator(self._name, model)
 
     async def _models_page(self, timeout: float | None, after: str | None, limit: int) -> Any:
         params: dict[str, Any] = {"limit": limit}

@@ -10,8 +10,7 @@ CPU of `create()` and well under half of `with_raw_response`; a stream, about a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -30,12 +29,11 @@ from services.provider.adapters.endpoints import (
     resolve_credential,
     same_host,
 )
-from services.provider.adapters.framing import sse_events
 from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
 from services.provider.adapters.openai_errors import CAUGHT, from_exception
 from services.provider.adapters.openai_request import build_body
 from services.provider.adapters.openai_response import StreamTranslator, completion
-from services.provider.adapters.stream_relay import relay
+from services.provider.adapters.sse_json import SseJsonAdapter
 from services.provider.adapters.unconfigured import UnconfiguredAdapter
 from services.provider.adapters.upstream_errors import malformed
 
@@ -45,7 +43,7 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _BEARER: dict[str, bool] = {"bearer_auth": True}
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(SseJsonAdapter):
     def __init__(
         self,
         info: provider_pb2.ProviderInfo,
@@ -90,25 +88,11 @@ class OpenAIAdapter:
         except CAUGHT as error:
             raise from_exception(error, provider=self._name, model=request.model) from None
 
-    async def complete(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
-    ) -> provider_pb2.CompleteResponse:
-        response = await self._post(request, timeout, stream=False)
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise malformed(self._name, "the body is not JSON") from None
-        return completion(body, provider=self._name, model=request.model)
+    def _completion(self, body: Any, model: str) -> provider_pb2.CompleteResponse:
+        return completion(body, provider=self._name, model=model)
 
-    async def stream(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
-    ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
-        response = await self._post(request, timeout, stream=True)
-        translator = StreamTranslator(self._name, request.model)
-        frames = sse_events(response.aiter_bytes())
-        async with aclosing(relay(response, frames, translator, self._name)) as events:
-            async for event in events:
-                yield event
+    def _translator(self, model: str) -> StreamTranslator:
+        return StreamTranslator(self._name, model)
 
     async def _get(self, path: str, timeout: float | None) -> Any:
         try:
