@@ -14,7 +14,7 @@ DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
         golang-google-genproto-dev docker-compose wrk
 
-.PHONY: help venv system-deps gen render images lint typecheck test test-unit up down status bench clean
+.PHONY: help venv system-deps gen render images model lint typecheck test test-unit up down status bench clean
 
 help:
 	@echo "make up      install what is missing and run the whole stack (Ctrl-C stops it)"
@@ -63,8 +63,12 @@ lint: venv
 typecheck: venv
 	@$(BIN)/mypy
 
+# The real-model tests need llama-server: built once (minutes, with progress), then cached.
+model: venv
+	@$(BIN)/llmgw prepare-model
+
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
-test: venv system-deps lint typecheck
+test: venv system-deps lint typecheck model
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 test-unit: venv

@@ -28,7 +28,12 @@ from pathlib import Path
 import uvloop
 
 from services.common.gateway_config import ConfigError, load_config
-from services.launcher.localmodel import LocalModelError
+from services.launcher.localmodel import (
+    LocalModelError,
+    cache_dir,
+    ensure_llama_server,
+    ensure_model,
+)
 from services.launcher.processes import ProcessError
 from services.launcher.stack import REPO_ROOT, SERVICES, Stack, StackOptions
 
@@ -76,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         help="free ports for everything instead of the defaults (side-by-side stacks, tests)",
     )
     commands.add_parser("down", help="stop a stack started with `up --detach`")
+    commands.add_parser(
+        "prepare-model",
+        help="build llama-server and fetch the embedded model now (cached; `up` does it too)",
+    )
     commands.add_parser("status", help="show whether a stack runs, and where")
     return parser
 
@@ -227,6 +236,20 @@ def _status(run_dir: Path) -> int:
     return 0
 
 
+def _prepare_model() -> int:
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        install = ensure_llama_server(progress)
+        model = ensure_model(progress)
+    except LocalModelError as error:
+        print(f"!! {error}", file=sys.stderr)
+        return 1
+    print(f"==> local model ready: {install.binary.name}, {model.name} (cache: {cache_dir()})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(raw)
@@ -234,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _down(args.run_dir)
     if args.command == "status":
         return _status(args.run_dir)
+    if args.command == "prepare-model":
+        return _prepare_model()
     running = _read_state(args.run_dir)
     if running is not None:
         print(f"a stack is already running (pid {running['pid']}); `make down` stops it")
