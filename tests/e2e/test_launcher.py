@@ -125,14 +125,17 @@ def test_killed_supervisor_takes_its_children_along(
     run_dir = tmp_path / "run"
     _url, config = upstream
     started = _llmgw(run_dir, "up", "--detach", "--dynamic-ports", "--config", str(config))
-    assert started.returncode == 0, started.stdout + started.stderr
-    state = json.loads((run_dir / "stack.json").read_text())
-    assert len(_processes_using(run_dir, state["redis_url"])) == 8
-    os.kill(state["pid"], signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while _processes_using(run_dir, state["redis_url"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_using(run_dir, state["redis_url"]) == []
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        state = json.loads((run_dir / "stack.json").read_text())
+        assert len(_processes_using(run_dir, state["redis_url"])) == 8
+        os.kill(state["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while _processes_using(run_dir, state["redis_url"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(run_dir, state["redis_url"]) == []
+    finally:
+        _llmgw(run_dir, "down")  # whatever failed above, leave nothing running
 
 
 def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
