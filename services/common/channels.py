@@ -28,8 +28,9 @@ def internal_channel(target: str) -> grpc.aio.Channel:
 
 
 def call_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata for a downstream call made while serving a request."""
-    return context.outgoing_metadata()
+    """Metadata for a downstream call made while serving a request: its request id."""
+    rid = context.request_id.get()
+    return ((context.REQUEST_ID_HEADER, rid),) if rid else ()
 
 
 def remaining_timeout(ctx: grpc.aio.ServicerContext, default: float | None = None) -> float | None:

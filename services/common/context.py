@@ -13,9 +13,3 @@ rpc_method: contextvars.ContextVar[str] = contextvars.ContextVar("rpc_method", d
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
-
-
-def outgoing_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata to attach to calls made on behalf of the current request."""
-    rid = request_id.get()
-    return ((REQUEST_ID_HEADER, rid),) if rid else ()

@@ -271,27 +271,6 @@ def as_gateway_error(error: BaseException, request_id: str) -> GatewayError:
     return error if isinstance(error, GatewayError) else Internal.for_request(request_id)
 
 
-_BY_CODE: dict[int, type[GatewayError]] = {
-    cls.code.value[0]: cls
-    for cls in (
-        InvalidArgument,
-        FailedPrecondition,
-        OutOfRange,
-        NotFound,
-        AlreadyExists,
-        Unauthenticated,
-        PermissionDenied,
-        ResourceExhausted,
-        Aborted,
-        Cancelled,
-        DeadlineExceeded,
-        Unavailable,
-        Unimplemented,
-        Internal,
-    )
-}
-
-
 class RemoteError(GatewayError):
     """A status received from another service, re-raised unchanged to our caller.
 
@@ -339,8 +318,3 @@ def find_detail(status: status_pb2.Status, kind: type[_M]) -> _M | None:
             packed.Unpack(detail)
             return detail
     return None
-
-
-def error_for_code(code: int) -> type[GatewayError]:
-    """The tree's class for a `google.rpc.Code` value (Internal when unknown)."""
-    return _BY_CODE.get(code, Internal)

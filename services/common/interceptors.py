@@ -37,14 +37,34 @@ def _request_id(ctx: grpc.aio.ServicerContext) -> str:
     return context.new_request_id()
 
 
+class _MethodStats:
+    """One method's metric children, looked up once instead of on every call."""
+
+    __slots__ = ("_by_code", "_requests", "_service", "in_flight", "latency", "method")
+
+    def __init__(self, service: str, method: str) -> None:
+        self._service = service
+        self.method = method
+        self.in_flight = RPC_IN_FLIGHT.labels(service, method)
+        self.latency = RPC_LATENCY.labels(service, method)
+        self._by_code: dict[grpc.StatusCode, Any] = {}
+
+    def finished(self, code: grpc.StatusCode) -> Any:
+        counter = self._by_code.get(code)
+        if counter is None:
+            counter = self._by_code[code] = RPC_REQUESTS.labels(
+                self._service, self.method, code.name
+            )
+        return counter
+
+
 class _Observation:
     """Bookkeeping of one RPC: contextvars, in-flight gauge, final code, access log."""
 
-    __slots__ = ("_access_log", "_method", "_service", "_start", "_tokens", "code")
+    __slots__ = ("_access_log", "_start", "_stats", "_tokens", "code")
 
-    def __init__(self, service: str, method: str, access_log: bool) -> None:
-        self._service = service
-        self._method = method
+    def __init__(self, stats: _MethodStats, access_log: bool) -> None:
+        self._stats = stats
         self._access_log = access_log
         self.code = grpc.StatusCode.OK
         self._start = 0.0
@@ -53,23 +73,23 @@ class _Observation:
     def begin(self, ctx: grpc.aio.ServicerContext) -> None:
         self._tokens = (
             context.request_id.set(_request_id(ctx)),
-            context.rpc_method.set(self._method),
+            context.rpc_method.set(self._stats.method),
         )
-        RPC_IN_FLIGHT.labels(self._service, self._method).inc()
+        self._stats.in_flight.inc()
         self._start = time.perf_counter()
 
     def end(self) -> None:
         elapsed = time.perf_counter() - self._start
-        RPC_IN_FLIGHT.labels(self._service, self._method).dec()
-        RPC_LATENCY.labels(self._service, self._method).observe(elapsed)
-        RPC_REQUESTS.labels(self._service, self._method, self.code.name).inc()
+        self._stats.in_flight.dec()
+        self._stats.latency.observe(elapsed)
+        self._stats.finished(self.code).inc()
         if self._access_log:
             level = logging.INFO if self.code is grpc.StatusCode.OK else logging.WARNING
             log.log(
                 level,
                 "rpc finished",
                 extra={
-                    "method": self._method,
+                    "method": self._stats.method,
                     "code": self.code.name,
                     "duration_ms": round(elapsed * 1000, 3),
                 },
@@ -83,7 +103,7 @@ class _Observation:
         if not isinstance(error, GatewayError):
             log.error(
                 "unhandled error in %s",
-                self._method,
+                self._stats.method,
                 exc_info=(type(error), error, error.__traceback__),
             )
         reported = as_gateway_error(error, context.request_id.get())
@@ -92,34 +112,42 @@ class _Observation:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary and server-streaming handler of the server."""
+    """Wraps every unary and server-streaming handler of the server.
+
+    grpc.aio asks the interceptor on every call; the wrapped handler of a method is built
+    on its first call and reused (a server's methods never change once it started).
+    """
 
     def __init__(self, service: str, access_log: bool = True) -> None:
         self._service = service
         self._access_log = access_log
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method_path: str = handler_call_details.method
+        wrapped = self._wrapped.get(method_path)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or method_path.startswith(_UNOBSERVED_PREFIXES):
             return handler
-        method = method_path.rsplit("/", 1)[-1]
+        stats = _MethodStats(self._service, method_path.rsplit("/", 1)[-1])
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=self._unary(handler.unary_unary, method))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._stream(handler.unary_stream, method))
-        return handler
+            wrapped = handler._replace(unary_unary=self._unary(handler.unary_unary, stats))
+        elif handler.unary_stream is not None:
+            wrapped = handler._replace(unary_stream=self._stream(handler.unary_stream, stats))
+        else:
+            return handler
+        self._wrapped[method_path] = wrapped
+        return wrapped
 
-    def _observation(self, method: str) -> _Observation:
-        return _Observation(self._service, method, self._access_log)
-
-    def _unary(self, behavior: UnaryBehavior, method: str) -> UnaryBehavior:
+    def _unary(self, behavior: UnaryBehavior, stats: _MethodStats) -> UnaryBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-            obs = self._observation(method)
+            obs = _Observation(stats, self._access_log)
             obs.begin(ctx)
             try:
                 return await behavior(request, ctx)
@@ -136,9 +164,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _stream(self, behavior: StreamBehavior, method: str) -> StreamBehavior:
+    def _stream(self, behavior: StreamBehavior, stats: _MethodStats) -> StreamBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            obs = self._observation(method)
+            obs = _Observation(stats, self._access_log)
             obs.begin(ctx)
             try:
                 async for response in behavior(request, ctx):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import signal
 import subprocess
 import time
@@ -93,17 +92,6 @@ def envoy_argv(
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     return argv
-
-
-def bound_listener_ports(admin_url: str, timeout: float = 2.0) -> dict[str, int]:
-    """The port each listener actually bound (listeners configured with port 0)."""
-    url = admin_url.rstrip("/") + "/listeners?format=json"
-    with urllib.request.urlopen(url, timeout=timeout) as reply:
-        data = json.loads(reply.read())
-    return {
-        status["name"]: int(status["local_address"]["socket_address"]["port_value"])
-        for status in data.get("listener_statuses", [])
-    }
 
 
 def admin_ready(admin_url: str, timeout: float = 1.0) -> bool:

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,6 @@ class Gateway:
     stack: Stack
     fakes: dict[str, FakeUpstream]
     config_path: Path | None
-    _loop: asyncio.AbstractEventLoop = field(repr=False)
 
     @property
     def public_url(self) -> str:
@@ -109,10 +108,6 @@ class Gateway:
     @property
     def admin_url(self) -> str:
         return self.stack.admin_url
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
-        """Run a coroutine on the gateway's own loop (process control) and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def reset_fakes(self) -> None:
         for fake in self.fakes.values():
@@ -226,7 +221,7 @@ def running_gateway(
         extra = env(fakes) if env is not None else {}
         stack, config_path = _stack(run_dir, document, replicas, {**keys, **extra}, log_level)
         thread.call(stack.start())
-        yield Gateway(stack=stack, fakes=fakes, config_path=config_path, _loop=thread.loop)
+        yield Gateway(stack=stack, fakes=fakes, config_path=config_path)
     finally:
         if stack is not None:
             thread.call(stack.stop())
@@ -269,7 +264,7 @@ def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
         started = True
         stack, config_path = _stack(run_dir, local_model_config(server.base_url), None, {}, "INFO")
         thread.call(stack.start())
-        yield Gateway(stack=stack, fakes={}, config_path=config_path, _loop=thread.loop)
+        yield Gateway(stack=stack, fakes={}, config_path=config_path)
     finally:
         if stack is not None:
             thread.call(stack.stop())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -243,3 +244,19 @@ async def test_graceful_stop_reports_not_serving(server: RunningServer) -> None:
         await server.readiness.stop()
         reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_every_call_is_counted_by_method_and_code(channel: grpc.aio.Channel) -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    def count(method: str, code: str) -> float:
+        labels = {"service": "session", "method": method, "code": code}
+        return REGISTRY.get_sample_value("llmgw_rpc_requests_total", labels) or 0.0
+
+    stub = session_grpc.SessionServiceStub(channel)
+    before_ok, before_missing = count("GetSession", "OK"), count("GetSession", "NOT_FOUND")
+    for name in ("sessions/rid", "sessions/rid", "sessions/nope"):
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await stub.GetSession(session_pb2.GetSessionRequest(name=name))
+    assert count("GetSession", "OK") - before_ok == 2
+    assert count("GetSession", "NOT_FOUND") - before_missing == 1
