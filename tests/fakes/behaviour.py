@@ -101,7 +101,13 @@ class Behaviour:
     On a non-streaming request only `break_after` applies: the connection is aborted
     before any response is sent.
 
-    `match_model` restricts a scripted behaviour to requests for that model.
+    Pacing: `delay` holds the whole answer, status line and headers included, on
+    unary and streaming requests alike, so a stream's first chunk comes no sooner;
+    `chunk_delay` is the pause before each content piece after the first. A client
+    closing its connection during either is noticed at once (see `FakeStats`).
+
+    `match_model` restricts a scripted behaviour to requests for that model; defaults
+    ignore it, as `set_default(..., model=...)` says which model they serve.
     """
 
     text: str | None = None

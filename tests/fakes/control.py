@@ -22,8 +22,8 @@ def control_base(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{PREFIX}"
 
 
-def _stats(data: dict[str, Any]) -> FakeStats:
-    return FakeStats(hits=data["hits"], in_flight=data["in_flight"], cancelled=data["cancelled"])
+def default_body(behaviours: tuple[Behaviour, ...], model: str | None) -> dict[str, Any]:
+    return {"behaviours": [b.to_dict() for b in behaviours], "model": model}
 
 
 class FakeControl:
@@ -35,8 +35,9 @@ class FakeControl:
     def script(self, *behaviours: Behaviour) -> None:
         self._http.post("/script", json=[b.to_dict() for b in behaviours]).raise_for_status()
 
-    def set_default(self, behaviour: Behaviour) -> None:
-        self._http.post("/default", json=behaviour.to_dict()).raise_for_status()
+    def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
+        """As `FakeServer.set_default`."""
+        self._http.post("/default", json=default_body(behaviours, model)).raise_for_status()
 
     def reset(self) -> None:
         self._http.post("/reset").raise_for_status()
@@ -49,7 +50,7 @@ class FakeControl:
     def stats(self) -> FakeStats:
         response = self._http.get("/stats")
         response.raise_for_status()
-        return _stats(response.json())
+        return FakeStats.from_dict(response.json())
 
     def close(self) -> None:
         self._http.close()
@@ -76,8 +77,10 @@ class AsyncFakeControl:
         response = await self._http.post("/script", json=[b.to_dict() for b in behaviours])
         response.raise_for_status()
 
-    async def set_default(self, behaviour: Behaviour) -> None:
-        (await self._http.post("/default", json=behaviour.to_dict())).raise_for_status()
+    async def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
+        """As `FakeServer.set_default`."""
+        response = await self._http.post("/default", json=default_body(behaviours, model))
+        response.raise_for_status()
 
     async def reset(self) -> None:
         (await self._http.post("/reset")).raise_for_status()
@@ -90,7 +93,7 @@ class AsyncFakeControl:
     async def stats(self) -> FakeStats:
         response = await self._http.get("/stats")
         response.raise_for_status()
-        return _stats(response.json())
+        return FakeStats.from_dict(response.json())
 
     async def aclose(self) -> None:
         await self._http.aclose()

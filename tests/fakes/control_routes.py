@@ -1,14 +1,16 @@
 """The `/_fake/*` HTTP endpoints that script a fake running in another process.
 
 POST /_fake/script   JSON list of behaviours, queued in order
-POST /_fake/default  one behaviour, used when nothing queued matches
-POST /_fake/reset    clears script, default, recordings and counters
+POST /_fake/default  {"behaviours": [...], "model": "x" | null}, as `set_default`; a bare
+                     behaviour object is still accepted as a one-behaviour general default
+POST /_fake/reset    clears script, defaults, recordings and counters
 GET  /_fake/requests recorded requests, oldest first
-GET  /_fake/stats    {"hits", "in_flight", "cancelled"}
+GET  /_fake/stats    {"hits", "in_flight", "cancelled", "hits_by_model", "last_cancelled_at"}
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,21 @@ def _bad_request(message: str) -> web.Response:
     return _json({"error": message}, status=400)
 
 
+def parse_default(payload: Any) -> tuple[list[Behaviour], str | None]:
+    """(behaviours, model) from a `/_fake/default` body, in either accepted shape."""
+    if not isinstance(payload, Mapping) or "behaviours" not in payload:
+        return [Behaviour.from_dict(payload)], None
+    unknown = set(payload) - {"behaviours", "model"}
+    if unknown:
+        raise ValueError(f"unknown default fields: {sorted(unknown)}")
+    items, model = payload["behaviours"], payload.get("model")
+    if not isinstance(items, list):
+        raise ValueError("behaviours must be a JSON list")
+    if model is not None and not isinstance(model, str):
+        raise ValueError("model must be a string or null")
+    return [Behaviour.from_dict(item) for item in items], model
+
+
 def control_routes(state: FakeState) -> list[web.RouteDef]:
     async def script(request: web.Request) -> web.Response:
         try:
@@ -42,10 +59,10 @@ def control_routes(state: FakeState) -> list[web.RouteDef]:
 
     async def default(request: web.Request) -> web.Response:
         try:
-            behaviour = Behaviour.from_dict(loads(await request.read()))
+            behaviours, model = parse_default(loads(await request.read()))
         except (ValueError, TypeError, KeyError) as error:
             return _bad_request(str(error))
-        state.default = behaviour
+        state.set_default(behaviours, model)
         return _json({})
 
     async def reset(request: web.Request) -> web.Response:

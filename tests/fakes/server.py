@@ -92,9 +92,14 @@ class FakeServer(ABC):
         """Queues behaviours; each matching completion request consumes the first match."""
         self._state.script(list(behaviours))
 
-    def set_default(self, behaviour: Behaviour) -> None:
-        """The answer when nothing queued matches."""
-        self._state.default = behaviour
+    def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
+        """The answers when nothing queued matches, taken in turn and cycling.
+
+        With `model`, they answer only requests for that model and win over the general
+        default for them. Each call restarts its rotation; no behaviours drops the model's
+        own default (with `model`) or restores the built-in one (without).
+        """
+        self._state.set_default(behaviours, model)
 
     def reset(self) -> None:
         self._state.reset()
@@ -115,12 +120,24 @@ class FakeServer(ABC):
     def cancelled(self) -> int:
         return self._state.cancelled
 
+    @property
+    def hits_by_model(self) -> dict[str, int]:
+        """A snapshot of completion requests per requested model."""
+        return dict(self._state.hits_by_model)
+
+    @property
+    def last_cancelled_at(self) -> float | None:
+        """`time.time()` when the fake last noticed a client going away mid-answer."""
+        return self._state.last_cancelled_at
+
     def stats(self) -> FakeStats:
         return self._state.stats()
 
     # Lifecycle.
 
     async def start(self) -> None:
+        # handler_cancellation: a client closing its connection cancels the answer at
+        # once, which is what `cancelled` / `last_cancelled_at` promise to measure.
         runner = web.AppRunner(
             self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
         )
@@ -170,6 +187,8 @@ class FakeServer(ABC):
                 state.record(request.method, request.path, request.headers, None)
                 return self.invalid_json()
             state.record(request.method, request.path, request.headers, body)
+            if isinstance(body, dict) and isinstance(body.get("model"), str):
+                state.count_model(body["model"])
             rejection = self.check_auth(request)
             if rejection is None:
                 rejection = self.validate(request, body)
@@ -188,7 +207,9 @@ class FakeServer(ABC):
                 return web.Response()
             return self.unary(call, behaviour)
         except asyncio.CancelledError:
-            state.cancelled += 1
+            # Handler cancellation is on (see `start`), so aiohttp cancels this task as
+            # soon as the client closes the connection, even mid-`delay` or between chunks.
+            state.note_cancelled()
             raise
         finally:
             state.in_flight -= 1
@@ -207,7 +228,7 @@ class FakeServer(ABC):
                 lambda: self.stream_error(call, behaviour),
             )
         except ConnectionResetError:
-            self._state.cancelled += 1
+            self._state.note_cancelled()
         return response
 
     def _guarded(self, handler: Handler) -> Handler:

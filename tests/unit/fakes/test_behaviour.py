@@ -84,7 +84,7 @@ def test_queue_is_fifo_and_honours_match_model() -> None:
     state.script([first, for_b, second])
     assert state.take("a") is first
     assert state.take("a") is second
-    assert state.take("a") is state.default
+    assert state.take("a") == Behaviour()
     assert state.take("b") is for_b
 
 

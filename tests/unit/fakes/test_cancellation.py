@@ -73,3 +73,53 @@ async def test_waiting_out_a_delay_is_cancelled_too() -> None:
             await http.post("chat/completions", json={"model": "m", "messages": MESSAGES})
         assert await _seconds_until_cancelled(fake) < 0.1
         assert fake.cancelled == 1
+
+
+async def _last_cancelled_at(fake: FakeServer, limit: float = 0.5) -> float | None:
+    """Polls for the cancellation time; `limit` is well under the tests' pauses, so a fake
+    that noticed only on its next write would miss it."""
+    deadline = time.monotonic() + limit
+    while fake.last_cancelled_at is None:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.002)
+    return fake.last_cancelled_at
+
+
+@pytest.mark.parametrize("fake_type", list(REQUESTS))
+async def test_a_close_between_slow_chunks_is_noticed_and_timed(
+    fake_type: type[FakeServer],
+) -> None:
+    path, headers, body = REQUESTS[fake_type]
+    async with fake_type() as fake, httpx.AsyncClient(base_url=fake.url, headers=headers) as http:
+        fake.set_default(Behaviour(chunks=["first", " second"], chunk_delay=1.0))
+        async with http.stream("POST", path.lstrip("/"), json=body) as response:
+            async for line in response.aiter_lines():
+                if "first" in line:
+                    break
+            assert fake.last_cancelled_at is None
+            closing = time.time()
+        closed = time.time()
+        noticed = await _last_cancelled_at(fake)
+        assert noticed is not None
+        assert closing <= noticed <= closed + 0.05
+        assert (fake.cancelled, fake.in_flight) == (1, 0)
+        stats = fake.stats()
+        assert stats.last_cancelled_at == noticed
+        fake.reset()
+        assert fake.last_cancelled_at is None
+
+
+async def test_a_close_during_a_streams_delay_is_noticed_and_timed() -> None:
+    path, _, body = REQUESTS[FakeOpenAI]
+    async with FakeOpenAI() as fake, httpx.AsyncClient(base_url=fake.url, timeout=0.05) as http:
+        fake.script(Behaviour(delay=5.0))
+        sent = time.time()
+        with pytest.raises(httpx.ReadTimeout):
+            async with http.stream("POST", path.lstrip("/"), json=body):
+                pass
+        closed = time.time()
+        noticed = await _last_cancelled_at(fake)
+        assert noticed is not None
+        assert sent <= noticed <= closed + 0.05
+        assert (fake.cancelled, fake.in_flight) == (1, 0)

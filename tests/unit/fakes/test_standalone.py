@@ -82,6 +82,7 @@ async def test_standalone_fake_is_scripted_over_http(standalone_url: str) -> Non
 
         stats = await control.stats()
         assert (stats.hits, stats.in_flight, stats.cancelled) == (3, 0, 0)
+        assert stats.hits_by_model == {"m": 2, "tools": 1}
         recorded = await control.requests()
         assert [r.json["model"] for r in recorded] == ["m", "m", "tools"]
         assert recorded[0].headers["authorization"] == f"Bearer {KEY}"
