@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,9 +64,18 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     Started once per test session, on first use; tests share it through `gw`.
     """
     with running_gateway(
-        tmp_path_factory.mktemp("gateway"), replicas={"router": 2, "provider": 2}
+        tmp_path_factory.mktemp("gateway"),
+        replicas={"router": 2, "provider": 2},
+        configure=_no_breaker_trips,
     ) as running:
         yield running
+
+
+def _no_breaker_trips(document: dict[str, Any]) -> None:
+    """Tests on the shared gateway script failures one after another; breaker state lives
+    in Redis and would carry one test's failures into the next. Breakers are tested on
+    gateways of their own (tests/integration/test_routing.py)."""
+    document["routing"] = {"breaker": {"consecutive_failures": 1000, "min_requests": 100_000}}
 
 
 @pytest.fixture

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import contextvars
 import uuid
+from typing import Any
 
 REQUEST_ID_HEADER = "x-request-id"
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 rpc_method: contextvars.ContextVar[str] = contextvars.ContextVar("rpc_method", default="")
+# Fields a handler adds to its RPC's access-log line (the routing decision, ...).
+log_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "log_fields", default=None
+)
+
+
+def annotate(**fields: Any) -> None:
+    """Adds fields to the current RPC's access-log line."""
+    current = log_fields.get()
+    if current is None:
+        log_fields.set(dict(fields))
+    else:
+        current.update(fields)
 
 
 def new_request_id() -> str:

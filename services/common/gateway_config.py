@@ -28,7 +28,16 @@ LOCAL_MODEL = "smollm2-135m-instruct"
 
 
 class ConfigError(SettingsError):
-    """The configuration file is unreadable or invalid; the message names each problem."""
+    """The configuration file is unreadable or invalid; the message names each problem.
+
+    `violations` holds the same problems as (path, message) pairs, the path in the
+    file's own terms (`models.0.deployments.1.provider`), for callers that report them
+    as field violations (the admin reload RPC).
+    """
+
+    def __init__(self, message: str, violations: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.violations = violations if violations is not None else [("", message)]
 
 
 class _Strict(BaseModel):
@@ -78,6 +87,65 @@ class Deployment(_Strict):
         return self.id or f"{self.provider}/{self.model}"
 
 
+class RetryConfig(_Strict):
+    """How one request retries an upstream failure that is retryable."""
+
+    # Calls to one deployment for one request (1: never the same deployment twice).
+    attempts_per_deployment: int = Field(default=2, ge=1, le=10)
+    # Upstream calls for one request across every deployment and fallback model.
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    # Exponential backoff between calls to the same deployment, in seconds.
+    backoff_initial: float = Field(default=0.1, gt=0)
+    backoff_max: float = Field(default=5.0, gt=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1)
+    # Each wait is scaled by a random factor in [1 - jitter, 1 + jitter].
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    # A provider's Retry-After longer than this is not waited for on the same
+    # deployment: the request moves on to the next deployment or fallback.
+    max_retry_after: float = Field(default=30.0, ge=0)
+
+
+class BreakerConfig(_Strict):
+    """A circuit breaker per deployment, its state shared by router replicas in Redis."""
+
+    enabled: bool = True
+    # Opens after this many failures in a row...
+    consecutive_failures: int = Field(default=5, ge=1)
+    # ...or when at least `min_requests` calls in `window_seconds` failed at this rate.
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=20, ge=1)
+    window_seconds: float = Field(default=30.0, gt=0)
+    # Seconds an open breaker short-circuits before it lets one probe call through.
+    open_seconds: float = Field(default=30.0, gt=0)
+    # Seconds a probe may hold the half-open breaker before another caller may probe.
+    probe_timeout: float = Field(default=30.0, gt=0)
+    # Seconds between each replica's refresh of the shared state.
+    sync_interval: float = Field(default=0.25, gt=0)
+
+
+class HealthConfig(_Strict):
+    """Periodic provider health checks (CheckProvider) run by each router replica."""
+
+    # Seconds between checks; 0 disables them.
+    interval_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class RoutingConfig(_Strict):
+    """Retries, breakers, health checks and the inputs of the routing strategies."""
+
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    # Weight of the newest sample in the latency / time-to-first-token moving averages.
+    latency_smoothing: float = Field(default=0.3, gt=0, le=1)
+    # A deployment whose latest latency sample is older than this is measured again
+    # (least_latency tries it as if it had none), so a recovered deployment is noticed.
+    latency_stale_seconds: float = Field(default=30.0, gt=0)
+    # Output tokens assumed by lowest_cost when the request sets no max_tokens.
+    estimated_output_tokens: int = Field(default=256, gt=0)
+
+
 class ModelEntry(_Strict):
     """A public model name, its aliases and its deployments."""
 
@@ -85,8 +153,28 @@ class ModelEntry(_Strict):
     aliases: list[str] = Field(default_factory=list)
     deployments: list[Deployment] = Field(min_length=1)
     routing: RoutingStrategy = "priority"
+    # Models tried, in order, when every deployment of this one failed or is open.
     fallbacks: list[str] = Field(default_factory=list)
     created: int = 0
+
+    @model_validator(mode="after")
+    def _deployments(self) -> ModelEntry:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for j, dep in enumerate(self.deployments):
+            if dep.key in seen:
+                problems.append(
+                    f"deployments.{j}: '{dep.key}' repeats deployments.{seen[dep.key]} "
+                    "(give each an `id`)"
+                )
+            seen[dep.key] = j
+        if self.routing == "weighted" and not any(d.weight for d in self.deployments):
+            problems.append("routing: weighted needs at least one deployment with weight > 0")
+        if self.name in self.fallbacks or any(a in self.fallbacks for a in self.aliases):
+            problems.append("fallbacks: a model cannot fall back to itself")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PrefixRule(_Strict):
@@ -124,6 +212,7 @@ class GatewayConfig(_Strict):
     prefixes: list[PrefixRule] = Field(default_factory=list)
     default_model: str | None = None
     sessions: SessionConfig = Field(default_factory=SessionConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -134,21 +223,21 @@ class GatewayConfig(_Strict):
                 if dep.provider not in self.providers:
                     known = ", ".join(sorted(self.providers)) or "none"
                     problems.append(
-                        f"models[{i}].deployments[{j}].provider: unknown provider "
+                        f"models.{i}.deployments.{j}.provider: unknown provider "
                         f"'{dep.provider}' (configured: {known})"
                     )
             for k, name in enumerate([entry.name, *entry.aliases]):
-                where = f"models[{i}]." + ("name" if k == 0 else f"aliases[{k - 1}]")
+                where = f"models.{i}." + ("name" if k == 0 else f"aliases.{k - 1}")
                 if name in names:
                     problems.append(f"{where}: '{name}' is already used by {names[name]}")
                 names[name] = where
         for i, entry in enumerate(self.models):
             for k, fallback in enumerate(entry.fallbacks):
                 if fallback not in names:
-                    problems.append(f"models[{i}].fallbacks[{k}]: unknown model '{fallback}'")
+                    problems.append(f"models.{i}.fallbacks.{k}: unknown model '{fallback}'")
         for i, rule in enumerate(self.prefixes):
             if rule.provider not in self.providers:
-                problems.append(f"prefixes[{i}].provider: unknown provider '{rule.provider}'")
+                problems.append(f"prefixes.{i}.provider: unknown provider '{rule.provider}'")
         default = self.default_model
         if (
             default is not None
@@ -180,16 +269,25 @@ def parse_config(document: Any, source: str = "configuration") -> GatewayConfig:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping", [("", "the top level must be a mapping")]
+        )
     try:
         return GatewayConfig.model_validate(document)
     except ValidationError as exc:
-        problems = []
+        violations: list[tuple[str, str]] = []
         for error in exc.errors():
-            path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+            path = ".".join(str(p) for p in error["loc"])
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{path}: {message}" if error["loc"] else message)
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+            # A cross-reference check reports several problems, each prefixed with its path.
+            for part in message.split("; "):
+                where, sep, said = part.partition(": ")
+                if sep and " " not in where:
+                    violations.append((".".join(x for x in (path, where) if x), said))
+                else:
+                    violations.append((path, part))
+        problems = [f"{path}: {said}" if path else said for path, said in violations]
+        raise ConfigError(f"{source}: " + "; ".join(problems), violations) from None
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> GatewayConfig:

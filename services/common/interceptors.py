@@ -68,12 +68,13 @@ class _Observation:
         self._access_log = access_log
         self.code = grpc.StatusCode.OK
         self._start = 0.0
-        self._tokens: tuple[Any, Any] | None = None
+        self._tokens: tuple[Any, Any, Any] | None = None
 
     def begin(self, ctx: grpc.aio.ServicerContext) -> None:
         self._tokens = (
             context.request_id.set(_request_id(ctx)),
             context.rpc_method.set(self._stats.method),
+            context.log_fields.set(None),
         )
         self._stats.in_flight.inc()
         self._start = time.perf_counter()
@@ -85,18 +86,19 @@ class _Observation:
         self._stats.finished(self.code).inc()
         if self._access_log:
             level = logging.INFO if self.code is grpc.StatusCode.OK else logging.WARNING
-            log.log(
-                level,
-                "rpc finished",
-                extra={
-                    "method": self._stats.method,
-                    "code": self.code.name,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            extra = {
+                "method": self._stats.method,
+                "code": self.code.name,
+                "duration_ms": round(elapsed * 1000, 3),
+            }
+            fields = context.log_fields.get()
+            if fields:
+                extra.update(fields)
+            log.log(level, "rpc finished", extra=extra)
         if self._tokens is not None:
             context.request_id.reset(self._tokens[0])
             context.rpc_method.reset(self._tokens[1])
+            context.log_fields.reset(self._tokens[2])
 
     async def fail(self, ctx: grpc.aio.ServicerContext, error: BaseException) -> None:
         """Abort the RPC with the status for `error` (raises, as abort does)."""

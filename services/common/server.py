@@ -4,7 +4,8 @@
 the interceptor, readiness) and returns it with its bound port; `serve` runs one until
 SIGTERM or SIGINT and shuts it down gracefully: NOT_SERVING first (so Envoy stops
 sending), then in-flight RPCs get `shutdown_grace` seconds, then the service's own
-cleanup runs.
+cleanup runs. SIGHUP runs the service's reload hooks (configuration reload) and never
+ends the process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
+from services.common.errors import GatewayError
 from services.common.interceptors import ServerInterceptor
 from services.common.metrics import start_metrics_server
 from services.common.readiness import DependencyCheck, Readiness
@@ -55,6 +57,10 @@ SERVER_OPTIONS: list[tuple[str, object]] = [
 ]
 
 
+# A reload step: re-read configuration and apply it, or raise and change nothing.
+Hook = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class ServiceDefinition:
     """What a service contributes to the shared skeleton."""
@@ -70,6 +76,90 @@ class ServiceDefinition:
     checks: Sequence[DependencyCheck] = ()
     # Runs after the server stopped (close clients, flush state).
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Runs, in order, on SIGHUP: re-read the configuration file. A hook that fails
+    # must leave the service as it was (the failure is logged, the process goes on).
+    on_reload: Sequence[Hook] = field(default_factory=list)
+
+
+class ReloadRunner:
+    """Runs a service's reload hooks on request (SIGHUP), one reload at a time.
+
+    Requests arriving during a reload are folded into one more reload after it, so the
+    last request always sees the file as it is after the last edit. A request before
+    `attach` (the service is still being built) is kept and served once it is attached.
+    A failed hook is logged; the following hooks still run.
+    """
+
+    def __init__(self) -> None:
+        self._hooks: list[Hook] | None = None
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+        # Reloads run to the end so far (one may serve several requests).
+        self.completed = 0
+
+    def attach(self, hooks: Sequence[Hook]) -> None:
+        self._hooks = list(hooks)
+        if self._pending:
+            self._pending = False
+            self.request()
+
+    def request(self) -> None:
+        """Ask for a reload; safe to call from a loop signal handler."""
+        if self._hooks is None:
+            self._pending = True
+            log.info("SIGHUP during startup: reloading once the service is up")
+            return
+        if not self._hooks:
+            log.info("SIGHUP ignored: this service has nothing to reload")
+            return
+        if self._task is not None and not self._task.done():
+            self._pending = True
+            log.info("SIGHUP during a reload: reloading again afterwards")
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self._pending = False
+            await self._reload_once()
+            self.completed += 1
+            if not self._pending:
+                return
+
+    async def _reload_once(self) -> None:
+        failures = 0
+        for hook in self._hooks or ():
+            try:
+                await hook()
+            except (GatewayError, SettingsError) as error:
+                # Expected failures (a bad file) carry a message written for operators.
+                failures += 1
+                log.error("reload failed: %s", error)
+            except Exception:
+                failures += 1
+                log.exception("reload hook failed")
+        if failures:
+            log.warning("reload finished with %d failed step(s)", failures)
+        else:
+            log.info("reloaded")
+
+    async def idle(self) -> None:
+        """Returns once no reload runs or is pending."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        """Cancels a reload in progress (the process is stopping)."""
+        self._hooks = []
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def handle_reload_signal(loop: asyncio.AbstractEventLoop, runner: ReloadRunner) -> None:
+    """SIGHUP requests a reload instead of ending the process (its default action)."""
+    loop.add_signal_handler(signal.SIGHUP, runner.request)
 
 
 @dataclass
@@ -132,9 +222,14 @@ async def serve(
 ) -> None:
     """Run one service until SIGTERM/SIGINT, then stop gracefully."""
     logs.configure(settings.replica or settings.service, settings.log_level)
+    loop = asyncio.get_running_loop()
+    # Installed before the (possibly slow) build: a SIGHUP then must not kill us.
+    reloads = ReloadRunner()
+    handle_reload_signal(loop, reloads)
     metrics_port = start_metrics_server(settings.host, settings.metrics_port)
     definition = await build(settings)
     running = await create_server(settings, definition)
+    reloads.attach(definition.on_reload)
     log.info(
         "serving",
         extra={"port": running.port, "metrics_port": metrics_port, "replica": settings.replica},
@@ -142,11 +237,11 @@ async def serve(
     if settings.port_file is not None:
         write_port_file(settings.port_file, running.port, metrics_port)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace})
+    await reloads.close()
     await running.stop(settings.shutdown_grace)
     log.info("stopped")
 

@@ -3,12 +3,14 @@
   llmgw up [--replicas router=2,provider=2] [--detach] [--config FILE] [--host ADDR]
   llmgw down
   llmgw status
+  llmgw reload
 
 `up` installs nothing itself beyond what the stack needs at run time (the Makefile
 creates the virtualenv); it starts Redis, the local model when no provider is
 configured, the five services and Envoy, prints what runs where, and stops everything
 on Ctrl-C or SIGTERM. With `--detach` it keeps running in the background until
-`llmgw down`.
+`llmgw down`. `reload` sends SIGHUP to the running stack's supervisor, which forwards
+it to every service replica: routers reload the catalogue, providers their instances.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         help="build llama-server and fetch the embedded model now (cached; `up` does it too)",
     )
     commands.add_parser("status", help="show whether a stack runs, and where")
+    commands.add_parser(
+        "reload", help="re-read the configuration file in every service replica (SIGHUP)"
+    )
     return parser
 
 
@@ -133,6 +138,8 @@ async def _run_foreground(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Left to its default, SIGHUP would end the supervisor and with it the whole stack.
+    loop.add_signal_handler(signal.SIGHUP, lambda: _forward_reload(stack))
     state = _state_path(args.run_dir)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"pid": os.getpid(), "state": "starting"}))
@@ -174,6 +181,14 @@ async def _run_foreground(args: argparse.Namespace) -> int:
         return 0
     finally:
         state.unlink(missing_ok=True)
+
+
+def _forward_reload(stack: Stack) -> None:
+    names = stack.reload_services()
+    if names:
+        print(f"==> SIGHUP: reloading the configuration in {', '.join(names)}", flush=True)
+    else:
+        print("==> SIGHUP: no service replica runs yet; nothing to reload", flush=True)
 
 
 def _up_detached(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -236,6 +251,22 @@ def _status(run_dir: Path) -> int:
     return 0
 
 
+def _reload(run_dir: Path) -> int:
+    state = _read_state(run_dir)
+    if state is None:
+        print(f"!! no stack is running (no live supervisor in {run_dir})", file=sys.stderr)
+        return 1
+    pid = int(str(state["pid"]))
+    os.kill(pid, signal.SIGHUP)
+    print(
+        f"==> sent SIGHUP to the stack (pid {pid}); it forwards it to every service replica: "
+        "routers reload the catalogue and routing settings, providers their provider "
+        "instances. An invalid file is refused and the old configuration stays; the "
+        f"replicas' logs (under {run_dir / 'logs'}) say which."
+    )
+    return 0
+
+
 def _prepare_model() -> int:
     def progress(line: str) -> None:
         print(line, flush=True)
@@ -257,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _down(args.run_dir)
     if args.command == "status":
         return _status(args.run_dir)
+    if args.command == "reload":
+        return _reload(args.run_dir)
     if args.command == "prepare-model":
         return _prepare_model()
     running = _read_state(args.run_dir)

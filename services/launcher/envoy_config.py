@@ -40,6 +40,7 @@ DEFAULT_DESCRIPTOR = ENVOY_DIR.parent / "gen" / "descriptor" / "llmgw.binpb"
 # Where the compose and k8s images mount the descriptor set.
 CONTAINER_DESCRIPTOR_PATH = "/etc/envoy/llmgw.binpb"
 OPENAI_COMPAT_LUA = ENVOY_DIR / "openai_compat.lua"
+ROUTE_HEADERS_LUA = ENVOY_DIR / "route_headers.lua"
 
 # Transport failures before the upstream produced a response: safe to retry for any
 # method, since the request did not reach a servicer or the replica died under it.
@@ -238,6 +239,13 @@ def _public_filters(topology: Topology, descriptor_path: str, lua_source: str) -
                 # unmapped ones are ignored rather than failing the route match.
                 "ignore_unknown_query_parameters": True,
                 "max_request_body_size": topology.max_request_body_bytes,
+            },
+        },
+        {
+            "name": "llmgw.route_headers",
+            "typed_config": {
+                "@type": f"{_TYPE}.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": ROUTE_HEADERS_LUA.read_text("utf-8")},
             },
         },
         _router_filter(),

@@ -4,6 +4,7 @@ Start order: Redis (unless an external one is given), the local model server (on
 when no provider is configured), every service replica (each waited for until its
 gRPC health says SERVING), then Envoy rendered from the topology for exactly these
 replicas. Stop order is the reverse. While running, a crashed replica is restarted.
+SIGHUP to the supervisor is forwarded to every service replica (configuration reload).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -354,6 +356,20 @@ class Stack:
             for name, proc in (("envoy", self.envoy), ("redis", self.redis)):
                 if proc is not None and proc.returncode is not None and not self._stopping:
                     raise ProcessError(f"{name} exited ({proc.returncode}): {proc.tail()}")
+
+    def reload_services(self) -> list[str]:
+        """SIGHUP to every running service replica; returns their names.
+
+        Envoy, Redis and the local model are left alone: their configuration does not
+        come from the gateway file.
+        """
+        signalled = []
+        for replicas in self.replicas.values():
+            for replica in replicas:
+                if replica.process.pid is not None and replica.process.returncode is None:
+                    replica.process.signal(signal.SIGHUP)
+                    signalled.append(replica.name)
+        return signalled
 
     async def stop(self) -> None:
         """Stop everything that was started, Envoy first, Redis last."""

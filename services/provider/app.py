@@ -1,5 +1,10 @@
 """Wires the Provider service: configuration, one adapter per provider instance, the
-servicer, and closing every client on stop."""
+servicer, and closing every client on stop.
+
+SIGHUP rebuilds the adapters from the configuration file and swaps them in whole; the
+replaced ones are closed once the calls still using them have ended. A file that does
+not load leaves the running adapters untouched.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import grpc
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
-from services.common.gateway_config import load_config
+from services.common.gateway_config import ConfigError, load_config
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
 from services.provider.adapters.base import ProviderAdapter
@@ -24,8 +29,53 @@ SERVICE_NAME = provider_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_
 
 log = logging.getLogger("llmgw.provider")
 
+# Longest a replaced adapter waits for its calls to end before it is closed anyway: the
+# default whole-request timeout of a provider instance.
+RETIRE_TIMEOUT = 600.0
+
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
+    adapters = _load_adapters(settings)
+    servicer = ProviderServicer(adapters)
+    retiring: set[asyncio.Task[None]] = set()
+
+    async def retire(replaced: list[ProviderAdapter]) -> None:
+        try:
+            if not await servicer.wait_idle(replaced, RETIRE_TIMEOUT):
+                log.warning("replaced provider clients still busy; closing them anyway")
+        finally:
+            await close_adapters(replaced)
+
+    async def reload() -> None:
+        try:
+            fresh = _load_adapters(settings)
+        except ConfigError as error:
+            raise ConfigError(
+                f"provider instances not reloaded, the previous ones stay in service: {error}",
+                error.violations,
+            ) from None
+        task = asyncio.create_task(retire(servicer.replace_adapters(fresh)))
+        retiring.add(task)
+        task.add_done_callback(retiring.discard)
+
+    def register(server: grpc.aio.Server) -> None:
+        provider_grpc.add_ProviderServiceServicer_to_server(servicer, server)
+
+    async def close() -> None:
+        # Cancelled retirements still close their adapters (see `retire`).
+        pending = list(retiring)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await close_adapters(servicer.adapters.values())
+
+    return ServiceDefinition(
+        register=register, service_names=[SERVICE_NAME], on_stop=[close], on_reload=[reload]
+    )
+
+
+def _load_adapters(settings: ServiceSettings) -> dict[str, ProviderAdapter]:
+    """One adapter per configured provider instance; ConfigError for a bad file."""
     config = load_config(settings.config_path)
     adapters = build_adapters(config.providers, os.environ)
     for name, adapter in adapters.items():
@@ -41,15 +91,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         )
         if isinstance(adapter, UnconfiguredAdapter):
             log.warning(adapter.problem, extra={"provider": name})
-    servicer = ProviderServicer(adapters)
-
-    def register(server: grpc.aio.Server) -> None:
-        provider_grpc.add_ProviderServiceServicer_to_server(servicer, server)
-
-    async def close() -> None:
-        await close_adapters(adapters.values())
-
-    return ServiceDefinition(register=register, service_names=[SERVICE_NAME], on_stop=[close])
+    return adapters
 
 
 async def close_adapters(adapters: Iterable[ProviderAdapter]) -> None:

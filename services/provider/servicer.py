@@ -2,14 +2,16 @@
 
 The adapters raise only GatewayErrors; the server interceptor turns them into
 statuses. CheckProvider is the exception: an unhealthy provider is its answer, not an
-error.
+error. A configuration reload swaps the adapters whole; a call keeps the adapter it
+started with, and the servicer tells when replaced adapters have no call left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -30,6 +32,49 @@ CHECK_TIMEOUT = 10.0
 class ProviderServicer(provider_grpc.ProviderServiceServicer):
     def __init__(self, adapters: Mapping[str, ProviderAdapter]) -> None:
         self._adapters = dict(adapters)
+        # Calls in flight per adapter (by identity) and a signal each time one ends.
+        self._in_flight: dict[int, int] = {}
+        self._released = asyncio.Event()
+
+    @property
+    def adapters(self) -> dict[str, ProviderAdapter]:
+        return dict(self._adapters)
+
+    def replace_adapters(self, adapters: Mapping[str, ProviderAdapter]) -> list[ProviderAdapter]:
+        """Serve new calls with `adapters`; returns the replaced ones, still in use by
+        the calls that started on them (close them once `wait_idle` says so)."""
+        replaced = list(self._adapters.values())
+        self._adapters = dict(adapters)
+        return replaced
+
+    async def wait_idle(self, adapters: Iterable[ProviderAdapter], timeout: float) -> bool:
+        """True once no call uses any of `adapters`; False if `timeout` passed first."""
+        keys = {id(adapter) for adapter in adapters}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while keys & self._in_flight.keys():
+            self._released.clear()
+            try:
+                await asyncio.wait_for(self._released.wait(), deadline - loop.time())
+            except TimeoutError:
+                return False
+        return True
+
+    @contextmanager
+    def _use(self, name: str) -> Iterator[ProviderAdapter]:
+        """The adapter for `name`, counted as in use until the block ends."""
+        adapter = self._adapter(name)
+        key = id(adapter)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield adapter
+        finally:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
+                self._released.set()
 
     def _adapter(self, name: str) -> ProviderAdapter:
         adapter = self._adapters.get(name)
@@ -47,13 +92,13 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
         self, request: provider_pb2.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> provider_pb2.CompleteResponse:
         validate_complete(request)
-        adapter = self._adapter(request.provider)
-        call = UpstreamCall(request.provider, request.model, "Complete")
-        try:
-            response = await adapter.complete(request, remaining_timeout(context))
-        except BaseException as error:
-            call.failed(error)
-            raise
+        with self._use(request.provider) as adapter:
+            call = UpstreamCall(request.provider, request.model, "Complete")
+            try:
+                response = await adapter.complete(request, remaining_timeout(context))
+            except BaseException as error:
+                call.failed(error)
+                raise
         call.succeeded(response.usage if response.HasField("usage") else None)
         response.provider = request.provider
         return response
@@ -62,50 +107,51 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
         self, request: provider_pb2.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
         validate_complete(request)
-        adapter = self._adapter(request.provider)
-        call = UpstreamCall(request.provider, request.model, "StreamComplete")
-        active = ACTIVE_STREAMS.labels(request.provider)
-        active.inc()
-        usage = None
-        try:
-            # aclosing: when the caller goes away while we wait to send, the adapter's
-            # generator (and with it the upstream response) is closed now, not at GC.
-            async with aclosing(adapter.stream(request, remaining_timeout(context))) as events:
-                async for event in events:
-                    if event.WhichOneof("event") is not None:
-                        call.first_token()
-                    if event.HasField("usage"):
-                        usage = event.usage
-                    yield event
-        except BaseException as error:
-            call.failed(error)
-            raise
-        else:
-            call.succeeded(usage)
-        finally:
-            active.dec()
+        with self._use(request.provider) as adapter:
+            call = UpstreamCall(request.provider, request.model, "StreamComplete")
+            active = ACTIVE_STREAMS.labels(request.provider)
+            active.inc()
+            usage = None
+            try:
+                # aclosing: when the caller goes away while we wait to send, the adapter's
+                # generator (and with it the upstream response) is closed now, not at GC.
+                stream = adapter.stream(request, remaining_timeout(context))
+                async with aclosing(stream) as events:
+                    async for event in events:
+                        if event.WhichOneof("event") is not None:
+                            call.first_token()
+                        if event.HasField("usage"):
+                            usage = event.usage
+                        yield event
+            except BaseException as error:
+                call.failed(error)
+                raise
+            else:
+                call.succeeded(usage)
+            finally:
+                active.dec()
 
     async def ListProviderModels(
         self, request: provider_pb2.ListProviderModelsRequest, context: grpc.aio.ServicerContext
     ) -> provider_pb2.ListProviderModelsResponse:
         validate_provider(request.provider)
-        adapter = self._adapter(request.provider)
-        models = await adapter.list_models(remaining_timeout(context))
+        with self._use(request.provider) as adapter:
+            models = await adapter.list_models(remaining_timeout(context))
         return provider_pb2.ListProviderModelsResponse(models=models)
 
     async def CheckProvider(
         self, request: provider_pb2.CheckProviderRequest, context: grpc.aio.ServicerContext
     ) -> provider_pb2.CheckProviderResponse:
         validate_provider(request.provider)
-        adapter = self._adapter(request.provider)
         response = provider_pb2.CheckProviderResponse(provider=request.provider, healthy=True)
         response.check_time.CopyFrom(timestamp_pb2.Timestamp(seconds=int(time.time())))
         start = time.perf_counter()
-        try:
-            await adapter.check(remaining_timeout(context, CHECK_TIMEOUT))
-        except GatewayError as error:
-            response.healthy = False
-            response.error = error.message
+        with self._use(request.provider) as adapter:
+            try:
+                await adapter.check(remaining_timeout(context, CHECK_TIMEOUT))
+            except GatewayError as error:
+                response.healthy = False
+                response.error = error.message
         response.latency.CopyFrom(_duration(time.perf_counter() - start))
         return response
 

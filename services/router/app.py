@@ -1,21 +1,24 @@
-"""Wiring of the router process: RouterService and AdminService."""
+"""Wiring of the router process: RouterService, AdminService and the routing layer.
+
+The catalogue lives in a CatalogStore: SIGHUP reloads this replica from its file, the
+ReloadCatalog RPC reloads it and announces the reload (through Redis) to every replica.
+Each reload reaches the routing layer (new settings, state kept) and the servicer.
+"""
 
 from __future__ import annotations
 
 import grpc
 
-from llmgw.router.v1 import (
-    admin_service_pb2,
-    admin_service_pb2_grpc,
-    router_service_pb2_grpc,
-)
+from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import internal_channel
-from services.common.gateway_config import load_config
+from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
-from services.common.unimplemented import unimplemented_servicer
-from services.router.catalog import Catalog
+from services.router.admin import AdminServicer
+from services.router.catalog_store import CatalogStore
 from services.router.provider_client import ProviderClient
+from services.router.routing.breaker import BreakerRegistry
+from services.router.routing.layer import RoutingLayer
 from services.router.servicer import RouterServicer
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
@@ -39,27 +42,40 @@ def _load_public_descriptors() -> None:
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
-    catalog = Catalog(load_config(settings.config_path))
+    redis = create_redis(settings.redis_url) if settings.redis_url else None
+    store = CatalogStore(settings.config_path, redis)
     channel = internal_channel(settings.internal_target)
-    servicer = RouterServicer(catalog, ProviderClient(channel))
-    admin = unimplemented_servicer(
-        admin_service_pb2_grpc.AdminServiceServicer,
-        admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
-        "catalogue reload, routing state, consumers, keys and usage arrive with routing "
-        "and access control",
-    )
+    provider = ProviderClient(channel)
+    catalog = store.current
+    breakers = BreakerRegistry(redis, catalog.config.routing.breaker)
+    routing = RoutingLayer(catalog, provider, breakers)
+    servicer = RouterServicer(catalog, provider, routing)
+    # Routing settings first: a request that sees the new catalogue plans with them.
+    store.subscribe(routing.configure)
+    store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))
+    admin = AdminServicer(store, routing.state)
     _load_public_descriptors()
+    await routing.start()
+    store.start()
 
     def register(server: grpc.aio.Server) -> None:
         router_service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
 
     async def close() -> None:
+        await store.close()
+        await routing.close()
         await channel.close()
+        if redis is not None:
+            await redis.aclose()
+
+    async def reload() -> None:
+        await store.reload(broadcast=False)
 
     return ServiceDefinition(
         register=register,
         service_names=[ROUTER_SERVICE, ADMIN_SERVICE],
         extra_reflection_names=PUBLIC_SERVICES,
         on_stop=[close],
+        on_reload=[reload],
     )

@@ -7,7 +7,7 @@ transport or Envoy (no healthy provider replica) and is reported as such.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import grpc
 
@@ -46,7 +46,7 @@ class ProviderClient:
 
     async def stream(
         self, request: provider_pb2.CompleteRequest, timeout: float | None
-    ) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
+    ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
         call = self._stub.StreamComplete(request, timeout=timeout, metadata=call_metadata())
         try:
             async for event in call:
@@ -56,6 +56,16 @@ class ProviderClient:
         finally:
             # Our caller went away or stopped reading: cancel upstream at once.
             call.cancel()
+
+    async def check(self, provider: str, timeout: float) -> provider_pb2.CheckProviderResponse:
+        try:
+            return await self._stub.CheckProvider(
+                provider_pb2.CheckProviderRequest(provider=provider),
+                timeout=timeout,
+                metadata=call_metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
 
     async def list_models(self, provider: str, timeout: float) -> list[provider_pb2.ProviderModel]:
         try:

@@ -23,6 +23,7 @@ from services.common.errors import (
     QuotaViolation,
     ResourceExhausted,
 )
+from services.common.lua_scripts import LuaScript, ScriptArg
 from services.session import keys
 from services.session.codec import (
     encode_context,
@@ -33,7 +34,7 @@ from services.session.codec import (
 )
 from services.session.names import RESOURCE_TYPE, session_name
 from services.session.redis_errors import redis_errors_as_unavailable
-from services.session.scripts import LuaScript, ScriptArg, Scripts
+from services.session.scripts import Scripts
 
 # Index members examined per ListSessions call beyond the page itself: bounds the work
 # one call spends skipping sessions that expired since the last sweep.

@@ -163,7 +163,7 @@ async def test_failing_upstream_gives_the_right_status(
     gw: Gateway, upstream: Behaviour, http_status: int, reason: str
 ) -> None:
     with gw.fakes["openai"].control() as control:
-        control.script(upstream)
+        control.set_default(upstream)
     async with _client(gw) as client:
         response = await client.post("/v1/chat/completions", json={"messages": HELLO})
     assert response.status_code == http_status, response.text
@@ -179,7 +179,7 @@ async def test_failing_upstream_gives_the_right_status(
 
 async def test_stream_failing_before_first_chunk_is_a_plain_http_error(gw: Gateway) -> None:
     with gw.fakes["openai"].control() as control:
-        control.script(Behaviour(status=503))
+        control.set_default(Behaviour(status=503))
     async with _client(gw) as client:
         response = await client.post(
             "/v1/chat/completions", json={"messages": HELLO, "stream": True}

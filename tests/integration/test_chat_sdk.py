@@ -137,7 +137,7 @@ async def test_tool_results_round_trip(gw: Gateway) -> None:
 
 async def test_errors_raise_the_sdk_classes(gw: Gateway) -> None:
     with gw.fakes["openai"].control() as control:
-        control.script(Behaviour(status=429, headers={"retry-after": "1"}))
+        control.set_default(Behaviour(status=429, headers={"retry-after": "1"}))
     async with _sdk(gw) as client:
         with pytest.raises(openai.NotFoundError) as missing:
             await client.chat.completions.create(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from llmgw.router.v1 import chat_pb2, router_service_pb2_grpc
+from tests.fakes import Behaviour
 from tests.support.gateway import Gateway, running_gateway
 
 pytestmark = pytest.mark.integration
@@ -26,9 +28,9 @@ def spare_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]
         yield running
 
 
-def _request() -> chat_pb2.CreateChatCompletionRequest:
+def _request(model: str = "gpt-4o-mini") -> chat_pb2.CreateChatCompletionRequest:
     return chat_pb2.CreateChatCompletionRequest(
-        model="gpt-4o-mini",
+        model=model,
         messages=[chat_pb2.ChatMessage(role="user", content=struct_pb2.Value(string_value="hi"))],
     )
 
@@ -100,3 +102,73 @@ async def test_killing_a_replica_under_load_loses_no_unary_call(
             break
         await asyncio.sleep(0.1)
     assert "healthy" in flags and len(flags) == 2 and sorted(flags) != ["healthy", "healthy"]
+
+
+@pytest.fixture(scope="module")
+def provider_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """Another gateway of its own, with both provider replicas alive."""
+    with running_gateway(
+        Path(tmp_path_factory.mktemp("provider-pair")), replicas={"router": 2, "provider": 2}
+    ) as running:
+        yield running
+
+
+async def test_killing_a_provider_mid_stream_ends_its_streams_cleanly(
+    provider_pair: Gateway,
+) -> None:
+    """200 unary and 50 streaming calls in flight when one of two providers is killed."""
+    gw = provider_pair
+    words = [f"w{i} " for i in range(20)]
+    with gw.fakes["openai"].control() as control:
+        control.set_default(Behaviour(delay=0.5), model="gpt-unary-slow")
+        control.set_default(Behaviour(chunks=words, chunk_delay=0.1), model="gpt-stream-slow")
+    killed_at: list[float] = []
+    unary_failures: list[str] = []
+    streams: list[tuple[str, grpc.StatusCode, float]] = []
+
+    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+        stub = router_service_pb2_grpc.RouterServiceStub(channel)
+
+        async def unary() -> None:
+            try:
+                await stub.CreateChatCompletion(_request("gpt-unary-slow"), timeout=20)
+            except grpc.aio.AioRpcError as error:
+                unary_failures.append(f"{error.code().name}: {error.details()}")
+
+        async def stream() -> None:
+            text, code = "", grpc.StatusCode.OK
+            try:
+                async for chunk in stub.StreamChatCompletion(
+                    _request("gpt-stream-slow"), timeout=20
+                ):
+                    text += "".join(c.delta.content for c in chunk.choices)
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+            streams.append((text, code, time.monotonic()))
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(0.4)  # unary calls waiting upstream, streams mid-way
+            gw.stack.replicas["provider"][0].process.kill()
+            killed_at.append(time.monotonic())
+
+        await asyncio.gather(
+            *(unary() for _ in range(200)), *(stream() for _ in range(50)), kill_soon()
+        )
+        assert unary_failures == [], (
+            f"{len(unary_failures)} unary calls failed: {unary_failures[:3]}"
+        )
+        complete = [s for s in streams if s[1] is grpc.StatusCode.OK]
+        broken = [s for s in streams if s[1] is not grpc.StatusCode.OK]
+        assert all(text == "".join(words) for text, _, _ in complete)
+        assert broken, "some streams were on the killed replica"
+        for text, code, ended in broken:
+            assert code is grpc.StatusCode.UNAVAILABLE
+            assert ended - killed_at[0] < 2.0
+            assert "".join(words).startswith(text)  # what arrived is a clean prefix
+
+        # New requests all succeed on the surviving replica.
+        results = await asyncio.gather(
+            *(stub.CreateChatCompletion(_request(), timeout=10) for _ in range(50)),
+            return_exceptions=True,
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []

@@ -24,7 +24,7 @@ def test_unknown_provider_reference_is_named_with_its_path() -> None:
                 "models": [{"name": "m", "deployments": [{"provider": "nope", "model": "x"}]}],
             }
         )
-    assert "models[0].deployments[0].provider: unknown provider 'nope'" in str(caught.value)
+    assert "models.0.deployments.0.provider: unknown provider 'nope'" in str(caught.value)
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -52,7 +52,7 @@ def test_alias_collision_is_reported() -> None:
                 ],
             }
         )
-    assert "models[1].aliases[0]: 'a' is already used by models[0].name" in str(caught.value)
+    assert "models.1.aliases.0: 'a' is already used by models.0.name" in str(caught.value)
 
 
 def test_unknown_top_level_key_is_refused() -> None:

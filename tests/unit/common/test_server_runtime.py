@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -25,7 +32,13 @@ from services.common.errors import (
     find_detail,
 )
 from services.common.readiness import DependencyCheck
-from services.common.server import RunningServer, ServiceDefinition, create_server
+from services.common.server import (
+    ReloadRunner,
+    RunningServer,
+    ServiceDefinition,
+    create_server,
+    handle_reload_signal,
+)
 from services.common.settings import ServiceSettings
 from services.common.unimplemented import unimplemented_servicer
 
@@ -260,3 +273,136 @@ async def test_every_call_is_counted_by_method_and_code(channel: grpc.aio.Channe
             await stub.GetSession(session_pb2.GetSessionRequest(name=name))
     assert count("GetSession", "OK") - before_ok == 2
     assert count("GetSession", "NOT_FOUND") - before_missing == 1
+
+
+class Hooks:
+    """Reload hooks that record their runs; `gate` holds the first one until opened."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_first = False
+
+    async def first(self) -> None:
+        self.runs.append("first")
+        await self.gate.wait()
+        if self.fail_first:
+            raise InvalidArgument("configuration not reloaded: models.0.name: required")
+
+    async def second(self) -> None:
+        self.runs.append("second")
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_sighup_runs_the_reload_hooks_in_order() -> None:
+    hooks = Hooks()
+    runner = ReloadRunner()
+    runner.attach([hooks.first, hooks.second])
+    loop = asyncio.get_running_loop()
+    handle_reload_signal(loop, runner)
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        await _until(lambda: runner.completed == 1)
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+    assert hooks.runs == ["first", "second"]
+
+
+async def test_requests_during_a_reload_run_once_more_afterwards() -> None:
+    hooks = Hooks()
+    hooks.gate.clear()
+    runner = ReloadRunner()
+    runner.attach([hooks.first, hooks.second])
+    runner.request()
+    await _until(lambda: hooks.runs == ["first"])
+    for _ in range(3):
+        runner.request()
+    hooks.gate.set()
+    await runner.idle()
+    assert hooks.runs == ["first", "second", "first", "second"]
+    assert runner.completed == 2
+
+
+async def test_a_failed_hook_is_logged_and_the_next_ones_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hooks = Hooks()
+    hooks.fail_first = True
+    runner = ReloadRunner()
+    runner.attach([hooks.first, hooks.second])
+    with caplog.at_level(logging.INFO, "llmgw.server"):
+        runner.request()
+        await runner.idle()
+        hooks.fail_first = False
+        runner.request()
+        await runner.idle()
+    assert hooks.runs == ["first", "second", "first", "second"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("reload failed" in m and "models.0.name" in m for m in messages)
+    assert messages[-1] == "reloaded"
+
+
+async def test_a_request_before_the_service_is_built_runs_once_it_is() -> None:
+    hooks = Hooks()
+    runner = ReloadRunner()
+    runner.request()
+    runner.request()
+    await asyncio.sleep(0)
+    assert hooks.runs == []
+    runner.attach([hooks.second])
+    await runner.idle()
+    assert hooks.runs == ["second"]
+
+
+async def test_without_hooks_a_reload_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    runner = ReloadRunner()
+    runner.attach([])
+    with caplog.at_level(logging.INFO, "llmgw.server"):
+        runner.request()
+    await runner.idle()
+    assert runner.completed == 0
+    assert "nothing to reload" in caplog.text
+
+
+async def test_a_service_process_survives_sighup(tmp_path: Path) -> None:
+    """serve() itself: SIGHUP's default action would end the process."""
+    port_file = tmp_path / "ports.json"
+    log_path = tmp_path / "tool.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.tool",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--port-file",
+            str(port_file),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+    try:
+        await _until(lambda: port_file.exists() or process.returncode is not None, 30)
+        assert process.returncode is None, log_path.read_text()
+        port = json.loads(port_file.read_text())["port"]
+        process.send_signal(signal.SIGHUP)
+        await _until(lambda: "nothing to reload" in log_path.read_text())
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert process.returncode is None
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), 20)

@@ -234,10 +234,14 @@ def test_public_listener_chain_and_fallback(local: dict[str, Any]) -> None:
     assert names == [
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",
+        "llmgw.route_headers",
         "envoy.filters.http.router",
     ]
     lua = hcm["http_filters"][0]["typed_config"]["default_source_code"]["inline_string"]
     assert lua == envoy_config.OPENAI_COMPAT_LUA.read_text()
+    # After the transcoder: it sees the router's gRPC trailers on the way back.
+    after = hcm["http_filters"][2]["typed_config"]["default_source_code"]["inline_string"]
+    assert after == envoy_config.ROUTE_HEADERS_LUA.read_text()
     transcoder = hcm["http_filters"][1]["typed_config"]
     assert transcoder["print_options"] == {
         "preserve_proto_field_names": True,

@@ -1,0 +1,40 @@
+"""Redis Lua scripts run with EVALSHA and loaded again after NOSCRIPT.
+
+A script is a package's `lua/common.lua` followed by `lua/<name>.lua`. Redis keeps loaded
+scripts only in memory, so after a restart (or SCRIPT FLUSH) EVALSHA answers NOSCRIPT;
+the script is then loaded and run once more, which is safe because NOSCRIPT means it
+never ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+ScriptArg = str | bytes | int | float
+
+
+class LuaScript:
+    """One script of `package`, identified by the SHA1 of its full text."""
+
+    def __init__(self, package: str, name: str) -> None:
+        lua = resources.files(package).joinpath("lua")
+        self.name = name
+        self.text = (
+            lua.joinpath("common.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+        )
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+
+    async def __call__(
+        self, client: aioredis.Redis, keys: Sequence[str], args: Sequence[ScriptArg]
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await client.script_load(self.text)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)

@@ -1,0 +1,1 @@
+"""Routing: strategies, per-deployment statistics, shared circuit breakers, attempts."""
