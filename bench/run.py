@@ -2,8 +2,10 @@
 
 The same requests go to the fake OpenAI upstream directly and through the whole gateway
 (REST -> Envoy -> Router -> Envoy -> Provider -> upstream), with wrk at concurrency 1
-and 16, and streamed time to first token from one sequential client. Run with
-`python -m bench.run [--duration S] [--replicas router=N,provider=N]`.
+and 16, and streamed time to first token from one sequential client. Then the fallback
+scenario (bench/fallback.py): a model whose primary deployment fails every other request,
+through the gateway at the same concurrencies, and per route from one sequential client.
+Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import fallback
 from bench.cpu import CpuMeter, bare_grpc_call_cpu
+from bench.fallback import RouteTimes, latency_by_route
 from bench.ttft import TtftResult, measure
 from services.launcher.envoy_process import envoy_binary
-from tests.support.gateway import FAKE_KEYS, running_gateway
+from tests.support.gateway import FAKE_KEYS, Gateway, running_gateway
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -41,6 +45,8 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     rps: float
+    # Answers whose x-llmgw-route header said `fallback`.
+    fallbacks: int = 0
 
 
 def wrk(url: str, concurrency: int, duration: float, body_file: Path, api_key: str) -> WrkResult:
@@ -66,13 +72,13 @@ def wrk(url: str, concurrency: int, duration: float, body_file: Path, api_key: s
         check=True,
     ).stdout
     match = re.search(
-        r"BENCH requests=(\d+) errors=(\d+) non2xx=(\d+) p50_us=(\d+) p90_us=(\d+) "
-        r"p99_us=(\d+) rps=([\d.]+)",
+        r"BENCH requests=(\d+) errors=(\d+) non2xx=(\d+) fallback=(\d+) p50_us=(\d+) "
+        r"p90_us=(\d+) p99_us=(\d+) rps=([\d.]+)",
         out,
     )
     if match is None:
         raise SystemExit(f"unexpected wrk output:\n{out}")
-    n, errors, non2xx, p50, p90, p99, rps = match.groups()
+    n, errors, non2xx, fallbacks, p50, p90, p99, rps = match.groups()
     return WrkResult(
         requests=int(n),
         errors=int(errors) + int(non2xx),
@@ -80,6 +86,7 @@ def wrk(url: str, concurrency: int, duration: float, body_file: Path, api_key: s
         p90_ms=int(p90) / 1000,
         p99_ms=int(p99) / 1000,
         rps=float(rps),
+        fallbacks=int(fallbacks),
     )
 
 
@@ -121,18 +128,118 @@ def _row(name: str, direct: WrkResult, gateway: WrkResult) -> str:
     )
 
 
+_ROUTES = {
+    "primary": "primary: one upstream call (OpenAI)",
+    "fallback": "fallback: a failed call, then the second deployment (Anthropic)",
+}
+
+
+def _route_order(route: str) -> tuple[int, str]:
+    order = list(_ROUTES)
+    return (order.index(route) if route in order else len(order), route)
+
+
+def _fallback_section(
+    runs: dict[tuple[str, int], WrkResult], answered: dict[int, float], routes: RouteTimes
+) -> list[str]:
+    """The fallback scenario beside the healthy gateway runs, and its cost per route."""
+
+    def row(name: str, run: WrkResult, share: str, added: str) -> str:
+        return (
+            f"| {name} | {run.requests:,} | {run.errors} |"
+            f" {run.p50_ms:.3f} / {run.p90_ms:.3f} / {run.p99_ms:.3f} | {run.rps:,.0f} |"
+            f" {share} | {added} |"
+        )
+
+    rows = []
+    for concurrency in (1, 16):
+        healthy, flaky = runs[("gateway", concurrency)], runs[("fallback", concurrency)]
+        share = (
+            f"{answered[concurrency] / flaky.requests:.1%} / {flaky.fallbacks / flaky.requests:.1%}"
+            if flaky.requests
+            else "-"
+        )
+        rows += [
+            row(f"healthy `{BODY['model']}`, concurrency {concurrency}", healthy, "-", "-"),
+            row(
+                f"`{fallback.MODEL}`, concurrency {concurrency}",
+                flaky,
+                share,
+                f"**{flaky.p50_ms - healthy.p50_ms:+.3f}**",
+            ),
+        ]
+    by_route = routes.by_route
+    samples = sum(r.samples for r in by_route.values())
+    added = (
+        f"**{by_route['fallback'].p50_ms - by_route['primary'].p50_ms:+.3f}**"
+        if {"primary", "fallback"} <= by_route.keys()
+        else "-"
+    )
+    return [
+        "## Fallback: half the primary's calls fail",
+        "",
+        f"Model `{fallback.MODEL}` (bench/fallback.py): priority routing over a primary"
+        f" deployment on the fake OpenAI upstream, which answers HTTP 500 to every other"
+        f" request, and a second deployment on the fake Anthropic upstream, which always"
+        f" answers. A request the primary fails goes on to the second deployment at once"
+        f" (the retry of the primary waits behind it with a backoff), so every request is"
+        f" answered: with one upstream call on route `primary`, with two on route"
+        f" `fallback`. The circuit breaker is enabled but its `consecutive_failures` and"
+        f" `min_requests` are set to {fallback.UNREACHABLE:,} for this benchmark, so it"
+        f" never opens: with the defaults a 50% failure rate opens it within 20 calls and"
+        f" the runs would measure the short-circuit instead of the fallback path.",
+        "",
+        "Fallback share: the increase of the routers'"
+        f' `llmgw_routing_decisions_total{{requested_model="{fallback.MODEL}",'
+        'route="fallback"}` over the run (all replicas) divided by the requests wrk'
+        " completed, and the share of answers wrk saw with `x-llmgw-route: fallback`."
+        " Errors are socket errors plus non-2xx answers.",
+        "",
+        "| run | requests | errors | p50 / p90 / p99 ms | req/s |"
+        " fallback share (metric / headers) | p50 vs healthy ms |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"The cost of each route, from one sequential client ({samples} requests of"
+        f" `{fallback.MODEL}` after a warm-up, split by their `x-llmgw-route` header;"
+        f" {routes.errors} errors):",
+        "",
+        "| route | p50 ms | p99 ms | samples |",
+        "|---|---|---|---|",
+        *(
+            f"| {_ROUTES.get(route, route)} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.samples} |"
+            for route, r in sorted(by_route.items(), key=lambda item: _route_order(item[0]))
+        ),
+        f"| **added by the fallback path** | {added} | | |",
+        "",
+        "The fallback path adds one whole failed upstream call (router -> provider, the"
+        " openai SDK raising on the 500, the error status back to the router) and the"
+        " breaker's record of that failure, which runs its Redis script before the next"
+        " deployment is tried; its successful call then goes through the Anthropic adapter"
+        " instead of the OpenAI one. On route `primary` the success right after a failure"
+        " also runs the Redis script (it resets the failure streak), which a healthy"
+        " deployment's batched successes never do.",
+        "",
+    ]
+
+
 def report(
     args: argparse.Namespace,
     runs: dict[tuple[str, int], WrkResult],
     ttft: dict[str, TtftResult],
     cpu: dict[int, dict[str, float]],
     grpc_call_us: float,
+    *,
+    answered: dict[int, float],
+    routes: RouteTimes,
 ) -> str:
     c1d, c1g = runs[("direct", 1)], runs[("gateway", 1)]
     c16d, c16g = runs[("direct", 16)], runs[("gateway", 16)]
     added_c1 = c1g.p50_ms - c1d.p50_ms
     added_ttft = ttft["gateway"].p50_ms - ttft["direct"].p50_ms
-    errors = sum(r.errors for r in runs.values()) + sum(t.errors for t in ttft.values())
+    errors = (
+        sum(r.errors for r in runs.values()) + sum(t.errors for t in ttft.values()) + routes.errors
+    )
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
@@ -202,8 +309,33 @@ def report(
         " samples); the SDK layers (openai client, httpx2) are the largest Python cost in the"
         " provider.",
         "",
+        *_fallback_section(runs, answered, routes),
     ]
     return "\n".join(lines)
+
+
+def run_fallback(
+    gw: Gateway, body: Path, duration: float, samples: int
+) -> tuple[dict[tuple[str, int], WrkResult], dict[int, float], RouteTimes]:
+    """The fallback scenario's wrk runs, the fallback answers counted by the routers
+    during each, and the sequential per-route latencies."""
+    fallback.inject_faults(gw)
+    url = gw.public_url + "/v1/chat/completions"
+    runs: dict[tuple[str, int], WrkResult] = {}
+    answered: dict[int, float] = {}
+    for concurrency in (1, 16):
+        wrk(url, concurrency, 2, body, "unused")  # warm-up: the second provider's pool too
+        before = fallback.fallback_answers(gw)
+        runs[("fallback", concurrency)] = wrk(url, concurrency, duration, body, "unused")
+        answered[concurrency] = fallback.fallback_answers(gw) - before
+        print(
+            f"fallback c={concurrency}: {runs[('fallback', concurrency)]},"
+            f" metric fallbacks={answered[concurrency]:.0f}",
+            flush=True,
+        )
+    routes = asyncio.run(latency_by_route(url, body.read_bytes(), samples, "unused"))
+    print(routes, flush=True)
+    return runs, answered, routes
 
 
 def _replicas(text: str) -> dict[str, int]:
@@ -221,9 +353,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
         work = Path(tmp)
         unary, streamed = work / "unary.json", work / "stream.json"
+        flaky = work / "flaky.json"
         unary.write_text(json.dumps(BODY))
         streamed.write_text(json.dumps({**BODY, "stream": True}))
-        with running_gateway(work, replicas=_replicas(args.replicas_text), record=False) as gw:
+        flaky.write_text(json.dumps({**BODY, "model": fallback.MODEL}))
+        with running_gateway(
+            work,
+            replicas=_replicas(args.replicas_text),
+            configure=fallback.configure,
+            record=False,
+        ) as gw:
             urls = {
                 "direct": gw.fakes["openai"].base_url + "/chat/completions",
                 "gateway": gw.public_url + "/v1/chat/completions",
@@ -257,8 +396,11 @@ def main() -> int:
                 for name, url in urls.items()
             }
             print(ttft, flush=True)
+            # Last: nothing runs before the healthy figures that did not before this scenario.
+            flaky_runs, answered, routes = run_fallback(gw, flaky, args.duration, args.samples)
+            runs.update(flaky_runs)
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
-    text = report(args, runs, ttft, cpu, grpc_call_us)
+    text = report(args, runs, ttft, cpu, grpc_call_us, answered=answered, routes=routes)
     args.output.write_text(text)
     print(text)
     return 0

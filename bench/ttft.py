@@ -23,7 +23,8 @@ class TtftResult:
     errors: int
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The value at rank `q` (0..1) of `values`, nearest rank, no interpolation."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -85,6 +86,6 @@ async def measure(
     return TtftResult(
         samples=len(times),
         p50_ms=statistics.median(times) * 1000,
-        p99_ms=_percentile(times, 0.99) * 1000,
+        p99_ms=percentile(times, 0.99) * 1000,
         errors=errors,
     )
