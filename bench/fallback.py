@@ -19,12 +19,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
-from bench.ttft import percentile
+from bench.ttft import percentile, sequential
 from tests.fakes import Behaviour
 from tests.support.gateway import Gateway
 
@@ -60,18 +56,11 @@ def inject_faults(gateway: Gateway) -> None:
 
 def fallback_answers(gateway: Gateway) -> float:
     """Requests for `flaky` the routers answered through the fallback route, all replicas."""
-    total = 0.0
-    for replica in gateway.stack.replicas["router"]:
-        text = httpx.get(f"http://127.0.0.1:{replica.metrics_port}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if (
-                    sample.name == "llmgw_routing_decisions_total"
-                    and sample.labels.get("requested_model") == MODEL
-                    and sample.labels.get("route") == "fallback"
-                ):
-                    total += sample.value
-    return total
+    return sum(
+        gateway.router_metric(
+            "llmgw_routing_decisions_total", requested_model=MODEL, route="fallback"
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -114,28 +103,10 @@ async def latency_by_route(
     url: str, body: bytes, samples: int, api_key: str, warmup: int = 50
 ) -> RouteTimes:
     """`samples` requests one after another (after `warmup`), timed and split by route."""
-    parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    request = (
-        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Content-Type: application/json\r\nAuthorization: Bearer {api_key}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    answers, errors = await sequential(url, body, samples, api_key, warmup=warmup, exchange=_one)
     times: dict[str, list[float]] = defaultdict(list)
-    errors = 0
-    try:
-        for i in range(warmup + samples):
-            try:
-                route, value = await _one(reader, writer, request)
-            except (RuntimeError, ConnectionError, asyncio.IncompleteReadError):
-                errors += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-                continue
-            if i >= warmup:
-                times[route].append(value)
-    finally:
-        writer.close()
+    for route, value in answers:
+        times[route].append(value)
     return RouteTimes(
         by_route={
             route: RouteLatency(

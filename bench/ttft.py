@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 
@@ -56,9 +58,16 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
     return first
 
 
-async def measure(
-    url: str, body: bytes, samples: int, api_key: str, warmup: int = 50
-) -> TtftResult:
+T = TypeVar("T")
+Exchange = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[T]]
+
+
+async def sequential(
+    url: str, body: bytes, samples: int, api_key: str, *, warmup: int, exchange: Exchange[T]
+) -> tuple[list[T], int]:
+    """`warmup + samples` POSTs of `body` one after another on one keep-alive connection;
+    the results of the last `samples` and the number of failed exchanges (each failure
+    opens a new connection)."""
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     request = (
@@ -66,21 +75,28 @@ async def measure(
         f"Content-Type: application/json\r\nAuthorization: Bearer {api_key}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    times: list[float] = []
+    results: list[T] = []
     errors = 0
     try:
         for i in range(warmup + samples):
             try:
-                value = await _one(reader, writer, request)
+                value = await exchange(reader, writer, request)
             except (RuntimeError, ConnectionError, asyncio.IncompleteReadError):
                 errors += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
                 continue
             if i >= warmup:
-                times.append(value)
+                results.append(value)
     finally:
         writer.close()
+    return results, errors
+
+
+async def measure(
+    url: str, body: bytes, samples: int, api_key: str, warmup: int = 50
+) -> TtftResult:
+    times, errors = await sequential(url, body, samples, api_key, warmup=warmup, exchange=_one)
     if not times:
         return TtftResult(0, float("nan"), float("nan"), errors)
     return TtftResult(

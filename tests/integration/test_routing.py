@@ -19,7 +19,6 @@ import pytest
 from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from prometheus_client.parser import text_string_to_metric_families
 
 from llmgw.router.v1 import (
     admin_service_pb2,
@@ -133,23 +132,11 @@ def _hits(gw: Gateway, kind: str) -> dict[str, int]:
 
 
 def _per_replica(gw: Gateway, name: str, **labels: str) -> list[float]:
-    """A sample's value on each router replica (summed over unlisted labels)."""
-    values = []
-    for replica in gw.stack.replicas["router"]:
-        text = httpx.get(f"http://127.0.0.1:{replica.metrics_port}/metrics").text
-        value = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    value += sample.value
-        values.append(value)
-    return values
+    return gw.router_metric(name, **labels)
 
 
 def _metric(gw: Gateway, name: str, **labels: str) -> float:
-    return sum(_per_replica(gw, name, **labels))
+    return sum(gw.router_metric(name, **labels))
 
 
 async def _many(

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.processes import ChildProcess, wait_port
@@ -108,6 +110,23 @@ class Gateway:
     @property
     def admin_url(self) -> str:
         return self.stack.admin_url
+
+    def router_metric(self, name: str, **labels: str) -> list[float]:
+        """A Prometheus sample on each router replica, summed over the labels not given."""
+        values = []
+        for replica in self.stack.replicas["router"]:
+            url = f"http://127.0.0.1:{replica.metrics_port}/metrics"
+            text = httpx.get(url, timeout=5).text
+            values.append(
+                sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == name
+                    and all(sample.labels.get(k) == v for k, v in labels.items())
+                )
+            )
+        return values
 
     def reset_fakes(self) -> None:
         for fake in self.fakes.values():
