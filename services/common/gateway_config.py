@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from services.common.backoff import Backoff
+from services.common.config_base import Strict
 from services.common.settings import SettingsError
+from services.common.tool_config import ToolsConfig
 
 ProviderType = Literal["openai", "azure_openai", "anthropic", "ollama"]
 RoutingStrategy = Literal["priority", "weighted", "least_latency", "lowest_cost", "least_busy"]
@@ -40,11 +43,7 @@ class ConfigError(SettingsError):
         self.violations = violations if violations is not None else [("", message)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProviderConfig(_Strict):
+class ProviderConfig(Strict):
     """One provider instance: an API family, an endpoint and a credential."""
 
     type: ProviderType
@@ -66,7 +65,7 @@ class ProviderConfig(_Strict):
     max_connections: int = Field(default=1000, gt=0)
 
 
-class Deployment(_Strict):
+class Deployment(Strict):
     """One place a public model is served: a provider instance and its model name."""
 
     provider: str
@@ -87,7 +86,7 @@ class Deployment(_Strict):
         return self.id or f"{self.provider}/{self.model}"
 
 
-class RetryConfig(_Strict):
+class RetryConfig(Strict):
     """How one request retries an upstream failure that is retryable."""
 
     # Calls to one deployment for one request (1: never the same deployment twice).
@@ -104,8 +103,12 @@ class RetryConfig(_Strict):
     # deployment: the request moves on to the next deployment or fallback.
     max_retry_after: float = Field(default=30.0, ge=0)
 
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_initial, self.backoff_max, self.backoff_multiplier, self.jitter)
 
-class BreakerConfig(_Strict):
+
+class BreakerConfig(Strict):
     """A circuit breaker per deployment, its state shared by router replicas in Redis."""
 
     enabled: bool = True
@@ -123,7 +126,7 @@ class BreakerConfig(_Strict):
     sync_interval: float = Field(default=0.25, gt=0)
 
 
-class HealthConfig(_Strict):
+class HealthConfig(Strict):
     """Periodic provider health checks (CheckProvider) run by each router replica."""
 
     # Seconds between checks; 0 disables them.
@@ -131,7 +134,7 @@ class HealthConfig(_Strict):
     timeout_seconds: float = Field(default=5.0, gt=0)
 
 
-class RoutingConfig(_Strict):
+class RoutingConfig(Strict):
     """Retries, breakers, health checks and the inputs of the routing strategies."""
 
     retries: RetryConfig = Field(default_factory=RetryConfig)
@@ -146,7 +149,7 @@ class RoutingConfig(_Strict):
     estimated_output_tokens: int = Field(default=256, gt=0)
 
 
-class ModelEntry(_Strict):
+class ModelEntry(Strict):
     """A public model name, its aliases and its deployments."""
 
     name: str = Field(min_length=1)
@@ -177,7 +180,7 @@ class ModelEntry(_Strict):
         return self
 
 
-class PrefixRule(_Strict):
+class PrefixRule(Strict):
     """Models not in the catalogue whose name starts with `prefix` go to `provider`."""
 
     prefix: str = Field(min_length=1)
@@ -186,7 +189,7 @@ class PrefixRule(_Strict):
     strip_prefix: bool = False
 
 
-class SessionConfig(_Strict):
+class SessionConfig(Strict):
     """Limits of the session service."""
 
     default_ttl_seconds: int = Field(default=86_400, gt=0)
@@ -204,7 +207,7 @@ class SessionConfig(_Strict):
         return self
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(Strict):
     """The whole file."""
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -213,6 +216,7 @@ class GatewayConfig(_Strict):
     default_model: str | None = None
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -1,8 +1,7 @@
 """Calls to the Provider service, through Envoy's internal listener.
 
 Failures come back as the provider's own status (details included) so the caller sees
-exactly what the provider reported; a status without our ErrorInfo comes from the
-transport or Envoy (no healthy provider replica) and is reported as such.
+exactly what the provider reported (services/common/remote.py).
 """
 
 from __future__ import annotations
@@ -11,23 +10,15 @@ from collections.abc import AsyncGenerator
 
 import grpc
 
-from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from services.common.channels import call_metadata
-from services.common.errors import DeadlineExceeded, GatewayError, RemoteError, Unavailable
+from services.common.errors import GatewayError
+from services.common.remote import translate_rpc_error
 
 
 def _translate(error: grpc.aio.AioRpcError) -> GatewayError:
-    remote = RemoteError.from_rpc_error(error)
-    if remote.reason_text:
-        return remote
-    if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded("the deadline passed before the provider answered")
-    return Unavailable(
-        f"provider service unavailable: {error.details() or error.code().name}",
-        reason=error_reason_pb2.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
-    )
+    return translate_rpc_error(error, "provider")
 
 
 class ProviderClient:

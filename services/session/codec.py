@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from llmgw.session.v1 import session_service_pb2 as session_pb2
-from services.session.names import session_name
+from services.common.session_names import session_name
 
 Meta = Mapping[bytes, bytes]
 

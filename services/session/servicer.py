@@ -9,6 +9,12 @@ import grpc
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.gateway_config import SessionConfig
+from services.common.session_names import (
+    check_session_id,
+    new_session_id,
+    parse_session_name,
+    session_name,
+)
 from services.common.validation import Violations
 from services.session.message_checks import check_messages
 from services.session.metrics import (
@@ -16,12 +22,6 @@ from services.session.metrics import (
     MESSAGES_APPENDED,
     SESSIONS_CREATED,
     SESSIONS_DELETED,
-)
-from services.session.names import (
-    check_session_id,
-    new_session_id,
-    parse_session_name,
-    session_name,
 )
 from services.session.owner import current_owner
 from services.session.page_tokens import decode_page_token, encode_page_token

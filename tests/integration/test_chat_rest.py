@@ -220,8 +220,6 @@ async def test_models_are_listed_and_fetched_in_openai_shape(gw: Gateway) -> Non
 
 async def test_unbuilt_services_answer_501_not_fake_success(gw: Gateway) -> None:
     async with _client(gw) as client:
-        tools = await client.get("/v1/tools")
         investigations = await client.get("/v1/investigations")
-    assert tools.status_code == 501
-    assert "not implemented yet" in tools.json()["message"]
     assert investigations.status_code == 501
+    assert "not implemented yet" in investigations.json()["message"]

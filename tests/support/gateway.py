@@ -26,7 +26,14 @@ from services.launcher.processes import ChildProcess, wait_port
 from services.launcher.stack import REPO_ROOT, Stack, StackOptions
 from tests.fakes.control import FakeControl
 
-FAKE_KEYS = {"openai": "sk-fake-openai-key", "anthropic": "sk-ant-fake-key", "ollama": ""}
+FAKE_KEYS = {
+    "openai": "sk-fake-openai-key",
+    "anthropic": "sk-ant-fake-key",
+    "ollama": "",
+    "downstream": "",
+}
+# Sent by the `weather` tool as a header (a `${NAME}` reference the tool service expands).
+FAKE_WEATHER_KEY = "fake-weather-key"
 
 
 @dataclass
@@ -84,6 +91,32 @@ def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
             {"prefix": "ollama/", "provider": "ollama", "strip_prefix": True},
         ],
         "default_model": "gpt-4o-mini",
+        **({"tools": tools_config(fakes["downstream"])} if "downstream" in fakes else {}),
+    }
+
+
+def tools_config(downstream: FakeUpstream) -> dict[str, Any]:
+    """Built-in tools over the downstream fake, and one tool of the file over it."""
+    return {
+        "allowed_hosts": ["127.0.0.1"],
+        "downstream": {"search_url": downstream.root_url, "agents_url": downstream.root_url},
+        "definitions": [
+            {
+                "name": "weather",
+                "description": "Current weather in a city.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string", "minLength": 1}},
+                    "required": ["city"],
+                    "additionalProperties": False,
+                },
+                "http": {
+                    "method": "GET",
+                    "url_template": downstream.root_url + "/weather/{city}",
+                    "headers": {"X-Weather-Key": "${FAKE_WEATHER_KEY}"},
+                },
+            }
+        ],
     }
 
 
@@ -228,7 +261,7 @@ def running_gateway(
     fakes: dict[str, FakeUpstream] = {}
     stack: Stack | None = None
     try:
-        for kind in ("openai", "anthropic", "ollama"):
+        for kind in ("openai", "anthropic", "ollama", "downstream"):
             fakes[kind] = thread.call(_start_fake(kind, run_dir, record))
         document = gateway_config(fakes) if config_file else None
         if configure is not None and document is not None:
@@ -236,6 +269,7 @@ def running_gateway(
         keys = {
             "FAKE_OPENAI_KEY": FAKE_KEYS["openai"],
             "FAKE_ANTHROPIC_KEY": FAKE_KEYS["anthropic"],
+            "FAKE_WEATHER_KEY": FAKE_WEATHER_KEY,
         }
         extra = env(fakes) if env is not None else {}
         stack, config_path = _stack(run_dir, document, replicas, {**keys, **extra}, log_level)
@@ -249,8 +283,9 @@ def running_gateway(
         thread.close()
 
 
-def local_model_config(base_url: str) -> dict[str, Any]:
-    """The embedded model through both adapters that can reach llama-server."""
+def local_model_config(base_url: str, downstream: FakeUpstream | None = None) -> dict[str, Any]:
+    """The embedded model through both adapters that can reach llama-server (and the
+    tools over the downstream fake, when one runs)."""
     return {
         "providers": {
             "local": {"type": "openai", "base_url": base_url + "/v1"},
@@ -268,25 +303,33 @@ def local_model_config(base_url: str) -> dict[str, Any]:
             },
         ],
         "default_model": LOCAL_MODEL_NAME,
+        **({"tools": tools_config(downstream)} if downstream is not None else {}),
     }
 
 
 @contextmanager
 def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
-    """The stack over the real local model (llama-server), built on first use."""
+    """The stack over the real local model (llama-server), built on first use, with the
+    downstream fake behind the tool service."""
     thread = _LoopThread()
     server = LocalModelServer(log_path=run_dir / "logs" / "llama-server.log", startup_timeout=120)
     stack: Stack | None = None
+    downstream: FakeUpstream | None = None
     started = False
     try:
         thread.call(server.start(), timeout=1800)
         started = True
-        stack, config_path = _stack(run_dir, local_model_config(server.base_url), None, {}, "INFO")
+        downstream = thread.call(_start_fake("downstream", run_dir))
+        document = local_model_config(server.base_url, downstream)
+        env = {"FAKE_WEATHER_KEY": FAKE_WEATHER_KEY}
+        stack, config_path = _stack(run_dir, document, None, env, "INFO")
         thread.call(stack.start())
-        yield Gateway(stack=stack, fakes={}, config_path=config_path)
+        yield Gateway(stack=stack, fakes={"downstream": downstream}, config_path=config_path)
     finally:
         if stack is not None:
             thread.call(stack.stop())
+        if downstream is not None:
+            thread.call(downstream.process.stop(grace=5))
         if started:
             thread.call(server.stop())
         thread.close()

@@ -9,11 +9,8 @@ the provider's HTTP status, so the router can tell whose failure it was.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import (
@@ -25,12 +22,9 @@ from services.common.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from services.common.logs import redact
+from services.common.http_replies import quote, retry_after_seconds
 
 _R = error_reason_pb2
-
-# Longest quote of a provider's message; error bodies can echo whole prompts.
-MAX_QUOTED = 300
 
 # Provider error types that name a status, for errors reported inside a 200 stream.
 _TYPE_STATUS = {
@@ -87,44 +81,6 @@ class UpstreamFailure:
 
 def status_for_error_type(error_type: str, default: int = 500) -> int:
     return _TYPE_STATUS.get(error_type, default)
-
-
-def quote(message: str) -> str:
-    """The provider's message on one line, trimmed and with secrets redacted."""
-    text = " ".join(message.split()) or "no details given"
-    if len(text) > MAX_QUOTED:
-        text = text[: MAX_QUOTED - 1] + "…"
-    return redact(text)
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """`retry-after-ms`, else `retry-after` as seconds or an HTTP date."""
-    if not headers:
-        return None
-    millis = _number(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _number(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _mentions(failure: UpstreamFailure, markers: tuple[str, ...]) -> bool:

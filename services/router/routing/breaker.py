@@ -41,10 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.common.gateway_config import BreakerConfig
-from services.common.lua_scripts import LuaScript
-from services.router.routing import breaker_metrics as metrics
-from services.router.routing.breaker_machine import (
+from services.common.breaker_machine import (
     Admission,
     BreakerMachine,
     BreakerState,
@@ -52,6 +49,9 @@ from services.router.routing.breaker_machine import (
     Outcome,
     window_index,
 )
+from services.common.gateway_config import BreakerConfig
+from services.common.lua_scripts import LuaScript
+from services.router.routing import breaker_metrics as metrics
 
 __all__ = ["Admission", "BreakerRegistry", "BreakerState", "BreakerView", "Outcome"]
 

@@ -12,7 +12,7 @@ import contextlib
 
 from prometheus_client import Counter, Gauge
 
-from services.router.routing.breaker_machine import BreakerState
+from services.common.breaker_machine import BreakerState
 
 STATE = Gauge(
     "llmgw_breaker_state",

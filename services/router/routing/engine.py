@@ -26,7 +26,6 @@ from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import GatewayError, ResourceExhausted, Unavailable
 from services.common.gateway_config import RoutingConfig
 from services.router.routing import metrics
-from services.router.routing.backoff import backoff_delay
 from services.router.routing.breaker import Admission, BreakerRegistry, Outcome
 from services.router.routing.classify import (
     Disposition,
@@ -183,7 +182,7 @@ class RoutingEngine:
                 elif kind is Disposition.RETRY and item.tries + 1 < retries.attempts_per_deployment:
                     after = error.retry_after
                     if after is None or after <= retries.max_retry_after:
-                        delay = backoff_delay(item.tries + 1, retries, after, self._rng)
+                        delay = retries.backoff.delay(item.tries + 1, after, self._rng)
                         queue.append(
                             _Queued(self.clock() + delay, item.order, candidate, item.tries + 1)
                         )

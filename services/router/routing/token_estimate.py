@@ -13,6 +13,7 @@ URL is megabytes of base64), so their bytes are replaced by a fixed token count.
 
 from __future__ import annotations
 
+from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 
 CHARS_PER_TOKEN = 4
@@ -50,3 +51,8 @@ def estimate_output_tokens(request: provider_pb2.CompleteRequest, default: int) 
     if request.HasField("max_tokens") and request.max_tokens > 0:
         return int(request.max_tokens)
     return default
+
+
+def estimate_message_tokens(message: common_pb2.Message) -> int:
+    """One message's share of `estimate_prompt_tokens` (images counted by their bytes)."""
+    return MESSAGE_OVERHEAD_TOKENS + message.ByteSize() // CHARS_PER_TOKEN

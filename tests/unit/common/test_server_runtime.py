@@ -374,12 +374,12 @@ async def test_without_hooks_a_reload_is_ignored(caplog: pytest.LogCaptureFixtur
 async def test_a_service_process_survives_sighup(tmp_path: Path) -> None:
     """serve() itself: SIGHUP's default action would end the process."""
     port_file = tmp_path / "ports.json"
-    log_path = tmp_path / "tool.log"
+    log_path = tmp_path / "investigation.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "services.tool",
+            "services.investigation",
             "--port",
             "0",
             "--metrics-port",

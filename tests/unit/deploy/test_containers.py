@@ -171,8 +171,11 @@ def test_no_secret_has_a_value_in_the_compose_file(services: dict[str, dict[str,
 def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
     healthy = {"condition": "service_healthy"}
     assert services[ENVOY]["depends_on"] == dict.fromkeys(SERVICES, healthy)
-    assert services["session"]["depends_on"] == {"redis": healthy}
-    assert services["session"]["environment"]["LLMGW_REDIS_URL"] == "redis://redis:6379/0"
+    # Sessions, breakers and catalogue reloads (router), run-time tools (tool).
+    for name in ("session", "router", "tool"):
+        assert services[name]["depends_on"].get("redis") == healthy, name
+        assert services[name]["environment"]["LLMGW_REDIS_URL"] == "redis://redis:6379/0"
+        assert "data" in services[name]["networks"], name
     assert services["provider"]["depends_on"] == {"llama": healthy}
 
 

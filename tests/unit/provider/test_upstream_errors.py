@@ -8,11 +8,9 @@ import time
 import pytest
 
 from llmgw.common.v1 import error_reason_pb2
+from services.common.http_replies import MAX_QUOTED, quote, retry_after_seconds
 from services.provider.adapters.upstream_errors import (
-    MAX_QUOTED,
     UpstreamFailure,
-    quote,
-    retry_after_seconds,
     status_for_error_type,
     to_gateway_error,
 )

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from services.common.breaker_machine import BreakerMachine
 from services.common.gateway_config import BreakerConfig
 from services.common.redis_store import create_redis
 from services.launcher.processes import wait_port
@@ -24,7 +25,6 @@ from services.router.routing.breaker import (
     Outcome,
     key_ttl_seconds,
 )
-from services.router.routing.breaker_machine import BreakerMachine
 from tests.conftest import RedisServer
 from tests.unit.router.test_breaker_machine import CONFIG, SCENARIOS, T0
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from llmgw.router.v1 import admin_service_pb2
-from services.common.gateway_config import BreakerConfig
-from services.router.routing.breaker_machine import (
+from services.common.breaker_machine import (
     Admission,
     BreakerMachine,
     BreakerState,
@@ -17,6 +16,7 @@ from services.router.routing.breaker_machine import (
     Outcome,
     window_index,
 )
+from services.common.gateway_config import BreakerConfig
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 OK, FAIL, NEUTRAL = Outcome.SUCCESS, Outcome.FAILURE, Outcome.NEUTRAL

@@ -1,0 +1,185 @@
+"""Fixtures: the downstream fake, executors over it, and real tool servers on real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2_grpc
+
+from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
+from services.common.gateway_config import parse_config
+from services.common.server import RunningServer, create_server
+from services.common.settings import ServiceSettings
+from services.common.tool_config import ToolsConfig
+from services.tool.app import build
+from services.tool.breakers import DownstreamBreakers
+from services.tool.entries import ToolEntry
+from services.tool.executor_http import HttpExecutor
+from services.tool.registry import static_entries
+from tests.conftest import RedisServer
+from tests.fakes import FakeDownstream
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "minLength": 1}},
+    "required": ["city"],
+}
+
+
+def tools_section(fake: FakeDownstream, **overrides: Any) -> dict[str, Any]:
+    """A `tools:` section over the fake: built-ins, a weather tool, tiny backoffs."""
+    section: dict[str, Any] = {
+        "allowed_hosts": ["127.0.0.1"],
+        "default_timeout_seconds": 5,
+        "retry": {"max_attempts": 3, "initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.02},
+        "downstream": {"search_url": fake.url, "agents_url": fake.url},
+        "definitions": [
+            {
+                "name": "weather",
+                "description": "Current weather in a city.",
+                "parameters": WEATHER_SCHEMA,
+                "http": {"method": "GET", "url_template": fake.url + "/weather/{city}"},
+            }
+        ],
+    }
+    section.update(overrides)
+    return section
+
+
+def tools_config(section: dict[str, Any]) -> ToolsConfig:
+    return parse_config({"tools": section}).tools
+
+
+@pytest.fixture
+async def downstream() -> AsyncIterator[FakeDownstream]:
+    async with FakeDownstream() as fake:
+        yield fake
+
+
+class Waits:
+    """Records the backoffs an executor asked for instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+@dataclass
+class Harness:
+    """An executor over the fake with its own breakers and the section it was made from."""
+
+    executor: HttpExecutor
+    breakers: DownstreamBreakers
+    config: ToolsConfig
+    waits: Waits
+    section: dict[str, Any]
+
+    def entry(self, name: str) -> ToolEntry:
+        """A built-in or file tool of this harness's section."""
+        return static_entries(self.config, {})[name]
+
+    def custom(self, **definition: Any) -> ToolEntry:
+        """A tool compiled from one more definition (same defaults and allow-list)."""
+        config = tools_config({**self.section, "definitions": [definition]})
+        return static_entries(config, {})[definition["name"]]
+
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_harness(downstream: FakeDownstream) -> AsyncIterator[MakeHarness]:
+    executors: list[HttpExecutor] = []
+
+    async def make(
+        environ: dict[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+        **section: Any,
+    ) -> Harness:
+        raw = tools_section(downstream, **section)
+        config = tools_config(raw)
+        breakers = (
+            DownstreamBreakers(config.breaker, clock)
+            if clock is not None
+            else DownstreamBreakers(config.breaker)
+        )
+        waits = Waits()
+        executor = HttpExecutor(
+            breakers, lambda: config.allow_list, environ=environ or {}, sleep=waits
+        )
+        executors.append(executor)
+        return Harness(executor, breakers, config, waits, raw)
+
+    yield make
+    for executor in executors:
+        await executor.close()
+
+
+@dataclass
+class ToolServer:
+    running: RunningServer
+    channel: grpc.aio.Channel
+    stub: tool_grpc.ToolServiceStub
+    health: health_pb2_grpc.HealthStub
+    config_path: Path
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        await self.running.stop(0)
+
+
+StartServer = Callable[..., Awaitable[ToolServer]]
+
+
+@pytest.fixture
+async def start_server(
+    redis_server: RedisServer, downstream: FakeDownstream, tmp_path: Path
+) -> AsyncIterator[StartServer]:
+    """Tool servers built by `app.build` on the shared Redis; stopped after the test."""
+    started: list[ToolServer] = []
+
+    async def start(readiness_interval: float = 0.2, **section: Any) -> ToolServer:
+        config = tmp_path / f"gateway-{len(started)}.yaml"
+        config.write_text(yaml.safe_dump({"tools": tools_section(downstream, **section)}))
+        settings = ServiceSettings(
+            service="tool",
+            port=0,
+            metrics_port=0,
+            redis_url=redis_server.url,
+            config_path=config,
+            readiness_interval=readiness_interval,
+            access_log=False,
+        )
+        running = await create_server(settings, await build(settings))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        server = ToolServer(
+            running,
+            channel,
+            tool_grpc.ToolServiceStub(channel),
+            health_pb2_grpc.HealthStub(channel),
+            config,
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> ToolServer:
+    return await start_server()
+
+
+@pytest.fixture
+def stub(server: ToolServer) -> tool_grpc.ToolServiceStub:
+    return server.stub
