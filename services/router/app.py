@@ -1,5 +1,8 @@
 """Wiring of the router process: RouterService, AdminService and the routing layer.
 
+The provider, session and tool services are all reached through Envoy's internal
+listener, on one shared channel.
+
 The catalogue lives in a CatalogStore: SIGHUP reloads this replica from its file, the
 ReloadCatalog RPC reloads it and announces the reload (through Redis) to every replica.
 Each reload reaches the routing layer (new settings, state kept) and the servicer.
@@ -20,6 +23,8 @@ from services.router.provider_client import ProviderClient
 from services.router.routing.breaker import BreakerRegistry
 from services.router.routing.layer import RoutingLayer
 from services.router.servicer import RouterServicer
+from services.router.session_client import SessionClient
+from services.router.tool_client import ToolClient
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
@@ -49,7 +54,9 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     catalog = store.current
     breakers = BreakerRegistry(redis, catalog.config.routing.breaker)
     routing = RoutingLayer(catalog, provider, breakers)
-    servicer = RouterServicer(catalog, provider, routing)
+    servicer = RouterServicer(
+        catalog, provider, routing, SessionClient(channel), ToolClient(channel)
+    )
     # Routing settings first: a request that sees the new catalogue plans with them.
     store.subscribe(routing.configure)
     store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))

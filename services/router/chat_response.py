@@ -38,8 +38,14 @@ def usage(value: common_pb2.Usage) -> chat_pb2.CompletionUsage:
 
 
 def completion(
-    result: provider_pb2.CompleteResponse, model: str
+    result: provider_pb2.CompleteResponse,
+    model: str,
+    *,
+    finish_reason: int | None = None,
+    total_usage: common_pb2.Usage | None = None,
 ) -> chat_pb2.CreateChatCompletionResponse:
+    """The answer; `finish_reason` and `total_usage` override the last call's when a
+    tool loop made several."""
     message = chat_pb2.ChatCompletionMessage(role="assistant")
     text = "".join(p.text for p in result.message.content if p.WhichOneof("part") == "text")
     if text or not result.message.tool_calls:
@@ -61,10 +67,14 @@ def completion(
         model=model,
         choices=[
             chat_pb2.ChatCompletionChoice(
-                index=0, message=message, finish_reason=FINISH_REASONS[result.finish_reason]
+                index=0,
+                message=message,
+                finish_reason=FINISH_REASONS[
+                    result.finish_reason if finish_reason is None else finish_reason
+                ],
             )
         ],
-        usage=usage(result.usage),
+        usage=usage(result.usage if total_usage is None else total_usage),
     )
     if result.system_fingerprint:
         response.system_fingerprint = result.system_fingerprint
@@ -122,6 +132,12 @@ class ChunkBuilder:
     def finish(self, reason: int) -> chat_pb2.StreamChatCompletionResponse:
         chunk, _delta = self._delta_chunk()
         chunk.choices[0].finish_reason = FINISH_REASONS[reason]
+        return chunk
+
+    def progress(self, progress: chat_pb2.ToolProgress) -> chat_pb2.StreamChatCompletionResponse:
+        """A gateway-side tool loop event between the model's chunks (no choices)."""
+        chunk = self._chunk()
+        chunk.tool_progress.CopyFrom(progress)
         return chunk
 
     def error(self, status: status_pb2.Status) -> chat_pb2.StreamChatCompletionResponse:

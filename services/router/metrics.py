@@ -1,4 +1,5 @@
-"""Router metrics: completions, time to first token, tokens, active streams."""
+"""Router metrics: completions, time to first token, tokens, active streams, session
+appends and the gateway-side tool loop."""
 
 from __future__ import annotations
 
@@ -25,4 +26,19 @@ MODEL_LISTING_FAILURES = Counter(
     "llmgw_model_listing_failures_total",
     "Provider model listings that failed (ListModels then shows the catalogue only).",
     ["provider"],
+)
+SESSION_APPENDS = Counter(
+    "llmgw_chat_session_appends_total",
+    "Turns appended to sessions after a completion, by outcome (saved, failed).",
+    ["outcome"],
+)
+TOOL_LOOP_ITERATIONS = Histogram(
+    "llmgw_tool_loop_iterations",
+    "Model calls per request of the gateway-side tool loop.",
+    buckets=(1, 2, 3, 4, 5, 7, 10, 15, 20),
+)
+TOOL_LOOP_CALLS = Counter(
+    "llmgw_tool_loop_calls_total",
+    "Tool calls of the gateway-side loop by tool and state (succeeded, failed, refused).",
+    ["tool", "state"],
 )

@@ -3,27 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
+from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
+from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common.channels import remaining_timeout
 from services.common.context import annotate, request_id
 from services.common.errors import (
     GatewayError,
     InvalidArgument,
+    QuotaViolation,
+    ResourceExhausted,
     Unimplemented,
     as_gateway_error,
 )
+from services.common.session_names import parse_session_name
 from services.common.validation import Violations
 from services.router import chat_response
 from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
-from services.router.metrics import ACTIVE_STREAMS, COMPLETIONS, TIME_TO_FIRST_TOKEN, TOKENS
+from services.router.history import compose
+from services.router.metrics import (
+    ACTIVE_STREAMS,
+    COMPLETIONS,
+    SESSION_APPENDS,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
+    TOOL_LOOP_CALLS,
+    TOOL_LOOP_ITERATIONS,
+)
 from services.router.models import ModelDirectory
 from services.router.provider_client import ProviderClient
 from services.router.routing.decision import RouteDecision
@@ -35,9 +51,25 @@ from services.router.routing.token_estimate import (
     estimate_output_tokens,
     estimate_prompt_tokens,
 )
+from services.router.session_client import MAX_HISTORY_MESSAGES, SessionClient
+from services.router.stream_assembly import StreamAssembly
+from services.router.tool_client import ToolClient
+from services.router.tool_loop import (
+    DEFAULT_MAX_ITERATIONS,
+    MAX_GATEWAY_TOOLS,
+    MAX_ITERATIONS_LIMIT,
+    STARTED,
+    TOOL_ID,
+    ToolLoop,
+)
+from services.router.turn import Turn, add_usage
+
+logger = logging.getLogger(__name__)
 
 # Used when the caller sets no deadline: long generations must still end.
 DEFAULT_TIMEOUT_SECONDS = 600.0
+# Appending a finished turn to its session (the answer is already paid for).
+SESSION_SAVE_TIMEOUT = 10.0
 
 
 STRATEGY_NAMES = ", ".join(sorted(STRATEGIES))
@@ -51,16 +83,31 @@ def _gateway_options(request: chat_pb2.CreateChatCompletionRequest, problems: Vi
             "gateway.routing_strategy",
             f"unknown strategy '{options.routing_strategy}' (one of {STRATEGY_NAMES})",
         )
-    pending = {
-        "gateway.session": bool(options.session),
-        "gateway.cache": options.cache not in ("", "default"),
-        "gateway.tools": bool(options.tools),
-        "gateway.max_iterations": options.max_iterations != 0,
-        "gateway.history_window": options.history_window != 0,
-    }
-    used = [name for name, set_ in pending.items() if set_]
-    if used:
-        raise Unimplemented(f"{', '.join(used)}: not implemented yet in this gateway version")
+    if options.session:
+        parse_session_name(problems, "gateway.session", options.session)
+    if not 0 <= options.history_window <= MAX_HISTORY_MESSAGES:
+        problems.add("gateway.history_window", f"must be in [0, {MAX_HISTORY_MESSAGES}]")
+    elif options.history_window and not options.session:
+        problems.add("gateway.history_window", "needs gateway.session")
+    if len(options.tools) > MAX_GATEWAY_TOOLS:
+        problems.add("gateway.tools", f"at most {MAX_GATEWAY_TOOLS} tools")
+    own = {tool.function.name for tool in request.tools}
+    seen: set[str] = set()
+    for i, name in enumerate(options.tools):
+        where = f"gateway.tools[{i}]"
+        if TOOL_ID.fullmatch(name) is None:
+            problems.add(where, f"'{name}' is not a tool id ({TOOL_ID.pattern})")
+        elif name in seen:
+            problems.add(where, f"'{name}' is listed twice")
+        elif name in own:
+            problems.add(where, f"'{name}' is also one of the request's own tools")
+        seen.add(name)
+    if not 0 <= options.max_iterations <= MAX_ITERATIONS_LIMIT:
+        problems.add("gateway.max_iterations", f"must be in [0, {MAX_ITERATIONS_LIMIT}]")
+    elif options.max_iterations and not options.tools:
+        problems.add("gateway.max_iterations", "needs gateway.tools")
+    if options.cache not in ("", "default"):
+        raise Unimplemented("gateway.cache: not implemented yet in this gateway version")
 
 
 def _record_usage(model: str, provider: str, usage: common_pb2.Usage) -> None:
@@ -84,6 +131,7 @@ class _Prepared:
     upstream: provider_pb2.CompleteRequest
     plan: Plan
     decision: RouteDecision
+    turn: Turn
 
     def target(self, candidate: Candidate) -> provider_pb2.CompleteRequest:
         """The upstream request for one attempt (attempts run one after another)."""
@@ -99,21 +147,45 @@ class _OpenStream:
     events: AsyncGenerator[provider_pb2.StreamCompleteResponse, None]
     buffered: list[provider_pb2.StreamCompleteResponse]
 
+    async def all(self) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
+        for event in self.buffered:
+            yield event
+        async for event in self.events:
+            yield event
+
 
 def _deadline(context: grpc.aio.ServicerContext, clock: float) -> float:
     remaining = context.time_remaining()
     return clock + (DEFAULT_TIMEOUT_SECONDS if remaining is None else max(remaining, 0.0))
 
 
+def _context_window(resolved: ResolvedModel) -> int | None:
+    """The smallest known context window among the model's deployments."""
+    return min((d.context_window for d in resolved.deployments if d.context_window), default=None)
+
+
 class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
-    def __init__(self, catalog: Catalog, provider: ProviderClient, routing: RoutingLayer) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        provider: ProviderClient,
+        routing: RoutingLayer,
+        sessions: SessionClient,
+        tools: ToolClient,
+    ) -> None:
         self.catalog = catalog
         self._provider = provider
         self._routing = routing
+        self._sessions = sessions
+        self._tools = tools
         self._models = ModelDirectory(provider)
 
-    def _prepare(
-        self, request: chat_pb2.CreateChatCompletionRequest, *, streaming: bool
+    async def _prepare(
+        self,
+        request: chat_pb2.CreateChatCompletionRequest,
+        context: grpc.aio.ServicerContext,
+        *,
+        streaming: bool,
     ) -> _Prepared:
         problems = Violations()
         if request.stream and not streaming:
@@ -124,6 +196,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         resolved = self.catalog.resolve(request.model)
         upstream.include_usage = streaming
         routing = self.catalog.config.routing
+        turn = await self._open_turn(request, upstream, resolved, remaining_timeout(context))
         ordering = OrderingInput(
             prompt_tokens=estimate_prompt_tokens(upstream),
             output_tokens=estimate_output_tokens(upstream, routing.estimated_output_tokens),
@@ -136,13 +209,130 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             strategy=options.routing_strategy,
             fallbacks=not options.disable_fallbacks,
         )
-        return _Prepared(resolved, upstream, plan, RouteDecision(resolved.name, plan.strategy))
+        decision = RouteDecision(resolved.name, plan.strategy)
+        return _Prepared(resolved, upstream, plan, decision, turn)
+
+    async def _open_turn(
+        self,
+        request: chat_pb2.CreateChatCompletionRequest,
+        upstream: provider_pb2.CompleteRequest,
+        resolved: ResolvedModel,
+        timeout: float | None,
+    ) -> Turn:
+        """Offers the gateway's tools and merges the session's history into `upstream`."""
+        options = request.gateway
+        turn = Turn(new_turn=list(upstream.messages))
+        if options.tools:
+            turn.loop = ToolLoop(
+                await self._load_tools(options.tools, timeout),
+                self._tools,
+                options.max_iterations or DEFAULT_MAX_ITERATIONS,
+            )
+            upstream.tools.extend(turn.loop.definitions())
+        if not options.session:
+            return turn
+        session = await self._sessions.load(
+            options.session, options.history_window or MAX_HISTORY_MESSAGES, timeout
+        )
+        config = self.catalog.config
+        room = config.sessions.max_messages - session.message_count
+        if len(upstream.messages) + 1 > room:
+            raise ResourceExhausted(
+                f"session '{options.session}' holds {session.message_count} messages; this "
+                f"turn would exceed the limit of {config.sessions.max_messages}",
+                [
+                    QuotaViolation(
+                        options.session,
+                        f"at most {config.sessions.max_messages} messages per session",
+                    )
+                ],
+                reason=error_reason_pb2.ERROR_REASON_LIMIT_EXCEEDED,
+            )
+        fixed = estimate_prompt_tokens(
+            provider_pb2.CompleteRequest(tools=upstream.tools)
+        ) + estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
+        composition = compose(
+            upstream.messages,
+            session,
+            window=options.history_window,
+            fixed_tokens=fixed,
+            context_tokens=_context_window(resolved),
+        )
+        del upstream.messages[:]
+        upstream.messages.extend(composition.messages)
+        turn.session = options.session
+        turn.new_turn = composition.new_turn
+        turn.history_used = composition.history_used
+        return turn
+
+    async def _load_tools(
+        self, names: Sequence[str], timeout: float | None
+    ) -> dict[str, tool_pb2.Tool]:
+        """The named registered tools; an unknown one is the caller's mistake."""
+        results = await asyncio.gather(
+            *(self._tools.get(name, timeout) for name in names), return_exceptions=True
+        )
+        problems = Violations()
+        tools: dict[str, tool_pb2.Tool] = {}
+        for i, (name, result) in enumerate(zip(names, results, strict=True)):
+            if isinstance(result, GatewayError) and result.code is grpc.StatusCode.NOT_FOUND:
+                problems.add(f"gateway.tools[{i}]", f"no registered tool '{name}'")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                tools[name] = result
+        problems.raise_if_any()
+        return tools
+
+    async def _run_tools(
+        self,
+        prepared: _Prepared,
+        loop: ToolLoop,
+        assistant: common_pb2.Message,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[chat_pb2.ToolProgress]:
+        """One round of the tool loop; its transcript then feeds the next model call."""
+        before = len(loop.transcript)
+        async for progress in loop.execute(assistant, remaining_timeout(context)):
+            if progress.state != STARTED:
+                TOOL_LOOP_CALLS.labels(progress.tool_name, progress.state).inc()
+            yield progress
+        prepared.upstream.messages.extend(loop.transcript[before:])
+
+    async def _save(
+        self, turn: Turn, final: common_pb2.Message, finish_reason: int
+    ) -> list[tuple[str, str]]:
+        """Appends the finished turn to its session. The answer was produced and is
+        returned either way; a failure is reported in `x-llmgw-session-saved`."""
+        if not turn.session:
+            return []
+        try:
+            await self._sessions.append(
+                turn.session, turn.to_append(final, finish_reason), SESSION_SAVE_TIMEOUT
+            )
+        except GatewayError as error:
+            SESSION_APPENDS.labels("failed").inc()
+            logger.warning(
+                "completion answered but not saved to %s: %s %s",
+                turn.session,
+                error.code.name,
+                error,
+            )
+            return [("x-llmgw-session-saved", "false")]
+        SESSION_APPENDS.labels("saved").inc()
+        return [("x-llmgw-session-saved", "true")]
+
+    def _count_call(self, decision: RouteDecision, turn: Turn, usage: common_pb2.Usage) -> None:
+        _record_usage(decision.model, decision.provider, usage)
+        add_usage(turn.usage, usage)
+        if turn.loop is not None:
+            turn.loop.iteration += 1
 
     async def CreateChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
-        prepared = self._prepare(request, streaming=False)
-        decision = prepared.decision
+        prepared = await self._prepare(request, context, streaming=False)
+        decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
 
         async def attempt(
@@ -152,9 +342,23 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
 
         code = grpc.StatusCode.OK
         try:
-            result, lease = await engine.call(
-                prepared.plan, decision, attempt, _deadline(context, engine.clock())
-            )
+            while True:
+                result, lease = await engine.call(
+                    prepared.plan, decision, attempt, _deadline(context, engine.clock())
+                )
+                await lease.succeed()
+                self._count_call(decision, turn, result.usage)
+                finish = result.finish_reason
+                if not turn.runs_tools(result.message, finish):
+                    break
+                assert turn.loop is not None
+                if turn.loop.at_limit():
+                    finish = common_pb2.FINISH_REASON_MAX_ITERATIONS
+                    break
+                async for _progress in self._run_tools(
+                    prepared, turn.loop, result.message, context
+                ):
+                    pass
         except GatewayError as error:
             code = error.code
             raise
@@ -163,12 +367,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             COMPLETIONS.labels(
                 decision.model or prepared.resolved.name, decision.provider, "false", code.name
             ).inc()
-        await lease.succeed()
+            if turn.loop is not None:
+                TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
+        saved = await self._save(turn, result.message, finish)
         # Trailers, not headers: sending headers apart from the answer would open a window
         # in which this replica dying leaves Envoy a started response it cannot retry.
-        context.set_trailing_metadata(decision.metadata())
-        _record_usage(decision.model, decision.provider, result.usage)
-        return chat_response.completion(result, decision.model)
+        context.set_trailing_metadata((*decision.metadata(), *turn.metadata(), *saved))
+        return chat_response.completion(
+            result, decision.model, finish_reason=finish, total_usage=turn.usage
+        )
 
     async def _open_stream(
         self, prepared: _Prepared, candidate: Candidate, timeout: float | None
@@ -188,30 +395,56 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def StreamChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
-        prepared = self._prepare(request, streaming=True)
-        decision = prepared.decision
+        prepared = await self._prepare(request, context, streaming=True)
+        decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
         include_usage = request.stream_options.include_usage
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        chunks: chat_response.ChunkBuilder | None = None
         ACTIVE_STREAMS.inc()
         try:
-            try:
-                # Until the first visible event, a failure may retry or fall back.
-                opened, lease = await engine.call(
-                    prepared.plan,
-                    decision,
-                    lambda candidate, timeout: self._open_stream(prepared, candidate, timeout),
-                    _deadline(context, engine.clock()),
-                )
-            except GatewayError as error:
-                code = error.code
-                raise
-            lease.first_token()
-            TIME_TO_FIRST_TOKEN.labels(decision.model).observe(time.perf_counter() - started)
-            await context.send_initial_metadata(decision.metadata())
-            async for chunk in self._relay(opened, lease, decision, include_usage):
-                yield chunk
+            while True:
+                try:
+                    # Until a call's first visible event, its failure may retry or fall back.
+                    opened, lease = await engine.call(
+                        prepared.plan,
+                        decision,
+                        lambda candidate, timeout: self._open_stream(prepared, candidate, timeout),
+                        _deadline(context, engine.clock()),
+                    )
+                except GatewayError as error:
+                    if chunks is None:
+                        raise
+                    # A later call of the tool loop: chunks went out already.
+                    yield chunks.error(error.to_status())
+                    raise
+                if chunks is None:
+                    lease.first_token()
+                    TIME_TO_FIRST_TOKEN.labels(decision.model).observe(
+                        time.perf_counter() - started
+                    )
+                    await context.send_initial_metadata((*decision.metadata(), *turn.metadata()))
+                    chunks = chat_response.ChunkBuilder(decision.model)
+                assembly = StreamAssembly()
+                async for chunk in self._relay(opened, lease, chunks, assembly, turn):
+                    yield chunk
+                self._count_call(decision, turn, assembly.usage or common_pb2.Usage())
+                answer, finish = assembly.message(), assembly.finish_reason
+                if turn.runs_tools(answer, finish):
+                    assert turn.loop is not None
+                    if not turn.loop.at_limit():
+                        async for progress in self._run_tools(prepared, turn.loop, answer, context):
+                            yield chunks.progress(progress)
+                        continue
+                    finish = common_pb2.FINISH_REASON_MAX_ITERATIONS
+                for chunk in self._held_back(chunks, assembly, turn):
+                    yield chunk
+                yield chunks.finish(finish)
+                break
+            context.set_trailing_metadata(tuple(await self._save(turn, answer, finish)))
+            if include_usage and (turn.usage.input_tokens or turn.usage.output_tokens):
+                yield chunks.usage(turn.usage)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -224,34 +457,38 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             COMPLETIONS.labels(
                 decision.model or prepared.resolved.name, decision.provider, "true", code.name
             ).inc()
+            if turn.loop is not None:
+                TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
+
+    @staticmethod
+    def _held_back(
+        chunks: chat_response.ChunkBuilder, assembly: StreamAssembly, turn: Turn
+    ) -> list[chat_pb2.StreamChatCompletionResponse]:
+        """Tool-call chunks held back while the gateway might have run the calls."""
+        if turn.loop is None:
+            return []
+        return [chunk for event in assembly.tool_events if (chunk := chunks.content(event))]
 
     async def _relay(
         self,
         opened: _OpenStream,
         lease: Lease,
-        decision: RouteDecision,
-        include_usage: bool,
+        chunks: chat_response.ChunkBuilder,
+        assembly: StreamAssembly,
+        turn: Turn,
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
-        """The stream after its first visible event: never switches deployment; a
-        failure ends it with an error chunk and the status."""
-        chunks = chat_response.ChunkBuilder(decision.model)
-        usage: common_pb2.Usage | None = None
-
-        async def events() -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
-            for event in opened.buffered:
-                yield event
-            async for event in opened.events:
-                yield event
-
+        """One model call's stream after its first visible event: never switches
+        deployment; a failure ends it with an error chunk and the status. The finish
+        chunk is left to the caller (a tool loop goes on after it); so are tool-call
+        pieces when the gateway may run the calls itself."""
         try:
-            async for event in events():
+            async for event in opened.all():
+                assembly.add(event)
+                if event.WhichOneof("event") == "tool_call" and turn.loop is not None:
+                    continue
                 chunk = chunks.content(event)
                 if chunk is not None:
                     yield chunk
-                if event.finish_reason != common_pb2.FINISH_REASON_UNSPECIFIED:
-                    yield chunks.finish(event.finish_reason)
-                if event.HasField("usage"):
-                    usage = event.usage
         except asyncio.CancelledError as cancelled:
             await lease.fail(cancelled)
             raise
@@ -265,10 +502,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         finally:
             await opened.events.aclose()
         await lease.succeed()
-        if usage is not None:
-            _record_usage(decision.model, decision.provider, usage)
-            if include_usage:
-                yield chunks.usage(usage)
 
     async def ListModels(
         self, request: router_service_pb2.ListModelsRequest, context: grpc.aio.ServicerContext

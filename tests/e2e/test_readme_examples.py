@@ -49,6 +49,8 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "curl-stream",
         "curl-models",
         "curl-session",
+        "curl-session-chat",
+        "curl-tool-loop",
         "grpcurl",
         "openai-sdk",
     }
@@ -77,6 +79,35 @@ def test_curl_session(repo_root: Path, local_gateway: Gateway) -> None:
     body = json.loads(run_example(repo_root, local_gateway, "curl-session"))
     assert body["session"]["name"].startswith("sessions/")
     assert body["session"]["system_prompt"] == "You are terse."
+
+
+def _documents(text: str) -> list[object]:
+    """Consecutive JSON documents, as several curl calls print them."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+    return found
+
+
+def test_curl_session_chat(repo_root: Path, local_gateway: Gateway) -> None:
+    completion, listing = _documents(run_example(repo_root, local_gateway, "curl-session-chat"))
+    assert isinstance(completion, dict) and isinstance(listing, dict)
+    answer = completion["choices"][0]["message"]["content"]
+    stored = [(m["message"]["role"], m["message"]["content"]) for m in listing["messages"]]
+    assert [role for role, _ in stored] == ["ROLE_USER", "ROLE_ASSISTANT"]
+    assert stored[0][1] == [{"text": "My name is Ada."}]
+    assert "".join(part["text"] for part in stored[1][1]) == answer
+
+
+def test_curl_tool_loop(repo_root: Path, local_gateway: Gateway) -> None:
+    body = json.loads(run_example(repo_root, local_gateway, "curl-tool-loop"))
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["finish_reason"] in ("stop", "length", "max_iterations")
+    assert body["usage"]["completion_tokens"] > 0
 
 
 def test_grpcurl(repo_root: Path, local_gateway: Gateway) -> None:

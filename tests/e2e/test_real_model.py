@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx
 import openai
 import pytest
 
+from tests.fakes.downstream_fake import DownstreamControl
 from tests.support.gateway import Gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -98,6 +100,42 @@ async def test_tool_call_from_the_real_model(local_gateway: Gateway, model: str)
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather" and call.id
     assert isinstance(json.loads(call.function.arguments), dict)
+
+
+@pytest.mark.parametrize("model", ["local", "local-anthropic"])
+async def test_gateway_side_tool_loop_with_the_real_model(
+    local_gateway: Gateway, model: str
+) -> None:
+    """The model calls `weather` (started by the prefill), the gateway runs it through the
+    Tool service against the downstream fake and calls the model again with the result."""
+    prefill = '<tool_call>\n{"name": "weather", "arguments": {"city": "'
+    async with httpx.AsyncClient(base_url=local_gateway.public_url, timeout=120) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={
+                "model": model,
+                "messages": [
+                    {"role": "user", "content": "What is the weather in Paris?"},
+                    {"role": "assistant", "content": prefill},
+                ],
+                "stop": ["</tool_call>"],
+                "temperature": 0,
+                "max_tokens": 48,
+                "gateway": {"tools": ["weather"], "max_iterations": 2},
+            },
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    choice = body["choices"][0]
+    assert body["object"] == "chat.completion"
+    assert choice["finish_reason"] in ("stop", "length", "max_iterations")
+    assert choice["message"]["role"] == "assistant"
+    assert response.headers["x-llmgw-tool-iterations"] == "2"
+    # Two model calls' usage, added up.
+    assert body["usage"]["completion_tokens"] > 0
+    with DownstreamControl(local_gateway.fakes["downstream"].root_url) as downstream:
+        weather_calls = [r for r in downstream.requests() if r.path.startswith("/weather/")]
+    assert weather_calls, "the gateway never ran the model's tool call"
 
 
 async def test_anthropic_sdk_cannot_bypass_the_gateway(local_gateway: Gateway) -> None:

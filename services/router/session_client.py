@@ -1,0 +1,46 @@
+"""Calls to the Session service for session-aware chat, through Envoy's internal listener."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from llmgw.common.v1 import chat_pb2 as common_pb2
+from llmgw.session.v1 import session_service_pb2 as session_pb2
+from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from services.common.channels import call_metadata
+from services.common.remote import translate_rpc_error
+
+# The most messages one GetSession returns (the session service's own maximum).
+MAX_HISTORY_MESSAGES = 1000
+
+
+class SessionClient:
+    """A SessionService stub on the router's shared internal channel."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = session_grpc.SessionServiceStub(channel)
+
+    async def load(self, name: str, limit: int, timeout: float | None) -> session_pb2.Session:
+        """The session with its `limit` most recent messages (oldest first)."""
+        request = session_pb2.GetSessionRequest(
+            name=name, view=session_pb2.SESSION_VIEW_FULL, message_limit=limit
+        )
+        try:
+            reply = await self._stub.GetSession(request, timeout=timeout, metadata=call_metadata())
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "session") from None
+        return reply.session
+
+    async def append(
+        self, name: str, messages: Sequence[common_pb2.Message], timeout: float | None
+    ) -> session_pb2.AppendMessagesResponse:
+        """Appends the messages in one atomic step (all or none)."""
+        request = session_pb2.AppendMessagesRequest(session=name, messages=messages)
+        try:
+            return await self._stub.AppendMessages(
+                request, timeout=timeout, metadata=call_metadata()
+            )
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "session") from None

@@ -1,0 +1,238 @@
+"""Session-aware chat through Envoy: history in, the turn appended atomically on success."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import struct_pb2
+
+from llmgw.common.v1 import chat_pb2 as common_pb2
+from llmgw.router.v1 import chat_pb2, router_service_pb2_grpc
+from llmgw.session.v1 import session_service_pb2 as session_pb2
+from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from tests.fakes import DEFAULT_TEXT, Behaviour, ToolCallSpec
+from tests.support.gateway import Gateway
+
+pytestmark = pytest.mark.integration
+
+
+class Api:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.router = router_service_pb2_grpc.RouterServiceStub(channel)
+        self.sessions = session_grpc.SessionServiceStub(channel)
+
+    async def new_session(self, system_prompt: str = "") -> str:
+        reply = await self.sessions.CreateSession(
+            session_pb2.CreateSessionRequest(
+                session=session_pb2.Session(system_prompt=system_prompt)
+            ),
+            timeout=10,
+        )
+        return reply.session.name
+
+    async def history(self, name: str) -> list[common_pb2.Message]:
+        reply = await self.sessions.GetSession(
+            session_pb2.GetSessionRequest(
+                name=name, view=session_pb2.SESSION_VIEW_FULL, message_limit=1000
+            ),
+            timeout=10,
+        )
+        return [m.message for m in reply.session.messages]
+
+
+@pytest.fixture
+async def api(gw: Gateway) -> AsyncIterator[Api]:
+    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+        yield Api(channel)
+
+
+def _chat(
+    text: str, session: str = "", model: str = "gpt-4o-mini", **gateway: object
+) -> chat_pb2.CreateChatCompletionRequest:
+    return chat_pb2.CreateChatCompletionRequest(
+        model=model,
+        messages=[chat_pb2.ChatMessage(role="user", content=struct_pb2.Value(string_value=text))],
+        gateway=chat_pb2.GatewayOptions(session=session, **gateway),  # type: ignore[arg-type]
+    )
+
+
+def _summary(messages: list[common_pb2.Message]) -> list[tuple[str, str]]:
+    return [
+        (
+            common_pb2.Role.Name(m.role).removeprefix("ROLE_").lower(),
+            "".join(p.text for p in m.content),
+        )
+        for m in messages
+    ]
+
+
+def _sent_messages(gw: Gateway) -> list[dict[str, object]]:
+    with gw.fakes["openai"].control() as control:
+        # The last completion: the gateway's health checks list models now and then.
+        posts = [r for r in control.requests() if r.method == "POST"]
+        messages: list[dict[str, object]] = posts[-1].json["messages"]
+    return messages
+
+
+async def test_history_is_prepended_and_each_turn_appended(gw: Gateway, api: Api) -> None:
+    name = await api.new_session(system_prompt="Be brief.")
+    call = api.router.CreateChatCompletion(_chat("Hello", name), timeout=10)
+    reply = await call
+    trailers = dict(await call.trailing_metadata())
+    assert reply.choices[0].message.content == DEFAULT_TEXT
+    assert trailers["x-llmgw-session-saved"] == "true"
+    assert trailers["x-llmgw-history-messages"] == "0"
+    assert _sent_messages(gw) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+
+    call = api.router.CreateChatCompletion(_chat("Again", name), timeout=10)
+    await call
+    assert dict(await call.trailing_metadata())["x-llmgw-history-messages"] == "2"
+    assert _sent_messages(gw) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": DEFAULT_TEXT},
+        {"role": "user", "content": "Again"},
+    ]
+    assert _summary(await api.history(name)) == [
+        ("user", "Hello"),
+        ("assistant", DEFAULT_TEXT),
+        ("user", "Again"),
+        ("assistant", DEFAULT_TEXT),
+    ]
+
+
+async def test_a_streamed_turn_is_appended_once_the_stream_completes(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(chunks=["Str", "eam", "ed."]))
+    text = ""
+    async for chunk in api.router.StreamChatCompletion(_chat("Hi", name), timeout=10):
+        text += "".join(c.delta.content for c in chunk.choices)
+    assert text == "Streamed."
+    assert _summary(await api.history(name)) == [("user", "Hi"), ("assistant", "Streamed.")]
+
+
+async def test_streamed_tool_calls_are_stored_with_the_turn(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    with gw.fakes["openai"].control() as control:
+        control.script(
+            Behaviour(
+                tool_calls=[
+                    ToolCallSpec(name="weather", arguments='{"city": "Paris"}', id="c1"),
+                    ToolCallSpec(name="weather", arguments='{"city": "Rome"}', id="c2"),
+                ]
+            )
+        )
+    request = _chat("Weather?", name)
+    request.tools.add(type="function", function=chat_pb2.ChatFunctionDefinition(name="weather"))
+    async for _chunk in api.router.StreamChatCompletion(request, timeout=10):
+        pass
+    stored = await api.history(name)
+    assert [(c.id, c.name, c.arguments) for c in stored[-1].tool_calls] == [
+        ("c1", "weather", '{"city": "Paris"}'),
+        ("c2", "weather", '{"city": "Rome"}'),
+    ]
+
+
+async def test_a_failed_completion_appends_nothing(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    await api.router.CreateChatCompletion(_chat("First", name), timeout=10)
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(status=400, error_message="bad request"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.router.CreateChatCompletion(_chat("Fails", name), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(chunks=["a ", "b ", "c ", "d "], error_after=2))
+    text = ""
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
+        async for chunk in api.router.StreamChatCompletion(_chat("Breaks", name), timeout=10):
+            text += "".join(c.delta.content for c in chunk.choices)
+    assert broken.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert text == "a b "
+    assert _summary(await api.history(name)) == [("user", "First"), ("assistant", DEFAULT_TEXT)]
+
+
+async def test_history_window_sends_only_the_latest_messages(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    for text in ("one", "two", "three"):
+        await api.router.CreateChatCompletion(_chat(text, name), timeout=10)
+    await api.router.CreateChatCompletion(_chat("four", name, history_window=2), timeout=10)
+    assert _sent_messages(gw) == [
+        {"role": "user", "content": "three"},
+        {"role": "assistant", "content": DEFAULT_TEXT},
+        {"role": "user", "content": "four"},
+    ]
+    assert len(await api.history(name)) == 8
+
+
+async def test_concurrent_turns_on_one_session_are_each_stored_whole(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    questions = [f"q{i}" for i in range(20)]
+    await asyncio.gather(
+        *(api.router.CreateChatCompletion(_chat(q, name), timeout=20) for q in questions)
+    )
+    stored = _summary(await api.history(name))
+    assert len(stored) == 40
+    # Every user turn is immediately followed by its answer: no turn is interleaved.
+    assert [role for role, _ in stored] == ["user", "assistant"] * 20
+    assert sorted(text for role, text in stored if role == "user") == sorted(questions)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"session": "nope"}, "gateway.session"),
+        ({"session": "sessions/a/b"}, "gateway.session"),
+        ({"history_window": 3}, "gateway.history_window"),
+        ({"session": "sessions/x", "history_window": -1}, "gateway.history_window"),
+    ],
+)
+async def test_bad_session_options_are_invalid_argument(
+    gw: Gateway, options: dict[str, object], field: str
+) -> None:
+    async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "gateway": options},
+        )
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    fields = [v["field"] for d in details for v in d.get("field_violations", [])]
+    assert fields == [field]
+
+
+async def test_unknown_session_is_404_and_calls_no_model(gw: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "gateway": {"session": "sessions/does-not-exist"},
+            },
+        )
+    assert response.status_code == 404
+    assert "sessions/does-not-exist" in response.json()["error"]["message"]
+    with gw.fakes["openai"].control() as control:
+        assert control.stats().hits == 0
+
+
+async def test_rest_session_round_trip_reports_the_save(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "gateway": {"session": name}},
+        )
+    assert response.status_code == 200
+    assert response.headers["x-llmgw-session-saved"] == "true"
+    assert response.headers["x-llmgw-session"] == name
+    assert _summary(await api.history(name)) == [("user", "hi"), ("assistant", DEFAULT_TEXT)]
