@@ -236,3 +236,34 @@ async def test_rest_session_round_trip_reports_the_save(gw: Gateway, api: Api) -
     assert response.headers["x-llmgw-session-saved"] == "true"
     assert response.headers["x-llmgw-session"] == name
     assert _summary(await api.history(name)) == [("user", "hi"), ("assistant", DEFAULT_TEXT)]
+
+
+async def test_a_thousand_concurrent_appends_through_envoy_are_all_kept_in_order(
+    api: Api,
+) -> None:
+    name = await api.new_session()
+    writers, each = 20, 50
+
+    async def write(writer: int) -> None:
+        for n in range(each):
+            text = f"{writer}:{n}"
+            await api.sessions.AppendMessages(
+                session_pb2.AppendMessagesRequest(
+                    session=name,
+                    messages=[
+                        common_pb2.Message(
+                            role=common_pb2.ROLE_USER, content=[common_pb2.ContentPart(text=text)]
+                        )
+                    ],
+                ),
+                timeout=30,
+            )
+
+    await asyncio.gather(*(write(w) for w in range(writers)))
+    stored = [text for _, text in _summary(await api.history(name))]
+    assert len(stored) == writers * each
+    order: dict[int, list[int]] = {}
+    for text in stored:
+        writer, n = map(int, text.split(":"))
+        order.setdefault(writer, []).append(n)
+    assert order == {w: list(range(each)) for w in range(writers)}
