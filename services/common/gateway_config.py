@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from services.common.backoff import Backoff
+from services.common.cache_config import CacheConfig
 from services.common.config_base import Strict
 from services.common.settings import SettingsError
 from services.common.tool_config import ToolsConfig
@@ -159,6 +160,10 @@ class ModelEntry(Strict):
     # Models tried, in order, when every deployment of this one failed or is open.
     fallbacks: list[str] = Field(default_factory=list)
     created: int = 0
+    # Response cache for this model: None follows `cache.enabled`.
+    cache: bool | None = None
+    # Seconds a cached answer of this model lives; None: `cache.ttl_seconds`.
+    cache_ttl_seconds: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _deployments(self) -> ModelEntry:
@@ -217,6 +222,7 @@ class GatewayConfig(Strict):
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

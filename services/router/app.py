@@ -18,6 +18,7 @@ from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
 from services.router.admin import AdminServicer
+from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
 from services.router.provider_client import ProviderClient
 from services.router.routing.breaker import BreakerRegistry
@@ -54,11 +55,18 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     catalog = store.current
     breakers = BreakerRegistry(redis, catalog.config.routing.breaker)
     routing = RoutingLayer(catalog, provider, breakers)
+    cache = ResponseCache(redis, catalog.config.cache)
     servicer = RouterServicer(
-        catalog, provider, routing, SessionClient(channel), ToolClient(channel)
+        catalog,
+        provider,
+        routing,
+        sessions=SessionClient(channel),
+        tools=ToolClient(channel),
+        cache=cache,
     )
     # Routing settings first: a request that sees the new catalogue plans with them.
     store.subscribe(routing.configure)
+    store.subscribe(lambda fresh: cache.configure(fresh.config.cache))
     store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))
     admin = AdminServicer(store, routing.state)
     _load_public_descriptors()

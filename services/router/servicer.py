@@ -22,12 +22,17 @@ from services.common.errors import (
     InvalidArgument,
     QuotaViolation,
     ResourceExhausted,
-    Unimplemented,
     as_gateway_error,
 )
 from services.common.session_names import parse_session_name
 from services.common.validation import Violations
 from services.router import chat_response
+from services.router.cache.entry import CachedAnswer, from_events, from_response, to_response
+from services.router.cache.key import cache_key, cacheable
+from services.router.cache.policy import OPTION_FIELD as CACHE_OPTION_FIELD
+from services.router.cache.policy import CachePolicy, check_mode
+from services.router.cache.store import ResponseCache
+from services.router.cache.use import CacheUse
 from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
 from services.router.history import compose
@@ -68,6 +73,8 @@ logger = logging.getLogger(__name__)
 
 # Used when the caller sets no deadline: long generations must still end.
 DEFAULT_TIMEOUT_SECONDS = 600.0
+# The provider label of completions answered from the response cache.
+CACHE_PROVIDER = "cache"
 # Appending a finished turn to its session (the answer is already paid for).
 SESSION_SAVE_TIMEOUT = 10.0
 
@@ -106,8 +113,9 @@ def _gateway_options(request: chat_pb2.CreateChatCompletionRequest, problems: Vi
         problems.add("gateway.max_iterations", f"must be in [0, {MAX_ITERATIONS_LIMIT}]")
     elif options.max_iterations and not options.tools:
         problems.add("gateway.max_iterations", "needs gateway.tools")
-    if options.cache not in ("", "default"):
-        raise Unimplemented("gateway.cache: not implemented yet in this gateway version")
+    problem = check_mode(options.cache)
+    if problem is not None:
+        problems.add(CACHE_OPTION_FIELD, problem)
 
 
 def _record_usage(model: str, provider: str, usage: common_pb2.Usage) -> None:
@@ -132,6 +140,7 @@ class _Prepared:
     plan: Plan
     decision: RouteDecision
     turn: Turn
+    cache: CacheUse
 
     def target(self, candidate: Candidate) -> provider_pb2.CompleteRequest:
         """The upstream request for one attempt (attempts run one after another)."""
@@ -154,6 +163,20 @@ class _OpenStream:
             yield event
 
 
+def _complete(finish_reason: int) -> bool:
+    """An answer the model finished on its own terms: the only kind the cache keeps."""
+    return finish_reason in (common_pb2.FINISH_REASON_STOP, common_pb2.FINISH_REASON_LENGTH)
+
+
+def _cached_metadata(cached: CachedAnswer) -> tuple[tuple[str, str], ...]:
+    """Where a cached answer came from, in the routing headers' terms."""
+    return (
+        ("x-llmgw-model", cached.model),
+        ("x-llmgw-provider", cached.provider),
+        ("x-llmgw-route", "cache"),
+    )
+
+
 def _deadline(context: grpc.aio.ServicerContext, clock: float) -> float:
     remaining = context.time_remaining()
     return clock + (DEFAULT_TIMEOUT_SECONDS if remaining is None else max(remaining, 0.0))
@@ -170,10 +193,13 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         catalog: Catalog,
         provider: ProviderClient,
         routing: RoutingLayer,
+        *,
         sessions: SessionClient,
         tools: ToolClient,
+        cache: ResponseCache,
     ) -> None:
         self.catalog = catalog
+        self._cache = cache
         self._provider = provider
         self._routing = routing
         self._sessions = sessions
@@ -210,7 +236,37 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             fallbacks=not options.disable_fallbacks,
         )
         decision = RouteDecision(resolved.name, plan.strategy)
-        return _Prepared(resolved, upstream, plan, decision, turn)
+        return _Prepared(
+            resolved,
+            upstream,
+            plan,
+            decision,
+            turn,
+            self._cache_use(resolved, upstream, turn, options.cache),
+        )
+
+    def _cache_use(
+        self,
+        resolved: ResolvedModel,
+        upstream: provider_pb2.CompleteRequest,
+        turn: Turn,
+        mode: str,
+    ) -> CacheUse:
+        decision = CachePolicy(self.catalog.config.cache).decide(
+            resolved.entry,
+            mode,
+            runs_gateway_tools=turn.loop is not None,
+            cacheable=cacheable(upstream),
+        )
+        used = decision.read or decision.write
+        return CacheUse(
+            self._cache,
+            decision,
+            cache_key(upstream, resolved.name) if used else "",
+            # One namespace until consumers and groups exist.
+            self._cache.namespace_for(""),
+            resolved.name,
+        )
 
     async def _open_turn(
         self,
@@ -334,6 +390,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         prepared = await self._prepare(request, context, streaming=False)
         decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
+        cached = await prepared.cache.lookup()
+        if cached is not None:
+            answer = to_response(cached)
+            saved = await self._save(turn, answer.message, answer.finish_reason)
+            context.set_trailing_metadata(
+                (*_cached_metadata(cached), *prepared.cache.metadata(), *turn.metadata(), *saved)
+            )
+            COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "false", "OK").inc()
+            return chat_response.completion(answer, cached.model)
 
         async def attempt(
             candidate: Candidate, timeout: float | None
@@ -369,10 +434,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             ).inc()
             if turn.loop is not None:
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
+        if _complete(finish):
+            await prepared.cache.store(from_response(result, decision.model, decision.provider))
         saved = await self._save(turn, result.message, finish)
         # Trailers, not headers: sending headers apart from the answer would open a window
         # in which this replica dying leaves Envoy a started response it cannot retry.
-        context.set_trailing_metadata((*decision.metadata(), *turn.metadata(), *saved))
+        context.set_trailing_metadata(
+            (*decision.metadata(), *prepared.cache.metadata(), *turn.metadata(), *saved)
+        )
         return chat_response.completion(
             result, decision.model, finish_reason=finish, total_usage=turn.usage
         )
@@ -399,6 +468,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
         include_usage = request.stream_options.include_usage
+        cached = await prepared.cache.lookup()
+        if cached is not None:
+            async for chunk in self._replay(cached, prepared, context, include_usage):
+                yield chunk
+            return
+        # The events of an answer the cache will keep (the tool loop is never cached).
+        recorded: list[provider_pb2.StreamCompleteResponse] | None = (
+            [] if prepared.cache.decision.write else None
+        )
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         chunks: chat_response.ChunkBuilder | None = None
@@ -424,10 +502,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     TIME_TO_FIRST_TOKEN.labels(decision.model).observe(
                         time.perf_counter() - started
                     )
-                    await context.send_initial_metadata((*decision.metadata(), *turn.metadata()))
+                    await context.send_initial_metadata(
+                        (*decision.metadata(), *prepared.cache.metadata(), *turn.metadata())
+                    )
                     chunks = chat_response.ChunkBuilder(decision.model)
                 assembly = StreamAssembly()
-                async for chunk in self._relay(opened, lease, chunks, assembly, turn):
+                async for chunk in self._relay(
+                    opened, lease, chunks, assembly, turn, recorded=recorded
+                ):
                     yield chunk
                 self._count_call(decision, turn, assembly.usage or common_pb2.Usage())
                 answer, finish = assembly.message(), assembly.finish_reason
@@ -442,6 +524,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     yield chunk
                 yield chunks.finish(finish)
                 break
+            if recorded is not None and _complete(finish):
+                await prepared.cache.store(from_events(recorded, decision.model, decision.provider))
             context.set_trailing_metadata(tuple(await self._save(turn, answer, finish)))
             if include_usage and (turn.usage.input_tokens or turn.usage.output_tokens):
                 yield chunks.usage(turn.usage)
@@ -460,6 +544,31 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if turn.loop is not None:
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
 
+    async def _replay(
+        self,
+        cached: CachedAnswer,
+        prepared: _Prepared,
+        context: grpc.aio.ServicerContext,
+        include_usage: bool,
+    ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
+        """A cached answer as the stream it was (or as a stream, if it was unary)."""
+        await context.send_initial_metadata(
+            (*_cached_metadata(cached), *prepared.cache.metadata(), *prepared.turn.metadata())
+        )
+        chunks = chat_response.ChunkBuilder(cached.model)
+        assembly = StreamAssembly()
+        for event in cached.events:
+            assembly.add(event)
+            chunk = chunks.content(event)
+            if chunk is not None:
+                yield chunk
+        yield chunks.finish(assembly.finish_reason)
+        saved = await self._save(prepared.turn, assembly.message(), assembly.finish_reason)
+        context.set_trailing_metadata(tuple(saved))
+        COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "true", "OK").inc()
+        if include_usage and assembly.usage is not None:
+            yield chunks.usage(assembly.usage)
+
     @staticmethod
     def _held_back(
         chunks: chat_response.ChunkBuilder, assembly: StreamAssembly, turn: Turn
@@ -476,6 +585,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         chunks: chat_response.ChunkBuilder,
         assembly: StreamAssembly,
         turn: Turn,
+        *,
+        recorded: list[provider_pb2.StreamCompleteResponse] | None,
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         """One model call's stream after its first visible event: never switches
         deployment; a failure ends it with an error chunk and the status. The finish
@@ -484,6 +595,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         try:
             async for event in opened.all():
                 assembly.add(event)
+                if recorded is not None:
+                    recorded.append(event)
                 if event.WhichOneof("event") == "tool_call" and turn.loop is not None:
                     continue
                 chunk = chunks.content(event)

@@ -116,11 +116,13 @@ async def test_reload_rpc_reaches_every_router_replica(
     gw: Gateway, admin: admin_service_pb2_grpc.AdminServiceStub
 ) -> None:
     await _no_router_serves(gw, "house-blend")
-    _write(gw, _document(gw, "house-blend"))
+    document = _document(gw, "house-blend")
+    _write(gw, document)
+    models = len(document["models"])  # one deployment each
 
     reply = await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
 
-    assert (reply.model_count, reply.deployment_count) == (4, 4)
+    assert (reply.model_count, reply.deployment_count) == (models, models)
     assert len(reply.version) >= 8
     await _every_router_serves(gw, "house-blend", PROPAGATION_SECONDS)
     # Served, not only listed: a completion goes to the new deployment.
@@ -141,7 +143,7 @@ async def test_reload_rpc_reaches_every_router_replica(
         ("house-blend", "openai", "house-blend-upstream")
     ]
     everything = await admin.GetRoutingState(admin_service_pb2.GetRoutingStateRequest(), timeout=5)
-    assert len(everything.deployments) == 4
+    assert len(everything.deployments) == models
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await admin.GetRoutingState(
             admin_service_pb2.GetRoutingStateRequest(model="no-such-model"), timeout=5
@@ -152,14 +154,16 @@ async def test_reload_rpc_reaches_every_router_replica(
 
 async def test_reload_over_rest(gw: Gateway) -> None:
     await _no_router_serves(gw, "rest-blend")
-    _write(gw, _document(gw, "rest-blend", "rest-blend-2"))
+    document = _document(gw, "rest-blend", "rest-blend-2")
+    _write(gw, document)
+    models = len(document["models"])
 
     async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
         response = await client.post("/v1/admin/catalog:reload", json={})
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model_count"], body["deployment_count"]) == (5, 5)
+    assert (body["model_count"], body["deployment_count"]) == (models, models)
     assert body["version"]
     await _every_router_serves(gw, "rest-blend-2", PROPAGATION_SECONDS)
 

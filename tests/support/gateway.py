@@ -84,6 +84,12 @@ def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
                 "deployments": [{"provider": "anthropic", "model": "claude-sonnet-4-6"}],
             },
             {"name": "llama", "deployments": [{"provider": "ollama", "model": "llama3.2"}]},
+            # The one model with the response cache on (tests/integration/test_cache.py).
+            {
+                "name": "cached-mini",
+                "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}],
+                "cache": True,
+            },
         ],
         "prefixes": [
             {"prefix": "gpt-", "provider": "openai"},
