@@ -26,6 +26,7 @@ from services.router.routing.layer import RoutingLayer
 from services.router.servicer import RouterServicer
 from services.router.session_client import SessionClient
 from services.router.tool_client import ToolClient
+from services.router.usage.recorder import UsageRecorder
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
@@ -56,6 +57,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     breakers = BreakerRegistry(redis, catalog.config.routing.breaker)
     routing = RoutingLayer(catalog, provider, breakers)
     cache = ResponseCache(redis, catalog.config.cache)
+    usage = UsageRecorder(redis)
     servicer = RouterServicer(
         catalog,
         provider,
@@ -63,12 +65,13 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         sessions=SessionClient(channel),
         tools=ToolClient(channel),
         cache=cache,
+        usage=usage,
     )
     # Routing settings first: a request that sees the new catalogue plans with them.
     store.subscribe(routing.configure)
     store.subscribe(lambda fresh: cache.configure(fresh.config.cache))
     store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))
-    admin = AdminServicer(store, routing.state)
+    admin = AdminServicer(store, routing.state, usage)
     _load_public_descriptors()
     await routing.start()
     store.start()

@@ -42,3 +42,9 @@ TOOL_LOOP_CALLS = Counter(
     "Tool calls of the gateway-side loop by tool and state (succeeded, failed, refused).",
     ["tool", "state"],
 )
+COST = Counter(
+    "llmgw_chat_cost_total",
+    "Cost of model calls (the deployment's price table x the usage reported), in the "
+    "table's currency, by public model and provider.",
+    ["model", "provider"],
+)

@@ -39,6 +39,7 @@ from services.router.history import compose
 from services.router.metrics import (
     ACTIVE_STREAMS,
     COMPLETIONS,
+    COST,
     SESSION_APPENDS,
     TIME_TO_FIRST_TOKEN,
     TOKENS,
@@ -68,6 +69,8 @@ from services.router.tool_loop import (
     ToolLoop,
 )
 from services.router.turn import Turn, add_usage
+from services.router.usage.cost import cost_nanos, to_currency
+from services.router.usage.recorder import ANONYMOUS, UsageRecord, UsageRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +200,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         sessions: SessionClient,
         tools: ToolClient,
         cache: ResponseCache,
+        usage: UsageRecorder,
     ) -> None:
         self.catalog = catalog
         self._cache = cache
+        self._usage = usage
         self._provider = provider
         self._routing = routing
         self._sessions = sessions
@@ -355,6 +360,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             yield progress
         prepared.upstream.messages.extend(loop.transcript[before:])
 
+    async def _account(self, turn: Turn, model: str, *, cache_hit: bool = False) -> None:
+        """Records the finished request's usage and cost (an answer from the response
+        cache spent no tokens). Who it is recorded for arrives with authentication."""
+        record = UsageRecord(model, turn.usage, turn.cost_nanos, cache_hit=cache_hit)
+        await self._usage.record([ANONYMOUS], record)
+
     async def _save(
         self, turn: Turn, final: common_pb2.Message, finish_reason: int
     ) -> list[tuple[str, str]]:
@@ -378,9 +389,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         SESSION_APPENDS.labels("saved").inc()
         return [("x-llmgw-session-saved", "true")]
 
-    def _count_call(self, decision: RouteDecision, turn: Turn, usage: common_pb2.Usage) -> None:
+    def _count_call(
+        self, decision: RouteDecision, turn: Turn, lease: Lease, usage: common_pb2.Usage
+    ) -> None:
         _record_usage(decision.model, decision.provider, usage)
         add_usage(turn.usage, usage)
+        cost = cost_nanos(lease.candidate.deployment, usage)
+        turn.cost_nanos += cost
+        COST.labels(decision.model, decision.provider).inc(to_currency(cost))
         if turn.loop is not None:
             turn.loop.iteration += 1
 
@@ -393,6 +409,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         cached = await prepared.cache.lookup()
         if cached is not None:
             answer = to_response(cached)
+            await self._account(turn, cached.model, cache_hit=True)
             saved = await self._save(turn, answer.message, answer.finish_reason)
             context.set_trailing_metadata(
                 (*_cached_metadata(cached), *prepared.cache.metadata(), *turn.metadata(), *saved)
@@ -412,7 +429,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     prepared.plan, decision, attempt, _deadline(context, engine.clock())
                 )
                 await lease.succeed()
-                self._count_call(decision, turn, result.usage)
+                self._count_call(decision, turn, lease, result.usage)
                 finish = result.finish_reason
                 if not turn.runs_tools(result.message, finish):
                     break
@@ -436,6 +453,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
         if _complete(finish):
             await prepared.cache.store(from_response(result, decision.model, decision.provider))
+        await self._account(turn, decision.model)
         saved = await self._save(turn, result.message, finish)
         # Trailers, not headers: sending headers apart from the answer would open a window
         # in which this replica dying leaves Envoy a started response it cannot retry.
@@ -511,7 +529,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     opened, lease, chunks, assembly, turn, recorded=recorded
                 ):
                     yield chunk
-                self._count_call(decision, turn, assembly.usage or common_pb2.Usage())
+                self._count_call(decision, turn, lease, assembly.usage or common_pb2.Usage())
                 answer, finish = assembly.message(), assembly.finish_reason
                 if turn.runs_tools(answer, finish):
                     assert turn.loop is not None
@@ -526,6 +544,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 break
             if recorded is not None and _complete(finish):
                 await prepared.cache.store(from_events(recorded, decision.model, decision.provider))
+            await self._account(turn, decision.model)
             context.set_trailing_metadata(tuple(await self._save(turn, answer, finish)))
             if include_usage and (turn.usage.input_tokens or turn.usage.output_tokens):
                 yield chunks.usage(turn.usage)
@@ -563,6 +582,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if chunk is not None:
                 yield chunk
         yield chunks.finish(assembly.finish_reason)
+        await self._account(prepared.turn, cached.model, cache_hit=True)
         saved = await self._save(prepared.turn, assembly.message(), assembly.finish_reason)
         context.set_trailing_metadata(tuple(saved))
         COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "true", "OK").inc()

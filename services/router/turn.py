@@ -31,8 +31,9 @@ class Turn:
     new_turn: list[common_pb2.Message] = field(default_factory=list)
     history_used: int = 0
     loop: ToolLoop | None = None
-    # Usage of every model call of the turn.
+    # Usage of every model call of the turn, and what the calls cost (nano-units).
     usage: common_pb2.Usage = field(default_factory=common_pb2.Usage)
+    cost_nanos: int = 0
 
     def runs_tools(self, message: common_pb2.Message, finish_reason: int) -> bool:
         """Whether the gateway runs this answer's tool calls itself."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.gateway import Gateway
@@ -51,6 +52,7 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "curl-session",
         "curl-session-chat",
         "curl-tool-loop",
+        "curl-usage",
         "grpcurl",
         "openai-sdk",
     }
@@ -108,6 +110,19 @@ def test_curl_tool_loop(repo_root: Path, local_gateway: Gateway) -> None:
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["finish_reason"] in ("stop", "length", "max_iterations")
     assert body["usage"]["completion_tokens"] > 0
+
+
+def test_curl_usage(repo_root: Path, local_gateway: Gateway) -> None:
+    chat = httpx.post(
+        local_gateway.public_url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        timeout=60,
+    )
+    assert chat.status_code == 200
+    body = json.loads(run_example(repo_root, local_gateway, "curl-usage"))
+    assert int(body["totals"]["requests"]) >= 1
+    assert body["totals"]["currency"] == "USD"
+    assert body["by_model"]
 
 
 def test_grpcurl(repo_root: Path, local_gateway: Gateway) -> None:

@@ -77,7 +77,16 @@ def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
             {
                 "name": "gpt-4o-mini",
                 "aliases": ["fast"],
-                "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}],
+                # Prices per million tokens (tests/integration/test_usage.py checks costs).
+                "deployments": [
+                    {
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "input_price": 0.15,
+                        "output_price": 0.6,
+                        "cached_input_price": 0.075,
+                    }
+                ],
             },
             {
                 "name": "claude-sonnet",
