@@ -47,6 +47,10 @@ class FakeControl:
         response.raise_for_status()
         return [RecordedRequest.from_dict(item) for item in response.json()]
 
+    def completions(self) -> list[RecordedRequest]:
+        """The completion requests (POST): the gateway's health checks also list models."""
+        return [r for r in self.requests() if r.method == "POST"]
+
     def stats(self) -> FakeStats:
         response = self._http.get("/stats")
         response.raise_for_status()

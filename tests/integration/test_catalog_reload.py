@@ -131,7 +131,7 @@ async def test_reload_rpc_reaches_every_router_replica(
         completion = await router.CreateChatCompletion(_hello("house-blend"), timeout=10)
     assert completion.choices[0].message.content
     with gw.fakes["openai"].control() as control:
-        assert control.requests()[-1].json["model"] == "house-blend-upstream"
+        assert control.completions()[-1].json["model"] == "house-blend-upstream"
     # Both replicas loaded the same content: reloading again reports the same version.
     again = await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
     assert again.version == reply.version
@@ -300,4 +300,4 @@ async def test_sighup_swaps_provider_instances_without_breaking_a_stream(gw: Gat
         router = router_service_pb2_grpc.RouterServiceStub(channel)
         await router.CreateChatCompletion(_hello("via-b"), timeout=10)
     with gw.fakes["openai"].control() as control:
-        assert control.requests()[-1].headers.get("x-instance") == "b"
+        assert control.completions()[-1].headers.get("x-instance") == "b"

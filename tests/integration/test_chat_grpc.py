@@ -61,7 +61,7 @@ async def test_unary_reaches_each_provider(
     assert reply.model == model
     assert reply.usage.total_tokens > 0
     with gw.fakes[kind].control() as control:
-        sent = control.requests()[-1].json
+        sent = control.completions()[-1].json
     assert sent["model"] == upstream_model
     if kind == "anthropic":
         assert sent["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])

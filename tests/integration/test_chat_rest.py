@@ -43,7 +43,7 @@ async def test_unary_completion_is_openai_json(gw: Gateway) -> None:
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
     with gw.fakes["openai"].control() as control:
-        sent = control.requests()[-1].json
+        sent = control.completions()[-1].json
     assert sent["model"] == "gpt-4o-mini"
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
 
@@ -110,7 +110,7 @@ async def test_tool_calls_come_back_in_openai_shape(gw: Gateway) -> None:
         ("call_b", "weather", '{"city": "Rome"}'),
     ]
     with gw.fakes["openai"].control() as control:
-        sent = control.requests()[-1].json
+        sent = control.completions()[-1].json
     assert sent["tools"][0]["function"]["name"] == "weather"
     assert sent["tool_choice"] == "auto"
 

@@ -122,7 +122,7 @@ async def test_tool_results_round_trip(gw: Gateway) -> None:
         )
     assert completion.choices[0].message.content == DEFAULT_TEXT
     with gw.fakes["anthropic"].control() as control:
-        sent = control.requests()[-1].json
+        sent = control.completions()[-1].json
     assistant, result = sent["messages"][1], sent["messages"][2]
     assert assistant["content"][0] == {
         "type": "tool_use",

@@ -53,7 +53,7 @@ async def test_usual_names_reach_their_provider(
     assert reply.choices[0].message.content == DEFAULT_TEXT
     assert reply.model == model
     with env_gateway.fakes[kind].control() as control:
-        assert control.requests()[-1].json["model"] == model
+        assert control.completions()[-1].json["model"] == model
 
 
 async def test_catalogue_lists_the_known_models(env_gateway: Gateway) -> None:

@@ -72,9 +72,7 @@ def _summary(messages: list[common_pb2.Message]) -> list[tuple[str, str]]:
 
 def _sent_messages(gw: Gateway) -> list[dict[str, object]]:
     with gw.fakes["openai"].control() as control:
-        # The last completion: the gateway's health checks list models now and then.
-        posts = [r for r in control.requests() if r.method == "POST"]
-        messages: list[dict[str, object]] = posts[-1].json["messages"]
+        messages: list[dict[str, object]] = control.completions()[-1].json["messages"]
     return messages
 
 

@@ -56,8 +56,7 @@ def _downstream(gw: Gateway) -> DownstreamControl:
 
 def _model_requests(gw: Gateway, kind: str = "openai") -> list[dict[str, Any]]:
     with gw.fakes[kind].control() as control:
-        # Completions only: the gateway's health checks list models now and then.
-        return [r.json for r in control.requests() if r.method == "POST"]
+        return [r.json for r in control.completions()]
 
 
 TWO_CALLS = Behaviour(

@@ -1,0 +1,2 @@
+-- Prepended to every identity script (see services/common/identity/store.py).
+-- Key layout: see the module docstring of services/common/identity/layout.py.

@@ -1,0 +1,201 @@
+"""Exact rate limits shared by every router replica, counted in Redis.
+
+`acquire` runs one Lua script over every limit that applies to a request (each scope,
+unit and window): only if all of them have room are all of them incremented, requests
+by 1 and tokens by the request's estimate, so a refused request consumes nothing
+anywhere. Redis runs a script alone, so N replicas admit exactly the configured limit,
+not N times it. After the call, `settle` corrects the reserved tokens to the actual
+usage in the same window keys (kept in the `Reservation`, so a window that rolled over
+meanwhile is still the one corrected); `release` gives back the tokens of a request that
+never reached a provider and keeps its request count: the gateway admitted and handled
+it, and refunding failures would let a caller whose calls fail retry without limit.
+
+Windows come from the caller's clock (see model.py): replicas must keep their clocks in
+sync (NTP); a replica whose clock is off by d seconds moves its window boundaries by d.
+All keys of one request go to one script, so in a Redis Cluster they would need one
+hash slot; the gateway uses a single Redis (or a primary with replicas).
+
+When Redis cannot be reached, `fail_open` decides: False (the default) refuses with
+UNAVAILABLE so limits are never silently off; True admits the request uncounted. Either
+way `llmgw_rate_limit_errors_total{operation="acquire"}` counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from services.common.lua_scripts import LuaScript
+from services.common.rate_limits import Limit, QuotaStatus, Refusal, Unit
+from services.router.limits import metrics
+from services.router.limits.errors import RateLimited, limits_unavailable
+
+log = logging.getLogger("llmgw.limits")
+
+# What "Redis cannot be used" looks like.
+_UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+# A window's key outlives the window by this much, so a replica whose clock is a little
+# behind still finds it, and a settle just after the window ended still lands.
+DEFAULT_KEY_SLACK_SECONDS = 60.0
+
+
+@dataclass
+class Reservation:
+    """What one admitted request counted; settle or release it exactly once (later
+    calls do nothing, so a `finally: release` after a `settle` is safe)."""
+
+    tokens_estimate: int
+    # The token counters incremented by the estimate, in the windows of the acquire.
+    token_keys: tuple[str, ...] = ()
+    # Per unit, the most restrictive limit after this request was counted.
+    quota: Mapping[Unit, QuotaStatus] = field(default_factory=dict)
+    # False when nothing was counted: no limits applied, or Redis was unreachable and
+    # the limiter fails open.
+    counted: bool = False
+    _open: bool = field(default=True, repr=False)
+
+    def _close(self) -> bool:
+        """True the first time: the caller may apply the correction."""
+        was_open, self._open = self._open, False
+        return was_open
+
+
+class _Scripts:
+    def __init__(self) -> None:
+        self.acquire = LuaScript(__package__, "acquire")
+        self.settle = LuaScript(__package__, "settle")
+
+
+def _merge(limits: Iterable[Limit]) -> list[Limit]:
+    """One limit per counter (the smallest): the script must see each key once, or it
+    would check a counter before either increment and then increment it twice."""
+    by_counter: dict[str, Limit] = {}
+    for limit in limits:
+        known = by_counter.get(limit.counter)
+        if known is None or limit.limit < known.limit:
+            by_counter[limit.counter] = limit
+    return list(by_counter.values())
+
+
+def _quota(limits: Sequence[Limit], counts: Sequence[int], now: float) -> dict[Unit, QuotaStatus]:
+    """Per unit, the limit with the least remaining; on a tie, the one resetting last."""
+    best: dict[Unit, QuotaStatus] = {}
+    for limit, count in zip(limits, counts, strict=True):
+        status = QuotaStatus(limit.limit, max(0, limit.limit - count), limit.reset_after(now))
+        known = best.get(limit.unit)
+        if known is None or (status.remaining, -status.reset_seconds) < (
+            known.remaining,
+            -known.reset_seconds,
+        ):
+            best[limit.unit] = status
+    return best
+
+
+class RateLimiter:
+    """Acquire, settle and release against limits counted in one shared Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
+        key_slack_seconds: float = DEFAULT_KEY_SLACK_SECONDS,
+    ) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._fail_open = fail_open
+        self._slack = key_slack_seconds
+        self._scripts = _Scripts()
+        self._failing = False
+
+    @property
+    def fail_open(self) -> bool:
+        return self._fail_open
+
+    async def acquire(self, limits: Iterable[Limit], tokens_estimate: int) -> Reservation:
+        """Counts one request and `tokens_estimate` tokens against every limit, or none.
+
+        Raises RateLimited (RESOURCE_EXHAUSTED) when any limit lacks room, and
+        Unavailable when Redis cannot be reached and the limiter fails closed.
+        """
+        if tokens_estimate < 0:
+            raise ValueError(f"tokens_estimate must be >= 0, got {tokens_estimate}")
+        merged = _merge(limits)
+        if not merged:
+            return Reservation(tokens_estimate)
+        now = self._clock()
+        keys = [limit.key(now) for limit in merged]
+        args: list[int] = []
+        for limit in merged:
+            amount = 1 if limit.unit == "requests" else tokens_estimate
+            expiry_ms = math.ceil((limit.reset_after(now) + self._slack) * 1000)
+            args += [limit.limit, amount, expiry_ms]
+        reply = await self._run("acquire", self._scripts.acquire, keys, args)
+        if reply is None:
+            if self._fail_open:
+                return Reservation(tokens_estimate)
+            raise limits_unavailable()
+        admitted = int(reply[0])
+        counts = [int(reply[1 + 2 * i]) for i in range(len(merged))]
+        quota = _quota(merged, counts, now)
+        if not admitted:
+            refusals = [
+                Refusal(limit, counts[i], limit.reset_after(now))
+                for i, limit in enumerate(merged)
+                if int(reply[2 + 2 * i])
+            ]
+            for refusal in refusals:
+                metrics.rejected(refusal.limit)
+            raise RateLimited(refusals, quota)
+        token_keys = tuple(k for k, lim in zip(keys, merged, strict=True) if lim.unit == "tokens")
+        return Reservation(tokens_estimate, token_keys, quota, counted=True)
+
+    async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Corrects the reserved tokens to `actual_tokens` (prompt plus completion) in
+        the windows the reservation counted in, never below 0. A Redis failure is
+        logged and counted, not raised: the request itself already succeeded."""
+        if actual_tokens < 0:
+            raise ValueError(f"actual_tokens must be >= 0, got {actual_tokens}")
+        if not reservation._close() or not reservation.counted:
+            return
+        delta = actual_tokens - reservation.tokens_estimate
+        if delta == 0 or not reservation.token_keys:
+            return
+        await self._run("settle", self._scripts.settle, reservation.token_keys, [delta])
+
+    async def release(self, reservation: Reservation) -> None:
+        """A request that never reached a provider: its tokens are given back, its
+        request count is kept (see the module docstring)."""
+        await self.settle(reservation, 0)
+
+    async def _run(
+        self, operation: str, script: LuaScript, keys: Sequence[str], args: Sequence[int]
+    ) -> Any:
+        """The script's reply, or None when Redis cannot be used."""
+        try:
+            reply = await script(self._redis, keys, args)
+        except _UNREACHABLE as error:
+            metrics.failed(operation)
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "rate limits: Redis unreachable (%s: %s); requests are %s until it "
+                    "answers again",
+                    type(error).__name__,
+                    error,
+                    "admitted uncounted" if self._fail_open else "refused",
+                )
+            return None
+        if self._failing:
+            self._failing = False
+            log.info("rate limits: Redis answers again; limits are counted")
+        return reply

@@ -1,0 +1,30 @@
+"""Rate limit metrics: refusals per limit kind, and Redis failures of the limiter."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from services.common.rate_limits import Limit
+
+REJECTIONS = Counter(
+    "llmgw_rate_limit_rejections_total",
+    "Limits that refused a request, by scope (consumer, group, deployment), unit "
+    "(requests, tokens) and window (minute, hour, day); a request refused by two limits "
+    "counts once for each.",
+    ["scope", "unit", "window"],
+)
+ERRORS = Counter(
+    "llmgw_rate_limit_errors_total",
+    "Limiter operations that could not reach Redis (acquire: the request was refused "
+    "with UNAVAILABLE, or allowed uncounted when fail_open is set; settle: the token "
+    "correction was dropped).",
+    ["operation"],
+)
+
+
+def rejected(limit: Limit) -> None:
+    REJECTIONS.labels(limit.scope, limit.unit, limit.window).inc()
+
+
+def failed(operation: str) -> None:
+    ERRORS.labels(operation).inc()
