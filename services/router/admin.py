@@ -1,7 +1,9 @@
-"""AdminService: catalogue reload, routing state and usage.
+"""AdminService: catalogue reload, routing state, usage, and consumers, groups and keys.
 
-Consumers, groups and keys are not built yet: those RPCs answer UNIMPLEMENTED through the
-shared unimplemented servicer, as every unbuilt part of the API does.
+The consumer, group and key RPCs are `IdentityAdmin`'s; they need Redis, so a router
+without one answers them FAILED_PRECONDITION. Any RPC of the proto not built here
+answers UNIMPLEMENTED through the shared unimplemented servicer, as every unbuilt part
+of the API does.
 """
 
 from __future__ import annotations
@@ -12,30 +14,37 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from llmgw.router.v1 import admin_service_pb2, admin_service_pb2_grpc
+from services.common.errors import FailedPrecondition
 from services.common.unimplemented import unimplemented_servicer
 from services.router.catalog_store import CatalogStore, config_version
+from services.router.identity_admin import IdentityAdmin
 from services.router.usage.recorder import UsageRecorder
 from services.router.usage.report import usage_report
 
 SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
-PENDING_NOTE = "consumers, groups and keys arrive with access control"
+PENDING_NOTE = "in the proto, not yet built in the router"
+NO_REDIS = "consumers and keys need Redis (LLMGW_REDIS_URL)"
 
 # Every deployment's state, or one model's (NOT_FOUND for a model not served).
 RoutingState = Callable[[str], Awaitable[list[admin_service_pb2.DeploymentState]]]
 
 
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
+    """`identity` is None when the router has no Redis."""
+
     def __init__(
         self,
         store: CatalogStore,
         routing_state: RoutingState,
         usage: UsageRecorder,
         *,
+        identity: IdentityAdmin | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._routing_state = routing_state
         self._usage = usage
+        self._identity_admin = identity
         self._clock = clock
         # Bound per instance: the generated registration looks each method up by name.
         pending = unimplemented_servicer(
@@ -44,6 +53,14 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         for method in SERVICE.methods:
             if method.name not in vars(AdminServicer):
                 setattr(self, method.name, getattr(pending, method.name))
+
+    def _identity(self) -> IdentityAdmin:
+        # NOT YET ENFORCED: these RPCs need the admin role. The authentication interceptor
+        # (next) will put the caller's principal in the request context; the admin-role
+        # check belongs here, before any identity RPC runs, so that it covers all of them.
+        if self._identity_admin is None:
+            raise FailedPrecondition(NO_REDIS)
+        return self._identity_admin
 
     async def ReloadCatalog(
         self, request: admin_service_pb2.ReloadCatalogRequest, context: grpc.aio.ServicerContext
@@ -65,3 +82,75 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin_service_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.GetUsageResponse:
         return await usage_report(self._usage, request, self._clock())
+
+    # -- consumers, groups and keys -------------------------------------------------
+
+    async def CreateConsumer(
+        self, request: admin_service_pb2.CreateConsumerRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.CreateConsumerResponse:
+        return await self._identity().create_consumer(request)
+
+    async def GetConsumer(
+        self, request: admin_service_pb2.GetConsumerRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.GetConsumerResponse:
+        return await self._identity().get_consumer(request)
+
+    async def ListConsumers(
+        self, request: admin_service_pb2.ListConsumersRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.ListConsumersResponse:
+        return await self._identity().list_consumers(request)
+
+    async def UpdateConsumer(
+        self, request: admin_service_pb2.UpdateConsumerRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.UpdateConsumerResponse:
+        return await self._identity().update_consumer(request)
+
+    async def DeleteConsumer(
+        self, request: admin_service_pb2.DeleteConsumerRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.DeleteConsumerResponse:
+        return await self._identity().delete_consumer(request)
+
+    async def CreateGroup(
+        self, request: admin_service_pb2.CreateGroupRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.CreateGroupResponse:
+        return await self._identity().create_group(request)
+
+    async def GetGroup(
+        self, request: admin_service_pb2.GetGroupRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.GetGroupResponse:
+        return await self._identity().get_group(request)
+
+    async def ListGroups(
+        self, request: admin_service_pb2.ListGroupsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.ListGroupsResponse:
+        return await self._identity().list_groups(request)
+
+    async def UpdateGroup(
+        self, request: admin_service_pb2.UpdateGroupRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.UpdateGroupResponse:
+        return await self._identity().update_group(request)
+
+    async def DeleteGroup(
+        self, request: admin_service_pb2.DeleteGroupRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.DeleteGroupResponse:
+        return await self._identity().delete_group(request)
+
+    async def CreateApiKey(
+        self, request: admin_service_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.CreateApiKeyResponse:
+        return await self._identity().create_api_key(request)
+
+    async def ListApiKeys(
+        self, request: admin_service_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.ListApiKeysResponse:
+        return await self._identity().list_api_keys(request)
+
+    async def RotateApiKey(
+        self, request: admin_service_pb2.RotateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.RotateApiKeyResponse:
+        return await self._identity().rotate_api_key(request)
+
+    async def RevokeApiKey(
+        self, request: admin_service_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> admin_service_pb2.RevokeApiKeyResponse:
+        return await self._identity().revoke_api_key(request)

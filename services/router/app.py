@@ -14,12 +14,14 @@ import grpc
 
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import internal_channel
+from services.common.identity.store import IdentityStore
 from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
 from services.router.admin import AdminServicer
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
+from services.router.identity_admin import IdentityAdmin
 from services.router.provider_client import ProviderClient
 from services.router.routing.breaker import BreakerRegistry
 from services.router.routing.layer import RoutingLayer
@@ -30,6 +32,8 @@ from services.router.usage.recorder import UsageRecorder
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
+# How long a rotated API key keeps working when RotateApiKey names no overlap.
+DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
 # The router describes the whole public API through reflection, so `grpcurl` pointed at
 # Envoy's public listener (which routes reflection here) can list and call every service.
 PUBLIC_SERVICES = (
@@ -71,7 +75,12 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     store.subscribe(routing.configure)
     store.subscribe(lambda fresh: cache.configure(fresh.config.cache))
     store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))
-    admin = AdminServicer(store, routing.state, usage)
+    identity = (
+        IdentityAdmin(IdentityStore(redis), default_overlap_seconds=DEFAULT_KEY_OVERLAP_SECONDS)
+        if redis is not None
+        else None
+    )
+    admin = AdminServicer(store, routing.state, usage, identity=identity)
     _load_public_descriptors()
     await routing.start()
     store.start()

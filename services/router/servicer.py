@@ -296,8 +296,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             options.session, options.history_window or MAX_HISTORY_MESSAGES, timeout
         )
         config = self.catalog.config
+        fixed = estimate_prompt_tokens(
+            provider_pb2.CompleteRequest(tools=upstream.tools)
+        ) + estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
+        composition = compose(
+            upstream.messages,
+            session,
+            window=options.history_window,
+            fixed_tokens=fixed,
+            context_tokens=_context_window(resolved),
+        )
         room = config.sessions.max_messages - session.message_count
-        if len(upstream.messages) + 1 > room:
+        if len(composition.new_turn) + 1 > room:
             raise ResourceExhausted(
                 f"session '{options.session}' holds {session.message_count} messages; this "
                 f"turn would exceed the limit of {config.sessions.max_messages}",
@@ -309,16 +319,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 ],
                 reason=error_reason_pb2.ERROR_REASON_LIMIT_EXCEEDED,
             )
-        fixed = estimate_prompt_tokens(
-            provider_pb2.CompleteRequest(tools=upstream.tools)
-        ) + estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
-        composition = compose(
-            upstream.messages,
-            session,
-            window=options.history_window,
-            fixed_tokens=fixed,
-            context_tokens=_context_window(resolved),
-        )
         del upstream.messages[:]
         upstream.messages.extend(composition.messages)
         turn.session = options.session

@@ -23,6 +23,8 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from llmgw.investigation.v1 import investigation_service_pb2 as investigation_pb2
+from llmgw.investigation.v1 import investigation_service_pb2_grpc as investigation_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from llmgw.router.v1 import (
@@ -219,13 +221,17 @@ async def test_an_invalid_file_is_refused_and_the_old_catalogue_serves(
     assert after.version == before.version
 
 
-async def test_other_admin_rpcs_stay_unimplemented(
-    admin: admin_service_pb2_grpc.AdminServiceStub,
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await admin.ListConsumers(admin_service_pb2.ListConsumersRequest(), timeout=5)
+async def test_unbuilt_rpcs_stay_unimplemented(gw: Gateway) -> None:
+    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+        investigations = investigation_grpc.InvestigationServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await investigations.ListInvestigations(
+                investigation_pb2.ListInvestigationsRequest(), timeout=5
+            )
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "AdminService.ListConsumers is not implemented yet" in (caught.value.details() or "")
+    assert "InvestigationService.ListInvestigations is not implemented yet" in (
+        caught.value.details() or ""
+    )
 
 
 def _content(chunk: object) -> list[str]:

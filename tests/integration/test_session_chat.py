@@ -265,3 +265,22 @@ async def test_a_thousand_concurrent_appends_through_envoy_are_all_kept_in_order
         writer, n = map(int, text.split(":"))
         order.setdefault(writer, []).append(n)
     assert order == {w: list(range(each)) for w in range(writers)}
+
+
+async def test_a_full_session_is_refused_before_any_model_call(gw: Gateway, api: Api) -> None:
+    name = await api.new_session()
+    filler = common_pb2.Message(
+        role=common_pb2.ROLE_USER, content=[common_pb2.ContentPart(text="x")]
+    )
+    limit = 10_000  # the shared gateway's sessions.max_messages (the default)
+    for _ in range(limit // 1000):
+        await api.sessions.AppendMessages(
+            session_pb2.AppendMessagesRequest(session=name, messages=[filler] * 1000),
+            timeout=30,
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.router.CreateChatCompletion(_chat("one more", name), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert name in (caught.value.details() or "")
+    with gw.fakes["openai"].control() as control:
+        assert control.stats().hits == 0
