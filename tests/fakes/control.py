@@ -26,18 +26,17 @@ def default_body(behaviours: tuple[Behaviour, ...], model: str | None) -> dict[s
     return {"behaviours": [b.to_dict() for b in behaviours], "model": model}
 
 
-class FakeControl:
-    """Blocking client; usable as a context manager to close its connection pool."""
+class ControlClient:
+    """What every fake's blocking control client shares: the connection, reset, the
+    recorded requests; usable as a context manager to close its connection pool."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self._http = httpx.Client(base_url=control_base(url), timeout=timeout)
 
-    def script(self, *behaviours: Behaviour) -> None:
-        self._http.post("/script", json=[b.to_dict() for b in behaviours]).raise_for_status()
-
-    def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
-        """As `FakeServer.set_default`."""
-        self._http.post("/default", json=default_body(behaviours, model)).raise_for_status()
+    def _stats_json(self) -> Any:
+        response = self._http.get("/stats")
+        response.raise_for_status()
+        return response.json()
 
     def reset(self) -> None:
         self._http.post("/reset").raise_for_status()
@@ -46,15 +45,6 @@ class FakeControl:
         response = self._http.get("/requests")
         response.raise_for_status()
         return [RecordedRequest.from_dict(item) for item in response.json()]
-
-    def completions(self) -> list[RecordedRequest]:
-        """The completion requests (POST): the gateway's health checks also list models."""
-        return [r for r in self.requests() if r.method == "POST"]
-
-    def stats(self) -> FakeStats:
-        response = self._http.get("/stats")
-        response.raise_for_status()
-        return FakeStats.from_dict(response.json())
 
     def close(self) -> None:
         self._http.close()
@@ -71,20 +61,34 @@ class FakeControl:
         self.close()
 
 
-class AsyncFakeControl:
-    """Asynchronous client; usable as an async context manager."""
+class FakeControl(ControlClient):
+    """Blocking client of a provider fake."""
+
+    def script(self, *behaviours: Behaviour) -> None:
+        self._http.post("/script", json=[b.to_dict() for b in behaviours]).raise_for_status()
+
+    def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
+        """As `FakeServer.set_default`."""
+        self._http.post("/default", json=default_body(behaviours, model)).raise_for_status()
+
+    def completions(self) -> list[RecordedRequest]:
+        """The completion requests (POST): the gateway's health checks also list models."""
+        return [r for r in self.requests() if r.method == "POST"]
+
+    def stats(self) -> FakeStats:
+        return FakeStats.from_dict(self._stats_json())
+
+
+class AsyncControlClient:
+    """The asynchronous counterpart of ControlClient; usable as an async context manager."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self._http = httpx.AsyncClient(base_url=control_base(url), timeout=timeout)
 
-    async def script(self, *behaviours: Behaviour) -> None:
-        response = await self._http.post("/script", json=[b.to_dict() for b in behaviours])
+    async def _stats_json(self) -> Any:
+        response = await self._http.get("/stats")
         response.raise_for_status()
-
-    async def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
-        """As `FakeServer.set_default`."""
-        response = await self._http.post("/default", json=default_body(behaviours, model))
-        response.raise_for_status()
+        return response.json()
 
     async def reset(self) -> None:
         (await self._http.post("/reset")).raise_for_status()
@@ -93,11 +97,6 @@ class AsyncFakeControl:
         response = await self._http.get("/requests")
         response.raise_for_status()
         return [RecordedRequest.from_dict(item) for item in response.json()]
-
-    async def stats(self) -> FakeStats:
-        response = await self._http.get("/stats")
-        response.raise_for_status()
-        return FakeStats.from_dict(response.json())
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -112,3 +111,19 @@ class AsyncFakeControl:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class AsyncFakeControl(AsyncControlClient):
+    """Asynchronous client of a provider fake."""
+
+    async def script(self, *behaviours: Behaviour) -> None:
+        response = await self._http.post("/script", json=[b.to_dict() for b in behaviours])
+        response.raise_for_status()
+
+    async def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
+        """As `FakeServer.set_default`."""
+        response = await self._http.post("/default", json=default_body(behaviours, model))
+        response.raise_for_status()
+
+    async def stats(self) -> FakeStats:
+        return FakeStats.from_dict(await self._stats_json())

@@ -37,14 +37,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import httpx
 from aiohttp import web
 
-from tests.fakes.control import control_base
+from tests.fakes.control import AsyncControlClient, ControlClient
 from tests.fakes.control_routes import PREFIX
+from tests.fakes.server import ServedFake
 from tests.fakes.state import RecordedRequest
 from tests.fakes.streaming import abort_connection
 from tests.fakes.wire import JSON, dumps, loads
@@ -355,7 +354,7 @@ _POSTS: dict[str, Callable[[Any], dict[str, Any]]] = {
 # --- The server ------------------------------------------------------------------------
 
 
-class FakeDownstream:
+class FakeDownstream(ServedFake):
     """Use as `async with FakeDownstream() as fake:`; `fake.url` is the base URL both
     `search_url` and `agents_url` take. Keyword arguments as the provider fakes'."""
 
@@ -369,18 +368,13 @@ class FakeDownstream:
         port: int = 0,
         record: bool = True,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
-        self.host = host
-        self.port = port
         self._state = _State(record)
-        self._runner: web.AppRunner | None = None
 
     @property
-    def root_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    url = root_url
+    def url(self) -> str:
+        return self.root_url
 
     # Scripting API.
 
@@ -413,36 +407,7 @@ class FakeDownstream:
     def stats(self) -> DownstreamStats:
         return DownstreamStats.from_dict(self._state.stats())
 
-    # Lifecycle.
-
-    async def start(self) -> None:
-        runner = web.AppRunner(
-            self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def _app(self) -> web.Application:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_routes(_control_routes(self._state))
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -595,11 +560,8 @@ def _default_body(behaviour: DownstreamBehaviour | None, path: str | None) -> di
     return {"behaviour": None if behaviour is None else behaviour.to_dict(), "path": path}
 
 
-class DownstreamControl:
+class DownstreamControl(ControlClient):
     """Blocking client of a downstream fake in another process."""
-
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self._http = httpx.Client(base_url=control_base(url), timeout=timeout)
 
     def script(self, *behaviours: DownstreamBehaviour) -> None:
         self._http.post("/script", json=[b.to_dict() for b in behaviours]).raise_for_status()
@@ -607,39 +569,12 @@ class DownstreamControl:
     def set_default(self, behaviour: DownstreamBehaviour | None, path: str | None = None) -> None:
         self._http.post("/default", json=_default_body(behaviour, path)).raise_for_status()
 
-    def reset(self) -> None:
-        self._http.post("/reset").raise_for_status()
-
-    def requests(self) -> list[RecordedRequest]:
-        response = self._http.get("/requests")
-        response.raise_for_status()
-        return [RecordedRequest.from_dict(item) for item in response.json()]
-
     def stats(self) -> DownstreamStats:
-        response = self._http.get("/stats")
-        response.raise_for_status()
-        return DownstreamStats.from_dict(response.json())
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return DownstreamStats.from_dict(self._stats_json())
 
 
-class AsyncDownstreamControl:
+class AsyncDownstreamControl(AsyncControlClient):
     """Asynchronous client (for a fake on the test's own event loop)."""
-
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self._http = httpx.AsyncClient(base_url=control_base(url), timeout=timeout)
 
     async def _post(self, path: str, payload: Any = None) -> None:
         (await self._http.post(path, json=payload)).raise_for_status()
@@ -652,29 +587,5 @@ class AsyncDownstreamControl:
     ) -> None:
         await self._post("/default", _default_body(behaviour, path))
 
-    async def reset(self) -> None:
-        await self._post("/reset")
-
-    async def requests(self) -> list[RecordedRequest]:
-        response = await self._http.get("/requests")
-        response.raise_for_status()
-        return [RecordedRequest.from_dict(item) for item in response.json()]
-
     async def stats(self) -> DownstreamStats:
-        response = await self._http.get("/stats")
-        response.raise_for_status()
-        return DownstreamStats.from_dict(response.json())
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        return DownstreamStats.from_dict(await self._stats_json())

@@ -47,7 +47,55 @@ def token_counts(call: Call, behaviour: Behaviour) -> tuple[int, int]:
     return call.prompt_words(), behaviour.default_output_tokens
 
 
-class FakeServer(ABC):
+class ServedFake(ABC):
+    """An aiohttp app on `host:port` (0: a free port, known once started), usable as
+    `async with`. Subclasses build the app."""
+
+    def __init__(self, *, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def root_url(self) -> str:
+        """Where the `/_fake/*` control endpoints live."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @abstractmethod
+    def build_app(self) -> web.Application: ...
+
+    async def start(self) -> None:
+        # handler_cancellation: a client closing its connection cancels the answer at
+        # once, which is what `cancelled` / `last_cancelled_at` promise to measure.
+        runner = web.AppRunner(
+            self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class FakeServer(ServedFake):
     """An aiohttp server speaking one provider's protocol, scriptable per test.
 
     Use as `async with FakeX(...) as fake:`; `fake.url` is the base URL an SDK takes.
@@ -69,24 +117,16 @@ class FakeServer(ABC):
     ) -> None:
         """`api_key` None accepts any key; `port` 0 picks a free port; `record` False
         skips keeping requests (for long benchmarks)."""
+        super().__init__(host=host, port=port)
         self.api_key = api_key
-        self.host = host
-        self.port = port
         self.models: tuple[str, ...] = tuple(models) if models else self.default_models
         self._state = FakeState(record=record)
-        self._runner: web.AppRunner | None = None
 
     # Scripting API.
 
     @property
     def url(self) -> str:
         return self.root_url + self.base_path
-
-    @property
-    def root_url(self) -> str:
-        """Where the `/_fake/*` control endpoints live."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     def script(self, *behaviours: Behaviour) -> None:
         """Queues behaviours; each matching completion request consumes the first match."""
@@ -132,37 +172,6 @@ class FakeServer(ABC):
 
     def stats(self) -> FakeStats:
         return self._state.stats()
-
-    # Lifecycle.
-
-    async def start(self) -> None:
-        # handler_cancellation: a client closing its connection cancels the answer at
-        # once, which is what `cancelled` / `last_cancelled_at` promise to measure.
-        runner = web.AppRunner(
-            self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=_MAX_BODY)
