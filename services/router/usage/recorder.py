@@ -2,8 +2,9 @@
 
 One hash per subject and UTC day, `llmgw:usage:{subject}:{YYYY-MM-DD}`, with counters for
 the day (`requests`, `input`, `output`, `cached`, `cost` in nano-units, `hits`) and the
-same per model (`m:{model}:requests`, ...). One pipelined HINCRBY batch per request:
-concurrent requests on any number of replicas add up exactly. Days are kept
+same per model (`m:{model}:requests`, ...). One Lua call per request adds them all
+atomically (a pipeline of a dozen HINCRBYs cost the router ~0.8 ms of CPU per request in
+redis-py): concurrent requests on any number of replicas add up exactly. Days are kept
 `RETENTION_DAYS`.
 
 Recording happens after the answer was produced: a Redis failure is logged and counted,
@@ -23,6 +24,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
+from services.common.lua_scripts import LuaScript, ScriptArg
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ PREFIX = "llmgw:usage"
 # Whom usage is recorded for while authentication is off (every caller).
 ANONYMOUS = "consumers/anonymous"
 FIELDS = ("requests", "input", "output", "cached", "cost", "hits")
+
+_RECORD = LuaScript("services.router.usage", "record")
 
 RECORD_FAILURES = Counter(
     "llmgw_usage_record_failures_total", "Usage records that could not be written to Redis."
@@ -77,17 +81,12 @@ class UsageRecorder:
         if self._redis is None:
             return False
         day = day_of(self._clock())
-        counters = record.counters()
+        args: list[ScriptArg] = [RETENTION_DAYS * 86_400, record.model]
+        for name, value in record.counters().items():
+            if value:
+                args += [name, value]
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for subject in subjects:
-                    key = usage_key(subject, day)
-                    for name, value in counters.items():
-                        if value:
-                            pipe.hincrby(key, name, value)
-                            pipe.hincrby(key, f"m:{record.model}:{name}", value)
-                    pipe.expire(key, RETENTION_DAYS * 86_400)
-                await pipe.execute()
+            await _RECORD(self._redis, [usage_key(s, day) for s in subjects], args)
         except (RedisError, OSError) as error:
             RECORD_FAILURES.inc()
             log.warning("usage of a %s request not recorded: %s", record.model, error)

@@ -1,0 +1,1 @@
+-- Shared by the usage scripts (nothing yet beyond this header).
