@@ -5,7 +5,7 @@
 -- -deployment, -route, -attempts, ...) in gRPC trailing metadata: sending headers ahead of
 -- the answer would leave a moment in which a dying router replica has started a response
 -- Envoy can no longer retry. Trailers never reach REST clients, so this filter copies the
--- x-llmgw-* trailers into the response headers (gRPC clients see both). Only unary
+-- x-llmgw-* and x-ratelimit-* trailers into the response headers (gRPC clients see both). Only unary
 -- CreateChatCompletion responses wait for their trailers; streams pass untouched (their
 -- routing headers are sent with the first chunk).
 
@@ -31,7 +31,7 @@ function envoy_on_response(response_handle)
   end
   local found = {}
   for key, value in pairs(trailers) do
-    if string.sub(key, 1, 8) == "x-llmgw-" then
+    if string.sub(key, 1, 8) == "x-llmgw-" or string.sub(key, 1, 12) == "x-ratelimit-" then
       found[key] = value
     end
   end

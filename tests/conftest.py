@@ -78,6 +78,42 @@ def _no_breaker_trips(document: dict[str, Any]) -> None:
     document["routing"] = {"breaker": {"consecutive_failures": 1000, "min_requests": 100_000}}
 
 
+# The bootstrap admin key of the secured gateway (LLMGW_ADMIN_KEY).
+SECURED_ADMIN_KEY = "test-admin-key-0123456789abcdef"
+
+
+def _secured_config(document: dict[str, Any]) -> None:
+    _no_breaker_trips(document)
+    # A file-configured limit (tests/integration/test_rate_limits.py); limits on
+    # consumer and group resources are set per test.
+    document["rate_limits"] = {"consumers": {"file-limited": {"requests_per_minute": 3}}}
+    document["cache"] = {"enabled": False}
+
+
+@pytest.fixture(scope="session")
+def secured_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A stack that requires API keys (LLMGW_AUTH=required): three routers, two
+    providers, the bootstrap admin key `SECURED_ADMIN_KEY`.
+
+    Started once per test session, on first use. Tests create their own consumers,
+    groups and keys with fresh names.
+    """
+    with running_gateway(
+        tmp_path_factory.mktemp("secured"),
+        replicas={"router": 3, "provider": 2},
+        configure=_secured_config,
+        env=lambda fakes: {"LLMGW_AUTH": "required", "LLMGW_ADMIN_KEY": SECURED_ADMIN_KEY},
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def sgw(secured_gateway: Gateway) -> Gateway:
+    """The secured gateway with every fake's script, default and counters cleared."""
+    secured_gateway.reset_fakes()
+    return secured_gateway
+
+
 @pytest.fixture
 def gw(gateway: Gateway) -> Gateway:
     """The shared gateway with every fake's script, default and counters cleared."""

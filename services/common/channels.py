@@ -1,7 +1,7 @@
 """Client channels for service-to-service calls, always through Envoy's internal listener.
 
 One channel per target per process (HTTP/2 multiplexes every call over it). Calls carry
-the current request id and the caller's remaining deadline.
+the current request id, the caller's credentials and its remaining deadline.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 from services.common import context
+from services.common.caller import forwarded_metadata
 
 CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
@@ -28,9 +29,12 @@ def internal_channel(target: str) -> grpc.aio.Channel:
 
 
 def call_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata for a downstream call made while serving a request: its request id."""
+    """Metadata for a downstream call made while serving a request: its request id, and
+    the caller's key and client address (the called service authenticates the caller
+    itself)."""
     rid = context.request_id.get()
-    return ((context.REQUEST_ID_HEADER, rid),) if rid else ()
+    own = ((context.REQUEST_ID_HEADER, rid),) if rid else ()
+    return own + forwarded_metadata()
 
 
 def remaining_timeout(ctx: grpc.aio.ServicerContext, default: float | None = None) -> float | None:

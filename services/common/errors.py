@@ -52,6 +52,8 @@ class GatewayError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     default_reason: int = error_reason_pb2.ERROR_REASON_UNSPECIFIED
+    # Extra trailing metadata sent with the status (a refusal's `x-ratelimit-*`).
+    trailers: tuple[tuple[str, str], ...] = ()
 
     def __init__(
         self,

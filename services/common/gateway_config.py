@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 from services.common.backoff import Backoff
 from services.common.cache_config import CacheConfig
 from services.common.config_base import Strict
+from services.common.limits_config import RateLimitConfig, RateLimitsConfig
 from services.common.settings import SettingsError
 from services.common.tool_config import ToolsConfig
 
@@ -81,6 +82,9 @@ class Deployment(Strict):
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     tags: list[str] = Field(default_factory=list)
+    # Requests and tokens this deployment takes, across every router replica (a request
+    # refused here moves on to the next deployment, as an unavailable one does).
+    rate_limits: RateLimitConfig | None = None
 
     @property
     def key(self) -> str:
@@ -223,6 +227,7 @@ class GatewayConfig(Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

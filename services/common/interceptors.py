@@ -1,6 +1,10 @@
-"""The one server interceptor: request id, access log, metrics, and error mapping.
+"""The one server interceptor: request id, authentication, access log, metrics, and error
+mapping.
 
-Every handler's exceptions end here. A `GatewayError` becomes its `google.rpc.Status`
+Calls of public services pass the `Gate` (API key, client address, service ACL) before
+their handler runs, when the service was given one; the admitted caller is in
+`services.common.caller` for the handler and for the calls it makes. Every handler's
+exceptions end here. A `GatewayError` becomes its `google.rpc.Status`
 with details; anything else is a bug on our side and becomes INTERNAL with a generic
 message naming the request id (the traceback goes to the log, never to the caller).
 """
@@ -8,6 +12,7 @@ message naming the request id (the traceback goes to the log, never to the calle
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +22,9 @@ import grpc
 from grpc_status import rpc_status
 
 from services.common import context
+from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import GatewayError, as_gateway_error
+from services.common.identity.gate import Gate, service_of
 from services.common.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_REQUESTS
 
 log = logging.getLogger("llmgw.rpc")
@@ -110,7 +117,12 @@ class _Observation:
             )
         reported = as_gateway_error(error, context.request_id.get())
         self.code = reported.code
-        await ctx.abort_with_status(rpc_status.to_status(reported.to_status()))
+        status = rpc_status.to_status(reported.to_status())
+        await ctx.abort(
+            status.code,
+            status.details,
+            tuple(status.trailing_metadata) + reported.trailers,
+        )
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -120,9 +132,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     on its first call and reused (a server's methods never change once it started).
     """
 
-    def __init__(self, service: str, access_log: bool = True) -> None:
+    def __init__(self, service: str, access_log: bool = True, gate: Gate | None = None) -> None:
         self._service = service
         self._access_log = access_log
+        self._gate = gate
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -138,20 +151,40 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method_path.startswith(_UNOBSERVED_PREFIXES):
             return handler
         stats = _MethodStats(self._service, method_path.rsplit("/", 1)[-1])
+        acl_service = service_of(method_path) if self._gate is not None else None
         if handler.unary_unary is not None:
-            wrapped = handler._replace(unary_unary=self._unary(handler.unary_unary, stats))
+            wrapped = handler._replace(
+                unary_unary=self._unary(handler.unary_unary, stats, acl_service)
+            )
         elif handler.unary_stream is not None:
-            wrapped = handler._replace(unary_stream=self._stream(handler.unary_stream, stats))
+            wrapped = handler._replace(
+                unary_stream=self._stream(handler.unary_stream, stats, acl_service)
+            )
         else:
             return handler
         self._wrapped[method_path] = wrapped
         return wrapped
 
-    def _unary(self, behavior: UnaryBehavior, stats: _MethodStats) -> UnaryBehavior:
+    async def _admit(
+        self, acl_service: str | None, ctx: grpc.aio.ServicerContext
+    ) -> contextvars.Token[Caller] | None:
+        if acl_service is None or self._gate is None:
+            return None
+        caller = await self._gate.admit(acl_service, ctx.invocation_metadata() or (), ctx.peer())
+        principal = caller.principal
+        if principal is not None:
+            context.annotate(consumer=principal.name)
+        return set_caller(caller)
+
+    def _unary(
+        self, behavior: UnaryBehavior, stats: _MethodStats, acl_service: str | None
+    ) -> UnaryBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
             obs = _Observation(stats, self._access_log)
             obs.begin(ctx)
+            admitted = None
             try:
+                admitted = await self._admit(acl_service, ctx)
                 return await behavior(request, ctx)
             except asyncio.CancelledError:
                 obs.code = grpc.StatusCode.CANCELLED
@@ -162,15 +195,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except Exception as error:
                 await obs.fail(ctx, error)
             finally:
+                if admitted is not None:
+                    reset_caller(admitted)
                 obs.end()
 
         return handle
 
-    def _stream(self, behavior: StreamBehavior, stats: _MethodStats) -> StreamBehavior:
+    def _stream(
+        self, behavior: StreamBehavior, stats: _MethodStats, acl_service: str | None
+    ) -> StreamBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             obs = _Observation(stats, self._access_log)
             obs.begin(ctx)
+            admitted = None
             try:
+                admitted = await self._admit(acl_service, ctx)
                 async for response in behavior(request, ctx):
                     yield response
             except asyncio.CancelledError:
@@ -182,6 +221,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except Exception as error:
                 await obs.fail(ctx, error)
             finally:
+                if admitted is not None:
+                    reset_caller(admitted)
                 obs.end()
 
         return handle

@@ -8,20 +8,32 @@ window's quota just before a boundary and a full one just after, so up to twice 
 limit can pass within one window's length across a boundary (never more than the limit
 inside one aligned window). A sliding log would remove that, at one stored entry per
 request.
+
+Budgets are limits too: unit `cost` (nano-units of currency, the usage recorder's unit)
+per `day` or per calendar `month` (UTC), reserved and settled like tokens.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["consumer", "group", "deployment"]
-Unit = Literal["requests", "tokens"]
-Window = Literal["minute", "hour", "day"]
+Unit = Literal["requests", "tokens", "cost"]
+Window = Literal["minute", "hour", "day", "month"]
 
-WINDOW_SECONDS: dict[Window, int] = {"minute": 60, "hour": 3600, "day": 86400}
+# Fixed windows; a month is a calendar month (its key expires after 31 days).
+WINDOW_SECONDS: dict[Window, int] = {
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "month": 31 * 86400,
+}
+# Units reported in `x-ratelimit-*` headers (budgets are reported by GetUsage).
 UNITS: tuple[Unit, ...] = ("requests", "tokens")
+NANOS_PER_UNIT = 1_000_000_000
 KEY_PREFIX = "llmgw:rl"
 
 # Subjects name what is limited, as in QuotaFailure: `consumers/alice`.
@@ -46,6 +58,8 @@ class Limit:
     unit: Unit
     window: Window
     limit: int
+    # A count from which the subject is warned (budgets' soft threshold); None: never.
+    soft: int | None = None
 
     def __post_init__(self) -> None:
         if self.limit <= 0:
@@ -62,10 +76,16 @@ class Limit:
         return f"{self.scope}:{self.subject}:{self.unit}:{self.window}"
 
     def describe(self) -> str:
-        """The limit as a caller reads it: `100 requests per minute`."""
+        """The limit as a caller reads it: `100 requests per minute`, `budget of 5 per
+        day`."""
+        if self.unit == "cost":
+            return f"budget of {self.limit / NANOS_PER_UNIT:g} per {self.window}"
         return f"{self.limit} {self.unit} per {self.window}"
 
     def window_index(self, now: float) -> int:
+        if self.window == "month":
+            day = dt.datetime.fromtimestamp(now, dt.UTC)
+            return day.year * 12 + day.month - 1
         return math.floor(now / self.window_seconds)
 
     def key(self, now: float) -> str:
@@ -74,6 +94,10 @@ class Limit:
 
     def reset_after(self, now: float) -> float:
         """Seconds from `now` until the window containing `now` ends."""
+        if self.window == "month":
+            year, month = divmod(self.window_index(now) + 1, 12)
+            start = dt.datetime(year, month + 1, 1, tzinfo=dt.UTC)
+            return start.timestamp() - now
         return (self.window_index(now) + 1) * self.window_seconds - now
 
 

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
 from services.common.errors import GatewayError
+from services.common.identity.gate import Gate
 from services.common.interceptors import ServerInterceptor
 from services.common.metrics import start_metrics_server
 from services.common.readiness import DependencyCheck, Readiness
@@ -79,6 +80,8 @@ class ServiceDefinition:
     # Runs, in order, on SIGHUP: re-read the configuration file. A hook that fails
     # must leave the service as it was (the failure is logged, the process goes on).
     on_reload: Sequence[Hook] = field(default_factory=list)
+    # Authenticates calls of the public services (None: authentication off).
+    gate: Gate | None = None
 
 
 class ReloadRunner:
@@ -184,7 +187,7 @@ class RunningServer:
 async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
     """Build, bind and start the server; port 0 binds a free port."""
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(settings.service, settings.access_log)],
+        interceptors=[ServerInterceptor(settings.service, settings.access_log, definition.gate)],
         options=SERVER_OPTIONS,
     )
     definition.register(server)

@@ -7,11 +7,13 @@ A bad value stops the process at start with one clear line naming the variable.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 # Default ports of each service: gRPC and Prometheus /metrics.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
@@ -21,6 +23,9 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "tool": (50054, 9104),
     "investigation": (50055, 9105),
 }
+
+
+MIN_ADMIN_KEY_LENGTH = 24
 
 
 class SettingsError(Exception):
@@ -58,6 +63,23 @@ class ServiceSettings(BaseModel):
     # Where to write the bound ports as JSON once serving (supervisors that start
     # services on port 0 read them here).
     port_file: Path | None = None
+    # API keys on every public RPC ("required"), or none ("off": allowed only while the
+    # service listens on loopback; the launcher decides from Envoy's public address).
+    auth: Literal["off", "required"] = "off"
+    # The bootstrap admin credential (creates the first consumers and keys).
+    admin_key: SecretStr | None = None
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_ADMIN_KEY_LENGTH} characters")
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -87,6 +109,8 @@ _ENV = {
     "shutdown_grace": "LLMGW_SHUTDOWN_GRACE",
     "readiness_interval": "LLMGW_READINESS_INTERVAL",
     "port_file": "LLMGW_PORT_FILE",
+    "auth": "LLMGW_AUTH",
+    "admin_key": "LLMGW_ADMIN_KEY",
 }
 
 
@@ -124,3 +148,13 @@ def load_settings(
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{source}: {message}")
         raise SettingsError(f"invalid {service} settings: " + "; ".join(problems)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) only reaches this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -341,7 +341,8 @@ class ToolDefinition(Strict):
     timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
     # Unset: tools.retry. A tool's policy replaces the default as a whole.
     retry: ToolRetryConfig | None = None
-    # Stored and returned; enforced once authentication exists.
+    # Consumers who may use the tool (`consumers/alice` or `alice`), on top of their
+    # groups' `allowed_tools`; empty: every consumer the groups allow.
     allowed_consumers: list[str] = Field(default_factory=list)
     # Unset: tools.max_output_bytes.
     max_output_bytes: int | None = Field(default=None, gt=0, le=MAX_OUTPUT_BYTES_LIMIT)

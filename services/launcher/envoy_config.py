@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from google.protobuf import descriptor_pb2
 
+from services.common.caller import CLIENT_ADDRESS_HEADER
 from services.launcher.topology import (
     DEFAULT_TOPOLOGY_PATH,
     ENVOY_DIR,
@@ -143,16 +144,31 @@ def _service_routes(
     return routes
 
 
-def _route_config(name: str, routes: list[Config]) -> Config:
+def _route_config(name: str, routes: list[Config], *, public: bool = False) -> Config:
     not_found = {
         "name": "not_found",
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": NOT_FOUND_BODY}},
     }
-    return {
+    config: Config = {
         "name": name,
         "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [*routes, not_found]}],
     }
+    if public:
+        # The services check IP allow-lists against this header. At the public edge it
+        # is always Envoy's own view of the connecting peer: a caller's value is
+        # replaced, never trusted (x-forwarded-for can be prefixed by anyone, and
+        # x-envoy-external-address is not set for private-network peers).
+        config["request_headers_to_add"] = [
+            {
+                "header": {
+                    "key": CLIENT_ADDRESS_HEADER,
+                    "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ]
+    return config
 
 
 def _access_log(listener: str, access_log_path: str | None) -> list[Config]:
@@ -270,16 +286,25 @@ def _http_connection_manager(
             "always_set_request_id_in_response": True,
             "stream_idle_timeout": "300s",
             "access_log": _access_log(name, access_log_path),
-            "route_config": _route_config(name, routes),
+            "route_config": _route_config(name, routes, public=name == "public"),
             "http_filters": filters,
         },
     }
 
 
 def _listener(
-    name: str, endpoint: Endpoint, hcm: Config, buffer_limit: int | None = None
+    name: str,
+    endpoint: Endpoint,
+    hcm: Config,
+    buffer_limit: int | None = None,
+    *,
+    exclusive: bool = False,
 ) -> Config:
     listener: Config = {"name": name, "address": _socket(endpoint)}
+    if exclusive:
+        # Locally, a port another process holds must fail Envoy's start (the launcher
+        # then picks other ports) instead of being shared through SO_REUSEPORT.
+        listener["enable_reuse_port"] = False
     if buffer_limit is not None:
         listener["per_connection_buffer_limit_bytes"] = buffer_limit
     listener["filter_chains"] = [{"filters": [hcm]}]
@@ -437,8 +462,14 @@ def render(
         "admin": {"address": _socket(placement.admin)},
         "static_resources": {
             "listeners": [
-                _listener("public", placement.public, public, topology.max_request_body_bytes),
-                _listener("internal", placement.internal, internal),
+                _listener(
+                    "public",
+                    placement.public,
+                    public,
+                    topology.max_request_body_bytes,
+                    exclusive=mode == "local",
+                ),
+                _listener("internal", placement.internal, internal, exclusive=mode == "local"),
             ],
             "clusters": [
                 _cluster(spec, placement.endpoints[spec.name], policy, dns=mode != "local")

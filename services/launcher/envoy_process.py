@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from services.launcher.processes import with_parent_death_signal
 
@@ -102,6 +104,83 @@ def admin_ready(admin_url: str, timeout: float = 1.0) -> bool:
     except (urllib.error.URLError, OSError):
         return False
     return body.strip() == b"LIVE"
+
+
+@dataclass(frozen=True)
+class ListenerAddress:
+    """One listener's socket address: as configured, or as Envoy reports it bound."""
+
+    name: str
+    host: str
+    port: int
+
+
+def _socket_address(name: str, address: Any) -> ListenerAddress | None:
+    """A `config.core.v3.Address` as a ListenerAddress; None for a pipe or internal one."""
+    if not isinstance(address, Mapping):
+        return None
+    socket_address = address.get("socket_address")
+    if not isinstance(socket_address, Mapping):
+        return None
+    return ListenerAddress(
+        name, str(socket_address.get("address", "")), int(socket_address.get("port_value", 0))
+    )
+
+
+def configured_listeners(config: Mapping[str, Any]) -> dict[str, ListenerAddress]:
+    """The socket listeners of a bootstrap config's static resources, by name."""
+    listeners: dict[str, ListenerAddress] = {}
+    for listener in config.get("static_resources", {}).get("listeners", []):
+        found = _socket_address(listener["name"], listener.get("address"))
+        if found is not None:
+            listeners[found.name] = found
+    return listeners
+
+
+def parse_listeners(body: str) -> dict[str, ListenerAddress]:
+    """Admin `/listeners?format=json` (an admin.v3.Listeners) as bound listeners by name.
+
+    `local_address` is the address the listener actually holds (the OS's choice for a
+    configured port 0). Listeners on a pipe or an internal address are left out.
+    """
+    try:
+        statuses = json.loads(body).get("listener_statuses", [])
+        listeners: dict[str, ListenerAddress] = {}
+        for status in statuses:
+            found = _socket_address(status["name"], status.get("local_address"))
+            if found is not None:
+                listeners[found.name] = found
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise EnvoyError(f"unexpected admin /listeners answer: {body[:200]!r}") from error
+    return listeners
+
+
+def admin_listeners(admin_url: str, timeout: float = 2.0) -> dict[str, ListenerAddress]:
+    """The listeners Envoy has bound, read from its admin `/listeners?format=json`."""
+    url = admin_url.rstrip("/") + "/listeners?format=json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            body: bytes = reply.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise EnvoyError(f"cannot read Envoy's listeners from {url}: {error}") from error
+    return parse_listeners(body.decode("utf-8", "replace"))
+
+
+def missing_listeners(
+    expected: Mapping[str, ListenerAddress], bound: Mapping[str, ListenerAddress]
+) -> list[ListenerAddress]:
+    """The expected listeners (in their order) that Envoy does not hold on their port.
+
+    A listener counts as present when a listener of that name is bound to the configured port
+    (any port when the configured one is 0). Only the port is compared: Envoy binds
+    exactly the configured host, whose spelling (`::` or `0:0::0`) may differ.
+    """
+    missing = []
+    for name, wanted in expected.items():
+        actual = bound.get(name)
+        if actual is None or wanted.port not in (0, actual.port):
+            missing.append(wanted)
+    return missing
 
 
 class Watched(Protocol):

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.gateway_config import needs_local_model
 from services.common.server import EXIT_PORT_UNAVAILABLE
-from services.common.settings import DEFAULT_PORTS
+from services.common.settings import DEFAULT_PORTS, is_loopback
 from services.launcher import envoy_config, envoy_process, localmodel
 from services.launcher.processes import ChildProcess, ProcessError, free_port, port_open, wait_port
 from services.launcher.redis_process import redis_process
@@ -112,6 +113,8 @@ class Stack:
         self._public = self._internal = self._admin = Endpoint("127.0.0.1", 0)
         self._env = dict(options.env)
         self._stopping = False
+        # "off" or "required", decided by `_decide_auth` when the stack is planned.
+        self.auth = "off"
 
     # Addresses -------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class Stack:
         unknown = sorted(set(opts.replicas) - set(SERVICES))
         if unknown:
             raise ProcessError(f"unknown service in --replicas: {', '.join(unknown)}")
+        self._decide_auth()
         listeners = self.topology.listeners
         # Only the public listener may face the network; the rest stays on loopback.
         self._public = Endpoint(opts.host, opts.public_port or self._port(listeners.public))
@@ -167,6 +171,36 @@ class Stack:
                 )
                 for i in range(count)
             ]
+
+    def _decide_auth(self) -> None:
+        """API keys are optional only while Envoy's public listener is on loopback.
+
+        LLMGW_AUTH (the services' environment, else the launcher's) may require them
+        anywhere; on any other address the stack refuses to start without them.
+        """
+        requested = (self._env.get("LLMGW_AUTH") or os.environ.get("LLMGW_AUTH", "")).lower()
+        if requested not in ("", "off", "required"):
+            raise ProcessError(f"LLMGW_AUTH must be off or required, not {requested!r}")
+        host = self.options.host
+        if requested != "required" and not is_loopback(host):
+            raise ProcessError(
+                f"refusing to listen on {host} without authentication: set "
+                "LLMGW_AUTH=required (and LLMGW_ADMIN_KEY to create the first keys), or "
+                "keep --host on loopback"
+            )
+        self.auth = requested or "off"
+        self._env["LLMGW_AUTH"] = self.auth
+        if self.auth == "off":
+            self.progress(
+                f"==> authentication off: Envoy listens on loopback only ({host}), so no "
+                "API key is needed; set LLMGW_AUTH=required to require keys"
+            )
+        else:
+            admin_key = self._env.get("LLMGW_ADMIN_KEY") or os.environ.get("LLMGW_ADMIN_KEY")
+            self.progress(
+                "==> authentication required: every public RPC needs an API key"
+                + ("" if admin_key else " (no LLMGW_ADMIN_KEY: only keys already issued work)")
+            )
 
     def _place(self) -> Placement:
         """Where Envoy finds everything, once every replica is listening."""
@@ -301,6 +335,34 @@ class Stack:
         await asyncio.gather(*(self._start_replica(r) for r in everything))
 
     async def _start_envoy(self) -> None:
+        """Start Envoy and make sure it holds every listener of its config.
+
+        A port chosen by `free_port` may be taken by another process before Envoy binds
+        it. Envoy then exits (it does when a bootstrap listener or the admin port cannot
+        bind), or, were it to run on, lacks the listener in admin /listeners. With dynamic
+        ports Envoy starts again on fresh ones, a few times; with the documented ports (or
+        ports given explicitly) the error names the port.
+        """
+        for attempt in range(BIND_ATTEMPTS):
+            busy = await self._launch_envoy()
+            if not busy:
+                return
+            where = ", ".join(
+                f"{endpoint.host}:{endpoint.port} ({_envoy_socket_label(role)})"
+                for role, endpoint in busy.items()
+            )
+            movable = self._movable_envoy_sockets()
+            if attempt == BIND_ATTEMPTS - 1 or not set(busy) <= movable:
+                log_path = self.envoy.log_path if self.envoy else self.logs / "envoy.log"
+                raise ProcessError(f"Envoy could not listen on {where}: in use? (log: {log_path})")
+            self.progress(f"!! Envoy could not listen on {where}: trying other ports")
+            await self._move_envoy_sockets(set(busy))
+
+    async def _launch_envoy(self) -> dict[str, Endpoint]:
+        """One try: Envoy's sockets that could not be bound by role (empty: Envoy is up).
+
+        Raises EnvoyError when Envoy failed for another reason than a port in use.
+        """
         self.placement = self._place()
         config = envoy_config.render(self.topology, self.placement, "local", DESCRIPTOR)
         path = envoy_config.write_config(config, self.options.run_dir / "envoy.yaml")
@@ -311,7 +373,61 @@ class Stack:
         )
         self.progress(f"==> starting Envoy on {self.grpc_target}")
         await self.envoy.start()
-        await envoy_process.wait_ready_async(self.admin_url, 30, self.envoy)
+        try:
+            await envoy_process.wait_ready_async(self.admin_url, 30, self.envoy)
+            bound = await asyncio.to_thread(envoy_process.admin_listeners, self.admin_url)
+        except envoy_process.EnvoyError:
+            await self.envoy.stop(grace=5)
+            busy = self._envoy_sockets_in_use()
+            if not busy:
+                raise
+            return busy
+        expected = envoy_process.configured_listeners(config)
+        missing = envoy_process.missing_listeners(expected, bound)
+        if not missing:
+            return {}
+        # Whoever holds a port now names it best: another process answering on the
+        # admin port makes every listener look missing.
+        await self.envoy.stop(grace=5)
+        return self._envoy_sockets_in_use() or {
+            listener.name: Endpoint(listener.host, listener.port) for listener in missing
+        }
+
+    def _envoy_sockets(self) -> dict[str, Endpoint]:
+        """Every socket Envoy binds, by role: its listeners by config name, and admin."""
+        return {"public": self._public, "internal": self._internal, "admin": self._admin}
+
+    def _envoy_sockets_in_use(self) -> dict[str, Endpoint]:
+        """Envoy's sockets another process holds (call while Envoy is stopped)."""
+        return {
+            role: endpoint
+            for role, endpoint in self._envoy_sockets().items()
+            if not _bindable(endpoint)
+        }
+
+    def _movable_envoy_sockets(self) -> set[str]:
+        """Roles whose port the launcher picked freely (dynamic and not given explicitly)."""
+        if not self.options.dynamic_ports:
+            return set()
+        given = {
+            "public": self.options.public_port,
+            "internal": self.options.internal_port,
+            "admin": self.options.admin_port,
+        }
+        return {role for role, port in given.items() if port is None}
+
+    async def _move_envoy_sockets(self, roles: set[str]) -> None:
+        """Fresh ports for `roles`; replicas read the internal address only at start."""
+        if "public" in roles:
+            self._public = Endpoint(self._public.host, free_port())
+        if "admin" in roles:
+            self._admin = Endpoint(self._admin.host, free_port())
+        if "internal" in roles:
+            self._internal = Endpoint(self._internal.host, free_port())
+            self.progress(f"==> restarting the replicas for internal {self.internal_target}")
+            everything = [r for replicas in self.replicas.values() for r in replicas]
+            await asyncio.gather(*(r.process.stop(grace=15) for r in everything))
+            await asyncio.gather(*(self._start_replica(r) for r in everything))
 
     async def start(self) -> None:
         """Start everything; on any failure, stop what was started and raise."""
@@ -406,6 +522,26 @@ class Stack:
             'application/json\' -d \'{"messages":[{"role":"user","content":"Hello"}]}\''
         )
         return "\n".join(lines)
+
+
+def _envoy_socket_label(role: str) -> str:
+    return "admin interface" if role == "admin" else f"{role} listener"
+
+
+def _bindable(endpoint: Endpoint) -> bool:
+    """Whether this process could bind the endpoint now, as Envoy would.
+
+    SO_REUSEADDR (which Envoy sets too) lets connections left in TIME_WAIT on the port
+    pass; a socket listening there, even with SO_REUSEPORT, still makes the bind fail.
+    """
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((endpoint.host, endpoint.port))
+        except OSError:
+            return False
+    return True
 
 
 async def wait_port_file(path: Path, timeout: float, proc: ChildProcess) -> dict[str, int]:

@@ -1,9 +1,11 @@
 """AdminService: catalogue reload, routing state, usage, and consumers, groups and keys.
 
-The consumer, group and key RPCs are `IdentityAdmin`'s; they need Redis, so a router
-without one answers them FAILED_PRECONDITION. Any RPC of the proto not built here
-answers UNIMPLEMENTED through the shared unimplemented servicer, as every unbuilt part
-of the API does.
+Every RPC needs the admin role when authentication is on, except GetUsage, which any
+consumer may call for itself and its own groups (the gate lets GetUsage through as a
+router call for that reason). The consumer, group and key RPCs are `IdentityAdmin`'s;
+they need Redis, so a router without one answers them FAILED_PRECONDITION. Any RPC of
+the proto not built here answers UNIMPLEMENTED through the shared unimplemented
+servicer, as every unbuilt part of the API does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from llmgw.router.v1 import admin_service_pb2, admin_service_pb2_grpc
+from services.common.caller import current_principal
 from services.common.errors import FailedPrecondition
+from services.common.identity import acl
+from services.common.identity.principal import Principal
 from services.common.unimplemented import unimplemented_servicer
 from services.router.catalog_store import CatalogStore, config_version
 from services.router.identity_admin import IdentityAdmin
@@ -55,9 +60,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 setattr(self, method.name, getattr(pending, method.name))
 
     def _identity(self) -> IdentityAdmin:
-        # NOT YET ENFORCED: these RPCs need the admin role. The authentication interceptor
-        # (next) will put the caller's principal in the request context; the admin-role
-        # check belongs here, before any identity RPC runs, so that it covers all of them.
+        _require_admin()
         if self._identity_admin is None:
             raise FailedPrecondition(NO_REDIS)
         return self._identity_admin
@@ -65,6 +68,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def ReloadCatalog(
         self, request: admin_service_pb2.ReloadCatalogRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.ReloadCatalogResponse:
+        _require_admin()
         catalog = await self._store.reload(broadcast=True)
         return admin_service_pb2.ReloadCatalogResponse(
             model_count=len(catalog.entries),
@@ -75,12 +79,19 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     async def GetRoutingState(
         self, request: admin_service_pb2.GetRoutingStateRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.GetRoutingStateResponse:
+        _require_admin()
         deployments = await self._routing_state(request.model)
         return admin_service_pb2.GetRoutingStateResponse(deployments=deployments)
 
     async def GetUsage(
         self, request: admin_service_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.GetUsageResponse:
+        principal = current_principal()
+        if principal is not None:
+            if not request.subject:
+                request.subject = principal.name
+            elif not _own_subject(principal, request.subject):
+                acl.require_admin(principal)
         return await usage_report(self._usage, request, self._clock())
 
     # -- consumers, groups and keys -------------------------------------------------
@@ -154,3 +165,14 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin_service_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.RevokeApiKeyResponse:
         return await self._identity().revoke_api_key(request)
+
+
+def _require_admin() -> None:
+    principal = current_principal()
+    if principal is not None:
+        acl.require_admin(principal)
+
+
+def _own_subject(principal: Principal, subject: str) -> bool:
+    """Whether `subject` is the principal itself or one of its groups."""
+    return subject == principal.name or any(g.name == subject for g in principal.groups)

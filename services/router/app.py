@@ -10,11 +10,17 @@ Each reload reaches the routing layer (new settings, state kept) and the service
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
+import redis.asyncio as aioredis
 
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import internal_channel
 from services.common.identity.store import IdentityStore
+from services.common.identity.wiring import build_gate
+from services.common.limits_config import RateLimitsConfig
 from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
@@ -22,13 +28,17 @@ from services.router.admin import AdminServicer
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
 from services.router.identity_admin import IdentityAdmin
+from services.router.limits.limiter import RateLimiter
 from services.router.provider_client import ProviderClient
 from services.router.routing.breaker import BreakerRegistry
 from services.router.routing.layer import RoutingLayer
 from services.router.servicer import RouterServicer
 from services.router.session_client import SessionClient
+from services.router.tokenizer import PromptCounter
 from services.router.tool_client import ToolClient
 from services.router.usage.recorder import UsageRecorder
+
+log = logging.getLogger("llmgw.router")
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
@@ -52,8 +62,19 @@ def _load_public_descriptors() -> None:
     from llmgw.tool.v1 import tool_service_pb2  # noqa: F401, PLC0415
 
 
+def _limiter(redis: aioredis.Redis | None, config: RateLimitsConfig) -> RateLimiter | None:
+    """The shared limiter (rate limits and budgets); None without Redis, where nothing
+    can be counted across replicas."""
+    if redis is None:
+        if config.consumers or config.groups:
+            log.warning("rate_limits are configured but there is no Redis: not enforced")
+        return None
+    return RateLimiter(redis, fail_open=config.fail_open)
+
+
 async def build(settings: ServiceSettings) -> ServiceDefinition:
     redis = create_redis(settings.redis_url) if settings.redis_url else None
+    gate = build_gate(settings, redis)
     store = CatalogStore(settings.config_path, redis)
     channel = internal_channel(settings.internal_target)
     provider = ProviderClient(channel)
@@ -62,6 +83,10 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     routing = RoutingLayer(catalog, provider, breakers)
     cache = ResponseCache(redis, catalog.config.cache)
     usage = UsageRecorder(redis)
+    limiter = _limiter(redis, catalog.config.rate_limits)
+    prompt_counter = PromptCounter()
+    # Loading the encoding takes about half a second: not on a request's time.
+    await asyncio.to_thread(prompt_counter.warm)
     servicer = RouterServicer(
         catalog,
         provider,
@@ -70,11 +95,16 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         tools=ToolClient(channel),
         cache=cache,
         usage=usage,
+        limiter=limiter,
+        prompt_counter=prompt_counter,
     )
     # Routing settings first: a request that sees the new catalogue plans with them.
     store.subscribe(routing.configure)
     store.subscribe(lambda fresh: cache.configure(fresh.config.cache))
     store.subscribe(lambda fresh: setattr(servicer, "catalog", fresh))
+    store.subscribe(
+        lambda fresh: setattr(servicer, "limiter", _limiter(redis, fresh.config.rate_limits))
+    )
     identity = (
         IdentityAdmin(IdentityStore(redis), default_overlap_seconds=DEFAULT_KEY_OVERLAP_SECONDS)
         if redis is not None
@@ -105,4 +135,5 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         extra_reflection_names=PUBLIC_SERVICES,
         on_stop=[close],
         on_reload=[reload],
+        gate=gate,
     )

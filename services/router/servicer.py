@@ -15,6 +15,7 @@ from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common.caller import current_principal
 from services.common.channels import remaining_timeout
 from services.common.context import annotate, request_id
 from services.common.errors import (
@@ -24,9 +25,18 @@ from services.common.errors import (
     ResourceExhausted,
     as_gateway_error,
 )
+from services.common.identity import acl
+from services.common.identity.principal import Principal
 from services.common.session_names import parse_session_name
 from services.common.validation import Violations
 from services.router import chat_response
+from services.router.admission import (
+    cache_namespace,
+    check_model,
+    permitted,
+    request_limits,
+    usage_subjects,
+)
 from services.router.cache.entry import CachedAnswer, from_events, from_response, to_response
 from services.router.cache.key import cache_key, cacheable
 from services.router.cache.policy import OPTION_FIELD as CACHE_OPTION_FIELD
@@ -36,6 +46,8 @@ from services.router.cache.use import CacheUse
 from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
 from services.router.history import compose
+from services.router.limits.errors import RateLimited
+from services.router.limits.limiter import RateLimiter
 from services.router.metrics import (
     ACTIVE_STREAMS,
     COMPLETIONS,
@@ -48,6 +60,7 @@ from services.router.metrics import (
 )
 from services.router.models import ModelDirectory
 from services.router.provider_client import ProviderClient
+from services.router.quota import RequestQuota, cost_estimate
 from services.router.routing.decision import RouteDecision
 from services.router.routing.engine import Lease
 from services.router.routing.layer import RoutingLayer
@@ -59,6 +72,7 @@ from services.router.routing.token_estimate import (
 )
 from services.router.session_client import MAX_HISTORY_MESSAGES, SessionClient
 from services.router.stream_assembly import StreamAssembly
+from services.router.tokenizer import PromptCounter
 from services.router.tool_client import ToolClient
 from services.router.tool_loop import (
     DEFAULT_MAX_ITERATIONS,
@@ -70,7 +84,7 @@ from services.router.tool_loop import (
 )
 from services.router.turn import Turn, add_usage
 from services.router.usage.cost import cost_nanos, to_currency
-from services.router.usage.recorder import ANONYMOUS, UsageRecord, UsageRecorder
+from services.router.usage.recorder import UsageRecord, UsageRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +158,20 @@ class _Prepared:
     decision: RouteDecision
     turn: Turn
     cache: CacheUse
+    quota: RequestQuota
+    principal: Principal | None
 
     def target(self, candidate: Candidate) -> provider_pb2.CompleteRequest:
         """The upstream request for one attempt (attempts run one after another)."""
-        self.upstream.provider = candidate.deployment.provider
-        self.upstream.model = candidate.deployment.model
-        return self.upstream
+        return self.aimed(self.upstream, candidate)
+
+    @staticmethod
+    def aimed(
+        upstream: provider_pb2.CompleteRequest, candidate: Candidate
+    ) -> provider_pb2.CompleteRequest:
+        upstream.provider = candidate.deployment.provider
+        upstream.model = candidate.deployment.model
+        return upstream
 
 
 @dataclass
@@ -201,8 +223,13 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         tools: ToolClient,
         cache: ResponseCache,
         usage: UsageRecorder,
+        limiter: RateLimiter | None = None,
+        prompt_counter: PromptCounter | None = None,
     ) -> None:
         self.catalog = catalog
+        # None without Redis: limits and budgets are not enforced (logged at start).
+        self.limiter = limiter
+        self._prompt_counter = prompt_counter or PromptCounter()
         self._cache = cache
         self._usage = usage
         self._provider = provider
@@ -224,31 +251,61 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         upstream = to_complete_request(request, problems)
         _gateway_options(request, problems)
         problems.raise_if_any()
+        principal = current_principal()
         resolved = self.catalog.resolve(request.model)
+        check_model(principal, request.model, resolved)
+        options = request.gateway
+        if principal is not None:
+            for name in options.tools:
+                acl.require_tool(principal, name)
         upstream.include_usage = streaming
-        routing = self.catalog.config.routing
+        config = self.catalog.config
         turn = await self._open_turn(request, upstream, resolved, remaining_timeout(context))
         ordering = OrderingInput(
             prompt_tokens=estimate_prompt_tokens(upstream),
-            output_tokens=estimate_output_tokens(upstream, routing.estimated_output_tokens),
+            output_tokens=estimate_output_tokens(upstream, config.routing.estimated_output_tokens),
             streaming=streaming,
         )
-        options = request.gateway
-        plan = self._routing.plan(
-            resolved,
-            ordering,
-            strategy=options.routing_strategy,
-            fallbacks=not options.disable_fallbacks,
+        plan = permitted(
+            principal,
+            request.model,
+            self._routing.plan(
+                resolved,
+                ordering,
+                strategy=options.routing_strategy,
+                fallbacks=not options.disable_fallbacks,
+            ),
         )
+        cache = self._cache_use(resolved, upstream, turn, options.cache, principal)
+        limits = request_limits(principal, config.rate_limits)
+        prompt_tokens = ordering.prompt_tokens
+        if self.limiter is not None and (
+            limits or any(c.deployment.rate_limits for c in plan.candidates)
+        ):
+            # Limits reserve with the real tokenizer where one exists (only then: it costs
+            # tens of microseconds per request); the routing estimate serves otherwise.
+            first = plan.candidates[0]
+            prompt_tokens, _exact = self._prompt_counter.count(
+                _Prepared.aimed(upstream, first), config.providers[first.deployment.provider].type
+            )
+        try:
+            quota = await RequestQuota.admit(
+                self.limiter,
+                limits,
+                prompt_tokens + ordering.output_tokens,
+                cost_estimate(
+                    [c.deployment for c in plan.candidates],
+                    prompt_tokens,
+                    ordering.output_tokens,
+                ),
+            )
+        except RateLimited:
+            COMPLETIONS.labels(
+                resolved.name, "", str(streaming).lower(), "RESOURCE_EXHAUSTED"
+            ).inc()
+            raise
         decision = RouteDecision(resolved.name, plan.strategy)
-        return _Prepared(
-            resolved,
-            upstream,
-            plan,
-            decision,
-            turn,
-            self._cache_use(resolved, upstream, turn, options.cache),
-        )
+        return _Prepared(resolved, upstream, plan, decision, turn, cache, quota, principal)
 
     def _cache_use(
         self,
@@ -256,6 +313,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         upstream: provider_pb2.CompleteRequest,
         turn: Turn,
         mode: str,
+        principal: Principal | None,
     ) -> CacheUse:
         decision = CachePolicy(self.catalog.config.cache).decide(
             resolved.entry,
@@ -268,8 +326,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             self._cache,
             decision,
             cache_key(upstream, resolved.name) if used else "",
-            # One namespace until consumers and groups exist.
-            self._cache.namespace_for(""),
+            cache_namespace(principal, self._cache),
             resolved.name,
         )
 
@@ -360,11 +417,13 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             yield progress
         prepared.upstream.messages.extend(loop.transcript[before:])
 
-    async def _account(self, turn: Turn, model: str, *, cache_hit: bool = False) -> None:
-        """Records the finished request's usage and cost (an answer from the response
-        cache spent no tokens). Who it is recorded for arrives with authentication."""
+    async def _account(self, prepared: _Prepared, model: str, *, cache_hit: bool = False) -> None:
+        """Records the finished request's usage and cost for its consumer and groups (an
+        answer from the response cache spent no tokens) and settles its reservations."""
+        turn = prepared.turn
         record = UsageRecord(model, turn.usage, turn.cost_nanos, cache_hit=cache_hit)
-        await self._usage.record([ANONYMOUS], record)
+        await prepared.quota.settle(turn.usage, turn.cost_nanos)
+        await self._usage.record(usage_subjects(prepared.principal), record)
 
     async def _save(
         self, turn: Turn, final: common_pb2.Message, finish_reason: int
@@ -389,9 +448,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         SESSION_APPENDS.labels("saved").inc()
         return [("x-llmgw-session-saved", "true")]
 
-    def _count_call(
-        self, decision: RouteDecision, turn: Turn, lease: Lease, usage: common_pb2.Usage
-    ) -> None:
+    async def _count_call(self, prepared: _Prepared, lease: Lease, usage: common_pb2.Usage) -> None:
+        decision, turn = prepared.decision, prepared.turn
+        candidate = lease.candidate
+        await prepared.quota.settle_call(candidate.deployment, candidate.key, usage)
         _record_usage(decision.model, decision.provider, usage)
         add_usage(turn.usage, usage)
         cost = cost_nanos(lease.candidate.deployment, usage)
@@ -404,15 +464,29 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
         prepared = await self._prepare(request, context, streaming=False)
+        try:
+            return await self._complete(prepared, context)
+        finally:
+            await prepared.quota.close()
+
+    async def _complete(
+        self, prepared: _Prepared, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CreateChatCompletionResponse:
         decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
         cached = await prepared.cache.lookup()
         if cached is not None:
             answer = to_response(cached)
-            await self._account(turn, cached.model, cache_hit=True)
+            await self._account(prepared, cached.model, cache_hit=True)
             saved = await self._save(turn, answer.message, answer.finish_reason)
             context.set_trailing_metadata(
-                (*_cached_metadata(cached), *prepared.cache.metadata(), *turn.metadata(), *saved)
+                (
+                    *_cached_metadata(cached),
+                    *prepared.cache.metadata(),
+                    *prepared.quota.metadata(),
+                    *turn.metadata(),
+                    *saved,
+                )
             )
             COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "false", "OK").inc()
             return chat_response.completion(answer, cached.model)
@@ -426,10 +500,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         try:
             while True:
                 result, lease = await engine.call(
-                    prepared.plan, decision, attempt, _deadline(context, engine.clock())
+                    prepared.plan,
+                    decision,
+                    attempt,
+                    _deadline(context, engine.clock()),
+                    admit=prepared.quota.admit_deployment,
                 )
                 await lease.succeed()
-                self._count_call(decision, turn, lease, result.usage)
+                await self._count_call(prepared, lease, result.usage)
                 finish = result.finish_reason
                 if not turn.runs_tools(result.message, finish):
                     break
@@ -453,12 +531,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
         if _complete(finish):
             await prepared.cache.store(from_response(result, decision.model, decision.provider))
-        await self._account(turn, decision.model)
+        await self._account(prepared, decision.model)
         saved = await self._save(turn, result.message, finish)
         # Trailers, not headers: sending headers apart from the answer would open a window
         # in which this replica dying leaves Envoy a started response it cannot retry.
         context.set_trailing_metadata(
-            (*decision.metadata(), *prepared.cache.metadata(), *turn.metadata(), *saved)
+            (
+                *decision.metadata(),
+                *prepared.cache.metadata(),
+                *prepared.quota.metadata(),
+                *turn.metadata(),
+                *saved,
+            )
         )
         return chat_response.completion(
             result, decision.model, finish_reason=finish, total_usage=turn.usage
@@ -483,6 +567,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         prepared = await self._prepare(request, context, streaming=True)
+        try:
+            async for chunk in self._stream(prepared, request, context):
+                yield chunk
+        finally:
+            await prepared.quota.close()
+
+    async def _stream(
+        self,
+        prepared: _Prepared,
+        request: chat_pb2.CreateChatCompletionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         decision, turn = prepared.decision, prepared.turn
         engine = self._routing.engine
         include_usage = request.stream_options.include_usage
@@ -508,6 +604,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                         decision,
                         lambda candidate, timeout: self._open_stream(prepared, candidate, timeout),
                         _deadline(context, engine.clock()),
+                        admit=prepared.quota.admit_deployment,
                     )
                 except GatewayError as error:
                     if chunks is None:
@@ -521,7 +618,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                         time.perf_counter() - started
                     )
                     await context.send_initial_metadata(
-                        (*decision.metadata(), *prepared.cache.metadata(), *turn.metadata())
+                        (
+                            *decision.metadata(),
+                            *prepared.cache.metadata(),
+                            *prepared.quota.metadata(),
+                            *turn.metadata(),
+                        )
                     )
                     chunks = chat_response.ChunkBuilder(decision.model)
                 assembly = StreamAssembly()
@@ -529,7 +631,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     opened, lease, chunks, assembly, turn, recorded=recorded
                 ):
                     yield chunk
-                self._count_call(decision, turn, lease, assembly.usage or common_pb2.Usage())
+                await self._count_call(prepared, lease, assembly.usage or common_pb2.Usage())
                 answer, finish = assembly.message(), assembly.finish_reason
                 if turn.runs_tools(answer, finish):
                     assert turn.loop is not None
@@ -544,7 +646,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 break
             if recorded is not None and _complete(finish):
                 await prepared.cache.store(from_events(recorded, decision.model, decision.provider))
-            await self._account(turn, decision.model)
+            await self._account(prepared, decision.model)
             context.set_trailing_metadata(tuple(await self._save(turn, answer, finish)))
             if include_usage and (turn.usage.input_tokens or turn.usage.output_tokens):
                 yield chunks.usage(turn.usage)
@@ -572,7 +674,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         """A cached answer as the stream it was (or as a stream, if it was unary)."""
         await context.send_initial_metadata(
-            (*_cached_metadata(cached), *prepared.cache.metadata(), *prepared.turn.metadata())
+            (
+                *_cached_metadata(cached),
+                *prepared.cache.metadata(),
+                *prepared.quota.metadata(),
+                *prepared.turn.metadata(),
+            )
         )
         chunks = chat_response.ChunkBuilder(cached.model)
         assembly = StreamAssembly()
@@ -582,7 +689,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if chunk is not None:
                 yield chunk
         yield chunks.finish(assembly.finish_reason)
-        await self._account(prepared.turn, cached.model, cache_hit=True)
+        await self._account(prepared, cached.model, cache_hit=True)
         saved = await self._save(prepared.turn, assembly.message(), assembly.finish_reason)
         context.set_trailing_metadata(tuple(saved))
         COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "true", "OK").inc()
@@ -640,6 +747,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: router_service_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> router_service_pb2.ListModelsResponse:
         models = await self._models.list(self.catalog)
+        principal = current_principal()
+        if principal is not None:
+            # Only what the caller may use (by name or by one of its aliases).
+            models = [
+                m
+                for m in models
+                if any(acl.allows_model(principal, name) for name in (m.id, *m.aliases))
+            ]
         return router_service_pb2.ListModelsResponse(object="list", data=models)
 
     async def GetModel(
@@ -647,4 +762,6 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     ) -> router_service_pb2.Model:
         if not request.model:
             raise InvalidArgument.for_field("model", "required")
+        # Checked before the lookup: a caller learns nothing of models it may not use.
+        check_model(current_principal(), request.model, self.catalog.resolve(request.model))
         return await self._models.get(self.catalog, request.model)

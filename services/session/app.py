@@ -7,6 +7,7 @@ import grpc
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.gateway_config import load_config
+from services.common.identity.wiring import build_gate
 from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings, SettingsError
@@ -26,6 +27,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         )
     limits = load_config(settings.config_path).sessions
     client = create_redis(settings.redis_url)
+    gate = build_gate(settings, client)
     store = SessionStore(client)
     servicer = SessionServicer(store, limits)
     sweeper = Sweeper(store)
@@ -43,4 +45,5 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         service_names=[SERVICE_NAME],
         checks=[redis_check(client)],
         on_stop=[close],
+        gate=gate,
     )

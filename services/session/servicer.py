@@ -1,4 +1,9 @@
-"""SessionService: validates each request completely, then runs one store operation."""
+"""SessionService: validates each request completely, then runs one store operation.
+
+Sessions belong to the consumer that created them (`owner.py`). An operation on one
+session passes the owner the caller may use to the store, which checks it atomically
+with the operation: another consumer's session is NOT_FOUND, exactly as a missing one.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from services.session.metrics import (
     SESSIONS_CREATED,
     SESSIONS_DELETED,
 )
-from services.session.owner import current_owner
+from services.session.owner import current_owner, listing_owner, required_owner
 from services.session.page_tokens import decode_page_token, encode_page_token
 from services.session.request_checks import (
     check_context,
@@ -108,7 +113,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         )
         violations.raise_if_any()
         full = request.view == session_pb2.SESSION_VIEW_FULL
-        session = await self._store.get(session_id, limit if full else 0)
+        session = await self._store.get(session_id, limit if full else 0, owner=required_owner())
         return session_pb2.GetSessionResponse(session=session)
 
     async def ListSessions(
@@ -118,8 +123,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         size = page_size(
             violations, "page_size", request.page_size, DEFAULT_SESSION_PAGE, MAX_SESSION_PAGE
         )
-        # Empty: the caller's own sessions (every session while authentication is off).
-        owner = request.owner or current_owner()
+        owner = listing_owner(request.owner)
         before = (
             decode_page_token(
                 violations, "page_token", request.page_token, _SESSIONS_LISTING, owner
@@ -153,7 +157,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
             context=spec.context if "context" in fields else None,
             labels=dict(spec.labels) if "labels" in fields else None,
         )
-        updated = await self._store.update(session_id, changes)
+        updated = await self._store.update(session_id, changes, owner=required_owner())
         return session_pb2.UpdateSessionResponse(session=updated)
 
     async def DeleteSession(
@@ -162,7 +166,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         violations = Violations()
         session_id = parse_session_name(violations, "name", request.name)
         violations.raise_if_any()
-        await self._store.delete(session_id)
+        await self._store.delete(session_id, owner=required_owner())
         SESSIONS_DELETED.inc()
         return session_pb2.DeleteSessionResponse()
 
@@ -174,7 +178,9 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         check_messages(violations, "messages", request.messages, self._limits.max_message_bytes)
         violations.raise_if_any()
         started = time.perf_counter()
-        result = await self._store.append(session_id, request.messages, self._limits.max_messages)
+        result = await self._store.append(
+            session_id, request.messages, self._limits.max_messages, owner=required_owner()
+        )
         APPEND_LATENCY.observe(time.perf_counter() - started)
         MESSAGES_APPENDED.inc(len(request.messages))
         return session_pb2.AppendMessagesResponse(
@@ -200,7 +206,9 @@ class SessionServicer(session_grpc.SessionServiceServicer):
             else 0
         )
         violations.raise_if_any()
-        messages, total = await self._store.list_messages(session_id, offset, size)
+        messages, total = await self._store.list_messages(
+            session_id, offset, size, owner=required_owner()
+        )
         end = offset + len(messages)
         token = encode_page_token(_MESSAGES_LISTING, scope, end) if end < total else ""
         return session_pb2.ListMessagesResponse(messages=messages, next_page_token=token)
@@ -211,5 +219,5 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         violations = Violations()
         session_id = parse_session_name(violations, "session", request.session)
         violations.raise_if_any()
-        session = await self._store.clear(session_id)
+        session = await self._store.clear(session_id, owner=required_owner())
         return session_pb2.ClearHistoryResponse(session=session)

@@ -3,6 +3,11 @@
 The store takes validated values and answers `Session`/`SessionMessage` messages. It
 raises NotFound, AlreadyExists and ResourceExhausted for the session's state and
 Unavailable for any failure of Redis itself (`redis_errors.py`).
+
+Every operation on one existing session takes `owner`, the owner the session must have
+(None: any). The script checks it in the same step as the operation, and a session of
+another owner raises the very NotFound of a missing session, so callers cannot tell the
+two apart and no operation can act on a session whose owner it did not check.
 """
 
 from __future__ import annotations
@@ -103,6 +108,11 @@ def _not_found(session_id: str) -> NotFound:
     )
 
 
+def _owner_scope(owner: str | None) -> str:
+    """ARGV[3] of the per-session scripts (`lua/common.lua`)."""
+    return "*" if owner is None else f"={owner}"
+
+
 def _messages(raw: Sequence[bytes]) -> list[session_pb2.SessionMessage]:
     return [session_pb2.SessionMessage.FromString(item) for item in raw]
 
@@ -140,32 +150,34 @@ class SessionStore:
         return session_from_meta(new.session_id, meta_from_reply(rest[0]))
 
     async def _read(
-        self, session_id: str, start: int, stop: int, with_messages: bool
+        self, session_id: str, owner: str | None, start: int, stop: int, with_messages: bool
     ) -> tuple[session_pb2.Session, list[session_pb2.SessionMessage]]:
         reply = await self._run(
             self._scripts.read,
             keys.session_keys(session_id),
-            [session_id, "1" if with_messages else "0", start, stop],
+            [session_id, _owner_scope(owner), "1" if with_messages else "0", start, stop],
         )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":
             raise _not_found(session_id)
         return session_from_meta(session_id, meta_from_reply(rest[0])), _messages(rest[1])
 
-    async def get(self, session_id: str, message_limit: int) -> session_pb2.Session:
+    async def get(
+        self, session_id: str, message_limit: int, *, owner: str | None
+    ) -> session_pb2.Session:
         """The session and, with `message_limit` > 0, its most recent messages."""
         session, messages = await self._read(
-            session_id, -message_limit, -1, with_messages=message_limit > 0
+            session_id, owner, -message_limit, -1, with_messages=message_limit > 0
         )
         session.messages.extend(messages)
         return session
 
     async def list_messages(
-        self, session_id: str, offset: int, page_size: int
+        self, session_id: str, offset: int, page_size: int, *, owner: str | None
     ) -> tuple[list[session_pb2.SessionMessage], int]:
         """Messages from index `offset`, and the number of messages in the history."""
         session, messages = await self._read(
-            session_id, offset, offset + page_size - 1, with_messages=True
+            session_id, owner, offset, offset + page_size - 1, with_messages=True
         )
         return messages, session.message_count
 
@@ -192,7 +204,9 @@ class SessionStore:
             return SessionPage(sessions, int(float(bound.removeprefix(b"("))))
         return SessionPage(sessions, None)
 
-    async def update(self, session_id: str, changes: SessionChanges) -> session_pb2.Session:
+    async def update(
+        self, session_id: str, changes: SessionChanges, *, owner: str | None
+    ) -> session_pb2.Session:
         fields: list[ScriptArg] = []
         if changes.system_prompt is not None:
             fields += ["system_prompt", changes.system_prompt.encode()]
@@ -202,32 +216,41 @@ class SessionStore:
             fields += ["labels", encode_labels(changes.labels)]
         ttl: ScriptArg = "" if changes.ttl_ms is None else changes.ttl_ms
         reply = await self._run(
-            self._scripts.update, keys.session_keys(session_id), [session_id, ttl, *fields]
+            self._scripts.update,
+            keys.session_keys(session_id),
+            [session_id, _owner_scope(owner), ttl, *fields],
         )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":
             raise _not_found(session_id)
         return session_from_meta(session_id, meta_from_reply(rest[0]))
 
-    async def clear(self, session_id: str) -> session_pb2.Session:
-        reply = await self._run(self._scripts.clear, keys.session_keys(session_id), [session_id])
+    async def clear(self, session_id: str, *, owner: str | None) -> session_pb2.Session:
+        reply = await self._run(
+            self._scripts.clear, keys.session_keys(session_id), [session_id, _owner_scope(owner)]
+        )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":
             raise _not_found(session_id)
         return session_from_meta(session_id, meta_from_reply(rest[0]))
 
-    async def delete(self, session_id: str) -> None:
+    async def delete(self, session_id: str, *, owner: str | None) -> None:
         reply = await self._run(
             self._scripts.delete,
             [*keys.session_keys(session_id), keys.ALL_INDEX],
-            [session_id],
+            [session_id, _owner_scope(owner)],
         )
         status, _ = _status(reply)
         if status == b"NOT_FOUND":
             raise _not_found(session_id)
 
     async def append(
-        self, session_id: str, messages: Sequence[chat_pb2.Message], max_messages: int
+        self,
+        session_id: str,
+        messages: Sequence[chat_pb2.Message],
+        max_messages: int,
+        *,
+        owner: str | None,
     ) -> AppendResult:
         """All messages or none, contiguous; RESOURCE_EXHAUSTED past `max_messages`."""
         payloads = [
@@ -236,7 +259,7 @@ class SessionStore:
         reply = await self._run(
             self._scripts.append,
             keys.session_keys(session_id),
-            [session_id, max_messages, *payloads],
+            [session_id, _owner_scope(owner), max_messages, *payloads],
         )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":

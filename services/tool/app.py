@@ -18,6 +18,7 @@ import grpc
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common.gateway_config import load_config
+from services.common.identity.wiring import build_gate
 from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
@@ -37,6 +38,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     """The tool service; fails fast on an invalid `tools:` section."""
     tools = load_config(settings.config_path).tools
     client = create_redis(settings.redis_url) if settings.redis_url else None
+    gate = build_gate(settings, client)
     if client is None:
         log.warning("no Redis (LLMGW_REDIS_URL): run-time tool registration is off")
     store = RuntimeStore(client) if client is not None else None
@@ -72,4 +74,5 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         checks=[redis_check(client)] if client is not None else [],
         on_stop=[close],
         on_reload=[reload],
+        gate=gate,
     )

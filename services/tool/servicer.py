@@ -1,7 +1,8 @@
 """ToolService: the registry's standard methods and validated, time-limited execution.
 
-`allowed_consumers` is stored and returned but not enforced: enforcing it needs the
-caller's identity, which arrives with authentication.
+Every RPC is limited to what the caller may do (services/tool/access.py): lists, reads
+and executions to the tools its groups and each tool's `allowed_consumers` allow,
+registering and deleting tools to admins.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from google.rpc import status_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common import context as request_context
+from services.common.caller import current_principal
 from services.common.errors import GatewayError, Internal
+from services.common.identity.principal import Principal
 from services.common.tool_config import BUILTIN_TOOL_IDS
 from services.common.validation import Violations
+from services.tool.access import may_use, require_registrar, shown, usable_entry
 from services.tool.entries import duration
 from services.tool.executor_http import HttpExecutor
 from services.tool.metrics import UNKNOWN_TOOL, observe_execution
@@ -72,11 +76,17 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
             else ""
         )
         violations.raise_if_any()
-        rest = [entry for entry in self._registry.entries() if entry.tool_id > after]
+        principal = current_principal()
+        # Filtered before paging: the token names the last tool shown, never a hidden one.
+        rest = [
+            entry
+            for entry in self._registry.entries()
+            if entry.tool_id > after and may_use(principal, entry)
+        ]
         page = rest[:size]
         token = encode_page_token(page[-1].tool_id) if len(rest) > size else ""
         return tool_pb2.ListToolsResponse(
-            tools=[entry.public for entry in page], next_page_token=token
+            tools=[shown(principal, entry) for entry in page], next_page_token=token
         )
 
     async def GetTool(
@@ -85,11 +95,14 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         violations = Violations()
         tool_id = parse_tool_name(violations, "name", request.name)
         violations.raise_if_any()
-        return tool_pb2.GetToolResponse(tool=self._registry.require(tool_id).public)
+        principal = current_principal()
+        entry = usable_entry(principal, tool_id, self._registry.require)
+        return tool_pb2.GetToolResponse(tool=shown(principal, entry))
 
     async def CreateTool(
         self, request: tool_pb2.CreateToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_pb2.CreateToolResponse:
+        require_registrar(current_principal())
         violations = Violations()
         tool_id = request.tool_id
         check_tool_id(violations, "tool_id", tool_id)
@@ -109,6 +122,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
     async def DeleteTool(
         self, request: tool_pb2.DeleteToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_pb2.DeleteToolResponse:
+        require_registrar(current_principal())
         violations = Violations()
         tool_id = parse_tool_name(violations, "name", request.name)
         violations.raise_if_any()
@@ -126,7 +140,10 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         return self._clock() + max(remaining - margin, 0.0)
 
     async def _execute(
-        self, call: tool_pb2.ExecuteToolRequest, caller_deadline: float | None
+        self,
+        call: tool_pb2.ExecuteToolRequest,
+        caller_deadline: float | None,
+        principal: Principal | None,
     ) -> tool_pb2.ExecuteToolResponse:
         started = self._clock()
         violations = Violations()
@@ -139,7 +156,8 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
             elif deadline is None or started + seconds < deadline:
                 deadline = started + seconds
         violations.raise_if_any()
-        entry = self._registry.require(tool_id)
+        # Before the arguments are checked: their errors would reveal that the tool exists.
+        entry = usable_entry(principal, tool_id, self._registry.require)
         arguments = arguments_of(call.arguments)
         check_arguments(entry.validator, arguments, entry.name)
         execution = await self._executor.execute(entry, arguments, deadline)
@@ -152,7 +170,10 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         )
 
     async def _observed(
-        self, call: tool_pb2.ExecuteToolRequest, caller_deadline: float | None
+        self,
+        call: tool_pb2.ExecuteToolRequest,
+        caller_deadline: float | None,
+        principal: Principal | None,
     ) -> tool_pb2.ExecuteToolResponse:
         """`_execute`, counted in the execution metrics."""
         tool_id = call.name.removeprefix("tools/")
@@ -160,7 +181,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         started = self._clock()
         code = grpc.StatusCode.INTERNAL
         try:
-            response = await self._execute(call, caller_deadline)
+            response = await self._execute(call, caller_deadline, principal)
             code = grpc.StatusCode.OK
             return response
         except GatewayError as error:
@@ -176,7 +197,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
     async def ExecuteTool(
         self, request: tool_pb2.ExecuteToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_pb2.ExecuteToolResponse:
-        return await self._observed(request, self._caller_deadline(context))
+        return await self._observed(request, self._caller_deadline(context), current_principal())
 
     async def BatchExecuteTools(
         self, request: tool_pb2.BatchExecuteToolsRequest, context: grpc.aio.ServicerContext
@@ -192,6 +213,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         violations.require(request.max_concurrency >= 0, "max_concurrency", "must not be negative")
         violations.raise_if_any()
         deadline = self._caller_deadline(context)
+        principal = current_principal()
         limit = asyncio.Semaphore(request.max_concurrency) if request.max_concurrency else None
 
         async def run(
@@ -199,7 +221,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         ) -> tool_pb2.BatchExecuteToolsResult:
             async with limit or contextlib.nullcontext():
                 try:
-                    response = await self._observed(call, deadline)
+                    response = await self._observed(call, deadline, principal)
                 except GatewayError as error:
                     return tool_pb2.BatchExecuteToolsResult(index=index, status=error.to_status())
                 except Exception:

@@ -3,11 +3,12 @@ unavailable while limits must be enforced (UNAVAILABLE)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from services.common.errors import QuotaViolation, ResourceExhausted, Unavailable
 from services.common.rate_limits import QuotaStatus, Refusal, Unit
-from services.router.limits.headers import format_reset
+from services.router.limits.headers import format_reset, quota_metadata
 
 
 class RateLimited(ResourceExhausted):
@@ -25,13 +26,21 @@ class RateLimited(ResourceExhausted):
             raise ValueError("RateLimited needs at least one refusal")
         retry_after = max(r.reset_seconds for r in refusals)
         shown = "; ".join(f"{r.limit.subject}: {r.limit.describe()}" for r in refusals)
+        what = "budget" if all(r.limit.unit == "cost" for r in refusals) else "rate limit"
         super().__init__(
-            f"rate limit exceeded ({shown}); retry in {format_reset(retry_after)}",
+            f"{what} exceeded ({shown}); retry in {format_reset(retry_after)}",
             [QuotaViolation(r.limit.subject, r.limit.describe()) for r in refusals],
             retry_after=retry_after,
         )
         self.refusals = list(refusals)
         self.quota = dict(quota)
+        # REST clients (the OpenAI SDK among them) wait `retry-after` seconds on a 429.
+        self.trailers = (*quota_metadata(quota), ("retry-after", str(math.ceil(retry_after))))
+
+
+class DeploymentLimited(RateLimited):
+    """A deployment's own limit has no room: the router tries the next deployment, and
+    only when every one refused is this the request's answer."""
 
 
 def limits_unavailable() -> Unavailable:

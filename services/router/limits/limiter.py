@@ -2,13 +2,14 @@
 
 `acquire` runs one Lua script over every limit that applies to a request (each scope,
 unit and window): only if all of them have room are all of them incremented, requests
-by 1 and tokens by the request's estimate, so a refused request consumes nothing
-anywhere. Redis runs a script alone, so N replicas admit exactly the configured limit,
-not N times it. After the call, `settle` corrects the reserved tokens to the actual
-usage in the same window keys (kept in the `Reservation`, so a window that rolled over
-meanwhile is still the one corrected); `release` gives back the tokens of a request that
-never reached a provider and keeps its request count: the gateway admitted and handled
-it, and refunding failures would let a caller whose calls fail retry without limit.
+by 1, tokens by the request's estimate and budgets (unit `cost`) by its estimated
+cost, so a refused request consumes nothing anywhere. Redis runs a script alone, so N
+replicas admit exactly the configured limit, not N times it. After the call, `settle`
+corrects the reserved tokens and cost to the actual usage in the same window keys
+(kept in the `Reservation`, so a window that rolled over meanwhile is still the one
+corrected); `release` gives back the tokens and cost of a request that never reached a
+provider and keeps its request count: the gateway admitted and handled it, and
+refunding failures would let a caller whose calls fail retry without limit.
 
 Windows come from the caller's clock (see model.py): replicas must keep their clocks in
 sync (NTP); a replica whose clock is off by d seconds moves its window boundaries by d.
@@ -60,6 +61,11 @@ class Reservation:
     # False when nothing was counted: no limits applied, or Redis was unreachable and
     # the limiter fails open.
     counted: bool = False
+    # The estimated cost (nano-units) and the budget counters it was added to.
+    cost_estimate: int = 0
+    cost_keys: tuple[str, ...] = ()
+    # Limits whose soft threshold this request crossed.
+    crossed: tuple[Limit, ...] = ()
     _open: bool = field(default=True, repr=False)
 
     def _close(self) -> bool:
@@ -121,28 +127,33 @@ class RateLimiter:
     def fail_open(self) -> bool:
         return self._fail_open
 
-    async def acquire(self, limits: Iterable[Limit], tokens_estimate: int) -> Reservation:
-        """Counts one request and `tokens_estimate` tokens against every limit, or none.
+    async def acquire(
+        self, limits: Iterable[Limit], tokens_estimate: int, cost_estimate: int = 0
+    ) -> Reservation:
+        """Counts one request, `tokens_estimate` tokens and `cost_estimate` nano-units
+        against every limit, or nothing anywhere.
 
         Raises RateLimited (RESOURCE_EXHAUSTED) when any limit lacks room, and
         Unavailable when Redis cannot be reached and the limiter fails closed.
         """
-        if tokens_estimate < 0:
-            raise ValueError(f"tokens_estimate must be >= 0, got {tokens_estimate}")
+        if tokens_estimate < 0 or cost_estimate < 0:
+            raise ValueError(
+                f"estimates must be >= 0, got {tokens_estimate} tokens, {cost_estimate} cost"
+            )
         merged = _merge(limits)
         if not merged:
-            return Reservation(tokens_estimate)
+            return Reservation(tokens_estimate, cost_estimate=cost_estimate)
         now = self._clock()
         keys = [limit.key(now) for limit in merged]
+        amounts = {"requests": 1, "tokens": tokens_estimate, "cost": cost_estimate}
         args: list[int] = []
         for limit in merged:
-            amount = 1 if limit.unit == "requests" else tokens_estimate
             expiry_ms = math.ceil((limit.reset_after(now) + self._slack) * 1000)
-            args += [limit.limit, amount, expiry_ms]
+            args += [limit.limit, amounts[limit.unit], expiry_ms]
         reply = await self._run("acquire", self._scripts.acquire, keys, args)
         if reply is None:
             if self._fail_open:
-                return Reservation(tokens_estimate)
+                return Reservation(tokens_estimate, cost_estimate=cost_estimate)
             raise limits_unavailable()
         admitted = int(reply[0])
         counts = [int(reply[1 + 2 * i]) for i in range(len(merged))]
@@ -156,26 +167,58 @@ class RateLimiter:
             for refusal in refusals:
                 metrics.rejected(refusal.limit)
             raise RateLimited(refusals, quota)
-        token_keys = tuple(k for k, lim in zip(keys, merged, strict=True) if lim.unit == "tokens")
-        return Reservation(tokens_estimate, token_keys, quota, counted=True)
+        pairs = list(zip(keys, merged, strict=True))
+        crossed = tuple(
+            limit
+            for i, limit in enumerate(merged)
+            if limit.soft is not None and counts[i] - amounts[limit.unit] < limit.soft <= counts[i]
+        )
+        for limit in crossed:
+            metrics.crossed(limit)
+            log.warning(
+                "%s reached %s of its %s",
+                limit.subject,
+                _share(counts[merged.index(limit)], limit.limit),
+                limit.describe(),
+                extra={"subject": limit.subject, "window": limit.window},
+            )
+        return Reservation(
+            tokens_estimate,
+            tuple(k for k, lim in pairs if lim.unit == "tokens"),
+            quota,
+            counted=True,
+            cost_estimate=cost_estimate,
+            cost_keys=tuple(k for k, lim in pairs if lim.unit == "cost"),
+            crossed=crossed,
+        )
 
-    async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        """Corrects the reserved tokens to `actual_tokens` (prompt plus completion) in
-        the windows the reservation counted in, never below 0. A Redis failure is
-        logged and counted, not raised: the request itself already succeeded."""
-        if actual_tokens < 0:
-            raise ValueError(f"actual_tokens must be >= 0, got {actual_tokens}")
+    async def settle(
+        self, reservation: Reservation, actual_tokens: int, actual_cost: int | None = None
+    ) -> None:
+        """Corrects the reserved tokens to `actual_tokens` (prompt plus completion) and
+        the reserved cost to `actual_cost` (None: as estimated) in the windows the
+        reservation counted in, never below 0. A Redis failure is logged and counted,
+        not raised: the request itself already succeeded."""
+        if actual_tokens < 0 or (actual_cost is not None and actual_cost < 0):
+            raise ValueError(f"actual usage must be >= 0, got {actual_tokens}, {actual_cost}")
         if not reservation._close() or not reservation.counted:
             return
-        delta = actual_tokens - reservation.tokens_estimate
-        if delta == 0 or not reservation.token_keys:
-            return
-        await self._run("settle", self._scripts.settle, reservation.token_keys, [delta])
+        keys: list[str] = []
+        deltas: list[int] = []
+        token_delta = actual_tokens - reservation.tokens_estimate
+        if token_delta:
+            keys += reservation.token_keys
+            deltas += [token_delta] * len(reservation.token_keys)
+        if actual_cost is not None and actual_cost != reservation.cost_estimate:
+            keys += reservation.cost_keys
+            deltas += [actual_cost - reservation.cost_estimate] * len(reservation.cost_keys)
+        if keys:
+            await self._run("settle", self._scripts.settle, keys, deltas)
 
     async def release(self, reservation: Reservation) -> None:
-        """A request that never reached a provider: its tokens are given back, its
-        request count is kept (see the module docstring)."""
-        await self.settle(reservation, 0)
+        """A request that never reached a provider: its tokens and cost are given back,
+        its request count is kept (see the module docstring)."""
+        await self.settle(reservation, 0, 0)
 
     async def _run(
         self, operation: str, script: LuaScript, keys: Sequence[str], args: Sequence[int]
@@ -199,3 +242,7 @@ class RateLimiter:
             self._failing = False
             log.info("rate limits: Redis answers again; limits are counted")
         return reply
+
+
+def _share(count: int, limit: int) -> str:
+    return f"{100 * count / limit:.0f}%"

@@ -9,8 +9,8 @@ from services.common.rate_limits import Limit
 REJECTIONS = Counter(
     "llmgw_rate_limit_rejections_total",
     "Limits that refused a request, by scope (consumer, group, deployment), unit "
-    "(requests, tokens) and window (minute, hour, day); a request refused by two limits "
-    "counts once for each.",
+    "(requests, tokens, cost) and window (minute, hour, day, month); a request refused "
+    "by two limits counts once for each.",
     ["scope", "unit", "window"],
 )
 ERRORS = Counter(
@@ -20,6 +20,18 @@ ERRORS = Counter(
     "correction was dropped).",
     ["operation"],
 )
+
+
+SOFT_CROSSINGS = Counter(
+    "llmgw_budget_soft_threshold_crossed_total",
+    "Requests that took a budget past its soft threshold, by scope (consumer, group) and "
+    "window (day, month); each crossing is also logged with the subject.",
+    ["scope", "window"],
+)
+
+
+def crossed(limit: Limit) -> None:
+    SOFT_CROSSINGS.labels(limit.scope, limit.window).inc()
 
 
 def rejected(limit: Limit) -> None:

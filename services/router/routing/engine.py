@@ -25,6 +25,7 @@ from typing import TypeVar
 from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import GatewayError, ResourceExhausted, Unavailable
 from services.common.gateway_config import RoutingConfig
+from services.router.limits.errors import DeploymentLimited
 from services.router.routing import metrics
 from services.router.routing.breaker import Admission, BreakerRegistry, Outcome
 from services.router.routing.classify import (
@@ -126,17 +127,23 @@ class RoutingEngine:
         decision: RouteDecision,
         attempt: Callable[[Candidate, float | None], Awaitable[T]],
         deadline: float | None,
+        *,
+        admit: Callable[[Candidate], Awaitable[None]] | None = None,
     ) -> tuple[T, Lease]:
         """Runs `attempt(candidate, timeout)` until one succeeds; raises the reason none did.
 
         `deadline` is on this engine's clock (None: no deadline); `timeout` is what
         remains of it for the attempt. The returned lease must be finished by the caller.
+        `admit(candidate)` runs before each call (the deployment's rate limits): raising
+        DeploymentLimited skips the deployment, as an open circuit does, and when every
+        deployment was skipped so, the request is refused with the soonest retry.
         """
         retries = self.config.retries
         queue = [_Queued(0.0, i, c) for i, c in enumerate(plan.candidates)]
         last_error: GatewayError | None = None
         reopen_at: float | None = None
         busy = False
+        limited: DeploymentLimited | None = None
         context_floor: int | None = None
         calls = 0
         while queue and calls < retries.max_attempts:
@@ -167,6 +174,22 @@ class RoutingEngine:
                 self._skip(decision, candidate, "at_capacity")
                 busy = True
                 continue
+            if admit is not None:
+                # After the concurrency slot: a deployment skipped as full spends none of
+                # its rate limits.
+                try:
+                    await admit(candidate)
+                except DeploymentLimited as refusal:
+                    self.stats.cancel(candidate.key)
+                    if admission.probe:
+                        await self.breakers.record(candidate.key, Outcome.NEUTRAL, probe=True)
+                    self._skip(decision, candidate, "rate_limited")
+                    if limited is None or (refusal.retry_after or 0) < (limited.retry_after or 0):
+                        limited = refusal
+                    continue
+                except BaseException:
+                    self.stats.cancel(candidate.key)
+                    raise
             calls += 1
             started = self.clock()
             timeout = None if deadline is None else max(deadline - started, 0.001)
@@ -204,6 +227,8 @@ class RoutingEngine:
                 plan.model, candidate.model, candidate.label, decision.route
             ).inc()
             return result, Lease(self, candidate, admission, started)
+        if last_error is None and limited is not None and reopen_at is None and not busy:
+            raise limited
         raise self._exhausted(plan, last_error, reopen_at, busy)
 
     async def _failed(

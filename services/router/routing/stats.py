@@ -85,6 +85,13 @@ class StatsTable:
         self._metrics_for(key).in_flight.inc()
         return True
 
+    def cancel(self, key: str) -> None:
+        """Closes a `begin` whose call never started (nothing to learn from it)."""
+        stats = self.get(key)
+        if stats.in_flight > 0:
+            stats.in_flight -= 1
+            self._metrics_for(key).in_flight.dec()
+
     def end(
         self,
         key: str,

@@ -1,11 +1,11 @@
 -- AppendMessages: all or nothing, contiguous, in the given order.
--- ARGV[3] = max_messages; ARGV[4..] = one serialized SessionMessage per message with only
+-- ARGV[4] = max_messages; ARGV[5..] = one serialized SessionMessage per message with only
 -- `message` set. The script adds `index` and `create_time` to each: protobuf parsing merges
 -- concatenated encodings, so `payload .. fields` is a complete SessionMessage.
 -- Returns {'NOT_FOUND'}, {'FULL', count} (nothing appended) or
 -- {'OK', first_index, count, expire_us}.
 local meta, messages, expiry, id = KEYS[1], KEYS[2], KEYS[3], ARGV[2]
-local FIRST_PAYLOAD = 4
+local FIRST_PAYLOAD = 5
 -- RPUSH at most this many elements per call (Lua's unpack has a stack limit).
 local CHUNK = 1000
 
@@ -25,12 +25,12 @@ local function create_time_field(now)
   return '\26' .. varint(#timestamp) .. timestamp
 end
 
-if redis.call('EXISTS', meta) == 0 then
+if not visible_owner(meta, ARGV[3]) then
   return {'NOT_FOUND'}
 end
 local count = tonumber(redis.call('HGET', meta, 'count'))
 local n = #ARGV - FIRST_PAYLOAD + 1
-if count + n > tonumber(ARGV[3]) then
+if count + n > tonumber(ARGV[4]) then
   return {'FULL', count}
 end
 local now = now_us()

@@ -1,7 +1,7 @@
 -- ClearHistory: drops every message, keeps the session; indexes restart at 0.
 -- Returns {'NOT_FOUND'} or {'OK', metadata as HGETALL}.
 local meta, messages, expiry, id = KEYS[1], KEYS[2], KEYS[3], ARGV[2]
-if redis.call('EXISTS', meta) == 0 then
+if not visible_owner(meta, ARGV[3]) then
   return {'NOT_FOUND'}
 end
 local now = now_us()

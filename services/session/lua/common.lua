@@ -2,6 +2,10 @@
 -- Conventions: ARGV[1] is the key prefix `llmgw:session:`. Per-session scripts take
 -- KEYS[1] = metadata hash, KEYS[2] = message list, KEYS[3] = expiry index and
 -- ARGV[2] = the session id. Layout: services/session/keys.py.
+-- Scripts that use an existing session (read, update, clear, delete, append) also take
+-- ARGV[3] = whose session the caller may use: '*' for any owner's, or '=' followed by
+-- the owner the session must have. Another owner's session answers exactly as a missing
+-- one does, so a caller never learns that it exists.
 
 local PREFIX = ARGV[1]
 
@@ -11,6 +15,16 @@ end
 
 local function owner_index_key(owner)
   return PREFIX .. 'index:owner:' .. owner
+end
+
+-- The session's owner when the caller may use it (`scope` is ARGV[3]); nil when the
+-- session is missing or belongs to someone else.
+local function visible_owner(meta, scope)
+  local owner = redis.call('HGET', meta, 'owner')
+  if owner and (scope == '*' or scope == '=' .. owner) then
+    return owner
+  end
+  return nil
 end
 
 local function expiry_member(id, owner)

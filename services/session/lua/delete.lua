@@ -1,7 +1,7 @@
 -- DeleteSession: both keys and every index member. KEYS[4] = overall index.
 -- Returns {'NOT_FOUND'} or {'OK'}.
 local meta, messages, expiry, id = KEYS[1], KEYS[2], KEYS[3], ARGV[2]
-local owner = redis.call('HGET', meta, 'owner')
+local owner = visible_owner(meta, ARGV[3])
 if not owner then
   return {'NOT_FOUND'}
 end

@@ -10,11 +10,13 @@ import pytest
 from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2
 
+from llmgw.router.v1 import admin_service_pb2 as admin_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import find_detail
 from services.common.gateway_config import SessionConfig
-from services.session.owner import caller_owner
+from services.common.identity.principal import Principal
 from services.session.servicer import SessionServicer
 from services.session.store import SessionStore
 from tests.unit.session.helpers import (
@@ -130,16 +132,19 @@ async def test_get_errors(stub: session_grpc.SessionServiceStub) -> None:
 async def test_owner_is_the_caller(
     store: SessionStore, stub: session_grpc.SessionServiceStub
 ) -> None:
-    """The owner comes from `current_owner()`, which authentication will fill."""
+    """The owner is the authenticated consumer (`current_owner()`)."""
     servicer = SessionServicer(store, SessionConfig(default_ttl_seconds=60))
-    token = caller_owner.set("team-a")
+    principal = Principal(
+        consumer=admin_pb2.Consumer(name="consumers/team-a"), groups=(), key_name="k"
+    )
+    token = set_caller(Caller(principal=principal))
     try:
         reply = await servicer.CreateSession(
             session_pb2.CreateSessionRequest(),
             None,  # type: ignore[arg-type]
         )
     finally:
-        caller_owner.reset(token)
-    assert reply.session.owner == "team-a"
+        reset_caller(token)
+    assert reply.session.owner == "consumers/team-a"
     fetched = await stub.GetSession(session_pb2.GetSessionRequest(name=reply.session.name))
-    assert fetched.session.owner == "team-a"
+    assert fetched.session.owner == "consumers/team-a"

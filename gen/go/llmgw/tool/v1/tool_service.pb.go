@@ -247,7 +247,8 @@ type Tool struct {
 	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Retries for transient failures.
 	RetryPolicy *RetryPolicy `protobuf:"bytes,6,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
-	// Consumers or groups allowed to execute it (empty: everyone with tool access).
+	// Consumers (`consumers/{id}` or `{id}`) allowed to use it, on top of their groups'
+	// `allowed_tools` (empty: every consumer the groups allow). Shown to admins only.
 	AllowedConsumers []string `protobuf:"bytes,7,rep,name=allowed_consumers,json=allowedConsumers,proto3" json:"allowed_consumers,omitempty"`
 	// Output only.
 	Source ToolSource `protobuf:"varint,8,opt,name=source,proto3,enum=llmgw.tool.v1.ToolSource" json:"source,omitempty"`

@@ -1,0 +1,107 @@
+"""One chat request's rate-limit and budget reservations, from admission to settlement.
+
+The request's own reservation (consumer, groups, budgets) is taken once, after the
+request is validated and before any provider call; each deployment's reservation is
+taken before each call to it (a refusal there moves on to the next deployment). A
+successful call settles its deployment's reservation to the call's real tokens; the
+finished request settles its own to the sum of its calls and their cost. Whatever is
+still open when the request ends (it failed, or the client went away) is released: its
+tokens and cost are given back, its request count is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmgw.common.v1 import chat_pb2 as common_pb2
+from services.common.gateway_config import Deployment
+from services.common.rate_limits import Limit
+from services.common.rate_limits import subject as subject_of
+from services.router.limits.errors import DeploymentLimited, RateLimited
+from services.router.limits.headers import quota_metadata
+from services.router.limits.limiter import RateLimiter, Reservation
+from services.router.routing.plan import Candidate
+from services.router.usage.cost import cost_nanos
+
+
+def total_tokens(usage: common_pb2.Usage) -> int:
+    return usage.input_tokens + usage.output_tokens
+
+
+class RequestQuota:
+    """The reservations of one request; `close()` must run when the request ends."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter | None,
+        reservation: Reservation | None,
+        *,
+        tokens_estimate: int = 0,
+    ) -> None:
+        self._limiter = limiter
+        self._own = reservation
+        self._tokens_estimate = tokens_estimate
+        self._deployments: dict[str, Reservation] = {}
+
+    @classmethod
+    async def admit(
+        cls,
+        limiter: RateLimiter | None,
+        limits: Sequence[Limit],
+        tokens_estimate: int,
+        cost_estimate: int,
+    ) -> RequestQuota:
+        """Reserves the request against `limits`: RESOURCE_EXHAUSTED (RateLimited) when
+        one has no room, UNAVAILABLE when they cannot be checked."""
+        if limiter is None or not limits:
+            return cls(limiter, None, tokens_estimate=tokens_estimate)
+        reservation = await limiter.acquire(limits, tokens_estimate, cost_estimate)
+        return cls(limiter, reservation, tokens_estimate=tokens_estimate)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """`x-ratelimit-*` for the response (empty when no limit counted the request)."""
+        return quota_metadata(self._own.quota) if self._own is not None else ()
+
+    async def admit_deployment(self, candidate: Candidate) -> None:
+        """Reserves one call against the deployment's limits; DeploymentLimited when
+        they have no room."""
+        config = candidate.deployment.rate_limits
+        if self._limiter is None or config is None:
+            return
+        limits = config.limits("deployment", subject_of("deployment", candidate.label))
+        try:
+            reservation = await self._limiter.acquire(limits, self._tokens_estimate)
+        except RateLimited as refused:
+            raise DeploymentLimited(refused.refusals, refused.quota) from None
+        previous = self._deployments.pop(candidate.key, None)
+        if previous is not None:
+            await self._limiter.release(previous)
+        self._deployments[candidate.key] = reservation
+
+    async def settle_call(self, deployment: Deployment, key: str, usage: common_pb2.Usage) -> None:
+        """A call to `deployment` answered with `usage`."""
+        reservation = self._deployments.pop(key, None)
+        if reservation is not None and self._limiter is not None:
+            await self._limiter.settle(reservation, total_tokens(usage))
+
+    async def settle(self, usage: common_pb2.Usage, cost: int) -> None:
+        """The request finished having used `usage` at `cost` nano-units."""
+        if self._own is not None and self._limiter is not None:
+            await self._limiter.settle(self._own, total_tokens(usage), cost)
+
+    async def close(self) -> None:
+        """Releases whatever was not settled (safe after settle)."""
+        if self._limiter is None:
+            return
+        for reservation in self._deployments.values():
+            await self._limiter.release(reservation)
+        self._deployments.clear()
+        if self._own is not None:
+            await self._limiter.release(self._own)
+
+
+def cost_estimate(deployments: Sequence[Deployment], prompt_tokens: int, output: int) -> int:
+    """The most a request could cost on any of `deployments` (nano-units): budgets are
+    reserved for the dearest deployment the request may reach."""
+    usage = common_pb2.Usage(input_tokens=prompt_tokens, output_tokens=output)
+    return max((cost_nanos(d, usage) for d in deployments), default=0)

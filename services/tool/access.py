@@ -1,0 +1,79 @@
+"""Who may use which tool, and who may change the registry: every tool RPC asks here.
+
+- Authentication off (no principal): everything, as before authentication existed.
+- Admins may use every tool, and only admins may register or delete one: a registered
+  tool makes the gateway send HTTP requests where it says.
+- Anyone else may use a tool when one of their groups allows it (`acl.allows_tool`) and
+  the tool's `allowed_consumers` is empty or names them, as `consumers/alice` or `alice`.
+- A refusal never reveals whether the tool exists: the groups are asked before the tool
+  is looked up, and a tool whose own list leaves the caller out is refused in the same
+  words as one the groups forbid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common.errors import PermissionDenied
+from services.common.identity import acl
+from services.common.identity.principal import Principal
+from services.tool.entries import ToolEntry
+
+_CONSUMERS = "consumers/"
+
+
+def _named(principal: Principal, allowed_consumers: Sequence[str]) -> bool:
+    short = principal.name.removeprefix(_CONSUMERS)
+    return any(entry.strip() in (principal.name, short) for entry in allowed_consumers)
+
+
+def _consumers_allow(principal: Principal, entry: ToolEntry) -> bool:
+    allowed = entry.public.allowed_consumers
+    return not allowed or _named(principal, allowed)
+
+
+def _denied(principal: Principal, tool_id: str) -> PermissionDenied:
+    return PermissionDenied(f"tool {tool_id!r} is not allowed for {principal.name}")
+
+
+def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
+    """Whether the caller may see and run `entry` (ListTools filters with this)."""
+    if principal is None or acl.is_admin(principal):
+        return True
+    return acl.allows_tool(principal, entry.tool_id) and _consumers_allow(principal, entry)
+
+
+def usable_entry(
+    principal: Principal | None, tool_id: str, lookup: Callable[[str], ToolEntry]
+) -> ToolEntry:
+    """The tool `lookup` finds for `tool_id`, once the caller may use it.
+
+    Raises PermissionDenied before calling `lookup` when the caller's groups forbid the
+    id, so an unknown and an existing forbidden tool are refused alike; whatever
+    `lookup` raises (NotFound) reaches only callers the groups allow.
+    """
+    if principal is None or acl.is_admin(principal):
+        return lookup(tool_id)
+    if not acl.allows_tool(principal, tool_id):
+        raise _denied(principal, tool_id)
+    entry = lookup(tool_id)
+    if not _consumers_allow(principal, entry):
+        raise _denied(principal, tool_id)
+    return entry
+
+
+def require_registrar(principal: Principal | None) -> None:
+    """CreateTool and DeleteTool: PermissionDenied unless the caller is an admin."""
+    if principal is not None:
+        acl.require_admin(principal)
+
+
+def shown(principal: Principal | None, entry: ToolEntry) -> tool_pb2.Tool:
+    """The tool as the caller may see it: who else may use it is for admins only."""
+    if principal is None or acl.is_admin(principal) or not entry.public.allowed_consumers:
+        return entry.public
+    visible = tool_pb2.Tool()
+    visible.CopyFrom(entry.public)
+    del visible.allowed_consumers[:]
+    return visible

@@ -1,0 +1,303 @@
+"""Rate limits and budgets through Envoy, on the secured gateway's three router replicas.
+
+Limits are counted in one Redis, so three replicas admit exactly the configured number,
+not three times it; token reservations are reconciled to the real usage, streams
+included; a budget refuses the request that would cross it before any provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
+from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
+from tests.conftest import SECURED_ADMIN_KEY
+from tests.fakes import Behaviour
+from tests.support.gateway import Gateway
+from tests.support.identity import Identity, bearer, create_identity
+
+pytestmark = pytest.mark.integration
+
+RateLimit = admin_pb2.RateLimit
+
+
+@pytest.fixture
+async def channel(sgw: Gateway) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(sgw.grpc_target) as opened:
+        yield opened
+
+
+def _chat(text: str, *, max_tokens: int | None = None) -> chat_pb2.CreateChatCompletionRequest:
+    request = chat_pb2.CreateChatCompletionRequest(
+        model="gpt-4o-mini",
+        messages=[chat_pb2.ChatMessage(role="user", content=struct_pb2.Value(string_value=text))],
+    )
+    if max_tokens is not None:
+        request.max_tokens = max_tokens
+    return request
+
+
+async def _limited(
+    sgw: Gateway, *limits: admin_pb2.RateLimit, budget: admin_pb2.Budget | None = None
+) -> Identity:
+    consumer = admin_pb2.Consumer(limits=list(limits))
+    if budget is not None:
+        consumer.budget.CopyFrom(budget)
+    return await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, consumer=consumer)
+
+
+async def _away_from_minute_end(margin: float = 12.0) -> None:
+    """Fixed windows start afresh on the minute: a burst must fall inside one."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        await asyncio.sleep(left + 0.05)
+
+
+def _retry_delay(error: grpc.aio.AioRpcError) -> float:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    raise AssertionError("no RetryInfo in the status")
+
+
+def _quota_violations(
+    error: grpc.aio.AioRpcError,
+) -> list[error_details_pb2.QuotaFailure.Violation]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+            failure = error_details_pb2.QuotaFailure()
+            detail.Unpack(failure)
+            return list(failure.violations)
+    raise AssertionError("no QuotaFailure in the status")
+
+
+async def test_three_replicas_admit_exactly_the_request_limit(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    who = await _limited(
+        sgw, RateLimit(unit=RateLimit.UNIT_REQUESTS, window=RateLimit.WINDOW_MINUTE, limit=100)
+    )
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    # Every replica knows the key before the burst (its first lookup reads Redis).
+    for replica in sgw.stack.replicas["router"]:
+        async with grpc.aio.insecure_channel(replica.target) as direct:
+            await router_service_pb2_grpc.RouterServiceStub(direct).ListModels(
+                router_service_pb2.ListModelsRequest(), metadata=who.metadata, timeout=10
+            )
+    await _away_from_minute_end()
+
+    async def one(i: int) -> grpc.StatusCode | grpc.aio.AioRpcError:
+        try:
+            await router.CreateChatCompletion(
+                _chat(f"burst {i}"), metadata=who.metadata, timeout=30
+            )
+        except grpc.aio.AioRpcError as error:
+            return error
+        return grpc.StatusCode.OK
+
+    results = await asyncio.gather(*(one(i) for i in range(300)))
+    ok = [r for r in results if r == grpc.StatusCode.OK]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    codes = {r.code() for r in refused}
+    assert len(ok) == 100, (len(ok), codes)
+    assert codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    sample = refused[0]
+    assert 0 < _retry_delay(sample) <= 60
+    violations = _quota_violations(sample)
+    assert [(v.subject, v.description) for v in violations] == [
+        (who.consumer, "100 requests per minute")
+    ]
+    # The refusal carries the quota left, as metadata (REST: x-ratelimit-* headers).
+    trailers = dict(sample.trailing_metadata() or ())
+    assert trailers.get("x-ratelimit-limit-requests") == "100"
+    assert trailers.get("x-ratelimit-remaining-requests") == "0"
+
+
+async def test_rest_responses_carry_the_remaining_quota(sgw: Gateway) -> None:
+    who = await _limited(
+        sgw, RateLimit(unit=RateLimit.UNIT_REQUESTS, window=RateLimit.WINDOW_HOUR, limit=2)
+    )
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=sgw.public_url, timeout=10) as client:
+        first = await client.post("/v1/chat/completions", json=body, headers=who.headers)
+        second = await client.post("/v1/chat/completions", json=body, headers=who.headers)
+        third = await client.post("/v1/chat/completions", json=body, headers=who.headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    assert second.headers["x-ratelimit-remaining-requests"] == "0"
+    assert third.status_code == 429, third.text
+    assert "2 requests per hour" in third.json()["error"]["message"]
+    assert third.headers["x-ratelimit-remaining-requests"] == "0"
+    assert int(third.headers["retry-after"]) > 0
+
+
+async def test_token_limit_reserves_before_and_settles_streams_to_real_usage(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    """Slow streams hold their reservations while the burst arrives: only as many as
+    fit the token limit by estimate (prompt + max_tokens) start; afterwards the window
+    holds exactly the tokens the streams really used."""
+    who = await _limited(
+        sgw, RateLimit(unit=RateLimit.UNIT_TOKENS, window=RateLimit.WINDOW_MINUTE, limit=1000)
+    )
+    with sgw.fakes["openai"].control() as control:
+        control.set_default(Behaviour(chunks=["a", "b", "c", "d"], chunk_delay=0.5, usage=(20, 30)))
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    await _away_from_minute_end(20)
+
+    async def one(i: int) -> grpc.StatusCode:
+        try:
+            stream = router.StreamChatCompletion(
+                _chat(f"stream {i}", max_tokens=300), metadata=who.metadata, timeout=30
+            )
+            async for _chunk in stream:
+                pass
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    results = await asyncio.gather(*(one(i) for i in range(20)))
+    # Each stream reserves ~300 + a short prompt's tokens: three fit in 1000.
+    assert results.count(grpc.StatusCode.OK) == 3, results
+    assert set(results) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    window = int(time.time() // 60)
+    key = f"llmgw:rl:consumer:{who.consumer}:tokens:minute:{window}"
+    client = aioredis.Redis.from_url(sgw.stack.redis_url)
+    try:
+        assert int(await client.get(key) or 0) == 3 * (20 + 30)
+    finally:
+        await client.aclose()
+
+
+async def test_a_budget_refuses_the_request_that_would_cross_it(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    """gpt-4o-mini costs 0.15 / 0.6 per million tokens; each answer uses 20 + 30 tokens:
+    21,000 nano-units. A 0.0001 budget takes four (84,000); the fifth's reservation
+    (its prompt estimate + 30 output tokens, more than 16,000) would cross it."""
+    who = await _limited(sgw, budget=admin_pb2.Budget(daily_limit=0.0001, soft_threshold=0.5))
+    with sgw.fakes["openai"].control() as control:
+        control.set_default(Behaviour(text="paid", usage=(20, 30)))
+        calls_before = len(control.completions())
+    soft_before = sum(
+        sgw.router_metric(
+            "llmgw_budget_soft_threshold_crossed_total", scope="consumer", window="day"
+        )
+    )
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    for i in range(4):
+        await router.CreateChatCompletion(
+            _chat(f"budget {i}", max_tokens=30), metadata=who.metadata, timeout=10
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await router.CreateChatCompletion(
+            _chat("budget 4", max_tokens=30), metadata=who.metadata, timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "budget exceeded" in (refused.value.details() or "")
+    assert [v.subject for v in _quota_violations(refused.value)] == [who.consumer]
+    with sgw.fakes["openai"].control() as control:
+        assert len(control.completions()) - calls_before == 4
+    usage = await admin_grpc.AdminServiceStub(channel).GetUsage(
+        admin_pb2.GetUsageRequest(), metadata=who.metadata, timeout=10
+    )
+    assert usage.spent_today == pytest.approx(4 * 21_000 / 1e9, abs=1e-12)
+    assert usage.totals.requests == 4
+    soft_after = sum(
+        sgw.router_metric(
+            "llmgw_budget_soft_threshold_crossed_total", scope="consumer", window="day"
+        )
+    )
+    assert soft_after - soft_before == 1
+
+
+async def test_group_limits_are_shared_by_its_members(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    group = admin_pb2.Group(
+        allowed_models=["*"],
+        allowed_services=["router"],
+        limits=[RateLimit(unit=RateLimit.UNIT_REQUESTS, window=RateLimit.WINDOW_HOUR, limit=3)],
+    )
+    first = await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, group=group)
+    metadata = bearer(SECURED_ADMIN_KEY)
+    async with grpc.aio.insecure_channel(sgw.grpc_target) as admin_channel:
+        admin = admin_grpc.AdminServiceStub(admin_channel)
+        await admin.CreateConsumer(
+            admin_pb2.CreateConsumerRequest(
+                consumer=admin_pb2.Consumer(groups=[first.group]),
+                consumer_id=f"{first.consumer_id}-b",
+            ),
+            metadata=metadata,
+        )
+        issued = await admin.CreateApiKey(
+            admin_pb2.CreateApiKeyRequest(parent=f"{first.consumer}-b"), metadata=metadata
+        )
+    second = bearer(issued.secret)
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    await router.CreateChatCompletion(_chat("a"), metadata=first.metadata, timeout=10)
+    await router.CreateChatCompletion(_chat("b"), metadata=second, timeout=10)
+    await router.CreateChatCompletion(_chat("c"), metadata=first.metadata, timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await router.CreateChatCompletion(_chat("d"), metadata=second, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert [v.subject for v in _quota_violations(refused.value)] == [first.group]
+    # Usage is recorded for the group as well as for each member.
+    usage = await admin_grpc.AdminServiceStub(channel).GetUsage(
+        admin_pb2.GetUsageRequest(subject=first.group), metadata=first.metadata, timeout=10
+    )
+    assert usage.totals.requests == 3
+
+
+async def test_file_configured_consumer_limits_apply(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    """The secured gateway's file limits `file-limited` to 3 requests per minute."""
+    metadata = bearer(SECURED_ADMIN_KEY)
+    async with grpc.aio.insecure_channel(sgw.grpc_target) as admin_channel:
+        admin = admin_grpc.AdminServiceStub(admin_channel)
+        group = await admin.CreateGroup(
+            admin_pb2.CreateGroupRequest(
+                group=admin_pb2.Group(allowed_models=["*"]), group_id="file-limited-g"
+            ),
+            metadata=metadata,
+        )
+        await admin.CreateConsumer(
+            admin_pb2.CreateConsumerRequest(
+                consumer=admin_pb2.Consumer(groups=[group.group.name]), consumer_id="file-limited"
+            ),
+            metadata=metadata,
+        )
+        issued = await admin.CreateApiKey(
+            admin_pb2.CreateApiKeyRequest(parent="consumers/file-limited"), metadata=metadata
+        )
+    key = bearer(issued.secret)
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    await _away_from_minute_end()
+    codes = []
+    for i in range(4):
+        try:
+            await router.CreateChatCompletion(_chat(f"f{i}"), metadata=key, timeout=10)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.aio.AioRpcError as error:
+            codes.append(error.code())
+    assert codes == [grpc.StatusCode.OK] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
