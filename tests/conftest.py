@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from services.common.redis_store import create_redis
 from services.launcher.processes import ChildProcess, free_port, wait_port
 from services.launcher.redis_process import redis_process
 from tests.support.gateway import Gateway, running_gateway
@@ -55,6 +57,14 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
         yield RedisServer(process, port)
     finally:
         await process.stop(grace=5)
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of `redis_server`, to use or to look at (or seed) what a service stores."""
+    client = create_redis(redis_server.url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -32,14 +32,12 @@ from services.common.identity.gate import (
 )
 from services.common.identity.store import IdentityStore
 from services.common.rate_limits import Limit, QuotaStatus, Refusal
-from services.common.redis_store import create_redis
 from services.common.server import RunningServer, ServiceDefinition, create_server
 from services.common.settings import ServiceSettings
 from services.router.admin import AdminServicer
 from services.router.catalog_store import CatalogStore
 from services.router.limits.errors import RateLimited
 from services.router.usage.recorder import UsageRecorder
-from tests.conftest import RedisServer
 
 ADMIN_KEY = "bootstrap-admin-key-0123456789"
 LOCAL_PEER = "ipv4:127.0.0.1:40000"
@@ -134,15 +132,8 @@ def test_internal_and_infrastructure_services_are_not_gated(method: str) -> None
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(redis_server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def store(redis: aioredis.Redis) -> IdentityStore:
-    return IdentityStore(redis)
+def store(redis_client: aioredis.Redis) -> IdentityStore:
+    return IdentityStore(redis_client)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ deployment limits in the routing engine. Redis is real; clocks are fake."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,7 +21,6 @@ from services.common.gateway_config import (
 )
 from services.common.limits_config import RateLimitConfig
 from services.common.rate_limits import NANOS_PER_UNIT, Limit, QuotaStatus, Refusal
-from services.common.redis_store import create_redis
 from services.router.limits.errors import DeploymentLimited, RateLimited
 from services.router.limits.limiter import DEFAULT_KEY_SLACK_SECONDS, RateLimiter
 from services.router.quota import RequestQuota, cost_estimate
@@ -30,7 +29,6 @@ from services.router.routing.decision import RouteDecision
 from services.router.routing.engine import RoutingEngine
 from services.router.routing.plan import Candidate, Plan
 from services.router.routing.stats import StatsTable
-from tests.conftest import RedisServer
 
 ALICE = "consumers/alice"
 # 2023-11-14T00:00:00Z: a minute, hour and day boundary, mid-month.
@@ -76,10 +74,8 @@ def crossings(window: str, scope: str = "consumer") -> float:
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    direct = create_redis(redis_server.url)
-    yield direct
-    await direct.aclose()
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import yaml
 from grpc_health.v1 import health_pb2_grpc
 
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
-from services.common.redis_store import create_redis
 from services.common.server import RunningServer, create_server
 from services.common.settings import ServiceSettings
 from services.session.app import build
@@ -80,14 +79,6 @@ async def start_server(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 async def server(start_server: StartServer) -> SessionServer:
     return await start_server()
-
-
-@pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    """A direct client, to look at (or seed) what the service stores."""
-    client = create_redis(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

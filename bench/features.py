@@ -1,0 +1,187 @@
+"""What authentication, rate limits with budgets, and the response cache cost.
+
+A second gateway requires API keys (LLMGW_AUTH=required). Three callers, provisioned
+through the admin API, send the benchmark's request with wrk at concurrency 1 and 16:
+- `auth`: a consumer with no limits (key lookup from the per-replica cache, the
+  service and model ACLs);
+- `auth + limits + budget`: a consumer with request and token limits per minute and a
+  daily budget (one Lua call to reserve, one to settle; the prompt counted with the
+  tokenizer);
+- `... + cache hit`: the same consumer asking a cached model the same question, so every
+  request after the first is answered from Redis without an upstream call.
+The router's CPU per request is measured for each, to set against the open gateway's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.cpu import CpuMeter
+from llmgw.common.v1 import chat_pb2 as common_pb2
+from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
+from services.common.identity.cache import PrincipalCache
+from services.common.identity.gate import Gate
+from services.common.identity.store import IdentityStore
+from services.common.rate_limits import Limit
+from services.common.redis_store import create_redis
+from services.router.limits.limiter import RateLimiter
+from services.router.tokenizer import PromptCounter
+from tests.support.gateway import running_gateway
+from tests.support.identity import bearer
+
+ADMIN_KEY = "bench-admin-key-0123456789abcdef"
+# Far above anything a benchmark run reaches: the limits are counted, never hit.
+_LIMITS = [
+    admin_pb2.RateLimit(
+        unit=admin_pb2.RateLimit.UNIT_REQUESTS,
+        window=admin_pb2.RateLimit.WINDOW_MINUTE,
+        limit=10**9,
+    ),
+    admin_pb2.RateLimit(
+        unit=admin_pb2.RateLimit.UNIT_TOKENS, window=admin_pb2.RateLimit.WINDOW_MINUTE, limit=10**12
+    ),
+]
+_BUDGET = admin_pb2.Budget(daily_limit=1_000_000, soft_threshold=0.9)
+CACHED_MODEL = "cached-mini"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    consumer: str
+    model: str
+
+
+VARIANTS = (
+    Variant("auth", "plain", "gpt-4o-mini"),
+    Variant("auth + limits + budget", "limited", "gpt-4o-mini"),
+    Variant("auth + limits + budget, cache hits", "limited", CACHED_MODEL),
+)
+
+
+async def _provision(target: str) -> dict[str, str]:
+    """A group allowing everything, two consumers in it, a key for each."""
+    metadata = bearer(ADMIN_KEY)
+    keys: dict[str, str] = {}
+    async with grpc.aio.insecure_channel(target) as channel:
+        admin = admin_grpc.AdminServiceStub(channel)
+        await admin.CreateGroup(
+            admin_pb2.CreateGroupRequest(
+                group=admin_pb2.Group(allowed_models=["*"], allowed_services=["router"]),
+                group_id="bench",
+            ),
+            metadata=metadata,
+        )
+        for consumer_id, limited in (("plain", False), ("limited", True)):
+            consumer = admin_pb2.Consumer(groups=["groups/bench"])
+            if limited:
+                consumer.limits.extend(_LIMITS)
+                consumer.budget.CopyFrom(_BUDGET)
+            await admin.CreateConsumer(
+                admin_pb2.CreateConsumerRequest(consumer=consumer, consumer_id=consumer_id),
+                metadata=metadata,
+            )
+            issued = await admin.CreateApiKey(
+                admin_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}"),
+                metadata=metadata,
+            )
+            keys[consumer_id] = issued.secret
+    return keys
+
+
+async def _cpu_us(step: Any, calls: int) -> float:
+    for _ in range(100):
+        await step()
+    started = time.process_time()
+    for _ in range(calls):
+        await step()
+    return (time.process_time() - started) / calls * 1e6
+
+
+async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[str, float]:
+    """CPU microseconds of each added step, measured alone in this process against the
+    gateway's Redis: what the router runs per request for each feature."""
+    redis = create_redis(redis_url)
+    try:
+        gate = Gate(PrincipalCache(IdentityStore(redis)))
+        metadata = (("authorization", f"Bearer {key}"), ("x-llmgw-client-address", "127.0.0.1"))
+        limiter = RateLimiter(redis)
+        limits = [
+            Limit("consumer", "consumers/bench-probe", "requests", "minute", 10**12),
+            Limit("consumer", "consumers/bench-probe", "tokens", "minute", 10**15),
+            Limit("consumer", "consumers/bench-probe", "cost", "day", 10**18),
+        ]
+        counter = PromptCounter()
+        counter.warm()
+        request = provider_pb2.CompleteRequest(
+            model="gpt-4o-mini",
+            messages=[
+                common_pb2.Message(
+                    role=common_pb2.ROLE_USER, content=[common_pb2.ContentPart(text="Hello")]
+                )
+            ],
+        )
+
+        async def admit() -> None:
+            await gate.admit("router", metadata, "ipv4:127.0.0.1:1")
+
+        async def reserve_and_settle() -> None:
+            reservation = await limiter.acquire(limits, 100, 1000)
+            await limiter.settle(reservation, 50, 500)
+
+        async def count() -> None:
+            counter.count(request, "openai")
+
+        return {
+            "key check (gate, cached key)": await _cpu_us(admit, calls),
+            "limits and budget: reserve + settle (2 Redis calls)": await _cpu_us(
+                reserve_and_settle, calls
+            ),
+            "prompt tokens with the tokenizer (one short message)": await _cpu_us(count, calls),
+        }
+    finally:
+        await redis.aclose()
+
+
+def run_features(
+    work: Path, body: dict[str, Any], duration: float, replicas: dict[str, int], wrk: Any
+) -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], float], dict[str, float]]:
+    """wrk results and router CPU seconds per (variant, concurrency), and the CPU of
+    each added step measured alone."""
+    runs: dict[tuple[str, int], Any] = {}
+    router_cpu: dict[tuple[str, int], float] = {}
+    feature_dir = work / "features"
+    feature_dir.mkdir()
+    with running_gateway(
+        feature_dir,
+        replicas=replicas,
+        record=False,
+        env=lambda fakes: {"LLMGW_AUTH": "required", "LLMGW_ADMIN_KEY": ADMIN_KEY},
+    ) as gw:
+        keys = asyncio.run(_provision(gw.grpc_target))
+        url = gw.public_url + "/v1/chat/completions"
+        meter = CpuMeter({"router": [r.process.pid or 0 for r in gw.stack.replicas["router"]]})
+        for variant in VARIANTS:
+            body_file = feature_dir / f"{variant.consumer}-{variant.model}.json"
+            body_file.write_text(json.dumps({**body, "model": variant.model}))
+            key = keys[variant.consumer]
+            for concurrency in (1, 16):
+                wrk(url, concurrency, 2, body_file, key)  # warm-up (and the cache's one miss)
+                meter.start()
+                result = wrk(url, concurrency, duration, body_file, key)
+                meter.stop()
+                runs[(variant.name, concurrency)] = result
+                router_cpu[(variant.name, concurrency)] = meter.spent["router"]
+                print(f"{variant.name} c={concurrency}: {result}", flush=True)
+        steps = asyncio.run(component_costs(gw.stack.redis_url, keys["plain"]))
+        print(steps, flush=True)
+    return runs, router_cpu, steps
