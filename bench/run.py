@@ -472,7 +472,7 @@ def main() -> int:
     text = report(
         args, runs, ttft, cpu, grpc_call_us, answered=answered, routes=routes, features=features
     )
-    args.output.write_text(text)
+    args.output.write_text(text + "\n")
     print(text)
     return 0
 
