@@ -97,6 +97,23 @@ def _secured_config(document: dict[str, Any]) -> None:
     # A file-configured limit (tests/integration/test_rate_limits.py); limits on
     # consumer and group resources are set per test.
     document["rate_limits"] = {"consumers": {"file-limited": {"requests_per_minute": 3}}}
+    # Deployment limits: the first deployment takes two requests an hour, then the
+    # second one serves; `one-limited` has no second deployment.
+    limited = {"requests_per_hour": 2}
+    document["models"] += [
+        {
+            "name": "two-limited",
+            "routing": "priority",
+            "deployments": [
+                {"provider": "openai", "model": "gpt-4o-mini", "rate_limits": limited},
+                {"provider": "anthropic", "model": "claude-sonnet-4-6"},
+            ],
+        },
+        {
+            "name": "one-limited",
+            "deployments": [{"provider": "ollama", "model": "llama3.2", "rate_limits": limited}],
+        },
+    ]
     document["cache"] = {"enabled": False}
 
 

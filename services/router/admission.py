@@ -9,6 +9,7 @@
   (`budget`: cost per day and per calendar month) — all counted by the limiter in one
   step. While authentication is off every caller is the consumer `anonymous`, so file
   limits under that id apply to the whole open gateway.
+- Tools: every gateway tool a request names must be allowed to the caller.
 - Usage is recorded for the consumer and each of its groups; answers are cached in the
   namespace of the consumer's first group (or the shared one, see `cache_namespace`).
 """
@@ -68,6 +69,14 @@ def check_model(principal: Principal | None, requested: str, resolved: ResolvedM
         raise PermissionDenied(
             f"model {requested or resolved.name!r} is not allowed for {principal.name}"
         )
+
+
+def check_tools(principal: Principal | None, tool_ids: Sequence[str]) -> None:
+    """PERMISSION_DENIED for the first gateway tool the caller may not run, before any
+    tool is loaded (the tool service checks again when it runs one)."""
+    if principal is not None:
+        for tool_id in tool_ids:
+            acl.require_tool(principal, tool_id)
 
 
 def permitted(principal: Principal | None, requested: str, plan: Plan) -> Plan:

@@ -33,6 +33,7 @@ from services.router import chat_response
 from services.router.admission import (
     cache_namespace,
     check_model,
+    check_tools,
     permitted,
     request_limits,
     usage_subjects,
@@ -255,9 +256,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         resolved = self.catalog.resolve(request.model)
         check_model(principal, request.model, resolved)
         options = request.gateway
-        if principal is not None:
-            for name in options.tools:
-                acl.require_tool(principal, name)
+        check_tools(principal, options.tools)
         upstream.include_usage = streaming
         config = self.catalog.config
         turn = await self._open_turn(request, upstream, resolved, remaining_timeout(context))

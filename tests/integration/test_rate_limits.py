@@ -301,3 +301,29 @@ async def test_file_configured_consumer_limits_apply(
         except grpc.aio.AioRpcError as error:
             codes.append(error.code())
     assert codes == [grpc.StatusCode.OK] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+
+
+async def test_a_full_deployment_is_skipped_and_the_last_one_refuses(sgw: Gateway) -> None:
+    """`two-limited`'s first deployment takes two requests an hour, then its second one
+    answers; `one-limited` has only a limited deployment (tests/conftest.py)."""
+    who = await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY)
+    async with httpx.AsyncClient(base_url=sgw.public_url, timeout=10) as client:
+
+        async def ask(model: str) -> httpx.Response:
+            body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            return await client.post("/v1/chat/completions", json=body, headers=who.headers)
+
+        served = [await ask("two-limited") for _ in range(3)]
+        assert [r.status_code for r in served] == [200, 200, 200]
+        assert [r.headers["x-llmgw-provider"] for r in served] == [
+            "openai",
+            "openai",
+            "anthropic",
+        ]
+        assert "rate_limited" in served[2].headers["x-llmgw-route-trail"]
+
+        answers = [await ask("one-limited") for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    refused = answers[2].json()["error"]
+    assert "deployments/ollama/llama3.2: 2 requests per hour" in refused["message"]
+    assert int(answers[2].headers["retry-after"]) > 0

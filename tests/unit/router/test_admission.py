@@ -15,6 +15,7 @@ from services.common.rate_limits import NANOS_PER_UNIT, Limit
 from services.router.admission import (
     cache_namespace,
     check_model,
+    check_tools,
     permitted,
     request_limits,
     usage_subjects,
@@ -255,3 +256,13 @@ def test_every_source_of_limits_is_combined() -> None:
         ("groups/eng", "900 tokens per minute"),
         ("groups/eng", "budget of 3 per day"),
     ]
+
+
+def test_gateway_tools_need_the_tool_acl_unless_authentication_is_off() -> None:
+    alice = principal(admin_pb2.Group(name="groups/g", allowed_tools=["weather", "search_*"]))
+    check_tools(alice, ["weather", "search_corpus"])
+    check_tools(None, ["anything"])
+    with pytest.raises(
+        PermissionDenied, match="tool 'get_chunk' is not allowed for consumers/alice"
+    ):
+        check_tools(alice, ["weather", "get_chunk"])
