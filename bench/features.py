@@ -5,8 +5,8 @@ through the admin API, send the benchmark's request with wrk at concurrency 1 an
 - `auth`: a consumer with no limits (key lookup from the per-replica cache, the
   service and model ACLs);
 - `auth + limits + budget`: a consumer with request and token limits per minute and a
-  daily budget (one Lua call to reserve, one to settle; the prompt counted with the
-  tokenizer);
+  daily budget (one Lua call to reserve; the settlement rides on the usage record's call;
+  the prompt counted with the tokenizer);
 - `... + cache hit`: the same consumer asking a cached model the same question, so every
   request after the first is answered from Redis without an upstream call.
 The router's CPU per request is measured for each, to set against the open gateway's.
@@ -33,8 +33,9 @@ from services.common.identity.gate import Gate
 from services.common.identity.store import IdentityStore
 from services.common.rate_limits import Limit
 from services.common.redis_store import create_redis
-from services.router.limits.limiter import RateLimiter
+from services.router.limits.limiter import RateLimiter, settlement
 from services.router.tokenizer import PromptCounter
+from services.router.usage.recorder import UsageRecord, UsageRecorder
 from tests.support.gateway import running_gateway
 from tests.support.identity import bearer
 
@@ -134,18 +135,33 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
         async def admit() -> None:
             await gate.admit("router", metadata, "ipv4:127.0.0.1:1")
 
-        async def reserve_and_settle() -> None:
+        async def reserve() -> None:
+            await limiter.acquire(limits, 100, 1000)
+
+        recorder = UsageRecorder(redis)
+        record = UsageRecord("gpt-4o-mini", common_pb2.Usage(input_tokens=9, output_tokens=5), 9)
+
+        async def record_only() -> None:
+            await recorder.record(["consumers/bench-probe"], record)
+
+        async def record_and_settle() -> None:
             reservation = await limiter.acquire(limits, 100, 1000)
-            await limiter.settle(reservation, 50, 500)
+            await recorder.record(["consumers/bench-probe"], record, settlement(reservation, 14, 9))
 
         async def count() -> None:
             counter.count(request, "openai")
 
+        reserve_us = await _cpu_us(reserve, calls)
         return {
             "key check (gate, cached key)": await _cpu_us(admit, calls),
-            "limits and budget: reserve + settle (2 Redis calls)": await _cpu_us(
-                reserve_and_settle, calls
+            "limits and budget: reserve (1 Redis call)": reserve_us,
+            "usage record (every request, with or without limits)": await _cpu_us(
+                record_only, calls
             ),
+            "usage record carrying the settlement of 3 limits": await _cpu_us(
+                record_and_settle, calls
+            )
+            - reserve_us,
             "prompt tokens with the tokenizer (one short message)": await _cpu_us(count, calls),
         }
     finally:

@@ -345,9 +345,9 @@ def _features_section(
         "A second gateway with `LLMGW_AUTH=required` (bench/features.py), same request, same"
         " wrk runs. In brackets: the difference to the open gateway above. `auth`: a consumer"
         " without limits; `limits + budget`: requests and tokens per minute and a daily budget"
-        " (reserved in one Lua call before the provider call, settled in one after; the prompt"
-        " counted with the tokenizer); `cache hits`: the same consumer asking a cached model,"
-        " answered from Redis without calling the provider.",
+        " (reserved in one Lua call before the provider call, settled within the call that"
+        " records the usage; the prompt counted with the tokenizer); `cache hits`: the same"
+        " consumer asking a cached model, answered from Redis without calling the provider.",
         "",
         "| variant | p50 ms, concurrency 1 | req/s, concurrency 16 |"
         " router CPU us/request, c=1 | router CPU us/request, c=16 | errors |",

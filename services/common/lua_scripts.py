@@ -1,6 +1,7 @@
 """Redis Lua scripts run with EVALSHA and loaded again after NOSCRIPT.
 
-A script is a package's `lua/common.lua` followed by `lua/<name>.lua`. Redis keeps loaded
+A script is a package's `lua/common.lua`, then any pieces it borrows from other packages
+(`lua/<piece>.lua` there), then its own `lua/<name>.lua`. Redis keeps loaded
 scripts only in memory, so after a restart (or SCRIPT FLUSH) EVALSHA answers NOSCRIPT;
 the script is then loaded and run once more, which is safe because NOSCRIPT means it
 never ran.
@@ -22,12 +23,20 @@ ScriptArg = str | bytes | int | float
 class LuaScript:
     """One script of `package`, identified by the SHA1 of its full text."""
 
-    def __init__(self, package: str, name: str) -> None:
+    def __init__(
+        self, package: str, name: str, *, borrowed: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """`borrowed`: (package, piece) pairs whose `lua/<piece>.lua` defines functions
+        this script calls, so one function is written once for every script using it."""
         lua = resources.files(package).joinpath("lua")
         self.name = name
-        self.text = (
-            lua.joinpath("common.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
-        )
+        parts = [lua.joinpath("common.lua").read_text()]
+        parts += [
+            resources.files(other).joinpath("lua", f"{piece}.lua").read_text()
+            for other, piece in borrowed
+        ]
+        parts.append(lua.joinpath(f"{name}.lua").read_text())
+        self.text = "\n".join(parts)
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
     async def __call__(

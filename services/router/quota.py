@@ -19,7 +19,13 @@ from services.common.rate_limits import Limit
 from services.common.rate_limits import subject as subject_of
 from services.router.limits.errors import DeploymentLimited, RateLimited
 from services.router.limits.headers import quota_metadata
-from services.router.limits.limiter import RateLimiter, Reservation
+from services.router.limits.limiter import (
+    NO_ADJUSTMENTS,
+    Adjustments,
+    RateLimiter,
+    Reservation,
+    settlement,
+)
 from services.router.routing.plan import Candidate
 from services.router.usage.cost import cost_nanos
 
@@ -84,10 +90,13 @@ class RequestQuota:
         if reservation is not None and self._limiter is not None:
             await self._limiter.settle(reservation, total_tokens(usage))
 
-    async def settle(self, usage: common_pb2.Usage, cost: int) -> None:
-        """The request finished having used `usage` at `cost` nano-units."""
-        if self._own is not None and self._limiter is not None:
-            await self._limiter.settle(self._own, total_tokens(usage), cost)
+    def settlement(self, usage: common_pb2.Usage, cost: int) -> Adjustments:
+        """The request finished having used `usage` at `cost` nano-units: the counter
+        corrections that settle its own reservation, for the usage recorder to apply in
+        the call that records the request (one Redis call instead of two)."""
+        if self._own is None:
+            return NO_ADJUSTMENTS
+        return settlement(self._own, total_tokens(usage), cost)
 
     async def close(self) -> None:
         """Releases whatever was not settled (safe after settle)."""

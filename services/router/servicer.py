@@ -421,8 +421,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         answer from the response cache spent no tokens) and settles its reservations."""
         turn = prepared.turn
         record = UsageRecord(model, turn.usage, turn.cost_nanos, cache_hit=cache_hit)
-        await prepared.quota.settle(turn.usage, turn.cost_nanos)
-        await self._usage.record(usage_subjects(prepared.principal), record)
+        await self._usage.record(
+            usage_subjects(prepared.principal),
+            record,
+            prepared.quota.settlement(turn.usage, turn.cost_nanos),
+        )
 
     async def _save(
         self, turn: Turn, final: common_pb2.Message, finish_reason: int

@@ -77,7 +77,7 @@ class Reservation:
 class _Scripts:
     def __init__(self) -> None:
         self.acquire = LuaScript(__package__, "acquire")
-        self.settle = LuaScript(__package__, "settle")
+        self.settle = LuaScript(__package__, "settle", borrowed=[(__package__, "adjust")])
 
 
 def _merge(limits: Iterable[Limit]) -> list[Limit]:
@@ -199,19 +199,7 @@ class RateLimiter:
         the reserved cost to `actual_cost` (None: as estimated) in the windows the
         reservation counted in, never below 0. A Redis failure is logged and counted,
         not raised: the request itself already succeeded."""
-        if actual_tokens < 0 or (actual_cost is not None and actual_cost < 0):
-            raise ValueError(f"actual usage must be >= 0, got {actual_tokens}, {actual_cost}")
-        if not reservation._close() or not reservation.counted:
-            return
-        keys: list[str] = []
-        deltas: list[int] = []
-        token_delta = actual_tokens - reservation.tokens_estimate
-        if token_delta:
-            keys += reservation.token_keys
-            deltas += [token_delta] * len(reservation.token_keys)
-        if actual_cost is not None and actual_cost != reservation.cost_estimate:
-            keys += reservation.cost_keys
-            deltas += [actual_cost - reservation.cost_estimate] * len(reservation.cost_keys)
+        keys, deltas = settlement(reservation, actual_tokens, actual_cost)
         if keys:
             await self._run("settle", self._scripts.settle, keys, deltas)
 
@@ -242,6 +230,33 @@ class RateLimiter:
             self._failing = False
             log.info("rate limits: Redis answers again; limits are counted")
         return reply
+
+
+Adjustments = tuple[tuple[str, ...], tuple[int, ...]]
+NO_ADJUSTMENTS: Adjustments = ((), ())
+
+
+def settlement(
+    reservation: Reservation, actual_tokens: int, actual_cost: int | None = None
+) -> Adjustments:
+    """The counter corrections that settle `reservation` (see `RateLimiter.settle`),
+    for a caller that applies them itself (the usage recorder does, in the call that
+    records the request, with adjust.lua). Closes the reservation: a later settle or
+    release does nothing."""
+    if actual_tokens < 0 or (actual_cost is not None and actual_cost < 0):
+        raise ValueError(f"actual usage must be >= 0, got {actual_tokens}, {actual_cost}")
+    if not reservation._close() or not reservation.counted:
+        return NO_ADJUSTMENTS
+    keys: list[str] = []
+    deltas: list[int] = []
+    token_delta = actual_tokens - reservation.tokens_estimate
+    if token_delta:
+        keys += reservation.token_keys
+        deltas += [token_delta] * len(reservation.token_keys)
+    if actual_cost is not None and actual_cost != reservation.cost_estimate:
+        keys += reservation.cost_keys
+        deltas += [actual_cost - reservation.cost_estimate] * len(reservation.cost_keys)
+    return tuple(keys), tuple(deltas)
 
 
 def _share(count: int, limit: int) -> str:

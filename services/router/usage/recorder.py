@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from services.common.lua_scripts import LuaScript, ScriptArg
+from services.router.limits.limiter import NO_ADJUSTMENTS, Adjustments
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ PREFIX = "llmgw:usage"
 ANONYMOUS = "consumers/anonymous"
 FIELDS = ("requests", "input", "output", "cached", "cost", "hits")
 
-_RECORD = LuaScript("services.router.usage", "record")
+_RECORD = LuaScript(
+    "services.router.usage", "record", borrowed=[("services.router.limits", "adjust")]
+)
 
 RECORD_FAILURES = Counter(
     "llmgw_usage_record_failures_total", "Usage records that could not be written to Redis."
@@ -76,17 +79,34 @@ class UsageRecorder:
         self._redis = redis
         self._clock = clock
 
-    async def record(self, subjects: Sequence[str], record: UsageRecord) -> bool:
-        """Adds the request to each subject's day; False when it could not be stored."""
+    async def record(
+        self,
+        subjects: Sequence[str],
+        record: UsageRecord,
+        adjustments: Adjustments = NO_ADJUSTMENTS,
+    ) -> bool:
+        """Adds the request to each subject's day and applies the rate limiter's
+        `adjustments` (its reservation's settlement) in the same call; False when it
+        could not be stored."""
         if self._redis is None:
             return False
         day = day_of(self._clock())
-        args: list[ScriptArg] = [RETENTION_DAYS * 86_400, record.model]
+        pairs: list[ScriptArg] = []
         for name, value in record.counters().items():
             if value:
-                args += [name, value]
+                pairs += [name, value]
+        adjust_keys, deltas = adjustments
+        args: list[ScriptArg] = [
+            RETENTION_DAYS * 86_400,
+            record.model,
+            len(subjects),
+            len(pairs) // 2,
+            *pairs,
+            *deltas,
+        ]
+        keys = [*(usage_key(s, day) for s in subjects), *adjust_keys]
         try:
-            await _RECORD(self._redis, [usage_key(s, day) for s in subjects], args)
+            await _RECORD(self._redis, keys, args)
         except (RedisError, OSError) as error:
             RECORD_FAILURES.inc()
             log.warning("usage of a %s request not recorded: %s", record.model, error)

@@ -29,6 +29,7 @@ from services.router.routing.decision import RouteDecision
 from services.router.routing.engine import RoutingEngine
 from services.router.routing.plan import Candidate, Plan
 from services.router.routing.stats import StatsTable
+from services.router.usage.recorder import UsageRecord, UsageRecorder
 
 ALICE = "consumers/alice"
 # 2023-11-14T00:00:00Z: a minute, hour and day boundary, mid-month.
@@ -238,6 +239,17 @@ async def test_a_single_request_may_cross_a_soft_threshold_and_none_is_set_by_de
 # -- one request's quota --------------------------------------------------------------
 
 
+async def finish(
+    client: aioredis.Redis, quota: RequestQuota, used: common_pb2.Usage, cost: int
+) -> None:
+    """What the router does when a request ends: its usage recorded and its reservation
+    settled, in one call of the usage recorder."""
+    record = UsageRecord("m", used, cost)
+    assert await UsageRecorder(client).record(
+        ["consumers/quota-test"], record, quota.settlement(used, cost)
+    )
+
+
 async def test_without_a_limiter_or_limits_nothing_is_reserved(
     limiter: RateLimiter, client: aioredis.Redis
 ) -> None:
@@ -246,7 +258,7 @@ async def test_without_a_limiter_or_limits_nothing_is_reserved(
         await RequestQuota.admit(limiter, [], 10, 10),
     ):
         assert quota.metadata() == ()
-        await quota.settle(usage(1, 1), 5)
+        assert quota.settlement(usage(1, 1), 5) == ((), ())
         await quota.close()
     assert await client.dbsize() == 0
 
@@ -264,7 +276,7 @@ async def test_a_settled_request_keeps_its_actual_usage_after_close(
         "x-ratelimit-remaining-tokens": "700",
         "x-ratelimit-reset-tokens": "1m0s",
     }
-    await quota.settle(usage(40, 60), 2_000)
+    await finish(client, quota, usage(40, 60), 2_000)
     await quota.close()
     assert await count(client, per_minute) == 1
     assert await count(client, token_limit) == 100
@@ -278,7 +290,7 @@ async def test_close_releases_an_unsettled_request_and_a_later_settle_does_nothi
     quota = await RequestQuota.admit(limiter, [per_minute, token_limit, cost], 300, 7_000)
     await quota.close()
     assert (await count(client, token_limit), await count(client, cost)) == (0, 0)
-    await quota.settle(usage(40, 60), 2_000)
+    assert quota.settlement(usage(40, 60), 2_000) == ((), ())
     assert (await count(client, token_limit), await count(client, cost)) == (0, 0)
     assert await count(client, per_minute) == 1
 
@@ -288,7 +300,7 @@ async def test_an_exhausted_budget_refuses_the_request_before_any_call(
 ) -> None:
     cost = budget(1)
     first = await RequestQuota.admit(limiter, [cost], 0, 900_000_000)
-    await first.settle(usage(1, 1), 900_000_000)
+    await finish(client, first, usage(1, 1), 900_000_000)
     with pytest.raises(RateLimited, match=r"^budget exceeded"):
         await RequestQuota.admit(limiter, [cost], 0, 200_000_000)
     assert await count(client, cost) == 900_000_000
@@ -470,3 +482,15 @@ async def test_request_quotas_move_the_next_request_to_the_next_deployment(
         finally:
             await quota.close()
     assert answered == ["a", "b"]
+
+
+async def test_settling_with_the_usage_record_never_recreates_an_expired_window(
+    limiter: RateLimiter, client: aioredis.Redis
+) -> None:
+    token_limit = tokens(1000)
+    quota = await RequestQuota.admit(limiter, [token_limit], 300, 0)
+    await client.delete(token_limit.key(T0))  # the window ended (its key expired)
+    await finish(client, quota, usage(40, 60), 0)
+    assert await count(client, token_limit) is None
+    # The usage itself was recorded in the same call.
+    assert await client.keys("llmgw:usage:consumers/quota-test:*")
