@@ -30,6 +30,7 @@ from pathlib import Path
 import uvloop
 
 from services.common.gateway_config import ConfigError, load_config
+from services.launcher.envoy_process import EnvoyError
 from services.launcher.localmodel import (
     LocalModelError,
     cache_dir,
@@ -302,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.detach:
             return _up_detached(args, raw)
         return uvloop.run(_run_foreground(args))
-    except (ConfigError, ProcessError, LocalModelError) as error:
+    except (ConfigError, ProcessError, LocalModelError, EnvoyError) as error:
         print(f"!! {error}", file=sys.stderr)
         return 1
 

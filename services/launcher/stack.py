@@ -517,9 +517,11 @@ class Stack:
                 f"  model     {localmodel.LOCAL_MODEL_NAME} (llama-server {self.local_model_url})"
             )
         lines.append(f"  logs      {self.logs}/")
+        key = " -H 'authorization: Bearer <API key>'" if self.auth == "required" else ""
         lines.append(
             f"try:  curl -s {self.public_url}/v1/chat/completions -H 'content-type: "
-            'application/json\' -d \'{"messages":[{"role":"user","content":"Hello"}]}\''
+            f"application/json'{key} -d "
+            '\'{"messages":[{"role":"user","content":"Hello"}]}\''
         )
         return "\n".join(lines)
 

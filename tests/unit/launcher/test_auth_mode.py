@@ -116,3 +116,13 @@ def test_the_services_env_wins_over_the_launchers(
 def test_an_unknown_mode_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ProcessError, match="LLMGW_AUTH must be off or required, not 'maybe'"):
         stack(tmp_path, "127.0.0.1", {"LLMGW_AUTH": "Maybe"})._decide_auth()
+
+
+def test_the_summary_shows_the_key_header_only_when_keys_are_required(tmp_path: Path) -> None:
+    open_stack = stack(tmp_path / "open")
+    open_stack._plan()
+    assert "authorization" not in open_stack.summary()
+    secured = stack(tmp_path / "secured", env={"LLMGW_AUTH": "required"})
+    secured._plan()
+    (try_line,) = [line for line in secured.summary().splitlines() if line.startswith("try:")]
+    assert "-H 'authorization: Bearer <API key>'" in try_line
