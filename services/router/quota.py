@@ -5,8 +5,9 @@ request is validated and before any provider call; each deployment's reservation
 taken before each call to it (a refusal there moves on to the next deployment). A
 successful call settles its deployment's reservation to the call's real tokens; the
 finished request settles its own to the sum of its calls and their cost. Whatever is
-still open when the request ends (it failed, or the client went away) is released: its
-tokens and cost are given back, its request count is kept.
+still open when the request ends is released when it failed (its tokens and cost are
+given back, its request count is kept) and kept as estimated when the client went away
+(what the provider spent is then unknown).
 """
 
 from __future__ import annotations
@@ -98,15 +99,19 @@ class RequestQuota:
             return NO_ADJUSTMENTS
         return settlement(self._own, total_tokens(usage), cost)
 
-    async def close(self) -> None:
-        """Releases whatever was not settled (safe after settle)."""
+    async def close(self, *, abandoned: bool = False) -> None:
+        """Releases whatever was not settled (safe after settle). `abandoned`: the
+        client went away, so what a started call used is unknown; the estimates stay
+        counted rather than letting a disconnecting client spend more than its limits."""
         if self._limiter is None:
             return
-        for reservation in self._deployments.values():
-            await self._limiter.release(reservation)
+        reservations = [*self._deployments.values(), *([self._own] if self._own else [])]
         self._deployments.clear()
-        if self._own is not None:
-            await self._limiter.release(self._own)
+        for reservation in reservations:
+            if abandoned:
+                settlement(reservation, reservation.tokens_estimate)  # closes it as reserved
+            else:
+                await self._limiter.release(reservation)
 
 
 def cost_estimate(deployments: Sequence[Deployment], prompt_tokens: int, output: int) -> int:

@@ -466,10 +466,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
         prepared = await self._prepare(request, context, streaming=False)
+        abandoned = False
         try:
             return await self._complete(prepared, context)
+        except asyncio.CancelledError:
+            abandoned = True
+            raise
         finally:
-            await prepared.quota.close()
+            await prepared.quota.close(abandoned=abandoned)
 
     async def _complete(
         self, prepared: _Prepared, context: grpc.aio.ServicerContext
@@ -569,11 +573,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
         prepared = await self._prepare(request, context, streaming=True)
+        abandoned = False
         try:
             async for chunk in self._stream(prepared, request, context):
                 yield chunk
+        except (asyncio.CancelledError, GeneratorExit):
+            abandoned = True
+            raise
         finally:
-            await prepared.quota.close()
+            await prepared.quota.close(abandoned=abandoned)
 
     async def _stream(
         self,

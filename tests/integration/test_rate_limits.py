@@ -327,3 +327,36 @@ async def test_a_full_deployment_is_skipped_and_the_last_one_refuses(sgw: Gatewa
     refused = answers[2].json()["error"]
     assert "deployments/ollama/llama3.2: 2 requests per hour" in refused["message"]
     assert int(answers[2].headers["retry-after"]) > 0
+
+
+async def test_a_stream_the_client_abandons_keeps_its_tokens_reserved(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    """What the provider spent on an abandoned stream is unknown: the reservation
+    (prompt + max_tokens) stays counted instead of being given back."""
+    who = await _limited(
+        sgw, RateLimit(unit=RateLimit.UNIT_TOKENS, window=RateLimit.WINDOW_HOUR, limit=100_000)
+    )
+    with sgw.fakes["openai"].control() as control:
+        control.set_default(Behaviour(chunks=["a", "b", "c", "d"], chunk_delay=1.0, usage=(5, 4)))
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+    stream = router.StreamChatCompletion(
+        _chat("going away", max_tokens=300), metadata=who.metadata, timeout=30
+    )
+    async for _chunk in stream:
+        break  # the first chunk arrived: the provider call is under way
+    stream.cancel()
+
+    key = f"llmgw:rl:consumer:{who.consumer}:tokens:hour:{int(time.time() // 3600)}"
+    client = aioredis.Redis.from_url(sgw.stack.redis_url)
+    try:
+        # Reserved at admission; the router's handling of the cancel must not undo it.
+        # Wait until the router has seen the cancellation (its stream gauge drops).
+        for _ in range(200):
+            if not sum(sgw.router_metric("llmgw_chat_active_streams")):
+                break
+            await asyncio.sleep(0.05)
+        assert sum(sgw.router_metric("llmgw_chat_active_streams")) == 0
+        assert int(await client.get(key) or 0) >= 300
+    finally:
+        await client.aclose()

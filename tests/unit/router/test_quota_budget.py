@@ -494,3 +494,15 @@ async def test_settling_with_the_usage_record_never_recreates_an_expired_window(
     assert await count(client, token_limit) is None
     # The usage itself was recorded in the same call.
     assert await client.keys("llmgw:usage:consumers/quota-test:*")
+
+
+async def test_an_abandoned_request_keeps_its_reservation_as_estimated(
+    limiter: RateLimiter, client: aioredis.Redis
+) -> None:
+    """The client went away mid-call: what the provider spent is unknown, so the
+    estimate stays counted (a later settle changes nothing)."""
+    token_limit, cost = tokens(1000), budget(1)
+    quota = await RequestQuota.admit(limiter, [token_limit, cost], 300, 7_000)
+    await quota.close(abandoned=True)
+    assert (await count(client, token_limit), await count(client, cost)) == (300, 7_000)
+    assert quota.settlement(usage(1, 1), 1) == ((), ())
