@@ -168,6 +168,16 @@ def test_no_secret_has_a_value_in_the_compose_file(services: dict[str, dict[str,
     assert services["provider"]["environment"]["ANTHROPIC_API_KEY"] is None
 
 
+def test_every_public_service_requires_api_keys(services: dict[str, dict[str, Any]]) -> None:
+    """The services listen on the deployment network: keys are required, verified in
+    Redis, and the bootstrap admin key is passed through without a value."""
+    for name in ("router", "session", "tool", "investigation"):
+        env = services[name]["environment"]
+        assert env["LLMGW_AUTH"] == "required", name
+        assert env["LLMGW_REDIS_URL"].startswith("redis://redis:"), name
+        assert "LLMGW_ADMIN_KEY" in env and env["LLMGW_ADMIN_KEY"] is None, name
+
+
 def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
     healthy = {"condition": "service_healthy"}
     assert services[ENVOY]["depends_on"] == dict.fromkeys(SERVICES, healthy)
