@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
 from services.common.metrics import DEPENDENCY_UP, READY
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger("llmgw.readiness")
 
@@ -95,6 +96,5 @@ class Readiness:
     async def stop(self) -> None:
         """Report NOT_SERVING from now on (graceful shutdown) and stop probing."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         await self._health.enter_graceful_shutdown()

@@ -10,7 +10,6 @@ the same catalogue without the caller reaching each one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from redis import exceptions as redis_exceptions
 
 from services.common.errors import FieldViolation, InvalidArgument, Unavailable
 from services.common.gateway_config import ConfigError, GatewayConfig, load_config
+from services.common.tasks import cancel_and_wait
 from services.router.catalog import Catalog
 
 log = logging.getLogger("llmgw.router.catalog")
@@ -141,9 +141,7 @@ class CatalogStore:
 
     async def close(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait(self._watcher)
             self._watcher = None
 
     async def _watch(self) -> None:

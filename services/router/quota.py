@@ -1,7 +1,8 @@
 """One chat request's rate-limit and budget reservations, from admission to settlement.
 
-The request's own reservation (consumer, groups, budgets) is taken once, after the
-request is validated and before any provider call; each deployment's reservation is
+The request's own reservation (consumer, groups, budgets) is taken after the request is
+validated and before any provider call, and again (tokens and cost only) before each
+further model call of a tool loop; each deployment's reservation is
 taken before each call to it (a refusal there moves on to the next deployment). A
 successful call settles its deployment's reservation to the call's real tokens; the
 finished request settles its own to the sum of its calls and their cost. Whatever is
@@ -25,6 +26,7 @@ from services.router.limits.limiter import (
     Adjustments,
     RateLimiter,
     Reservation,
+    joint_settlement,
     settlement,
 )
 from services.router.routing.plan import Candidate
@@ -43,10 +45,14 @@ class RequestQuota:
         limiter: RateLimiter | None,
         reservation: Reservation | None,
         *,
+        limits: Sequence[Limit] = (),
         tokens_estimate: int = 0,
     ) -> None:
         self._limiter = limiter
-        self._own = reservation
+        # One per model call: the first counts the request, later ones (a tool loop's
+        # rounds) only their tokens and cost.
+        self._own: list[Reservation] = [reservation] if reservation is not None else []
+        self._per_call_limits = [limit for limit in limits if limit.unit != "requests"]
         self._tokens_estimate = tokens_estimate
         self._deployments: dict[str, Reservation] = {}
 
@@ -63,11 +69,25 @@ class RequestQuota:
         if limiter is None or not limits:
             return cls(limiter, None, tokens_estimate=tokens_estimate)
         reservation = await limiter.acquire(limits, tokens_estimate, cost_estimate)
-        return cls(limiter, reservation, tokens_estimate=tokens_estimate)
+        return cls(limiter, reservation, limits=limits, tokens_estimate=tokens_estimate)
+
+    @property
+    def reserves_calls(self) -> bool:
+        """Whether each model call reserves tokens or cost against the request's limits."""
+        return self._limiter is not None and bool(self._own) and bool(self._per_call_limits)
+
+    async def next_call(self, tokens_estimate: int, cost_estimate: int) -> None:
+        """Reserves a further model call of the request (the tool loop's next round)
+        like the first: RESOURCE_EXHAUSTED when its tokens or cost no longer fit."""
+        self._tokens_estimate = tokens_estimate
+        if self._limiter is not None and self.reserves_calls:
+            self._own.append(
+                await self._limiter.acquire(self._per_call_limits, tokens_estimate, cost_estimate)
+            )
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """`x-ratelimit-*` for the response (empty when no limit counted the request)."""
-        return quota_metadata(self._own.quota) if self._own is not None else ()
+        return quota_metadata(self._own[0].quota) if self._own else ()
 
     async def admit_deployment(self, candidate: Candidate) -> None:
         """Reserves one call against the deployment's limits; DeploymentLimited when
@@ -95,9 +115,9 @@ class RequestQuota:
         """The request finished having used `usage` at `cost` nano-units: the counter
         corrections that settle its own reservation, for the usage recorder to apply in
         the call that records the request (one Redis call instead of two)."""
-        if self._own is None:
+        if not self._own:
             return NO_ADJUSTMENTS
-        return settlement(self._own, total_tokens(usage), cost)
+        return joint_settlement(self._own, total_tokens(usage), cost)
 
     async def close(self, *, abandoned: bool = False) -> None:
         """Releases whatever was not settled (safe after settle). `abandoned`: the
@@ -105,7 +125,7 @@ class RequestQuota:
         counted rather than letting a disconnecting client spend more than its limits."""
         if self._limiter is None:
             return
-        reservations = [*self._deployments.values(), *([self._own] if self._own else [])]
+        reservations = [*self._deployments.values(), *self._own]
         self._deployments.clear()
         for reservation in reservations:
             if abandoned:

@@ -48,7 +48,7 @@ from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
 from services.router.history import compose
 from services.router.limits.errors import RateLimited
-from services.router.limits.limiter import RateLimiter
+from services.router.limits.limiter import NO_ADJUSTMENTS, RateLimiter
 from services.router.metrics import (
     ACTIVE_STREAMS,
     COMPLETIONS,
@@ -161,6 +161,8 @@ class _Prepared:
     cache: CacheUse
     quota: RequestQuota
     principal: Principal | None
+    # Set once the request's usage was recorded.
+    accounted: bool = False
 
     def target(self, candidate: Candidate) -> provider_pb2.CompleteRequest:
         """The upstream request for one attempt (attempts run one after another)."""
@@ -277,27 +279,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         cache = self._cache_use(resolved, upstream, turn, options.cache, principal)
         limits = request_limits(principal, config.rate_limits)
-        prompt_tokens = ordering.prompt_tokens
-        if self.limiter is not None and (
-            limits or any(c.deployment.rate_limits for c in plan.candidates)
-        ):
-            # Limits reserve with the real tokenizer where one exists (only then: it costs
-            # tens of microseconds per request); the routing estimate serves otherwise.
-            first = plan.candidates[0]
-            prompt_tokens, _exact = self._prompt_counter.count(
-                _Prepared.aimed(upstream, first), config.providers[first.deployment.provider].type
-            )
         try:
-            quota = await RequestQuota.admit(
-                self.limiter,
-                limits,
-                prompt_tokens + ordering.output_tokens,
-                cost_estimate(
-                    [c.deployment for c in plan.candidates],
-                    prompt_tokens,
-                    ordering.output_tokens,
-                ),
+            limited = self.limiter is not None and (
+                bool(limits) or any(c.deployment.rate_limits for c in plan.candidates)
             )
+            tokens, cost = self._call_estimate(upstream, plan, ordering.prompt_tokens, limited)
+            quota = await RequestQuota.admit(self.limiter, limits, tokens, cost)
         except RateLimited:
             COMPLETIONS.labels(
                 resolved.name, "", str(streaming).lower(), "RESOURCE_EXHAUSTED"
@@ -305,6 +292,40 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             raise
         decision = RouteDecision(resolved.name, plan.strategy)
         return _Prepared(resolved, upstream, plan, decision, turn, cache, quota, principal)
+
+    def _call_estimate(
+        self,
+        upstream: provider_pb2.CompleteRequest,
+        plan: Plan,
+        prompt_estimate: int,
+        limited: bool,
+    ) -> tuple[int, int]:
+        """(tokens, nano-units) one model call reserves: its prompt plus the completion
+        it may produce, at the dearest deployment it may reach. The prompt is counted
+        with the real tokenizer where one exists when limits apply (only then: it costs
+        microseconds per request); the routing estimate serves otherwise."""
+        config = self.catalog.config
+        output = estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
+        prompt = prompt_estimate
+        if limited:
+            first = plan.candidates[0]
+            prompt, _exact = self._prompt_counter.count(
+                _Prepared.aimed(upstream, first), config.providers[first.deployment.provider].type
+            )
+        cost = cost_estimate([c.deployment for c in plan.candidates], prompt, output)
+        return prompt + output, cost
+
+    async def _reserve_next_call(self, prepared: _Prepared) -> None:
+        """Before a tool loop's next model call: its tokens and cost, with the tool
+        results it now carries, are reserved like the first call's."""
+        plan = prepared.plan
+        if not (
+            prepared.quota.reserves_calls or any(c.deployment.rate_limits for c in plan.candidates)
+        ):
+            return
+        upstream = prepared.upstream
+        tokens, cost = self._call_estimate(upstream, plan, estimate_prompt_tokens(upstream), True)
+        await prepared.quota.next_call(tokens, cost)
 
     def _cache_use(
         self,
@@ -416,16 +437,31 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             yield progress
         prepared.upstream.messages.extend(loop.transcript[before:])
 
-    async def _account(self, prepared: _Prepared, model: str, *, cache_hit: bool = False) -> None:
-        """Records the finished request's usage and cost for its consumer and groups (an
-        answer from the response cache spent no tokens) and settles its reservations."""
+    async def _account(
+        self, prepared: _Prepared, model: str, *, cache_hit: bool = False, settle: bool = True
+    ) -> None:
+        """Records the request's usage and cost for its consumer and groups (an answer
+        from the response cache spent no tokens) and, with `settle`, settles its
+        reservations to them in the same call."""
         turn = prepared.turn
+        prepared.accounted = True
         record = UsageRecord(model, turn.usage, turn.cost_nanos, cache_hit=cache_hit)
         await self._usage.record(
             usage_subjects(prepared.principal),
             record,
-            prepared.quota.settlement(turn.usage, turn.cost_nanos),
+            prepared.quota.settlement(turn.usage, turn.cost_nanos) if settle else NO_ADJUSTMENTS,
         )
+
+    async def _finish(self, prepared: _Prepared, *, abandoned: bool) -> None:
+        """After every request, answered or not: model calls that completed before a
+        failure (a tool loop's earlier rounds) were paid for, so they are recorded and
+        their usage settled; what is still reserved is released, or kept as estimated
+        when the client went away (what an unfinished call spent is unknown)."""
+        turn = prepared.turn
+        if not prepared.accounted and (turn.usage.input_tokens or turn.usage.output_tokens):
+            model = prepared.decision.model or prepared.resolved.name
+            await self._account(prepared, model, settle=not abandoned)
+        await prepared.quota.close(abandoned=abandoned)
 
     async def _save(
         self, turn: Turn, final: common_pb2.Message, finish_reason: int
@@ -473,7 +509,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             abandoned = True
             raise
         finally:
-            await prepared.quota.close(abandoned=abandoned)
+            await self._finish(prepared, abandoned=abandoned)
 
     async def _complete(
         self, prepared: _Prepared, context: grpc.aio.ServicerContext
@@ -505,6 +541,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         code = grpc.StatusCode.OK
         try:
             while True:
+                if turn.loop is not None and turn.loop.iteration:
+                    await self._reserve_next_call(prepared)
                 result, lease = await engine.call(
                     prepared.plan,
                     decision,
@@ -581,7 +619,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             abandoned = True
             raise
         finally:
-            await prepared.quota.close(abandoned=abandoned)
+            await self._finish(prepared, abandoned=abandoned)
 
     async def _stream(
         self,
@@ -608,6 +646,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         try:
             while True:
                 try:
+                    if turn.loop is not None and turn.loop.iteration:
+                        await self._reserve_next_call(prepared)
                     # Until a call's first visible event, its failure may retry or fall back.
                     opened, lease = await engine.call(
                         prepared.plan,

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from services.common.errors import Unavailable
+from services.common.tasks import cancel_and_wait
 from services.session.metrics import ACTIVE_SESSIONS
 from services.session.store import SessionStore
 
@@ -61,6 +62,5 @@ class Sweeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from llmgw.common.v1 import error_reason_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from services.common.tasks import cancel_and_wait
 from services.common.tool_config import HostAllowList, ToolDefinition, ToolsConfig
 from services.tool.builtins import builtin_definitions
 from services.tool.entries import ToolEntry, build_entry
@@ -224,8 +225,7 @@ class ToolRegistry:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
 
 

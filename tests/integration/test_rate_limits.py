@@ -23,7 +23,7 @@ from llmgw.router.v1 import admin_service_pb2 as admin_pb2
 from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
 from tests.conftest import SECURED_ADMIN_KEY
-from tests.fakes import Behaviour
+from tests.fakes import Behaviour, ToolCallSpec
 from tests.support.gateway import Gateway
 from tests.support.identity import Identity, bearer, create_identity
 
@@ -360,3 +360,78 @@ async def test_a_stream_the_client_abandons_keeps_its_tokens_reserved(
         assert int(await client.get(key) or 0) >= 300
     finally:
         await client.aclose()
+
+
+def _loop_body() -> dict[str, object]:
+    return {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "max_tokens": 100,
+        "gateway": {"tools": ["weather"]},
+    }
+
+
+def _script_loop(sgw: Gateway) -> None:
+    with sgw.fakes["openai"].control() as control:
+        control.script(
+            Behaviour(
+                tool_calls=[ToolCallSpec(name="weather", arguments='{"city": "Paris"}', id="c1")],
+                usage=(10, 4),
+            ),
+            Behaviour(text="Mild.", usage=(30, 8)),
+        )
+
+
+async def test_every_call_of_a_tool_loop_is_reserved_and_settled(sgw: Gateway) -> None:
+    """A loop of two model calls reserves each before it runs and, finished, holds
+    exactly the tokens both used; when the second call no longer fits the limit, the
+    request is refused after the first, which is still recorded and counted."""
+    roomy = await _limited(
+        sgw, RateLimit(unit=RateLimit.UNIT_TOKENS, window=RateLimit.WINDOW_HOUR, limit=100_000)
+    )
+    _script_loop(sgw)
+    async with httpx.AsyncClient(base_url=sgw.public_url, timeout=15) as client:
+        answered = await client.post(
+            "/v1/chat/completions", json=_loop_body(), headers=roomy.headers
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.headers["x-llmgw-tool-iterations"] == "2"
+        # What the first call reserved (its prompt, with the tool's definition, + 100).
+        first_reservation = 100_000 - int(answered.headers["x-ratelimit-remaining-tokens"])
+        assert first_reservation > 100
+        hour = int(time.time() // 3600)
+        client_redis = aioredis.Redis.from_url(sgw.stack.redis_url)
+        try:
+            key = f"llmgw:rl:consumer:{roomy.consumer}:tokens:hour:{hour}"
+            assert int(await client_redis.get(key) or 0) == (10 + 4) + (30 + 8)
+
+            # Room for the first call's reservation and half another: the second call,
+            # whose prompt is longer (it carries the tool's result), cannot fit.
+            tight = await _limited(
+                sgw,
+                RateLimit(
+                    unit=RateLimit.UNIT_TOKENS,
+                    window=RateLimit.WINDOW_HOUR,
+                    limit=first_reservation + first_reservation // 2,
+                ),
+            )
+            _script_loop(sgw)
+            with sgw.fakes["openai"].control() as control:
+                calls_before = len(control.completions())
+            refused = await client.post(
+                "/v1/chat/completions", json=_loop_body(), headers=tight.headers
+            )
+            assert refused.status_code == 429, refused.text
+            with sgw.fakes["openai"].control() as control:
+                assert len(control.completions()) - calls_before == 1
+            key = f"llmgw:rl:consumer:{tight.consumer}:tokens:hour:{hour}"
+            assert int(await client_redis.get(key) or 0) == 10 + 4
+        finally:
+            await client_redis.aclose()
+        usage = await client.get("/v1/usage", headers=tight.headers)
+    totals = usage.json()["totals"]
+    assert (totals["requests"], totals["input_tokens"], totals["output_tokens"]) == (
+        "1",
+        "10",
+        "4",
+    )

@@ -17,6 +17,7 @@ import pytest
 
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
 from tests.conftest import SECURED_ADMIN_KEY
+from tests.fakes import Behaviour, ToolCallSpec
 from tests.support.gateway import Gateway
 from tests.support.identity import Identity, create_identity
 
@@ -157,3 +158,36 @@ async def test_the_cache_keeps_one_namespace_per_group_unless_shared(
     assert await status(carol) == "miss"  # the shared namespace is separate from groups'
     assert await status(dave) == "hit"  # both groups share it
     assert _completions(sgw, "openai") == 3
+
+
+async def test_gateway_tools_run_in_the_tool_service_under_the_callers_key(
+    sgw: Gateway, client: httpx.AsyncClient
+) -> None:
+    """The router runs gateway tools through the Tool service with the caller's key, so
+    a loop needs the tool in `allowed_tools` and the `tool` service."""
+    call = Behaviour(
+        tool_calls=[ToolCallSpec(name="weather", arguments='{"city": "Paris"}', id="c1")],
+        usage=(10, 4),
+    )
+    body = _body("gpt-4o-mini", "Weather?", gateway={"tools": ["weather"]})
+
+    allowed = await create_identity(
+        sgw.grpc_target,
+        SECURED_ADMIN_KEY,
+        group=admin_pb2.Group(
+            allowed_models=["*"], allowed_tools=["weather"], allowed_services=["router", "tool"]
+        ),
+    )
+    with sgw.fakes["openai"].control() as control:
+        control.script(call, Behaviour(text="Mild.", usage=(20, 3)))
+    answered = await client.post("/v1/chat/completions", json=body, headers=allowed.headers)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["choices"][0]["message"]["content"] == "Mild."
+    assert answered.headers["x-llmgw-tool-iterations"] == "2"
+
+    without_service = await _member(sgw, allowed_models=["*"], allowed_tools=["weather"])
+    refused = await client.post("/v1/chat/completions", json=body, headers=without_service.headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["message"] == (
+        f"the tool service is not allowed for {without_service.consumer}"
+    )

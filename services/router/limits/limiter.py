@@ -131,7 +131,8 @@ class RateLimiter:
         self, limits: Iterable[Limit], tokens_estimate: int, cost_estimate: int = 0
     ) -> Reservation:
         """Counts one request, `tokens_estimate` tokens and `cost_estimate` nano-units
-        against every limit, or nothing anywhere.
+        against every limit, or nothing anywhere (a limit on requests among `limits`
+        counts the request: leave those out to reserve only tokens and cost).
 
         Raises RateLimited (RESOURCE_EXHAUSTED) when any limit lacks room, and
         Unavailable when Redis cannot be reached and the limiter fails closed.
@@ -243,19 +244,34 @@ def settlement(
     for a caller that applies them itself (the usage recorder does, in the call that
     records the request, with adjust.lua). Closes the reservation: a later settle or
     release does nothing."""
+    return joint_settlement([reservation], actual_tokens, actual_cost)
+
+
+def joint_settlement(
+    reservations: Sequence[Reservation], actual_tokens: int, actual_cost: int | None = None
+) -> Adjustments:
+    """The corrections that settle several reservations of one request (one per model
+    call of a tool loop) to the request's whole usage: the difference between the
+    usage and every estimate together goes to the first reservation's counters. Closes
+    them all."""
     if actual_tokens < 0 or (actual_cost is not None and actual_cost < 0):
         raise ValueError(f"actual usage must be >= 0, got {actual_tokens}, {actual_cost}")
-    if not reservation._close() or not reservation.counted:
+    closed_now = [r for r in reservations if r._close()]
+    still_open = [r for r in closed_now if r.counted]
+    if not still_open:
         return NO_ADJUSTMENTS
+    first = still_open[0]
     keys: list[str] = []
     deltas: list[int] = []
-    token_delta = actual_tokens - reservation.tokens_estimate
+    token_delta = actual_tokens - sum(r.tokens_estimate for r in still_open)
     if token_delta:
-        keys += reservation.token_keys
-        deltas += [token_delta] * len(reservation.token_keys)
-    if actual_cost is not None and actual_cost != reservation.cost_estimate:
-        keys += reservation.cost_keys
-        deltas += [actual_cost - reservation.cost_estimate] * len(reservation.cost_keys)
+        keys += first.token_keys
+        deltas += [token_delta] * len(first.token_keys)
+    if actual_cost is not None:
+        cost_delta = actual_cost - sum(r.cost_estimate for r in still_open)
+        if cost_delta:
+            keys += first.cost_keys
+            deltas += [cost_delta] * len(first.cost_keys)
     return tuple(keys), tuple(deltas)
 
 

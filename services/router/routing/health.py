@@ -19,6 +19,7 @@ from prometheus_client import Gauge, Histogram
 from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import GatewayError
 from services.common.gateway_config import HealthConfig
+from services.common.tasks import cancel_and_wait
 from services.router.provider_client import ProviderClient
 
 log = logging.getLogger("llmgw.router.health")
@@ -119,7 +120,5 @@ class HealthMonitor:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None

@@ -506,3 +506,32 @@ async def test_an_abandoned_request_keeps_its_reservation_as_estimated(
     await quota.close(abandoned=True)
     assert (await count(client, token_limit), await count(client, cost)) == (300, 7_000)
     assert quota.settlement(usage(1, 1), 1) == ((), ())
+
+
+async def test_each_call_of_a_tool_loop_reserves_and_the_request_settles_once(
+    limiter: RateLimiter, client: aioredis.Redis
+) -> None:
+    per_minute, token_limit, cost = requests(10), tokens(1000), budget(1)
+    quota = await RequestQuota.admit(limiter, [per_minute, token_limit, cost], 300, 7_000)
+    assert quota.reserves_calls
+    await quota.next_call(400, 9_000)
+    assert await count(client, token_limit) == 700
+    assert await count(client, cost) == 16_000
+    assert await count(client, per_minute) == 1  # one request, however many calls
+    with pytest.raises(RateLimited, match="1000 tokens per minute"):
+        await quota.next_call(301, 0)  # 700 + 301 no longer fits
+    await finish(client, quota, usage(150, 90), 5_000)  # both calls together
+    await quota.close()
+    assert await count(client, token_limit) == 240
+    assert await count(client, cost) == 5_000
+    assert await count(client, per_minute) == 1
+
+
+async def test_a_failed_tool_loop_gives_back_every_calls_reservation(
+    limiter: RateLimiter, client: aioredis.Redis
+) -> None:
+    token_limit = tokens(1000)
+    quota = await RequestQuota.admit(limiter, [token_limit], 300, 0)
+    await quota.next_call(400, 0)
+    await quota.close()
+    assert await count(client, token_limit) == 0
