@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from google.protobuf import struct_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
 from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
+from services.common.errors import find_detail
 from tests.conftest import SECURED_ADMIN_KEY
 from tests.fakes import Behaviour, ToolCallSpec
 from tests.support.gateway import Gateway
@@ -30,6 +33,7 @@ from tests.support.identity import Identity, bearer, create_identity
 pytestmark = pytest.mark.integration
 
 RateLimit = admin_pb2.RateLimit
+DetailT = TypeVar("DetailT", bound=Message)
 
 
 @pytest.fixture
@@ -64,28 +68,23 @@ async def _away_from_minute_end(margin: float = 12.0) -> None:
         await asyncio.sleep(left + 0.05)
 
 
-def _retry_delay(error: grpc.aio.AioRpcError) -> float:
+def _detail(error: grpc.aio.AioRpcError, kind: type[DetailT]) -> DetailT:
     status = rpc_status.from_call(error)
     assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    raise AssertionError("no RetryInfo in the status")
+    found = find_detail(status, kind)
+    assert found is not None, f"no {kind.__name__} in the status"
+    return found
+
+
+def _retry_delay(error: grpc.aio.AioRpcError) -> float:
+    delay = _detail(error, error_details_pb2.RetryInfo).retry_delay
+    return delay.seconds + delay.nanos / 1e9
 
 
 def _quota_violations(
     error: grpc.aio.AioRpcError,
 ) -> list[error_details_pb2.QuotaFailure.Violation]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
-            failure = error_details_pb2.QuotaFailure()
-            detail.Unpack(failure)
-            return list(failure.violations)
-    raise AssertionError("no QuotaFailure in the status")
+    return list(_detail(error, error_details_pb2.QuotaFailure).violations)
 
 
 async def test_three_replicas_admit_exactly_the_request_limit(
