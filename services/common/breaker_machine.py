@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from llmgw.router.v1 import admin_service_pb2
-from services.common.gateway_config import BreakerConfig
+from services.common.breaker_config import BreakerSettings
 
 
 class BreakerState(IntEnum):
@@ -75,7 +75,7 @@ class BreakerView:
     consecutive_failures: int
 
 
-def window_index(now: float, config: BreakerConfig) -> int:
+def window_index(now: float, config: BreakerSettings) -> int:
     return math.floor(now / config.window_seconds)
 
 
@@ -96,7 +96,7 @@ class BreakerMachine:
     def view(self) -> BreakerView:
         return BreakerView(self.state, self.reopen_at, self.consecutive)
 
-    def admit(self, now: float, config: BreakerConfig) -> Admission:
+    def admit(self, now: float, config: BreakerSettings) -> Admission:
         if self.state is BreakerState.CLOSED:
             return Admission(True, False, BreakerState.CLOSED, 0.0)
         if now < self.reopen_at:
@@ -106,7 +106,7 @@ class BreakerMachine:
         return Admission(True, True, BreakerState.HALF_OPEN, 0.0)
 
     def record(
-        self, outcome: Outcome, now: float, config: BreakerConfig, *, probe: bool = False
+        self, outcome: Outcome, now: float, config: BreakerSettings, *, probe: bool = False
     ) -> None:
         if probe and self.state is BreakerState.HALF_OPEN:
             if outcome is Outcome.SUCCESS:
@@ -134,7 +134,7 @@ class BreakerMachine:
             self._open(now, config)
 
     def add_successes(
-        self, count: int, window: int, last_at: float, now: float, config: BreakerConfig
+        self, count: int, window: int, last_at: float, now: float, config: BreakerSettings
     ) -> None:
         """Successes counted elsewhere (a replica's batch): `count` of them in `window`,
         the newest at `last_at`. Counts from a window that has ended are dropped."""
@@ -146,7 +146,7 @@ class BreakerMachine:
         if last_at > self.last_failure:
             self.consecutive = 0
 
-    def _roll(self, now: float, config: BreakerConfig) -> None:
+    def _roll(self, now: float, config: BreakerSettings) -> None:
         # Only forwards: a replica whose clock lags counts into the current window.
         index = window_index(now, config)
         if index > self.window:
@@ -154,11 +154,11 @@ class BreakerMachine:
             self.total = 0
             self.failures = 0
 
-    def _open(self, now: float, config: BreakerConfig) -> None:
+    def _open(self, now: float, config: BreakerSettings) -> None:
         self.state = BreakerState.OPEN
         self.reopen_at = now + config.open_seconds
 
-    def _close(self, now: float, config: BreakerConfig) -> None:
+    def _close(self, now: float, config: BreakerSettings) -> None:
         self.state = BreakerState.CLOSED
         self.reopen_at = 0.0
         self.consecutive = 0

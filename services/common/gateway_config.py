@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from services.common.backoff import Backoff
+from services.common.breaker_config import BreakerSettings
 from services.common.cache_config import CacheConfig
 from services.common.config_base import Strict
 from services.common.limits_config import RateLimitConfig, RateLimitsConfig
@@ -113,20 +114,9 @@ class RetryConfig(Strict):
         return Backoff(self.backoff_initial, self.backoff_max, self.backoff_multiplier, self.jitter)
 
 
-class BreakerConfig(Strict):
+class BreakerConfig(BreakerSettings):
     """A circuit breaker per deployment, its state shared by router replicas in Redis."""
 
-    enabled: bool = True
-    # Opens after this many failures in a row...
-    consecutive_failures: int = Field(default=5, ge=1)
-    # ...or when at least `min_requests` calls in `window_seconds` failed at this rate.
-    failure_rate: float = Field(default=0.5, gt=0, le=1)
-    min_requests: int = Field(default=20, ge=1)
-    window_seconds: float = Field(default=30.0, gt=0)
-    # Seconds an open breaker short-circuits before it lets one probe call through.
-    open_seconds: float = Field(default=30.0, gt=0)
-    # Seconds a probe may hold the half-open breaker before another caller may probe.
-    probe_timeout: float = Field(default=30.0, gt=0)
     # Seconds between each replica's refresh of the shared state.
     sync_interval: float = Field(default=0.25, gt=0)
 

@@ -22,6 +22,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from services.common.breaker_config import BreakerSettings
 from services.common.config_base import Strict
 
 TOOL_ID_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
@@ -273,18 +274,8 @@ class ToolRetryConfig(Strict):
         return self
 
 
-class ToolBreakerConfig(Strict):
-    """A circuit breaker per downstream `host:port`, kept by each tool replica.
-
-    The fields mean what they mean for the router's breakers (BreakerConfig)."""
-
-    enabled: bool = True
-    consecutive_failures: int = Field(default=5, ge=1)
-    failure_rate: float = Field(default=0.5, gt=0, le=1)
-    min_requests: int = Field(default=20, ge=1)
-    window_seconds: float = Field(default=30.0, gt=0)
-    open_seconds: float = Field(default=30.0, gt=0)
-    probe_timeout: float = Field(default=30.0, gt=0)
+class ToolBreakerConfig(BreakerSettings):
+    """A circuit breaker per downstream `host:port`, kept by each tool replica."""
 
 
 class HttpExecutorConfig(Strict):

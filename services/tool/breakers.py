@@ -12,23 +12,10 @@ import time
 from collections.abc import Callable
 
 from services.common.breaker_machine import Admission, BreakerMachine, BreakerState, Outcome
-from services.common.gateway_config import BreakerConfig
 from services.common.tool_config import ToolBreakerConfig
 from services.tool.metrics import observe_breaker
 
 _ALWAYS = Admission(True, False, BreakerState.CLOSED, 0.0)
-
-
-def machine_config(config: ToolBreakerConfig) -> BreakerConfig:
-    """The tools section's breaker settings in the form `BreakerMachine` reads."""
-    return BreakerConfig(
-        consecutive_failures=config.consecutive_failures,
-        failure_rate=config.failure_rate,
-        min_requests=config.min_requests,
-        window_seconds=config.window_seconds,
-        open_seconds=config.open_seconds,
-        probe_timeout=config.probe_timeout,
-    )
 
 
 class DownstreamBreakers:
@@ -38,7 +25,7 @@ class DownstreamBreakers:
         self._clock = clock
         self._machines: dict[str, BreakerMachine] = {}
         self._enabled = config.enabled
-        self._config = machine_config(config)
+        self._config = config
 
     def now(self) -> float:
         return self._clock()
