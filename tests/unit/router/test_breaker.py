@@ -46,11 +46,9 @@ MakeRegistry = Callable[..., BreakerRegistry]
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
     """A direct client, to look at what the registries store and count script calls."""
-    direct = create_redis(redis_server.url)
-    yield direct
-    await direct.aclose()
+    return redis_client
 
 
 @pytest.fixture

@@ -17,14 +17,12 @@ from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
 from services.common.errors import RemoteError, find_detail
 from services.common.identity.principal import Principal
 from services.common.identity.store import IdentityStore, Refusal
-from services.common.redis_store import create_redis
 from services.common.server import RunningServer, ServiceDefinition, create_server
 from services.common.settings import ServiceSettings
 from services.router.admin import NO_REDIS, AdminServicer
 from services.router.catalog_store import CatalogStore
 from services.router.identity_admin import IdentityAdmin
 from services.router.usage.recorder import UsageRecorder
-from tests.conftest import RedisServer
 
 START = 1_700_000_000.0
 DEFAULT_OVERLAP = 600.0
@@ -62,10 +60,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(redis_server.url)
-    yield client
-    await client.aclose()
+def redis(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client
 
 
 @pytest.fixture

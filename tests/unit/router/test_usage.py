@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,7 +22,6 @@ from services.router.usage.recorder import (
     UsageRecorder,
 )
 from services.router.usage.report import usage_report
-from tests.conftest import RedisServer
 
 DAY1 = dt.datetime(2026, 3, 30, 12, tzinfo=dt.UTC).timestamp()
 DAY2 = DAY1 + 86_400 * 2  # 2026-04-01: another month
@@ -53,10 +51,8 @@ def test_without_a_cached_price_cached_tokens_cost_the_input_price() -> None:
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(redis_server.url)
-    yield client
-    await client.aclose()
+def redis(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client
 
 
 async def test_records_add_up_per_day_model_and_subject(redis: aioredis.Redis) -> None:

@@ -14,11 +14,11 @@ import yaml
 from grpc_health.v1 import health_pb2_grpc
 
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
-from services.common.server import RunningServer, create_server
-from services.common.settings import ServiceSettings
+from services.common.server import RunningServer
 from services.session.app import build
 from services.session.store import SessionStore
 from tests.conftest import RedisServer
+from tests.support.in_process import serve_in_process
 
 LIMITS = {
     "default_ttl_seconds": 60,
@@ -51,17 +51,13 @@ async def start_server(redis_server: RedisServer, tmp_path: Path) -> AsyncIterat
     async def start(readiness_interval: float = 0.2, **limits: Any) -> SessionServer:
         config = tmp_path / f"gateway-{len(started)}.yaml"
         config.write_text(yaml.safe_dump({"sessions": {**LIMITS, **limits}}))
-        settings = ServiceSettings(
-            service="session",
-            port=0,
-            metrics_port=0,
-            redis_url=redis_server.url,
+        running, channel = await serve_in_process(
+            "session",
+            build,
             config_path=config,
+            redis_url=redis_server.url,
             readiness_interval=readiness_interval,
-            access_log=False,
         )
-        running = await create_server(settings, await build(settings))
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
         server = SessionServer(
             running,
             channel,

@@ -14,8 +14,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common.gateway_config import parse_config
-from services.common.server import RunningServer, create_server
-from services.common.settings import ServiceSettings
+from services.common.server import RunningServer
 from services.common.tool_config import ToolsConfig
 from services.tool.app import build
 from services.tool.breakers import DownstreamBreakers
@@ -24,6 +23,7 @@ from services.tool.executor_http import HttpExecutor
 from services.tool.registry import static_entries
 from tests.conftest import RedisServer
 from tests.fakes import FakeDownstream
+from tests.support.in_process import serve_in_process
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -149,17 +149,13 @@ async def start_server(
     async def start(readiness_interval: float = 0.2, **section: Any) -> ToolServer:
         config = tmp_path / f"gateway-{len(started)}.yaml"
         config.write_text(yaml.safe_dump({"tools": tools_section(downstream, **section)}))
-        settings = ServiceSettings(
-            service="tool",
-            port=0,
-            metrics_port=0,
-            redis_url=redis_server.url,
+        running, channel = await serve_in_process(
+            "tool",
+            build,
             config_path=config,
+            redis_url=redis_server.url,
             readiness_interval=readiness_interval,
-            access_log=False,
         )
-        running = await create_server(settings, await build(settings))
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
         server = ToolServer(
             running,
             channel,

@@ -4,7 +4,6 @@ foreign values, Redis outages (never raising, counted, logged without flooding).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -52,10 +51,8 @@ class Clock:
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    direct = create_redis(redis_server.url)
-    yield direct
-    await direct.aclose()
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from services.common.redis_store import create_redis
 from services.router.limits.limiter import RateLimiter
 from tests.conftest import RedisServer
 
@@ -38,11 +37,9 @@ def replica_client(url: str) -> aioredis.Redis:
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
     """A direct client, to look at the counters the limiters keep."""
-    direct = create_redis(redis_server.url)
-    yield direct
-    await direct.aclose()
+    return redis_client
 
 
 @pytest.fixture
