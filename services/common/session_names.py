@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 
+from services.common.resource_names import ResourceNames
 from services.common.validation import Violations
 
 SESSION_ID_PATTERN = "^[a-zA-Z0-9_-]{1,64}$"
-_SESSION_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_COLLECTION = "sessions/"
 RESOURCE_TYPE = "llmgw.session.v1.Session"
+SESSIONS = ResourceNames("sessions", "session", SESSION_ID_PATTERN)
 
 
 def new_session_id() -> str:
@@ -19,24 +18,13 @@ def new_session_id() -> str:
 
 
 def session_name(session_id: str) -> str:
-    return f"{_COLLECTION}{session_id}"
+    return SESSIONS.name(session_id)
 
 
 def check_session_id(violations: Violations, field: str, session_id: str) -> None:
-    violations.require(
-        _SESSION_ID.fullmatch(session_id) is not None, field, f"must match {SESSION_ID_PATTERN}"
-    )
+    SESSIONS.check_id(violations, field, session_id)
 
 
 def parse_session_name(violations: Violations, field: str, name: str) -> str:
     """The id in `sessions/{id}`; a violation (and "") when the name is not one."""
-    if not name:
-        violations.add(field, "is required")
-        return ""
-    session_id = name.removeprefix(_COLLECTION)
-    if session_id == name or _SESSION_ID.fullmatch(session_id) is None:
-        violations.add(
-            field, f"must be sessions/{{session}} with the id matching {SESSION_ID_PATTERN}"
-        )
-        return ""
-    return session_id
+    return SESSIONS.parse(violations, field, name)

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import re
-
+from services.common.resource_names import ResourceNames
 from services.common.tool_config import TOOL_ID_PATTERN
 from services.common.validation import Violations
 
 RESOURCE_TYPE = "llmgw.tool.v1.Tool"
-_TOOL_ID = re.compile(TOOL_ID_PATTERN)
-_COLLECTION = "tools/"
+TOOLS = ResourceNames("tools", "tool", TOOL_ID_PATTERN)
 
 
 def tool_name(tool_id: str) -> str:
-    return f"{_COLLECTION}{tool_id}"
+    return TOOLS.name(tool_id)
 
 
 def check_tool_id(violations: Violations, field: str, tool_id: str) -> None:
-    if not tool_id:
-        violations.add(field, "is required")
-    elif _TOOL_ID.match(tool_id) is None:
-        violations.add(field, f"must match {TOOL_ID_PATTERN}")
+    TOOLS.check_id(violations, field, tool_id)
 
 
 def parse_tool_name(violations: Violations, field: str, name: str) -> str:
     """The id in `tools/{id}`; a violation (and "") when the name is not one."""
-    if not name:
-        violations.add(field, "is required")
-        return ""
-    tool_id = name.removeprefix(_COLLECTION)
-    if tool_id == name or _TOOL_ID.match(tool_id) is None:
-        violations.add(field, f"must be tools/{{tool}} with the id matching {TOOL_ID_PATTERN}")
-        return ""
-    return tool_id
+    return TOOLS.parse(violations, field, name)
