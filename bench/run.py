@@ -374,10 +374,12 @@ def _features_section(
         "|---|---|",
         *(f"| {name} | {us:,.0f} |" for name, us in steps.items()),
         "",
-        "The wrk figures of two gateways started one after the other differ by run-to-run"
-        " spread as well (about +-1 ms at concurrency 1 and +-10% CPU on this shared VM); the"
-        " steps above are what each feature itself costs. Cache hits skip the provider call"
-        " altogether, which is why that variant is faster than the open gateway.",
+        "The wrk figures of two gateways started one after the other also differ by this"
+        " shared VM's run-to-run spread, which is larger than some of the differences above"
+        " (the open gateway's own figures move between runs of the same code: compare this"
+        " file's history); the steps measured alone are what each feature itself costs. Cache"
+        " hits skip the provider call altogether, which is why that variant is faster than the"
+        " open gateway.",
     ]
     return lines
 
