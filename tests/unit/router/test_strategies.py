@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -37,7 +38,10 @@ def _orderer(
     return DeploymentOrderer(
         stats or StatsTable(0.3),
         stale_seconds=30.0,
-        clock=clock or Clock(),
+        # The tests' own StatsTable samples on the real monotonic clock: the orderer must
+        # read the same clock (a fixed fake one makes every sample look stale, or fresh,
+        # depending on the machine's uptime).
+        clock=clock or time.monotonic,
         rng=random.Random(seed),
     )
 
