@@ -25,9 +25,9 @@ import grpc
 
 from bench.cpu import CpuMeter
 from llmgw.common.v1 import chat_pb2 as common_pb2
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
-from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
 from services.common.identity.cache import PrincipalCache
 from services.common.identity.gate import Gate
 from services.common.identity.store import IdentityStore
@@ -42,16 +42,18 @@ from tests.support.identity import bearer
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 # Far above anything a benchmark run reaches: the limits are counted, never hit.
 _LIMITS = [
-    admin_pb2.RateLimit(
-        unit=admin_pb2.RateLimit.UNIT_REQUESTS,
-        window=admin_pb2.RateLimit.WINDOW_MINUTE,
+    identity_pb2.RateLimit(
+        unit=identity_pb2.RateLimit.UNIT_REQUESTS,
+        window=identity_pb2.RateLimit.WINDOW_MINUTE,
         limit=10**9,
     ),
-    admin_pb2.RateLimit(
-        unit=admin_pb2.RateLimit.UNIT_TOKENS, window=admin_pb2.RateLimit.WINDOW_MINUTE, limit=10**12
+    identity_pb2.RateLimit(
+        unit=identity_pb2.RateLimit.UNIT_TOKENS,
+        window=identity_pb2.RateLimit.WINDOW_MINUTE,
+        limit=10**12,
     ),
 ]
-_BUDGET = admin_pb2.Budget(daily_limit=1_000_000, soft_threshold=0.9)
+_BUDGET = identity_pb2.Budget(daily_limit=1_000_000, soft_threshold=0.9)
 CACHED_MODEL = "cached-mini"
 
 
@@ -74,25 +76,27 @@ async def _provision(target: str) -> dict[str, str]:
     metadata = bearer(ADMIN_KEY)
     keys: dict[str, str] = {}
     async with grpc.aio.insecure_channel(target) as channel:
-        admin = admin_grpc.AdminServiceStub(channel)
+        admin = identity_grpc.IdentityServiceStub(channel)
         await admin.CreateGroup(
-            admin_pb2.CreateGroupRequest(
-                group=admin_pb2.Group(allowed_models=["*"], allowed_services=["router"]),
+            identity_service_pb2.CreateGroupRequest(
+                group=identity_pb2.Group(allowed_models=["*"], allowed_services=["router"]),
                 group_id="bench",
             ),
             metadata=metadata,
         )
         for consumer_id, limited in (("plain", False), ("limited", True)):
-            consumer = admin_pb2.Consumer(groups=["groups/bench"])
+            consumer = identity_pb2.Consumer(groups=["groups/bench"])
             if limited:
                 consumer.limits.extend(_LIMITS)
                 consumer.budget.CopyFrom(_BUDGET)
             await admin.CreateConsumer(
-                admin_pb2.CreateConsumerRequest(consumer=consumer, consumer_id=consumer_id),
+                identity_service_pb2.CreateConsumerRequest(
+                    consumer=consumer, consumer_id=consumer_id
+                ),
                 metadata=metadata,
             )
             issued = await admin.CreateApiKey(
-                admin_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}"),
+                identity_service_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}"),
                 metadata=metadata,
             )
             keys[consumer_id] = issued.secret

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
@@ -33,13 +33,13 @@ from services.router.usage.recorder import ANONYMOUS
 ANONYMOUS_ID = ANONYMOUS.split("/", 1)[1]
 
 _UNITS: dict[int, Unit] = {
-    admin_pb2.RateLimit.UNIT_REQUESTS: "requests",
-    admin_pb2.RateLimit.UNIT_TOKENS: "tokens",
+    identity_pb2.RateLimit.UNIT_REQUESTS: "requests",
+    identity_pb2.RateLimit.UNIT_TOKENS: "tokens",
 }
 _WINDOWS: dict[int, Window] = {
-    admin_pb2.RateLimit.WINDOW_MINUTE: "minute",
-    admin_pb2.RateLimit.WINDOW_HOUR: "hour",
-    admin_pb2.RateLimit.WINDOW_DAY: "day",
+    identity_pb2.RateLimit.WINDOW_MINUTE: "minute",
+    identity_pb2.RateLimit.WINDOW_HOUR: "hour",
+    identity_pb2.RateLimit.WINDOW_DAY: "day",
 }
 
 
@@ -122,7 +122,9 @@ def request_limits(principal: Principal | None, config: RateLimitsConfig) -> lis
     return found
 
 
-def _own_limits(scope: Scope, subject: str, limits: Sequence[admin_pb2.RateLimit]) -> list[Limit]:
+def _own_limits(
+    scope: Scope, subject: str, limits: Sequence[identity_pb2.RateLimit]
+) -> list[Limit]:
     return [
         Limit(scope, subject, _UNITS[limit.unit], _WINDOWS[limit.window], int(limit.limit))
         for limit in limits
@@ -130,7 +132,7 @@ def _own_limits(scope: Scope, subject: str, limits: Sequence[admin_pb2.RateLimit
     ]
 
 
-def _budget_limits(scope: Scope, subject: str, budget: admin_pb2.Budget) -> list[Limit]:
+def _budget_limits(scope: Scope, subject: str, budget: identity_pb2.Budget) -> list[Limit]:
     found = []
     for window, amount in (("day", budget.daily_limit), ("month", budget.monthly_limit)):
         if amount <= 0:

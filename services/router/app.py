@@ -16,6 +16,7 @@ import logging
 import grpc
 import redis.asyncio as aioredis
 
+from llmgw.identity.v1 import identity_service_pb2_grpc
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import internal_channel
 from services.common.identity.store import IdentityStore
@@ -24,6 +25,7 @@ from services.common.limits_config import RateLimitsConfig
 from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
+from services.router import identity_service
 from services.router.admin import AdminServicer
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
@@ -42,6 +44,7 @@ log = logging.getLogger("llmgw.router")
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
+IDENTITY_SERVICE = identity_service.SERVICE_NAME
 # How long a rotated API key keeps working when RotateApiKey names no overlap.
 DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
 # The router describes the whole public API through reflection, so `grpcurl` pointed at
@@ -49,6 +52,7 @@ DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
 PUBLIC_SERVICES = (
     ROUTER_SERVICE,
     ADMIN_SERVICE,
+    IDENTITY_SERVICE,
     "llmgw.session.v1.SessionService",
     "llmgw.tool.v1.ToolService",
     "llmgw.investigation.v1.InvestigationService",
@@ -110,7 +114,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         if redis is not None
         else None
     )
-    admin = AdminServicer(store, routing.state, usage, identity=identity)
+    admin = AdminServicer(store, routing.state, usage)
     _load_public_descriptors()
     await routing.start()
     store.start()
@@ -118,6 +122,9 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     def register(server: grpc.aio.Server) -> None:
         router_service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
+            identity_service.IdentityServicer(identity), server
+        )
 
     async def close() -> None:
         await store.close()
@@ -131,7 +138,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         register=register,
-        service_names=[ROUTER_SERVICE, ADMIN_SERVICE],
+        service_names=[ROUTER_SERVICE, ADMIN_SERVICE, IDENTITY_SERVICE],
         extra_reflection_names=PUBLIC_SERVICES,
         on_stop=[close],
         on_reload=[reload],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from google.protobuf import duration_pb2
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_service_pb2
 from services.common.identity.store import IdentityStore
 from services.common.validation import Violations
 
@@ -37,104 +37,116 @@ class IdentityAdmin:
     # -- consumers ------------------------------------------------------------------
 
     async def create_consumer(
-        self, request: admin_pb2.CreateConsumerRequest
-    ) -> admin_pb2.CreateConsumerResponse:
+        self, request: identity_service_pb2.CreateConsumerRequest
+    ) -> identity_service_pb2.CreateConsumerResponse:
         consumer = await self._store.create_consumer(request.consumer, request.consumer_id)
-        return admin_pb2.CreateConsumerResponse(consumer=consumer)
+        return identity_service_pb2.CreateConsumerResponse(consumer=consumer)
 
     async def get_consumer(
-        self, request: admin_pb2.GetConsumerRequest
-    ) -> admin_pb2.GetConsumerResponse:
-        return admin_pb2.GetConsumerResponse(consumer=await self._store.get_consumer(request.name))
+        self, request: identity_service_pb2.GetConsumerRequest
+    ) -> identity_service_pb2.GetConsumerResponse:
+        return identity_service_pb2.GetConsumerResponse(
+            consumer=await self._store.get_consumer(request.name)
+        )
 
     async def list_consumers(
-        self, request: admin_pb2.ListConsumersRequest
-    ) -> admin_pb2.ListConsumersResponse:
+        self, request: identity_service_pb2.ListConsumersRequest
+    ) -> identity_service_pb2.ListConsumersResponse:
         consumers, token = await self._store.list_consumers(request.page_size, request.page_token)
-        return admin_pb2.ListConsumersResponse(consumers=consumers, next_page_token=token)
+        return identity_service_pb2.ListConsumersResponse(
+            consumers=consumers, next_page_token=token
+        )
 
     async def update_consumer(
-        self, request: admin_pb2.UpdateConsumerRequest
-    ) -> admin_pb2.UpdateConsumerResponse:
+        self, request: identity_service_pb2.UpdateConsumerRequest
+    ) -> identity_service_pb2.UpdateConsumerResponse:
         consumer = await self._store.update_consumer(
             request.consumer, list(request.update_mask.paths)
         )
-        return admin_pb2.UpdateConsumerResponse(consumer=consumer)
+        return identity_service_pb2.UpdateConsumerResponse(consumer=consumer)
 
     async def delete_consumer(
-        self, request: admin_pb2.DeleteConsumerRequest
-    ) -> admin_pb2.DeleteConsumerResponse:
+        self, request: identity_service_pb2.DeleteConsumerRequest
+    ) -> identity_service_pb2.DeleteConsumerResponse:
         await self._store.delete_consumer(request.name)
-        return admin_pb2.DeleteConsumerResponse()
+        return identity_service_pb2.DeleteConsumerResponse()
 
     # -- groups ---------------------------------------------------------------------
 
     async def create_group(
-        self, request: admin_pb2.CreateGroupRequest
-    ) -> admin_pb2.CreateGroupResponse:
+        self, request: identity_service_pb2.CreateGroupRequest
+    ) -> identity_service_pb2.CreateGroupResponse:
         group = await self._store.create_group(request.group, request.group_id)
-        return admin_pb2.CreateGroupResponse(group=group)
+        return identity_service_pb2.CreateGroupResponse(group=group)
 
-    async def get_group(self, request: admin_pb2.GetGroupRequest) -> admin_pb2.GetGroupResponse:
-        return admin_pb2.GetGroupResponse(group=await self._store.get_group(request.name))
+    async def get_group(
+        self, request: identity_service_pb2.GetGroupRequest
+    ) -> identity_service_pb2.GetGroupResponse:
+        return identity_service_pb2.GetGroupResponse(
+            group=await self._store.get_group(request.name)
+        )
 
     async def list_groups(
-        self, request: admin_pb2.ListGroupsRequest
-    ) -> admin_pb2.ListGroupsResponse:
+        self, request: identity_service_pb2.ListGroupsRequest
+    ) -> identity_service_pb2.ListGroupsResponse:
         groups, token = await self._store.list_groups(request.page_size, request.page_token)
-        return admin_pb2.ListGroupsResponse(groups=groups, next_page_token=token)
+        return identity_service_pb2.ListGroupsResponse(groups=groups, next_page_token=token)
 
     async def update_group(
-        self, request: admin_pb2.UpdateGroupRequest
-    ) -> admin_pb2.UpdateGroupResponse:
+        self, request: identity_service_pb2.UpdateGroupRequest
+    ) -> identity_service_pb2.UpdateGroupResponse:
         group = await self._store.update_group(request.group, list(request.update_mask.paths))
-        return admin_pb2.UpdateGroupResponse(group=group)
+        return identity_service_pb2.UpdateGroupResponse(group=group)
 
     async def delete_group(
-        self, request: admin_pb2.DeleteGroupRequest
-    ) -> admin_pb2.DeleteGroupResponse:
+        self, request: identity_service_pb2.DeleteGroupRequest
+    ) -> identity_service_pb2.DeleteGroupResponse:
         """FAILED_PRECONDITION while a consumer is still a member."""
         await self._store.delete_group(request.name)
-        return admin_pb2.DeleteGroupResponse()
+        return identity_service_pb2.DeleteGroupResponse()
 
     # -- keys -----------------------------------------------------------------------
 
     async def create_api_key(
-        self, request: admin_pb2.CreateApiKeyRequest
-    ) -> admin_pb2.CreateApiKeyResponse:
+        self, request: identity_service_pb2.CreateApiKeyRequest
+    ) -> identity_service_pb2.CreateApiKeyResponse:
         """The only answer that carries the new key's secret."""
         violations = Violations()
         ttl = _seconds(violations, request.ttl, "ttl") if request.HasField("ttl") else None
         violations.raise_if_any()
         issued = await self._store.create_key(request.parent, ttl)
-        return admin_pb2.CreateApiKeyResponse(api_key=issued.api_key, secret=issued.secret)
+        return identity_service_pb2.CreateApiKeyResponse(
+            api_key=issued.api_key, secret=issued.secret
+        )
 
     async def list_api_keys(
-        self, request: admin_pb2.ListApiKeysRequest
-    ) -> admin_pb2.ListApiKeysResponse:
+        self, request: identity_service_pb2.ListApiKeysRequest
+    ) -> identity_service_pb2.ListApiKeysResponse:
         keys, token = await self._store.list_keys(
             request.parent, request.page_size, request.page_token
         )
-        return admin_pb2.ListApiKeysResponse(api_keys=keys, next_page_token=token)
+        return identity_service_pb2.ListApiKeysResponse(api_keys=keys, next_page_token=token)
 
     async def rotate_api_key(
-        self, request: admin_pb2.RotateApiKeyRequest
-    ) -> admin_pb2.RotateApiKeyResponse:
+        self, request: identity_service_pb2.RotateApiKeyRequest
+    ) -> identity_service_pb2.RotateApiKeyResponse:
         violations = Violations()
         overlap = _seconds(violations, request.overlap, "overlap") or self._default_overlap
         ttl = _seconds(violations, request.ttl, "ttl") if request.HasField("ttl") else None
         violations.raise_if_any()
         rotated = await self._store.rotate_key(request.name, overlap, ttl)
-        return admin_pb2.RotateApiKeyResponse(
+        return identity_service_pb2.RotateApiKeyResponse(
             api_key=rotated.api_key,
             secret=rotated.secret,
             previous_api_key=rotated.previous_api_key,
         )
 
     async def revoke_api_key(
-        self, request: admin_pb2.RevokeApiKeyRequest
-    ) -> admin_pb2.RevokeApiKeyResponse:
-        return admin_pb2.RevokeApiKeyResponse(api_key=await self._store.revoke_key(request.name))
+        self, request: identity_service_pb2.RevokeApiKeyRequest
+    ) -> identity_service_pb2.RevokeApiKeyResponse:
+        return identity_service_pb2.RevokeApiKeyResponse(
+            api_key=await self._store.revoke_key(request.name)
+        )
 
 
 def _seconds(violations: Violations, duration: duration_pb2.Duration, field: str) -> float:

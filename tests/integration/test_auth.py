@@ -23,6 +23,8 @@ import httpx
 import pytest
 from google.protobuf import duration_pb2, struct_pb2
 
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.investigation.v1 import investigation_service_pb2 as investigation_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as investigation_grpc
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
@@ -55,6 +57,7 @@ class Api:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.router = router_service_pb2_grpc.RouterServiceStub(channel)
         self.admin = admin_grpc.AdminServiceStub(channel)
+        self.identity = identity_grpc.IdentityServiceStub(channel)
         self.sessions = session_grpc.SessionServiceStub(channel)
         self.tools = tool_grpc.ToolServiceStub(channel)
         self.investigations = investigation_grpc.InvestigationServiceStub(channel)
@@ -75,8 +78,8 @@ async def rest(sgw: Gateway) -> AsyncIterator[httpx.AsyncClient]:
 async def _identity(
     sgw: Gateway,
     *,
-    group: admin_pb2.Group | None = None,
-    consumer: admin_pb2.Consumer | None = None,
+    group: identity_pb2.Group | None = None,
+    consumer: identity_pb2.Consumer | None = None,
 ) -> Identity:
     return await create_identity(
         sgw.grpc_target, SECURED_ADMIN_KEY, group=group, consumer=consumer, prefix="auth"
@@ -85,8 +88,8 @@ async def _identity(
 
 def _group(
     *services: str, admin: bool = False, ip_allowlist: tuple[str, ...] = ()
-) -> admin_pb2.Group:
-    return admin_pb2.Group(
+) -> identity_pb2.Group:
+    return identity_pb2.Group(
         allowed_models=["*"],
         allowed_tools=["*"],
         allowed_services=list(services),
@@ -182,7 +185,12 @@ GRPC_CALLS: list[tuple[str, Callable[[Api], Awaitable[Any]]]] = [
         lambda api: api.sessions.CreateSession(session_pb2.CreateSessionRequest(), timeout=10),
     ),
     ("tools", lambda api: api.tools.ListTools(tool_pb2.ListToolsRequest(), timeout=10)),
-    ("admin", lambda api: api.admin.ListConsumers(admin_pb2.ListConsumersRequest(), timeout=10)),
+    (
+        "admin",
+        lambda api: api.identity.ListConsumers(
+            identity_service_pb2.ListConsumersRequest(), timeout=10
+        ),
+    ),
 ]
 
 
@@ -300,15 +308,17 @@ ADMIN_ONLY = [
     AdminCall(
         "ListConsumers",
         lambda who, fresh: ("GET", "/v1/admin/consumers", None),
-        lambda api, who, fresh: api.admin.ListConsumers(
-            admin_pb2.ListConsumersRequest(), metadata=who.metadata, timeout=10
+        lambda api, who, fresh: api.identity.ListConsumers(
+            identity_service_pb2.ListConsumersRequest(), metadata=who.metadata, timeout=10
         ),
     ),
     AdminCall(
         "CreateConsumer",
         lambda who, fresh: ("POST", f"/v1/admin/consumers?consumer_id={fresh}", {}),
-        lambda api, who, fresh: api.admin.CreateConsumer(
-            admin_pb2.CreateConsumerRequest(consumer=admin_pb2.Consumer(), consumer_id=fresh),
+        lambda api, who, fresh: api.identity.CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=identity_pb2.Consumer(), consumer_id=fresh
+            ),
             metadata=who.metadata,
             timeout=10,
         ),
@@ -330,8 +340,10 @@ ADMIN_ONLY = [
     AdminCall(
         "CreateApiKey",
         lambda who, fresh: ("POST", f"/v1/admin/{who.consumer}/keys", {}),
-        lambda api, who, fresh: api.admin.CreateApiKey(
-            admin_pb2.CreateApiKeyRequest(parent=who.consumer), metadata=who.metadata, timeout=10
+        lambda api, who, fresh: api.identity.CreateApiKey(
+            identity_service_pb2.CreateApiKeyRequest(parent=who.consumer),
+            metadata=who.metadata,
+            timeout=10,
         ),
     ),
 ]
@@ -346,7 +358,7 @@ ADMIN_ONLY = [
     ],
 )
 async def test_admin_rpcs_are_refused_to_non_admins(
-    sgw: Gateway, rest: httpx.AsyncClient, api: Api, group: admin_pb2.Group | None
+    sgw: Gateway, rest: httpx.AsyncClient, api: Api, group: identity_pb2.Group | None
 ) -> None:
     who = await _identity(sgw, group=group)
     fresh = f"auth-made-{uuid.uuid4().hex[:10]}"
@@ -360,13 +372,15 @@ async def test_admin_rpcs_are_refused_to_non_admins(
 
     # The refused writes wrote nothing.
     missing = await _rpc_error(
-        api.admin.GetConsumer(
-            admin_pb2.GetConsumerRequest(name=f"consumers/{fresh}"), metadata=ADMIN, timeout=10
+        api.identity.GetConsumer(
+            identity_service_pb2.GetConsumerRequest(name=f"consumers/{fresh}"),
+            metadata=ADMIN,
+            timeout=10,
         )
     )
     assert missing.code() is grpc.StatusCode.NOT_FOUND
-    keys = await api.admin.ListApiKeys(
-        admin_pb2.ListApiKeysRequest(parent=who.consumer), metadata=ADMIN, timeout=10
+    keys = await api.identity.ListApiKeys(
+        identity_service_pb2.ListApiKeysRequest(parent=who.consumer), metadata=ADMIN, timeout=10
     )
     assert [k.name for k in keys.api_keys] == [who.key_name]
 
@@ -381,8 +395,8 @@ async def test_admin_rpcs_are_open_to_an_admin_group(
         response = await rest.request(method, path, json=body, headers=who.headers)
         assert response.status_code == 200, (call.name, response.text)
         await call.grpc(api, who, f"{fresh}-g")  # raises on any refusal
-    listed = await api.admin.ListConsumers(
-        admin_pb2.ListConsumersRequest(page_size=1000), metadata=who.metadata, timeout=10
+    listed = await api.identity.ListConsumers(
+        identity_service_pb2.ListConsumersRequest(page_size=1000), metadata=who.metadata, timeout=10
     )
     assert who.consumer in [c.name for c in listed.consumers]
 
@@ -507,7 +521,7 @@ async def _refused_from_loopback(rest: httpx.AsyncClient, api: Api, who: Identit
 async def test_a_consumer_allow_list_without_the_caller_refuses(
     sgw: Gateway, rest: httpx.AsyncClient, api: Api
 ) -> None:
-    who = await _identity(sgw, consumer=admin_pb2.Consumer(ip_allowlist=["10.0.0.0/8"]))
+    who = await _identity(sgw, consumer=identity_pb2.Consumer(ip_allowlist=["10.0.0.0/8"]))
     await _refused_from_loopback(rest, api, who)
     assert _completions(sgw) == 0
 
@@ -515,7 +529,7 @@ async def test_a_consumer_allow_list_without_the_caller_refuses(
 async def test_a_consumer_allow_list_with_the_caller_admits(
     sgw: Gateway, rest: httpx.AsyncClient, api: Api
 ) -> None:
-    who = await _identity(sgw, consumer=admin_pb2.Consumer(ip_allowlist=[f"{LOOPBACK}/32"]))
+    who = await _identity(sgw, consumer=identity_pb2.Consumer(ip_allowlist=[f"{LOOPBACK}/32"]))
     response = await rest.post("/v1/chat/completions", json=CHAT, headers=who.headers)
     assert response.status_code == 200, response.text
     await _list_models(api.router, who.metadata)
@@ -527,7 +541,7 @@ async def test_a_group_allow_list_restricts_even_when_the_consumer_admits(
     who = await _identity(
         sgw,
         group=_group("router", ip_allowlist=("10.0.0.0/8",)),
-        consumer=admin_pb2.Consumer(ip_allowlist=[f"{LOOPBACK}/32"]),
+        consumer=identity_pb2.Consumer(ip_allowlist=[f"{LOOPBACK}/32"]),
     )
     await _refused_from_loopback(rest, api, who)
 
@@ -535,7 +549,7 @@ async def test_a_group_allow_list_restricts_even_when_the_consumer_admits(
 async def test_a_callers_own_address_headers_are_not_trusted(
     sgw: Gateway, rest: httpx.AsyncClient, api: Api
 ) -> None:
-    who = await _identity(sgw, consumer=admin_pb2.Consumer(ip_allowlist=["10.0.0.0/8"]))
+    who = await _identity(sgw, consumer=identity_pb2.Consumer(ip_allowlist=["10.0.0.0/8"]))
     spoofing = {"x-llmgw-client-address": SPOOFED, "x-forwarded-for": SPOOFED}
     response = await rest.post(
         "/v1/chat/completions", json=CHAT, headers={**who.headers, **spoofing}
@@ -565,8 +579,8 @@ async def test_a_revoked_key_is_refused_by_every_router_replica_within_a_second(
         for router in routers:
             await _list_models(router, who.metadata)
 
-        await api.admin.RevokeApiKey(
-            admin_pb2.RevokeApiKeyRequest(name=who.key_name), metadata=ADMIN, timeout=10
+        await api.identity.RevokeApiKey(
+            identity_service_pb2.RevokeApiKeyRequest(name=who.key_name), metadata=ADMIN, timeout=10
         )
         revoked = time.monotonic()
         refused = await asyncio.gather(
@@ -592,8 +606,10 @@ async def test_a_rotated_key_works_until_the_overlap_ends(
     sgw: Gateway, rest: httpx.AsyncClient, api: Api
 ) -> None:
     who = await _identity(sgw)
-    rotated = await api.admin.RotateApiKey(
-        admin_pb2.RotateApiKeyRequest(name=who.key_name, overlap=duration_pb2.Duration(seconds=2)),
+    rotated = await api.identity.RotateApiKey(
+        identity_service_pb2.RotateApiKeyRequest(
+            name=who.key_name, overlap=duration_pb2.Duration(seconds=2)
+        ),
         metadata=ADMIN,
         timeout=10,
     )
@@ -621,8 +637,10 @@ async def test_a_key_stops_working_when_its_ttl_ends(
     sgw: Gateway, rest: httpx.AsyncClient, api: Api
 ) -> None:
     who = await _identity(sgw)
-    issued = await api.admin.CreateApiKey(
-        admin_pb2.CreateApiKeyRequest(parent=who.consumer, ttl=duration_pb2.Duration(seconds=1)),
+    issued = await api.identity.CreateApiKey(
+        identity_service_pb2.CreateApiKeyRequest(
+            parent=who.consumer, ttl=duration_pb2.Duration(seconds=1)
+        ),
         metadata=ADMIN,
         timeout=10,
     )

@@ -17,8 +17,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
-from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from tests.support.gateway import Gateway
 
 pytestmark = pytest.mark.integration
@@ -142,11 +142,11 @@ async def test_errors_keep_their_http_codes_and_fields(
 
 async def test_field_violations_reach_grpc_callers(gw: Gateway) -> None:
     async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
-        admin = admin_grpc.AdminServiceStub(channel)
+        admin = identity_grpc.IdentityServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await admin.CreateConsumer(
-                admin_pb2.CreateConsumerRequest(
-                    consumer=admin_pb2.Consumer(ip_allowlist=["nowhere"]), consumer_id="ok-id"
+                identity_service_pb2.CreateConsumerRequest(
+                    consumer=identity_pb2.Consumer(ip_allowlist=["nowhere"]), consumer_id="ok-id"
                 ),
                 timeout=10,
             )

@@ -21,6 +21,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
 from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
@@ -32,7 +34,7 @@ from tests.support.identity import Identity, bearer, create_identity
 
 pytestmark = pytest.mark.integration
 
-RateLimit = admin_pb2.RateLimit
+RateLimit = identity_pb2.RateLimit
 DetailT = TypeVar("DetailT", bound=Message)
 
 
@@ -53,9 +55,9 @@ def _chat(text: str, *, max_tokens: int | None = None) -> chat_pb2.CreateChatCom
 
 
 async def _limited(
-    sgw: Gateway, *limits: admin_pb2.RateLimit, budget: admin_pb2.Budget | None = None
+    sgw: Gateway, *limits: identity_pb2.RateLimit, budget: identity_pb2.Budget | None = None
 ) -> Identity:
-    consumer = admin_pb2.Consumer(limits=list(limits))
+    consumer = identity_pb2.Consumer(limits=list(limits))
     if budget is not None:
         consumer.budget.CopyFrom(budget)
     return await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, consumer=consumer)
@@ -193,7 +195,7 @@ async def test_a_budget_refuses_the_request_that_would_cross_it(
     """gpt-4o-mini costs 0.15 / 0.6 per million tokens; each answer uses 20 + 30 tokens:
     21,000 nano-units. A 0.0001 budget takes four (84,000); the fifth's reservation
     (its prompt estimate + 30 output tokens, more than 16,000) would cross it."""
-    who = await _limited(sgw, budget=admin_pb2.Budget(daily_limit=0.0001, soft_threshold=0.5))
+    who = await _limited(sgw, budget=identity_pb2.Budget(daily_limit=0.0001, soft_threshold=0.5))
     with sgw.fakes["openai"].control() as control:
         control.set_default(Behaviour(text="paid", usage=(20, 30)))
         calls_before = len(control.completions())
@@ -232,7 +234,7 @@ async def test_a_budget_refuses_the_request_that_would_cross_it(
 async def test_group_limits_are_shared_by_its_members(
     sgw: Gateway, channel: grpc.aio.Channel
 ) -> None:
-    group = admin_pb2.Group(
+    group = identity_pb2.Group(
         allowed_models=["*"],
         allowed_services=["router"],
         limits=[RateLimit(unit=RateLimit.UNIT_REQUESTS, window=RateLimit.WINDOW_HOUR, limit=3)],
@@ -240,16 +242,17 @@ async def test_group_limits_are_shared_by_its_members(
     first = await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, group=group)
     metadata = bearer(SECURED_ADMIN_KEY)
     async with grpc.aio.insecure_channel(sgw.grpc_target) as admin_channel:
-        admin = admin_grpc.AdminServiceStub(admin_channel)
+        admin = identity_grpc.IdentityServiceStub(admin_channel)
         await admin.CreateConsumer(
-            admin_pb2.CreateConsumerRequest(
-                consumer=admin_pb2.Consumer(groups=[first.group]),
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=identity_pb2.Consumer(groups=[first.group]),
                 consumer_id=f"{first.consumer_id}-b",
             ),
             metadata=metadata,
         )
         issued = await admin.CreateApiKey(
-            admin_pb2.CreateApiKeyRequest(parent=f"{first.consumer}-b"), metadata=metadata
+            identity_service_pb2.CreateApiKeyRequest(parent=f"{first.consumer}-b"),
+            metadata=metadata,
         )
     second = bearer(issued.secret)
     router = router_service_pb2_grpc.RouterServiceStub(channel)
@@ -273,21 +276,23 @@ async def test_file_configured_consumer_limits_apply(
     """The secured gateway's file limits `file-limited` to 3 requests per minute."""
     metadata = bearer(SECURED_ADMIN_KEY)
     async with grpc.aio.insecure_channel(sgw.grpc_target) as admin_channel:
-        admin = admin_grpc.AdminServiceStub(admin_channel)
+        admin = identity_grpc.IdentityServiceStub(admin_channel)
         group = await admin.CreateGroup(
-            admin_pb2.CreateGroupRequest(
-                group=admin_pb2.Group(allowed_models=["*"]), group_id="file-limited-g"
+            identity_service_pb2.CreateGroupRequest(
+                group=identity_pb2.Group(allowed_models=["*"]), group_id="file-limited-g"
             ),
             metadata=metadata,
         )
         await admin.CreateConsumer(
-            admin_pb2.CreateConsumerRequest(
-                consumer=admin_pb2.Consumer(groups=[group.group.name]), consumer_id="file-limited"
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=identity_pb2.Consumer(groups=[group.group.name]),
+                consumer_id="file-limited",
             ),
             metadata=metadata,
         )
         issued = await admin.CreateApiKey(
-            admin_pb2.CreateApiKeyRequest(parent="consumers/file-limited"), metadata=metadata
+            identity_service_pb2.CreateApiKeyRequest(parent="consumers/file-limited"),
+            metadata=metadata,
         )
     key = bearer(issued.secret)
     router = router_service_pb2_grpc.RouterServiceStub(channel)

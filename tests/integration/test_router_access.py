@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from tests.conftest import SECURED_ADMIN_KEY
 from tests.fakes import Behaviour, ToolCallSpec
 from tests.support.gateway import Gateway
@@ -35,7 +35,7 @@ def _body(model: str, text: str = "hello", **fields: Any) -> dict[str, Any]:
 
 
 async def _member(sgw: Gateway, **group: Any) -> Identity:
-    spec = admin_pb2.Group(allowed_services=["router"], **group)
+    spec = identity_pb2.Group(allowed_services=["router"], **group)
     return await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, group=spec)
 
 
@@ -174,7 +174,7 @@ async def test_gateway_tools_run_in_the_tool_service_under_the_callers_key(
     allowed = await create_identity(
         sgw.grpc_target,
         SECURED_ADMIN_KEY,
-        group=admin_pb2.Group(
+        group=identity_pb2.Group(
             allowed_models=["*"], allowed_tools=["weather"], allowed_services=["router", "tool"]
         ),
     )

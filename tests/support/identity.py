@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
-from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 
 
 def bearer(key: str) -> tuple[tuple[str, str], ...]:
@@ -47,8 +47,8 @@ async def create_identity(
     grpc_target: str,
     admin_key: str,
     *,
-    group: admin_pb2.Group | None = None,
-    consumer: admin_pb2.Consumer | None = None,
+    group: identity_pb2.Group | None = None,
+    consumer: identity_pb2.Consumer | None = None,
     prefix: str = "c",
     extra_groups: Sequence[str] = (),
 ) -> Identity:
@@ -56,29 +56,31 @@ async def create_identity(
     consumer in it (plus `extra_groups`), and a key for the consumer."""
     suffix = uuid.uuid4().hex[:10]
     group_id, consumer_id = f"{prefix}-g-{suffix}", f"{prefix}-{suffix}"
-    spec = admin_pb2.Group()
+    spec = identity_pb2.Group()
     if group is None:
         spec.allowed_models.append("*")
         spec.allowed_tools.append("*")
         spec.allowed_services.extend(["router", "session", "tool"])
     else:
         spec.CopyFrom(group)
-    who = admin_pb2.Consumer()
+    who = identity_pb2.Consumer()
     if consumer is not None:
         who.CopyFrom(consumer)
     who.groups[:] = [f"groups/{group_id}", *extra_groups]
     metadata = bearer(admin_key)
     async with grpc.aio.insecure_channel(grpc_target) as channel:
-        admin = admin_grpc.AdminServiceStub(channel)
+        admin = identity_grpc.IdentityServiceStub(channel)
         made = await admin.CreateGroup(
-            admin_pb2.CreateGroupRequest(group=spec, group_id=group_id), metadata=metadata
+            identity_service_pb2.CreateGroupRequest(group=spec, group_id=group_id),
+            metadata=metadata,
         )
         await admin.CreateConsumer(
-            admin_pb2.CreateConsumerRequest(consumer=who, consumer_id=consumer_id),
+            identity_service_pb2.CreateConsumerRequest(consumer=who, consumer_id=consumer_id),
             metadata=metadata,
         )
         issued = await admin.CreateApiKey(
-            admin_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}"), metadata=metadata
+            identity_service_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}"),
+            metadata=metadata,
         )
     return Identity(
         consumer=f"consumers/{consumer_id}",

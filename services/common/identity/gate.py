@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Mapping
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.caller import (
     API_KEY_HEADER,
     AUTHORIZATION_HEADER,
@@ -34,6 +34,7 @@ from services.common.identity.principal import Principal
 PUBLIC_SERVICES: Mapping[str, str] = {
     "llmgw.router.v1.RouterService": "router",
     "llmgw.router.v1.AdminService": "admin",
+    "llmgw.identity.v1.IdentityService": "admin",
     "llmgw.session.v1.SessionService": "session",
     "llmgw.tool.v1.ToolService": "tool",
     "llmgw.investigation.v1.InvestigationService": "investigation",
@@ -42,7 +43,7 @@ PUBLIC_SERVICES: Mapping[str, str] = {
 # The bootstrap admin's identity. Underscores are not valid in resource ids, so no
 # consumer or group created through the API can share these names.
 BOOTSTRAP_CONSUMER = "consumers/_admin"
-_BOOTSTRAP_GROUP = admin_pb2.Group(
+_BOOTSTRAP_GROUP = identity_pb2.Group(
     name="groups/_admin",
     display_name="bootstrap admin (LLMGW_ADMIN_KEY)",
     admin=True,
@@ -51,7 +52,7 @@ _BOOTSTRAP_GROUP = admin_pb2.Group(
     allowed_services=["*"],
 )
 BOOTSTRAP_ADMIN = Principal(
-    consumer=admin_pb2.Consumer(
+    consumer=identity_pb2.Consumer(
         name=BOOTSTRAP_CONSUMER,
         display_name="bootstrap admin (LLMGW_ADMIN_KEY)",
         groups=[_BOOTSTRAP_GROUP.name],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,8 @@ class Principal:
     shared with the cache: treat them as read-only.
     """
 
-    consumer: admin_pb2.Consumer
-    groups: tuple[admin_pb2.Group, ...]
+    consumer: identity_pb2.Consumer
+    groups: tuple[identity_pb2.Group, ...]
     key_name: str
     expire_time: float | None = None
 

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import (
     Aborted,
     AlreadyExists,
@@ -64,16 +64,16 @@ class Refusal(enum.StrEnum):
 class IssuedKey(NamedTuple):
     """A new key's record and its secret; the secret is never available again."""
 
-    api_key: admin_pb2.ApiKey
+    api_key: identity_pb2.ApiKey
     secret: str
 
 
 class RotatedKey(NamedTuple):
     """A rotation: the new key, its secret, and the old key with its new expiry."""
 
-    api_key: admin_pb2.ApiKey
+    api_key: identity_pb2.ApiKey
     secret: str
-    previous_api_key: admin_pb2.ApiKey
+    previous_api_key: identity_pb2.ApiKey
 
 
 @contextlib.asynccontextmanager
@@ -110,8 +110,8 @@ class IdentityStore:
     # -- consumers ------------------------------------------------------------------
 
     async def create_consumer(
-        self, consumer: admin_pb2.Consumer, consumer_id: str
-    ) -> admin_pb2.Consumer:
+        self, consumer: identity_pb2.Consumer, consumer_id: str
+    ) -> identity_pb2.Consumer:
         violations = Violations()
         violations.require(
             names.valid_id(consumer_id), "consumer_id", f"must match {names.ID_PATTERN.pattern}"
@@ -122,7 +122,7 @@ class IdentityStore:
         stored.name = names.consumer_name(consumer_id)
         _stamp(stored, self._clock(), created=True)
 
-        async def plan(pipe: Pipeline) -> tuple[admin_pb2.Consumer, Writes]:
+        async def plan(pipe: Pipeline) -> tuple[identity_pb2.Consumer, Writes]:
             if await pipe.hexists(layout.CONSUMERS, consumer_id):
                 raise AlreadyExists(f"consumer {stored.name} already exists")
             await _require_groups(pipe, stored.groups)
@@ -135,26 +135,26 @@ class IdentityStore:
 
         return await self._atomically([layout.CONSUMERS, layout.GROUPS], plan)
 
-    async def get_consumer(self, name: str) -> admin_pb2.Consumer:
+    async def get_consumer(self, name: str) -> identity_pb2.Consumer:
         consumer_id = names.parse_consumer(name)
         async with _redis_errors():
             raw = await self._redis.hget(layout.CONSUMERS, consumer_id)
         if raw is None:
             raise _consumer_not_found(name)
-        return admin_pb2.Consumer.FromString(raw)
+        return identity_pb2.Consumer.FromString(raw)
 
     async def list_consumers(
         self, page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[admin_pb2.Consumer], str]:
+    ) -> tuple[list[identity_pb2.Consumer], str]:
         """One page in id order and the next page's token ("" on the last page)."""
         return await self._list(
             layout.CONSUMER_IDS, "consumers", page_size, page_token,
-            lambda ids: self._hash_records(layout.CONSUMERS, ids, admin_pb2.Consumer),
+            lambda ids: self._hash_records(layout.CONSUMERS, ids, identity_pb2.Consumer),
         )  # fmt: skip
 
     async def update_consumer(
-        self, consumer: admin_pb2.Consumer, update_mask: Sequence[str] = ()
-    ) -> admin_pb2.Consumer:
+        self, consumer: identity_pb2.Consumer, update_mask: Sequence[str] = ()
+    ) -> identity_pb2.Consumer:
         """Replaces the fields in `update_mask` (all mutable fields when empty)."""
         consumer_id = names.parse_consumer(consumer.name, "consumer.name")
         violations = Violations()
@@ -164,11 +164,11 @@ class IdentityStore:
         violations.raise_if_any()
         now = self._clock()
 
-        async def plan(pipe: Pipeline) -> tuple[admin_pb2.Consumer, Writes]:
+        async def plan(pipe: Pipeline) -> tuple[identity_pb2.Consumer, Writes]:
             raw = await pipe.hget(layout.CONSUMERS, consumer_id)
             if raw is None:
                 raise _consumer_not_found(consumer.name)
-            stored = admin_pb2.Consumer.FromString(raw)
+            stored = identity_pb2.Consumer.FromString(raw)
             validation.apply_mask(consumer, stored, paths)
             _stamp(stored, now, created=False)
             checks = Violations()
@@ -201,7 +201,7 @@ class IdentityStore:
 
     # -- groups ---------------------------------------------------------------------
 
-    async def create_group(self, group: admin_pb2.Group, group_id: str) -> admin_pb2.Group:
+    async def create_group(self, group: identity_pb2.Group, group_id: str) -> identity_pb2.Group:
         violations = Violations()
         violations.require(
             names.valid_id(group_id), "group_id", f"must match {names.ID_PATTERN.pattern}"
@@ -212,7 +212,7 @@ class IdentityStore:
         stored.name = names.group_name(group_id)
         _stamp(stored, self._clock(), created=True)
 
-        async def plan(pipe: Pipeline) -> tuple[admin_pb2.Group, Writes]:
+        async def plan(pipe: Pipeline) -> tuple[identity_pb2.Group, Writes]:
             if await pipe.hexists(layout.GROUPS, group_id):
                 raise AlreadyExists(f"group {stored.name} already exists")
 
@@ -224,25 +224,25 @@ class IdentityStore:
 
         return await self._atomically([layout.GROUPS], plan)
 
-    async def get_group(self, name: str) -> admin_pb2.Group:
+    async def get_group(self, name: str) -> identity_pb2.Group:
         group_id = names.parse_group(name)
         async with _redis_errors():
             raw = await self._redis.hget(layout.GROUPS, group_id)
         if raw is None:
             raise _group_not_found(name)
-        return admin_pb2.Group.FromString(raw)
+        return identity_pb2.Group.FromString(raw)
 
     async def list_groups(
         self, page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[admin_pb2.Group], str]:
+    ) -> tuple[list[identity_pb2.Group], str]:
         return await self._list(
             layout.GROUP_IDS, "groups", page_size, page_token,
-            lambda ids: self._hash_records(layout.GROUPS, ids, admin_pb2.Group),
+            lambda ids: self._hash_records(layout.GROUPS, ids, identity_pb2.Group),
         )  # fmt: skip
 
     async def update_group(
-        self, group: admin_pb2.Group, update_mask: Sequence[str] = ()
-    ) -> admin_pb2.Group:
+        self, group: identity_pb2.Group, update_mask: Sequence[str] = ()
+    ) -> identity_pb2.Group:
         group_id = names.parse_group(group.name, "group.name")
         violations = Violations()
         paths = validation.mask_paths(
@@ -251,11 +251,11 @@ class IdentityStore:
         violations.raise_if_any()
         now = self._clock()
 
-        async def plan(pipe: Pipeline) -> tuple[admin_pb2.Group, Writes]:
+        async def plan(pipe: Pipeline) -> tuple[identity_pb2.Group, Writes]:
             raw = await pipe.hget(layout.GROUPS, group_id)
             if raw is None:
                 raise _group_not_found(group.name)
-            stored = admin_pb2.Group.FromString(raw)
+            stored = identity_pb2.Group.FromString(raw)
             validation.apply_mask(group, stored, paths)
             _stamp(stored, now, created=False)
             checks = Violations()
@@ -302,7 +302,7 @@ class IdentityStore:
 
         return await self._atomically([layout.CONSUMERS], plan)
 
-    async def get_key(self, name: str) -> admin_pb2.ApiKey:
+    async def get_key(self, name: str) -> identity_pb2.ApiKey:
         consumer_id, key_id = names.parse_key(name)
         async with _redis_errors():
             key = await _read_key(self._redis, consumer_id, key_id, name)
@@ -310,7 +310,7 @@ class IdentityStore:
 
     async def list_keys(
         self, consumer: str, page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[admin_pb2.ApiKey], str]:
+    ) -> tuple[list[identity_pb2.ApiKey], str]:
         """A consumer's keys (revoked and expired ones included), never their secrets."""
         consumer_id = names.parse_consumer(consumer, "parent")
         async with _redis_errors():
@@ -319,12 +319,12 @@ class IdentityStore:
             raise _consumer_not_found(consumer)
         now = self._clock()
 
-        async def fetch(ids: list[str]) -> list[admin_pb2.ApiKey]:
+        async def fetch(ids: list[str]) -> list[identity_pb2.ApiKey]:
             pipe = self._redis.pipeline(transaction=False)
             for key_id in ids:
                 pipe.hget(layout.key_record(key_id), "key")
             replies = await pipe.execute()
-            return [_present(admin_pb2.ApiKey.FromString(r), now) for r in replies if r]
+            return [_present(identity_pb2.ApiKey.FromString(r), now) for r in replies if r]
 
         return await self._list(
             layout.consumer_keys(consumer_id), f"keys/{consumer_id}", page_size, page_token, fetch
@@ -360,13 +360,13 @@ class IdentityStore:
 
         return await self._atomically([layout.CONSUMERS, record], plan)
 
-    async def revoke_key(self, name: str) -> admin_pb2.ApiKey:
+    async def revoke_key(self, name: str) -> identity_pb2.ApiKey:
         """Revokes at once (idempotent: a second revoke keeps the first revoke time)."""
         consumer_id, key_id = names.parse_key(name)
         now = self._clock()
         record = layout.key_record(key_id)
 
-        async def plan(pipe: Pipeline) -> tuple[admin_pb2.ApiKey, Writes]:
+        async def plan(pipe: Pipeline) -> tuple[identity_pb2.ApiKey, Writes]:
             key = await _read_key(pipe, consumer_id, key_id, name)
             if not key.HasField("revoke_time"):
                 key.revoke_time.CopyFrom(_timestamp(now))
@@ -395,16 +395,16 @@ class IdentityStore:
         salt, stored_digest, key_bytes, consumer_bytes, *group_bytes = reply
         if not key_secrets.matches(salt, stored_digest, parsed.secret):
             return Refusal.WRONG_SECRET
-        key = admin_pb2.ApiKey.FromString(key_bytes)
+        key = identity_pb2.ApiKey.FromString(key_bytes)
         if key.HasField("revoke_time"):
             return Refusal.REVOKED
         if _expired(key, self._clock()):
             return Refusal.EXPIRED
-        consumer = admin_pb2.Consumer.FromString(consumer_bytes)
+        consumer = identity_pb2.Consumer.FromString(consumer_bytes)
         if consumer.disabled:
             return Refusal.DISABLED
         expire = _seconds(key.expire_time) if key.HasField("expire_time") else None
-        groups = tuple(admin_pb2.Group.FromString(g) for g in group_bytes)
+        groups = tuple(identity_pb2.Group.FromString(g) for g in group_bytes)
         return Principal(consumer, groups, key.name, expire)
 
     async def lookup(self, token: str) -> Principal | None:
@@ -467,7 +467,7 @@ async def _issue(
         key_id = key_secrets.new_key_id()
     secret = key_secrets.new_secret()
     salt = key_secrets.new_salt()
-    key = admin_pb2.ApiKey(
+    key = identity_pb2.ApiKey(
         name=names.key_name(consumer_id, key_id),
         prefix=key_secrets.display_prefix(key_id),
         create_time=_timestamp(now),
@@ -492,12 +492,12 @@ async def _issue(
 
 async def _read_key(
     client: aioredis.Redis | Pipeline, consumer_id: str, key_id: str, name: str
-) -> admin_pb2.ApiKey:
+) -> identity_pb2.ApiKey:
     owner, raw = await client.hmget(layout.key_record(key_id), ["consumer", "key"])
     # A key of another consumer answers exactly like a missing one.
     if raw is None or owner is None or _text(owner) != consumer_id:
         raise NotFound(f"API key {name} not found", resource_type="api key", resource_name=name)
-    return admin_pb2.ApiKey.FromString(raw)
+    return identity_pb2.ApiKey.FromString(raw)
 
 
 async def _require_groups(pipe: Pipeline, group_names: Sequence[str]) -> None:
@@ -512,7 +512,7 @@ async def _require_groups(pipe: Pipeline, group_names: Sequence[str]) -> None:
     violations.raise_if_any()
 
 
-def _put_consumer(p: Pipeline, consumer_id: str, consumer: admin_pb2.Consumer) -> None:
+def _put_consumer(p: Pipeline, consumer_id: str, consumer: identity_pb2.Consumer) -> None:
     p.hset(layout.CONSUMERS, consumer_id, consumer.SerializeToString())
     p.hset(
         layout.MEMBERSHIPS,
@@ -530,17 +530,19 @@ def _check_duration(seconds: float | None, field: str, *, allow_zero: bool) -> N
         )
 
 
-def _present(key: admin_pb2.ApiKey, now: float) -> admin_pb2.ApiKey:
+def _present(key: identity_pb2.ApiKey, now: float) -> identity_pb2.ApiKey:
     shown = _copy(key)
     shown.active = not key.HasField("revoke_time") and not _expired(key, now)
     return shown
 
 
-def _expired(key: admin_pb2.ApiKey, now: float) -> bool:
+def _expired(key: identity_pb2.ApiKey, now: float) -> bool:
     return key.HasField("expire_time") and now >= _seconds(key.expire_time)
 
 
-def _stamp(resource: admin_pb2.Consumer | admin_pb2.Group, now: float, *, created: bool) -> None:
+def _stamp(
+    resource: identity_pb2.Consumer | identity_pb2.Group, now: float, *, created: bool
+) -> None:
     if created:
         resource.create_time.CopyFrom(_timestamp(now))
     resource.update_time.CopyFrom(_timestamp(now))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.identity.names import group_id_of
 from services.common.validation import Violations
 
@@ -36,7 +36,7 @@ GROUP_FIELDS = (
 )
 
 
-def check_consumer(violations: Violations, consumer: admin_pb2.Consumer, field: str) -> None:
+def check_consumer(violations: Violations, consumer: identity_pb2.Consumer, field: str) -> None:
     _check_display_name(violations, consumer.display_name, f"{field}.display_name")
     seen: set[str] = set()
     for i, name in enumerate(consumer.groups):
@@ -51,7 +51,7 @@ def check_consumer(violations: Violations, consumer: admin_pb2.Consumer, field: 
     _check_budget(violations, consumer.budget, f"{field}.budget")
 
 
-def check_group(violations: Violations, group: admin_pb2.Group, field: str) -> None:
+def check_group(violations: Violations, group: identity_pb2.Group, field: str) -> None:
     _check_display_name(violations, group.display_name, f"{field}.display_name")
     for list_field in ("allowed_models", "allowed_providers", "allowed_tools"):
         values: Sequence[str] = getattr(group, list_field)
@@ -115,20 +115,20 @@ def _check_length(violations: Violations, values: Sequence[object], field: str) 
 
 
 def _check_limits(
-    violations: Violations, limits: Sequence[admin_pb2.RateLimit], field: str
+    violations: Violations, limits: Sequence[identity_pb2.RateLimit], field: str
 ) -> None:
     for i, limit in enumerate(limits):
         at = f"{field}[{i}]"
         violations.require(
-            limit.unit != admin_pb2.RateLimit.UNIT_UNSPECIFIED, f"{at}.unit", "is required"
+            limit.unit != identity_pb2.RateLimit.UNIT_UNSPECIFIED, f"{at}.unit", "is required"
         )
         violations.require(
-            limit.window != admin_pb2.RateLimit.WINDOW_UNSPECIFIED, f"{at}.window", "is required"
+            limit.window != identity_pb2.RateLimit.WINDOW_UNSPECIFIED, f"{at}.window", "is required"
         )
         violations.require(limit.limit > 0, f"{at}.limit", "must be positive")
 
 
-def _check_budget(violations: Violations, budget: admin_pb2.Budget, field: str) -> None:
+def _check_budget(violations: Violations, budget: identity_pb2.Budget, field: str) -> None:
     violations.require(budget.daily_limit >= 0, f"{field}.daily_limit", "must not be negative")
     violations.require(budget.monthly_limit >= 0, f"{field}.monthly_limit", "must not be negative")
     violations.require(

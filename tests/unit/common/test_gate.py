@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
@@ -36,6 +38,7 @@ from services.common.server import RunningServer, ServiceDefinition, create_serv
 from services.common.settings import ServiceSettings
 from services.router.admin import AdminServicer
 from services.router.catalog_store import CatalogStore
+from services.router.identity_service import IdentityServicer
 from services.router.limits.errors import RateLimited
 from services.router.usage.recorder import UsageRecorder
 
@@ -109,7 +112,8 @@ def test_public_services_map_to_their_acl_names() -> None:
     assert service_of("/llmgw.session.v1.SessionService/GetSession") == "session"
     assert service_of("/llmgw.tool.v1.ToolService/ExecuteTool") == "tool"
     assert service_of("/llmgw.investigation.v1.InvestigationService/Start") == "investigation"
-    assert service_of("/llmgw.router.v1.AdminService/CreateConsumer") == "admin"
+    assert service_of("/llmgw.router.v1.AdminService/GetRoutingState") == "admin"
+    assert service_of("/llmgw.identity.v1.IdentityService/CreateConsumer") == "admin"
 
 
 def test_get_usage_is_gated_as_a_router_call() -> None:
@@ -144,7 +148,7 @@ def gate(store: IdentityStore) -> Gate:
 async def issue(
     store: IdentityStore,
     consumer_id: str,
-    group: admin_pb2.Group,
+    group: identity_pb2.Group,
     *,
     ip_allowlist: Sequence[str] = (),
 ) -> str:
@@ -152,7 +156,7 @@ async def issue(
     the consumer; returns the key."""
     made = await store.create_group(group, f"{consumer_id}-g")
     await store.create_consumer(
-        admin_pb2.Consumer(groups=[made.name], ip_allowlist=list(ip_allowlist)), consumer_id
+        identity_pb2.Consumer(groups=[made.name], ip_allowlist=list(ip_allowlist)), consumer_id
     )
     issued = await store.create_key(f"consumers/{consumer_id}")
     return issued.secret
@@ -165,7 +169,7 @@ def bearer(key: str) -> Metadata:
 async def test_an_issued_key_is_admitted_by_bearer_and_by_x_api_key(
     gate: Gate, store: IdentityStore
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
 
     caller = await gate.admit("session", bearer(key), LOCAL_PEER)
     assert caller.principal is not None and caller.principal.name == "consumers/alice"
@@ -178,7 +182,7 @@ async def test_an_issued_key_is_admitted_by_bearer_and_by_x_api_key(
 async def test_a_missing_or_unknown_key_is_unauthenticated(
     gate: Gate, store: IdentityStore
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     with pytest.raises(Unauthenticated, match="an API key is required"):
         await gate.admit("session", [], LOCAL_PEER)
     wrong_secret = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
@@ -208,7 +212,7 @@ async def test_without_an_admin_key_configured_the_bootstrap_key_is_just_invalid
 async def test_the_service_acl_admits_listed_services_and_router_for_everyone(
     gate: Gate, store: IdentityStore
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     await gate.admit("session", bearer(key), LOCAL_PEER)
     await gate.admit("router", bearer(key), LOCAL_PEER)  # open to every consumer
     for refused in ("tool", "investigation", "admin"):
@@ -218,7 +222,7 @@ async def test_the_service_acl_admits_listed_services_and_router_for_everyone(
 
 
 async def test_an_admin_group_may_use_the_admin_service(gate: Gate, store: IdentityStore) -> None:
-    key = await issue(store, "root", admin_pb2.Group(admin=True))
+    key = await issue(store, "root", identity_pb2.Group(admin=True))
     caller = await gate.admit("admin", bearer(key), LOCAL_PEER)
     assert caller.principal is not None and caller.principal.name == "consumers/root"
 
@@ -227,7 +231,10 @@ async def test_the_ip_allow_list_checks_the_forwarded_address_not_the_peer(
     gate: Gate, store: IdentityStore
 ) -> None:
     key = await issue(
-        store, "alice", admin_pb2.Group(allowed_services=["session"]), ip_allowlist=["10.1.0.0/16"]
+        store,
+        "alice",
+        identity_pb2.Group(allowed_services=["session"]),
+        ip_allowlist=["10.1.0.0/16"],
     )
     inside, outside = "ipv4:10.1.2.3:5000", LOCAL_PEER
 
@@ -249,9 +256,9 @@ async def test_the_ip_allow_list_checks_the_forwarded_address_not_the_peer(
 async def test_an_unknown_address_passes_only_when_nothing_restricts(
     gate: Gate, store: IdentityStore
 ) -> None:
-    open_key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    open_key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     fenced_key = await issue(
-        store, "bob", admin_pb2.Group(allowed_services=["session"]), ip_allowlist=["10.0.0.0/8"]
+        store, "bob", identity_pb2.Group(allowed_services=["session"]), ip_allowlist=["10.0.0.0/8"]
     )
     assert (await gate.admit("session", bearer(open_key), "unix:/sock")).address == ""
     with pytest.raises(PermissionDenied, match="an unknown address"):
@@ -300,13 +307,14 @@ def sessions() -> Sessions:
 @pytest.fixture
 async def server(gate: Gate, sessions: Sessions) -> AsyncIterator[RunningServer]:
     admin = AdminServicer(
-        CatalogStore(None, None, environ={}), _no_routing_state, UsageRecorder(None), identity=None
+        CatalogStore(None, None, environ={}), _no_routing_state, UsageRecorder(None)
     )
 
     def register(srv: grpc.aio.Server) -> None:
         session_grpc.add_SessionServiceServicer_to_server(sessions, srv)
         provider_grpc.add_ProviderServiceServicer_to_server(Providers(), srv)
         admin_grpc.add_AdminServiceServicer_to_server(admin, srv)
+        identity_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(None), srv)
 
     settings = ServiceSettings(service="session", port=0, metrics_port=0, access_log=False)
     running = await create_server(
@@ -317,6 +325,7 @@ async def server(gate: Gate, sessions: Sessions) -> AsyncIterator[RunningServer]
                 "llmgw.session.v1.SessionService",
                 "llmgw.provider.v1.ProviderService",
                 "llmgw.router.v1.AdminService",
+                "llmgw.identity.v1.IdentityService",
             ],
             gate=gate,
         ),
@@ -340,7 +349,7 @@ async def _code(call: Awaitable[object]) -> grpc.StatusCode:
 async def test_a_handler_sees_the_admitted_caller_and_passes_its_credentials_on(
     channel: grpc.aio.Channel, store: IdentityStore, sessions: Sessions
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     stub = session_grpc.SessionServiceStub(channel)
     metadata = (*bearer(key), ("x-llmgw-client-address", "198.51.100.4"))
     await stub.GetSession(session_pb2.GetSessionRequest(name="sessions/s1"), metadata=metadata)
@@ -380,7 +389,7 @@ async def test_health_checks_and_the_internal_provider_service_are_not_gated(
 async def test_get_usage_is_open_to_a_consumer_for_itself_but_admin_rpcs_are_not(
     channel: grpc.aio.Channel, store: IdentityStore
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     admin = admin_grpc.AdminServiceStub(channel)
     md = bearer(key)
     await admin.GetUsage(admin_pb2.GetUsageRequest(), metadata=md)
@@ -401,13 +410,15 @@ async def test_listing_the_admin_service_without_the_admin_role_reaches_only_get
 ) -> None:
     # The gate lets this consumer into AdminService; every RPC but GetUsage on itself
     # still needs the admin role.
-    key = await issue(store, "carol", admin_pb2.Group(allowed_services=["admin"]))
+    key = await issue(store, "carol", identity_pb2.Group(allowed_services=["admin"]))
     admin = admin_grpc.AdminServiceStub(channel)
     md = bearer(key)
     await admin.GetUsage(admin_pb2.GetUsageRequest(), metadata=md)
     for call in (
         admin.GetRoutingState(admin_pb2.GetRoutingStateRequest(), metadata=md),
-        admin.CreateConsumer(admin_pb2.CreateConsumerRequest(consumer_id="x"), metadata=md),
+        identity_grpc.IdentityServiceStub(channel).CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(consumer_id="x"), metadata=md
+        ),
         admin.GetUsage(admin_pb2.GetUsageRequest(subject="consumers/dave"), metadata=md),
     ):
         assert await _code(call) is grpc.StatusCode.PERMISSION_DENIED
@@ -416,7 +427,7 @@ async def test_listing_the_admin_service_without_the_admin_role_reaches_only_get
 async def test_a_refusal_sends_its_trailers_with_the_status(
     channel: grpc.aio.Channel, store: IdentityStore
 ) -> None:
-    key = await issue(store, "alice", admin_pb2.Group(allowed_services=["session"]))
+    key = await issue(store, "alice", identity_pb2.Group(allowed_services=["session"]))
     stub = session_grpc.SessionServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.DeleteSession(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.cache_config import CacheConfig
 from services.common.errors import PermissionDenied
 from services.common.gateway_config import Deployment
@@ -24,15 +24,17 @@ from services.router.cache.store import SHARED_NAMESPACE, ResponseCache
 from services.router.catalog import ResolvedModel
 from services.router.routing.plan import Candidate, Plan
 
-_RL = admin_pb2.RateLimit
+_RL = identity_pb2.RateLimit
 
 
-def group(group_id: str, **fields: object) -> admin_pb2.Group:
-    return admin_pb2.Group(name=f"groups/{group_id}", **fields)  # type: ignore[arg-type]
+def group(group_id: str, **fields: object) -> identity_pb2.Group:
+    return identity_pb2.Group(name=f"groups/{group_id}", **fields)  # type: ignore[arg-type]
 
 
-def principal(*groups: admin_pb2.Group, consumer_id: str = "alice", **fields: object) -> Principal:
-    consumer = admin_pb2.Consumer(
+def principal(
+    *groups: identity_pb2.Group, consumer_id: str = "alice", **fields: object
+) -> Principal:
+    consumer = identity_pb2.Consumer(
         name=f"consumers/{consumer_id}",
         groups=[g.name for g in groups],
         **fields,  # type: ignore[arg-type]
@@ -209,8 +211,8 @@ def test_file_and_resource_limits_on_one_subject_share_its_counter() -> None:
 
 def test_budgets_become_daily_and_monthly_cost_limits_with_a_soft_threshold() -> None:
     who = principal(
-        group("eng", budget=admin_pb2.Budget(monthly_limit=100.0)),
-        budget=admin_pb2.Budget(daily_limit=0.1, monthly_limit=2.5, soft_threshold=0.8),
+        group("eng", budget=identity_pb2.Budget(monthly_limit=100.0)),
+        budget=identity_pb2.Budget(daily_limit=0.1, monthly_limit=2.5, soft_threshold=0.8),
     )
     assert request_limits(who, RateLimitsConfig()) == [
         Limit("consumer", "consumers/alice", "cost", "day", 100_000_000, soft=80_000_000),
@@ -221,14 +223,14 @@ def test_budgets_become_daily_and_monthly_cost_limits_with_a_soft_threshold() ->
 
 @pytest.mark.parametrize("threshold", [0.0, 1.0, 1.5, -0.2])
 def test_a_soft_threshold_outside_zero_to_one_sets_no_warning(threshold: float) -> None:
-    who = principal(budget=admin_pb2.Budget(daily_limit=5.0, soft_threshold=threshold))
+    who = principal(budget=identity_pb2.Budget(daily_limit=5.0, soft_threshold=threshold))
     (budget,) = request_limits(who, RateLimitsConfig())
     assert (budget.limit, budget.soft) == (5 * NANOS_PER_UNIT, None)
 
 
 def test_no_budget_or_one_below_a_nano_unit_adds_no_limit() -> None:
-    assert request_limits(principal(budget=admin_pb2.Budget()), RateLimitsConfig()) == []
-    tiny = admin_pb2.Budget(daily_limit=1e-12, monthly_limit=-1.0)
+    assert request_limits(principal(budget=identity_pb2.Budget()), RateLimitsConfig()) == []
+    tiny = identity_pb2.Budget(daily_limit=1e-12, monthly_limit=-1.0)
     assert request_limits(principal(budget=tiny), RateLimitsConfig()) == []
 
 
@@ -240,12 +242,12 @@ def test_every_source_of_limits_is_combined() -> None:
     eng = group(
         "eng",
         limits=[_RL(unit=_RL.UNIT_TOKENS, window=_RL.WINDOW_MINUTE, limit=900)],
-        budget=admin_pb2.Budget(daily_limit=3.0),
+        budget=identity_pb2.Budget(daily_limit=3.0),
     )
     who = principal(
         eng,
         limits=[_RL(unit=_RL.UNIT_REQUESTS, window=_RL.WINDOW_HOUR, limit=20)],
-        budget=admin_pb2.Budget(monthly_limit=7.0),
+        budget=identity_pb2.Budget(monthly_limit=7.0),
     )
     described = [(lim.subject, lim.describe()) for lim in request_limits(who, config)]
     assert described == [
@@ -259,7 +261,7 @@ def test_every_source_of_limits_is_combined() -> None:
 
 
 def test_gateway_tools_need_the_tool_acl_unless_authentication_is_off() -> None:
-    alice = principal(admin_pb2.Group(name="groups/g", allowed_tools=["weather", "search_*"]))
+    alice = principal(identity_pb2.Group(name="groups/g", allowed_tools=["weather", "search_*"]))
     check_tools(alice, ["weather", "search_corpus"])
     check_tools(None, ["anything"])
     with pytest.raises(

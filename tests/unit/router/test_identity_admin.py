@@ -1,4 +1,4 @@
-"""The consumer, group and key RPCs of AdminService through a real gRPC server and the
+"""The consumer, group and key RPCs of IdentityService through a real gRPC server and the
 real Redis, on a clock the test moves: codes, field violations, durations, secrets."""
 
 from __future__ import annotations
@@ -12,35 +12,33 @@ import redis.asyncio as aioredis
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.rpc import error_details_pb2
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
-from llmgw.router.v1 import admin_service_pb2_grpc as admin_grpc
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from services.common.errors import RemoteError, find_detail
 from services.common.identity.principal import Principal
 from services.common.identity.store import IdentityStore, Refusal
 from services.common.server import RunningServer, ServiceDefinition, create_server
 from services.common.settings import ServiceSettings
-from services.router.admin import NO_REDIS, AdminServicer
-from services.router.catalog_store import CatalogStore
 from services.router.identity_admin import IdentityAdmin
-from services.router.usage.recorder import UsageRecorder
+from services.router.identity_service import NO_REDIS, SERVICE_NAME, IdentityServicer
 
 START = 1_700_000_000.0
 DEFAULT_OVERLAP = 600.0
 IDENTITY_RPCS = {
-    "CreateConsumer": admin_pb2.CreateConsumerRequest,
-    "GetConsumer": admin_pb2.GetConsumerRequest,
-    "ListConsumers": admin_pb2.ListConsumersRequest,
-    "UpdateConsumer": admin_pb2.UpdateConsumerRequest,
-    "DeleteConsumer": admin_pb2.DeleteConsumerRequest,
-    "CreateGroup": admin_pb2.CreateGroupRequest,
-    "GetGroup": admin_pb2.GetGroupRequest,
-    "ListGroups": admin_pb2.ListGroupsRequest,
-    "UpdateGroup": admin_pb2.UpdateGroupRequest,
-    "DeleteGroup": admin_pb2.DeleteGroupRequest,
-    "CreateApiKey": admin_pb2.CreateApiKeyRequest,
-    "ListApiKeys": admin_pb2.ListApiKeysRequest,
-    "RotateApiKey": admin_pb2.RotateApiKeyRequest,
-    "RevokeApiKey": admin_pb2.RevokeApiKeyRequest,
+    "CreateConsumer": identity_service_pb2.CreateConsumerRequest,
+    "GetConsumer": identity_service_pb2.GetConsumerRequest,
+    "ListConsumers": identity_service_pb2.ListConsumersRequest,
+    "UpdateConsumer": identity_service_pb2.UpdateConsumerRequest,
+    "DeleteConsumer": identity_service_pb2.DeleteConsumerRequest,
+    "CreateGroup": identity_service_pb2.CreateGroupRequest,
+    "GetGroup": identity_service_pb2.GetGroupRequest,
+    "ListGroups": identity_service_pb2.ListGroupsRequest,
+    "UpdateGroup": identity_service_pb2.UpdateGroupRequest,
+    "DeleteGroup": identity_service_pb2.DeleteGroupRequest,
+    "CreateApiKey": identity_service_pb2.CreateApiKeyRequest,
+    "ListApiKeys": identity_service_pb2.ListApiKeysRequest,
+    "RotateApiKey": identity_service_pb2.RotateApiKeyRequest,
+    "RevokeApiKey": identity_service_pb2.RevokeApiKeyRequest,
 }
 
 
@@ -70,31 +68,24 @@ def store(redis: aioredis.Redis, clock: Clock) -> IdentityStore:
 
 
 async def _serve(identity: IdentityAdmin | None) -> RunningServer:
-    servicer = AdminServicer(
-        CatalogStore(None, None, environ={}),
-        _no_routing_state,
-        UsageRecorder(None),
-        identity=identity,
-    )
+    servicer = IdentityServicer(identity)
     settings = ServiceSettings(service="router", port=0, metrics_port=0, access_log=False)
     return await create_server(
         settings,
         ServiceDefinition(
-            register=lambda server: admin_grpc.add_AdminServiceServicer_to_server(servicer, server),
-            service_names=["llmgw.router.v1.AdminService"],
+            register=lambda server: identity_grpc.add_IdentityServiceServicer_to_server(
+                servicer, server
+            ),
+            service_names=[SERVICE_NAME],
         ),
     )
 
 
-async def _no_routing_state(model: str) -> list[admin_pb2.DeploymentState]:
-    return []
-
-
 @pytest.fixture
-async def admin(store: IdentityStore) -> AsyncIterator[admin_grpc.AdminServiceStub]:
+async def admin(store: IdentityStore) -> AsyncIterator[identity_grpc.IdentityServiceStub]:
     running = await _serve(IdentityAdmin(store, default_overlap_seconds=DEFAULT_OVERLAP))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield admin_grpc.AdminServiceStub(channel)
+        yield identity_grpc.IdentityServiceStub(channel)
     await running.stop(0)
 
 
@@ -118,27 +109,29 @@ def _stamp(stamp: Any) -> float:
     return float(stamp.ToNanoseconds()) / 1e9
 
 
-async def _group(admin: admin_grpc.AdminServiceStub, group_id: str) -> admin_pb2.Group:
-    request = admin_pb2.CreateGroupRequest(group=admin_pb2.Group(allowed_models=["*"]))
+async def _group(admin: identity_grpc.IdentityServiceStub, group_id: str) -> identity_pb2.Group:
+    request = identity_service_pb2.CreateGroupRequest(
+        group=identity_pb2.Group(allowed_models=["*"])
+    )
     request.group_id = group_id
     return (await admin.CreateGroup(request)).group
 
 
 async def _consumer(
-    admin: admin_grpc.AdminServiceStub, consumer_id: str, *groups: str
-) -> admin_pb2.Consumer:
-    request = admin_pb2.CreateConsumerRequest(
-        consumer=admin_pb2.Consumer(display_name=consumer_id.title(), groups=list(groups)),
+    admin: identity_grpc.IdentityServiceStub, consumer_id: str, *groups: str
+) -> identity_pb2.Consumer:
+    request = identity_service_pb2.CreateConsumerRequest(
+        consumer=identity_pb2.Consumer(display_name=consumer_id.title(), groups=list(groups)),
         consumer_id=consumer_id,
     )
     return (await admin.CreateConsumer(request)).consumer
 
 
 async def _key(
-    admin: admin_grpc.AdminServiceStub, consumer_id: str
-) -> admin_pb2.CreateApiKeyResponse:
+    admin: identity_grpc.IdentityServiceStub, consumer_id: str
+) -> identity_service_pb2.CreateApiKeyResponse:
     return await admin.CreateApiKey(
-        admin_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}")
+        identity_service_pb2.CreateApiKeyRequest(parent=f"consumers/{consumer_id}")
     )
 
 
@@ -146,7 +139,7 @@ async def _key(
 
 
 async def test_a_consumer_is_created_read_listed_updated_and_deleted(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     await _group(admin, "staff")
     created = await _consumer(admin, "alice", "groups/staff")
@@ -155,66 +148,70 @@ async def test_a_consumer_is_created_read_listed_updated_and_deleted(
     assert list(created.groups) == ["groups/staff"]
     assert _stamp(created.create_time) == START
 
-    got = await admin.GetConsumer(admin_pb2.GetConsumerRequest(name="consumers/alice"))
+    got = await admin.GetConsumer(identity_service_pb2.GetConsumerRequest(name="consumers/alice"))
     assert got.consumer == created
 
-    first = await admin.ListConsumers(admin_pb2.ListConsumersRequest(page_size=1))
+    first = await admin.ListConsumers(identity_service_pb2.ListConsumersRequest(page_size=1))
     assert [c.name for c in first.consumers] == ["consumers/alice"]
     assert first.next_page_token
     second = await admin.ListConsumers(
-        admin_pb2.ListConsumersRequest(page_size=1, page_token=first.next_page_token)
+        identity_service_pb2.ListConsumersRequest(page_size=1, page_token=first.next_page_token)
     )
     assert [c.name for c in second.consumers] == ["consumers/bob"]
     assert second.next_page_token == ""
 
     # Only the masked field changes: the groups stay although the request names none.
     updated = await admin.UpdateConsumer(
-        admin_pb2.UpdateConsumerRequest(
-            consumer=admin_pb2.Consumer(name="consumers/alice", display_name="Alice A."),
+        identity_service_pb2.UpdateConsumerRequest(
+            consumer=identity_pb2.Consumer(name="consumers/alice", display_name="Alice A."),
             update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
         )
     )
     assert updated.consumer.display_name == "Alice A."
     assert list(updated.consumer.groups) == ["groups/staff"]
 
-    await admin.DeleteConsumer(admin_pb2.DeleteConsumerRequest(name="consumers/alice"))
+    await admin.DeleteConsumer(identity_service_pb2.DeleteConsumerRequest(name="consumers/alice"))
     code, _, _ = await _error(
-        admin.GetConsumer(admin_pb2.GetConsumerRequest(name="consumers/alice"))
+        admin.GetConsumer(identity_service_pb2.GetConsumerRequest(name="consumers/alice"))
     )
     assert code is grpc.StatusCode.NOT_FOUND
     code, _, _ = await _error(
-        admin.DeleteConsumer(admin_pb2.DeleteConsumerRequest(name="consumers/alice"))
+        admin.DeleteConsumer(identity_service_pb2.DeleteConsumerRequest(name="consumers/alice"))
     )
     assert code is grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_group_is_created_read_listed_updated_and_deleted(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     created = await _group(admin, "staff")
     await _group(admin, "ops")
     assert created.name == "groups/staff"
 
-    got = await admin.GetGroup(admin_pb2.GetGroupRequest(name="groups/staff"))
+    got = await admin.GetGroup(identity_service_pb2.GetGroupRequest(name="groups/staff"))
     assert got.group == created
-    listed = await admin.ListGroups(admin_pb2.ListGroupsRequest())
+    listed = await admin.ListGroups(identity_service_pb2.ListGroupsRequest())
     assert [g.name for g in listed.groups] == ["groups/ops", "groups/staff"]
     assert listed.next_page_token == ""
 
     # An empty mask replaces every mutable field: allowed_models is cleared.
     updated = await admin.UpdateGroup(
-        admin_pb2.UpdateGroupRequest(group=admin_pb2.Group(name="groups/staff", admin=True))
+        identity_service_pb2.UpdateGroupRequest(
+            group=identity_pb2.Group(name="groups/staff", admin=True)
+        )
     )
     assert updated.group.admin is True
     assert list(updated.group.allowed_models) == []
 
-    await admin.DeleteGroup(admin_pb2.DeleteGroupRequest(name="groups/staff"))
-    code, _, _ = await _error(admin.GetGroup(admin_pb2.GetGroupRequest(name="groups/staff")))
+    await admin.DeleteGroup(identity_service_pb2.DeleteGroupRequest(name="groups/staff"))
+    code, _, _ = await _error(
+        admin.GetGroup(identity_service_pb2.GetGroupRequest(name="groups/staff"))
+    )
     assert code is grpc.StatusCode.NOT_FOUND
 
 
 async def test_creating_an_existing_consumer_or_group_is_already_exists(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     await _group(admin, "staff")
     await _consumer(admin, "alice")
@@ -226,12 +223,12 @@ async def test_creating_an_existing_consumer_or_group_is_already_exists(
 
 
 async def test_bad_input_is_invalid_argument_naming_every_field(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     code, _, fields = await _error(
         admin.CreateConsumer(
-            admin_pb2.CreateConsumerRequest(
-                consumer=admin_pb2.Consumer(groups=["staff"], ip_allowlist=["not-an-ip"]),
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=identity_pb2.Consumer(groups=["staff"], ip_allowlist=["not-an-ip"]),
                 consumer_id="Alice",
             )
         )
@@ -246,8 +243,8 @@ async def test_bad_input_is_invalid_argument_naming_every_field(
     await _consumer(admin, "alice")
     code, _, fields = await _error(
         admin.UpdateConsumer(
-            admin_pb2.UpdateConsumerRequest(
-                consumer=admin_pb2.Consumer(name="consumers/alice"),
+            identity_service_pb2.UpdateConsumerRequest(
+                consumer=identity_pb2.Consumer(name="consumers/alice"),
                 update_mask=field_mask_pb2.FieldMask(paths=["name"]),
             )
         )
@@ -255,31 +252,35 @@ async def test_bad_input_is_invalid_argument_naming_every_field(
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert set(fields) == {"update_mask.paths[0]"}
 
-    code, _, fields = await _error(admin.GetConsumer(admin_pb2.GetConsumerRequest(name="alice")))
+    code, _, fields = await _error(
+        admin.GetConsumer(identity_service_pb2.GetConsumerRequest(name="alice"))
+    )
     assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"name"})
-    code, _, fields = await _error(admin.ListGroups(admin_pb2.ListGroupsRequest(page_token="x")))
+    code, _, fields = await _error(
+        admin.ListGroups(identity_service_pb2.ListGroupsRequest(page_token="x"))
+    )
     assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"page_token"})
 
 
 async def test_a_group_with_members_cannot_be_deleted(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     await _group(admin, "staff")
     await _consumer(admin, "alice", "groups/staff")
     code, message, _ = await _error(
-        admin.DeleteGroup(admin_pb2.DeleteGroupRequest(name="groups/staff"))
+        admin.DeleteGroup(identity_service_pb2.DeleteGroupRequest(name="groups/staff"))
     )
     assert code is grpc.StatusCode.FAILED_PRECONDITION
     assert "1 member" in message
 
     await admin.UpdateConsumer(
-        admin_pb2.UpdateConsumerRequest(
-            consumer=admin_pb2.Consumer(name="consumers/alice"),
+        identity_service_pb2.UpdateConsumerRequest(
+            consumer=identity_pb2.Consumer(name="consumers/alice"),
             update_mask=field_mask_pb2.FieldMask(paths=["groups"]),
         )
     )
-    await admin.DeleteGroup(admin_pb2.DeleteGroupRequest(name="groups/staff"))
-    listed = await admin.ListGroups(admin_pb2.ListGroupsRequest())
+    await admin.DeleteGroup(identity_service_pb2.DeleteGroupRequest(name="groups/staff"))
+    listed = await admin.ListGroups(identity_service_pb2.ListGroupsRequest())
     assert list(listed.groups) == []
 
 
@@ -287,7 +288,7 @@ async def test_a_group_with_members_cannot_be_deleted(
 
 
 async def test_the_secret_is_returned_once_and_never_listed(
-    admin: admin_grpc.AdminServiceStub, store: IdentityStore
+    admin: identity_grpc.IdentityServiceStub, store: IdentityStore
 ) -> None:
     await _consumer(admin, "alice")
     issued = await _key(admin, "alice")
@@ -298,33 +299,37 @@ async def test_the_secret_is_returned_once_and_never_listed(
     principal = await store.verify(issued.secret)
     assert isinstance(principal, Principal) and principal.key_name == key.name
 
-    listed = await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(parent="consumers/alice"))
+    listed = await admin.ListApiKeys(
+        identity_service_pb2.ListApiKeysRequest(parent="consumers/alice")
+    )
     assert list(listed.api_keys) == [key]
     secret_part = issued.secret.removeprefix(key.prefix + "_")
     assert secret_part.encode() not in listed.SerializeToString()
 
 
 async def test_a_key_ttl_sets_its_expiry(
-    admin: admin_grpc.AdminServiceStub, store: IdentityStore, clock: Clock
+    admin: identity_grpc.IdentityServiceStub, store: IdentityStore, clock: Clock
 ) -> None:
     await _consumer(admin, "alice")
     issued = await admin.CreateApiKey(
-        admin_pb2.CreateApiKeyRequest(parent="consumers/alice", ttl=_seconds(60.5))
+        identity_service_pb2.CreateApiKeyRequest(parent="consumers/alice", ttl=_seconds(60.5))
     )
     assert _stamp(issued.api_key.expire_time) == START + 60.5
     clock.now = START + 61
     assert await store.verify(issued.secret) is Refusal.EXPIRED
-    listed = await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(parent="consumers/alice"))
+    listed = await admin.ListApiKeys(
+        identity_service_pb2.ListApiKeysRequest(parent="consumers/alice")
+    )
     assert [k.active for k in listed.api_keys] == [False]
 
 
 async def test_rotation_keeps_the_old_key_for_the_overlap(
-    admin: admin_grpc.AdminServiceStub, store: IdentityStore, clock: Clock
+    admin: identity_grpc.IdentityServiceStub, store: IdentityStore, clock: Clock
 ) -> None:
     await _consumer(admin, "alice")
     old = await _key(admin, "alice")
     rotated = await admin.RotateApiKey(
-        admin_pb2.RotateApiKeyRequest(
+        identity_service_pb2.RotateApiKeyRequest(
             name=old.api_key.name, overlap=_seconds(90), ttl=_seconds(3600)
         )
     )
@@ -338,7 +343,9 @@ async def test_rotation_keeps_the_old_key_for_the_overlap(
     clock.now = START + 90
     assert await store.verify(old.secret) is Refusal.EXPIRED
     assert isinstance(await store.verify(rotated.secret), Principal)
-    listed = await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(parent="consumers/alice"))
+    listed = await admin.ListApiKeys(
+        identity_service_pb2.ListApiKeysRequest(parent="consumers/alice")
+    )
     assert {k.name: k.active for k in listed.api_keys} == {
         old.api_key.name: False,
         rotated.api_key.name: True,
@@ -347,11 +354,11 @@ async def test_rotation_keeps_the_old_key_for_the_overlap(
 
 @pytest.mark.parametrize("overlap", [None, 0.0], ids=["missing", "zero"])
 async def test_rotation_without_an_overlap_uses_the_default(
-    admin: admin_grpc.AdminServiceStub, overlap: float | None
+    admin: identity_grpc.IdentityServiceStub, overlap: float | None
 ) -> None:
     await _consumer(admin, "alice")
     old = await _key(admin, "alice")
-    request = admin_pb2.RotateApiKeyRequest(name=old.api_key.name)
+    request = identity_service_pb2.RotateApiKeyRequest(name=old.api_key.name)
     if overlap is not None:
         request.overlap.CopyFrom(_seconds(overlap))
     rotated = await admin.RotateApiKey(request)
@@ -360,13 +367,13 @@ async def test_rotation_without_an_overlap_uses_the_default(
 
 
 async def test_bad_durations_are_invalid_argument_on_their_fields(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     await _consumer(admin, "alice")
     old = await _key(admin, "alice")
     code, _, fields = await _error(
         admin.RotateApiKey(
-            admin_pb2.RotateApiKeyRequest(
+            identity_service_pb2.RotateApiKeyRequest(
                 name=old.api_key.name, overlap=_seconds(-1), ttl=_seconds(-0.5)
             )
         )
@@ -376,69 +383,79 @@ async def test_bad_durations_are_invalid_argument_on_their_fields(
 
     code, _, fields = await _error(
         admin.CreateApiKey(
-            admin_pb2.CreateApiKeyRequest(
+            identity_service_pb2.CreateApiKeyRequest(
                 parent="consumers/alice", ttl=duration_pb2.Duration(seconds=1, nanos=-1)
             )
         )
     )
     assert (code, fields) == (grpc.StatusCode.INVALID_ARGUMENT, {"ttl": "is not a valid duration"})
     code, _, fields = await _error(
-        admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(parent="consumers/alice", ttl=_seconds(0)))
+        admin.CreateApiKey(
+            identity_service_pb2.CreateApiKeyRequest(parent="consumers/alice", ttl=_seconds(0))
+        )
     )
     assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"ttl"})
 
-    listed = await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(parent="consumers/alice"))
+    listed = await admin.ListApiKeys(
+        identity_service_pb2.ListApiKeysRequest(parent="consumers/alice")
+    )
     assert [k.name for k in listed.api_keys] == [old.api_key.name]  # nothing was issued
 
 
 async def test_revoke_ends_a_key_at_once_and_is_idempotent(
-    admin: admin_grpc.AdminServiceStub, store: IdentityStore, clock: Clock
+    admin: identity_grpc.IdentityServiceStub, store: IdentityStore, clock: Clock
 ) -> None:
     await _consumer(admin, "alice")
     issued = await _key(admin, "alice")
-    revoked = await admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(name=issued.api_key.name))
+    revoked = await admin.RevokeApiKey(
+        identity_service_pb2.RevokeApiKeyRequest(name=issued.api_key.name)
+    )
     assert revoked.api_key.active is False
     assert _stamp(revoked.api_key.revoke_time) == START
     assert await store.verify(issued.secret) is Refusal.REVOKED
 
     clock.now = START + 5
-    again = await admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(name=issued.api_key.name))
+    again = await admin.RevokeApiKey(
+        identity_service_pb2.RevokeApiKeyRequest(name=issued.api_key.name)
+    )
     assert _stamp(again.api_key.revoke_time) == START
     code, message, _ = await _error(
-        admin.RotateApiKey(admin_pb2.RotateApiKeyRequest(name=issued.api_key.name))
+        admin.RotateApiKey(identity_service_pb2.RotateApiKeyRequest(name=issued.api_key.name))
     )
     assert code is grpc.StatusCode.FAILED_PRECONDITION
     assert "revoked" in message
 
 
 async def test_keys_of_unknown_consumers_or_keys_are_not_found(
-    admin: admin_grpc.AdminServiceStub,
+    admin: identity_grpc.IdentityServiceStub,
 ) -> None:
     await _consumer(admin, "alice")
     issued = await _key(admin, "alice")
     await _consumer(admin, "bob")
     bobs_view = issued.api_key.name.replace("consumers/alice/", "consumers/bob/")
     calls = [
-        admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(parent="consumers/ghost")),
-        admin.ListApiKeys(admin_pb2.ListApiKeysRequest(parent="consumers/ghost")),
-        admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(name="consumers/alice/keys/nope")),
-        admin.RotateApiKey(admin_pb2.RotateApiKeyRequest(name=bobs_view)),
+        admin.CreateApiKey(identity_service_pb2.CreateApiKeyRequest(parent="consumers/ghost")),
+        admin.ListApiKeys(identity_service_pb2.ListApiKeysRequest(parent="consumers/ghost")),
+        admin.RevokeApiKey(
+            identity_service_pb2.RevokeApiKeyRequest(name="consumers/alice/keys/nope")
+        ),
+        admin.RotateApiKey(identity_service_pb2.RotateApiKeyRequest(name=bobs_view)),
     ]
     for call in calls:
         code, _, _ = await _error(call)
         assert code is grpc.StatusCode.NOT_FOUND
     code, _, fields = await _error(
-        admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(parent="alice"))
+        admin.CreateApiKey(identity_service_pb2.CreateApiKeyRequest(parent="alice"))
     )
     assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"parent"})
 
 
 async def test_deleting_a_consumer_ends_its_keys(
-    admin: admin_grpc.AdminServiceStub, store: IdentityStore
+    admin: identity_grpc.IdentityServiceStub, store: IdentityStore
 ) -> None:
     await _consumer(admin, "alice")
     issued = await _key(admin, "alice")
-    await admin.DeleteConsumer(admin_pb2.DeleteConsumerRequest(name="consumers/alice"))
+    await admin.DeleteConsumer(identity_service_pb2.DeleteConsumerRequest(name="consumers/alice"))
     assert await store.verify(issued.secret) is Refusal.UNKNOWN
 
 
@@ -449,7 +466,7 @@ async def test_without_redis_every_identity_rpc_is_failed_precondition() -> None
     running = await _serve(None)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = admin_grpc.AdminServiceStub(channel)
+            stub = identity_grpc.IdentityServiceStub(channel)
             for rpc, request in IDENTITY_RPCS.items():
                 code, message, _ = await _error(getattr(stub, rpc)(request()))
                 assert (rpc, code, message) == (
@@ -457,16 +474,13 @@ async def test_without_redis_every_identity_rpc_is_failed_precondition() -> None
                     grpc.StatusCode.FAILED_PRECONDITION,
                     NO_REDIS,
                 )
-            routing = await stub.GetRoutingState(admin_pb2.GetRoutingStateRequest())
-            assert list(routing.deployments) == []
     finally:
         await running.stop(0)
 
 
 def test_every_identity_rpc_of_the_proto_is_covered() -> None:
-    service = admin_pb2.DESCRIPTOR.services_by_name["AdminService"]
-    others = {"ReloadCatalog", "GetRoutingState", "GetUsage"}
-    assert {m.name for m in service.methods} - others == set(IDENTITY_RPCS)
+    service = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"]
+    assert {m.name for m in service.methods} == set(IDENTITY_RPCS)
 
 
 def test_the_default_overlap_must_be_positive() -> None:

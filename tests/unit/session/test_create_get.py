@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.caller import Caller, reset_caller, set_caller
@@ -135,7 +135,7 @@ async def test_owner_is_the_caller(
     """The owner is the authenticated consumer (`current_owner()`)."""
     servicer = SessionServicer(store, SessionConfig(default_ttl_seconds=60))
     principal = Principal(
-        consumer=admin_pb2.Consumer(name="consumers/team-a"), groups=(), key_name="k"
+        consumer=identity_pb2.Consumer(name="consumers/team-a"), groups=(), key_name="k"
     )
     token = set_caller(Caller(principal=principal))
     try:

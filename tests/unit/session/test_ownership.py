@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from google.protobuf import field_mask_pb2
 from google.rpc import status_pb2
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
@@ -33,9 +33,9 @@ NO_CONTEXT: Any = None
 
 
 def consumer(consumer_id: str, *, admin: bool = False) -> Principal:
-    group = admin_pb2.Group(name=f"groups/{consumer_id}-g", admin=admin, allowed_tools=["*"])
+    group = identity_pb2.Group(name=f"groups/{consumer_id}-g", admin=admin, allowed_tools=["*"])
     return Principal(
-        consumer=admin_pb2.Consumer(name=f"consumers/{consumer_id}", groups=[group.name]),
+        consumer=identity_pb2.Consumer(name=f"consumers/{consumer_id}", groups=[group.name]),
         groups=(group,),
         key_name=f"consumers/{consumer_id}/keys/k1",
     )

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import NotFound, PermissionDenied
@@ -42,9 +42,9 @@ def _weather(tool_id: str, url: str, consumers: Sequence[str] = ()) -> dict[str,
 
 
 def _principal(consumer_id: str, tools: Sequence[str] = (), admin: bool = False) -> Principal:
-    group = admin_pb2.Group(name=f"groups/{consumer_id}", allowed_tools=tools, admin=admin)
+    group = identity_pb2.Group(name=f"groups/{consumer_id}", allowed_tools=tools, admin=admin)
     return Principal(
-        consumer=admin_pb2.Consumer(name=f"consumers/{consumer_id}", groups=[group.name]),
+        consumer=identity_pb2.Consumer(name=f"consumers/{consumer_id}", groups=[group.name]),
         groups=(group,),
         key_name=f"consumers/{consumer_id}/keys/k1",
     )

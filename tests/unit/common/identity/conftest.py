@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.identity.store import IdentityStore
 from services.common.redis_store import create_redis
 from tests.conftest import RedisServer
@@ -61,14 +61,14 @@ def store(redis: aioredis.Redis, clock: FakeClock) -> IdentityStore:
     return IdentityStore(redis, clock=clock)
 
 
-NewConsumer = Callable[..., Awaitable[admin_pb2.Consumer]]
+NewConsumer = Callable[..., Awaitable[identity_pb2.Consumer]]
 
 
 @pytest.fixture
 def new_consumer(store: IdentityStore) -> NewConsumer:
-    async def make(consumer_id: str = "alice", *groups: str) -> admin_pb2.Consumer:
+    async def make(consumer_id: str = "alice", *groups: str) -> identity_pb2.Consumer:
         return await store.create_consumer(
-            admin_pb2.Consumer(groups=[f"groups/{g}" for g in groups]), consumer_id
+            identity_pb2.Consumer(groups=[f"groups/{g}" for g in groups]), consumer_id
         )
 
     return make

@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
 
 
-def principal(*groups: admin_pb2.Group, ip_allowlist: tuple[str, ...] = ()) -> Principal:
-    consumer = admin_pb2.Consumer(name="consumers/alice", ip_allowlist=list(ip_allowlist))
+def principal(*groups: identity_pb2.Group, ip_allowlist: tuple[str, ...] = ()) -> Principal:
+    consumer = identity_pb2.Consumer(name="consumers/alice", ip_allowlist=list(ip_allowlist))
     return Principal(consumer, tuple(groups), "consumers/alice/keys/k1")
 
 
 def test_models_are_the_union_of_the_groups_and_empty_grants_nothing() -> None:
-    chat = admin_pb2.Group(name="groups/chat", allowed_models=["gpt-4o-mini", "claude-*"])
-    local = admin_pb2.Group(name="groups/local", allowed_models=["llama"])
+    chat = identity_pb2.Group(name="groups/chat", allowed_models=["gpt-4o-mini", "claude-*"])
+    local = identity_pb2.Group(name="groups/local", allowed_models=["llama"])
     alice = principal(chat, local)
     assert acl.allows_model(alice, "gpt-4o-mini")
     assert acl.allows_model(alice, "claude-3-5-haiku")
     assert acl.allows_model(alice, "llama")
     assert not acl.allows_model(alice, "gpt-4o")
     assert not acl.allows_model(alice, "claude")  # `claude-*` needs the dash
-    assert not acl.allows_model(principal(admin_pb2.Group()), "llama")
+    assert not acl.allows_model(principal(identity_pb2.Group()), "llama")
     assert not acl.allows_model(principal(), "llama")
-    assert acl.allows_model(principal(admin_pb2.Group(allowed_models=["*"])), "anything")
+    assert acl.allows_model(principal(identity_pb2.Group(allowed_models=["*"])), "anything")
 
 
 def test_a_model_and_its_provider_must_be_allowed_by_the_same_group() -> None:
-    openai_only = admin_pb2.Group(allowed_models=["gpt-4o"], allowed_providers=["openai"])
-    any_provider_llama = admin_pb2.Group(allowed_models=["llama"])
+    openai_only = identity_pb2.Group(allowed_models=["gpt-4o"], allowed_providers=["openai"])
+    any_provider_llama = identity_pb2.Group(allowed_models=["llama"])
     alice = principal(openai_only, any_provider_llama)
     assert acl.allows_model(alice, "gpt-4o", "openai")
     assert not acl.allows_model(alice, "gpt-4o", "azure")
@@ -40,9 +40,9 @@ def test_a_model_and_its_provider_must_be_allowed_by_the_same_group() -> None:
 
 
 def test_tools_services_and_admin() -> None:
-    tools = admin_pb2.Group(allowed_tools=["search", "weather"], allowed_services=["tool"])
-    everything = admin_pb2.Group(allowed_tools=["*"], allowed_services=["*"])
-    admin = admin_pb2.Group(admin=True)
+    tools = identity_pb2.Group(allowed_tools=["search", "weather"], allowed_services=["tool"])
+    everything = identity_pb2.Group(allowed_tools=["*"], allowed_services=["*"])
+    admin = identity_pb2.Group(admin=True)
     alice = principal(tools)
     assert acl.allows_tool(alice, "search")
     assert not acl.allows_tool(alice, "shell")
@@ -58,7 +58,7 @@ def test_tools_services_and_admin() -> None:
 
 
 def test_refusals_name_what_was_refused_and_only_the_caller() -> None:
-    alice = principal(admin_pb2.Group(allowed_models=["llama"]))
+    alice = principal(identity_pb2.Group(allowed_models=["llama"]))
     with pytest.raises(PermissionDenied) as model:
         acl.require_model(alice, "gpt-4o")
     assert model.value.message == "model 'gpt-4o' is not allowed for consumers/alice"
@@ -99,8 +99,8 @@ def test_consumer_ip_allowlist(allowlist: tuple[str, ...], address: str, allowed
 
 
 def test_every_restricting_list_must_admit_the_address() -> None:
-    office = admin_pb2.Group(ip_allowlist=["10.0.0.0/8"])
-    unrestricted = admin_pb2.Group()
+    office = identity_pb2.Group(ip_allowlist=["10.0.0.0/8"])
+    unrestricted = identity_pb2.Group()
     assert acl.allows_ip(principal(office, unrestricted), "10.0.0.1")
     assert not acl.allows_ip(principal(office, unrestricted), "192.0.2.1")
     narrow = principal(office, ip_allowlist=("10.9.0.0/16",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import Unauthenticated, Unavailable
 from services.common.identity import secrets
 from services.common.identity.cache import PrincipalCache
@@ -82,7 +82,7 @@ async def test_a_revoke_on_one_replica_is_refused_by_another_within_the_version_
 async def test_deleting_a_consumer_or_changing_a_group_reaches_the_other_replica(
     store: IdentityStore, new_consumer: NewConsumer, replica: CountingStore, clock: FakeClock
 ) -> None:
-    await store.create_group(admin_pb2.Group(allowed_models=["a"]), "team")
+    await store.create_group(identity_pb2.Group(allowed_models=["a"]), "team")
     await new_consumer("alice", "team")
     issued = await store.create_key("consumers/alice")
     other = cache_of(replica, clock)
@@ -90,7 +90,7 @@ async def test_deleting_a_consumer_or_changing_a_group_reaches_the_other_replica
     assert before is not None and list(before.groups[0].allowed_models) == ["a"]
 
     await store.update_group(
-        admin_pb2.Group(name="groups/team", allowed_models=["b"]), ["allowed_models"]
+        identity_pb2.Group(name="groups/team", allowed_models=["b"]), ["allowed_models"]
     )
     clock.advance(0.25)
     after = await other.lookup(issued.secret)

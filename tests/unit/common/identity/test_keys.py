@@ -6,7 +6,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.identity import secrets
 from services.common.identity.principal import Principal
@@ -17,8 +17,8 @@ from tests.unit.common.identity.conftest import START, FakeClock, NewConsumer
 async def test_a_created_key_looks_up_to_its_consumer_and_groups(
     store: IdentityStore, new_consumer: NewConsumer
 ) -> None:
-    await store.create_group(admin_pb2.Group(allowed_models=["*"]), "team")
-    await store.create_group(admin_pb2.Group(admin=True), "ops")
+    await store.create_group(identity_pb2.Group(allowed_models=["*"]), "team")
+    await store.create_group(identity_pb2.Group(admin=True), "ops")
     await new_consumer("alice", "team", "ops")
     issued = await store.create_key("consumers/alice")
 
@@ -135,7 +135,7 @@ async def test_a_disabled_consumer_s_keys_are_refused(
     await new_consumer()
     issued = await store.create_key("consumers/alice")
     await store.update_consumer(
-        admin_pb2.Consumer(name="consumers/alice", disabled=True), ["disabled"]
+        identity_pb2.Consumer(name="consumers/alice", disabled=True), ["disabled"]
     )
     assert await store.verify(issued.secret) == Refusal.DISABLED
 

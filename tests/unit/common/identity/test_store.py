@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from llmgw.identity.v1 import identity_pb2
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -16,12 +16,12 @@ from tests.unit.common.identity.conftest import START, FakeClock, NewConsumer
 
 
 async def test_consumer_create_get_and_already_exists(store: IdentityStore) -> None:
-    created = await store.create_consumer(admin_pb2.Consumer(display_name="Alice"), "alice")
+    created = await store.create_consumer(identity_pb2.Consumer(display_name="Alice"), "alice")
     assert created.name == "consumers/alice"
     assert created.create_time.seconds == int(START)
     assert await store.get_consumer("consumers/alice") == created
     with pytest.raises(AlreadyExists):
-        await store.create_consumer(admin_pb2.Consumer(), "alice")
+        await store.create_consumer(identity_pb2.Consumer(), "alice")
     with pytest.raises(NotFound):
         await store.get_consumer("consumers/bob")
 
@@ -29,19 +29,19 @@ async def test_consumer_create_get_and_already_exists(store: IdentityStore) -> N
 @pytest.mark.parametrize("bad_id", ["", "Alice", "1alice", "a" * 64, "al_ice", "al/ice"])
 async def test_ids_are_validated(store: IdentityStore, bad_id: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        await store.create_consumer(admin_pb2.Consumer(), bad_id)
+        await store.create_consumer(identity_pb2.Consumer(), bad_id)
     assert [v.field for v in caught.value.violations] == ["consumer_id"]
     with pytest.raises(InvalidArgument):
-        await store.create_group(admin_pb2.Group(), bad_id)
+        await store.create_group(identity_pb2.Group(), bad_id)
 
 
 async def test_a_consumer_naming_an_unknown_group_is_a_field_violation(
     store: IdentityStore,
 ) -> None:
-    await store.create_group(admin_pb2.Group(), "team")
+    await store.create_group(identity_pb2.Group(), "team")
     with pytest.raises(InvalidArgument) as caught:
         await store.create_consumer(
-            admin_pb2.Consumer(groups=["groups/team", "groups/ghost"]), "alice"
+            identity_pb2.Consumer(groups=["groups/team", "groups/ghost"]), "alice"
         )
     assert [(v.field, v.description) for v in caught.value.violations] == [
         ("consumer.groups[1]", "group groups/ghost does not exist")
@@ -53,11 +53,11 @@ async def test_a_consumer_naming_an_unknown_group_is_a_field_violation(
 async def test_consumer_and_group_fields_are_validated(store: IdentityStore) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await store.create_consumer(
-            admin_pb2.Consumer(
+            identity_pb2.Consumer(
                 groups=["team"],
                 ip_allowlist=["10.0.0.0/8", "not-an-ip"],
-                limits=[admin_pb2.RateLimit(limit=0)],
-                budget=admin_pb2.Budget(soft_threshold=2),
+                limits=[identity_pb2.RateLimit(limit=0)],
+                budget=identity_pb2.Budget(soft_threshold=2),
             ),
             "alice",
         )
@@ -72,7 +72,7 @@ async def test_consumer_and_group_fields_are_validated(store: IdentityStore) -> 
     }
     with pytest.raises(InvalidArgument) as group_error:
         await store.create_group(
-            admin_pb2.Group(allowed_services=["tool", "chat"], allowed_models=["g*pt", ""]),
+            identity_pb2.Group(allowed_services=["tool", "chat"], allowed_models=["g*pt", ""]),
             "team",
         )
     assert {v.field for v in group_error.value.violations} == {
@@ -85,13 +85,15 @@ async def test_consumer_and_group_fields_are_validated(store: IdentityStore) -> 
 async def test_update_applies_only_the_mask_and_stamps_the_time(
     store: IdentityStore, new_consumer: NewConsumer, clock: FakeClock
 ) -> None:
-    await store.create_group(admin_pb2.Group(), "team")
+    await store.create_group(identity_pb2.Group(), "team")
     await store.create_consumer(
-        admin_pb2.Consumer(display_name="Alice", ip_allowlist=["10.0.0.0/8"]), "alice"
+        identity_pb2.Consumer(display_name="Alice", ip_allowlist=["10.0.0.0/8"]), "alice"
     )
     clock.advance(5)
     updated = await store.update_consumer(
-        admin_pb2.Consumer(name="consumers/alice", display_name="ignored", groups=["groups/team"]),
+        identity_pb2.Consumer(
+            name="consumers/alice", display_name="ignored", groups=["groups/team"]
+        ),
         ["groups"],
     )
     assert updated.display_name == "Alice"
@@ -101,26 +103,26 @@ async def test_update_applies_only_the_mask_and_stamps_the_time(
     assert updated.create_time.seconds == int(START)
     assert await store.get_consumer("consumers/alice") == updated
 
-    replaced = await store.update_consumer(admin_pb2.Consumer(name="consumers/alice"))
+    replaced = await store.update_consumer(identity_pb2.Consumer(name="consumers/alice"))
     assert replaced.display_name == "" and not replaced.groups and not replaced.ip_allowlist
 
     with pytest.raises(InvalidArgument) as caught:
-        await store.update_consumer(admin_pb2.Consumer(name="consumers/alice"), ["name"])
+        await store.update_consumer(identity_pb2.Consumer(name="consumers/alice"), ["name"])
     assert caught.value.violations[0].field == "update_mask.paths[0]"
     with pytest.raises(InvalidArgument):
         await store.update_consumer(
-            admin_pb2.Consumer(name="consumers/alice", groups=["groups/ghost"]), ["groups"]
+            identity_pb2.Consumer(name="consumers/alice", groups=["groups/ghost"]), ["groups"]
         )
     with pytest.raises(NotFound):
-        await store.update_consumer(admin_pb2.Consumer(name="consumers/bob"))
+        await store.update_consumer(identity_pb2.Consumer(name="consumers/bob"))
 
 
 async def test_group_update_and_delete_while_it_has_members(
     store: IdentityStore, new_consumer: NewConsumer
 ) -> None:
-    await store.create_group(admin_pb2.Group(allowed_models=["gpt-*"]), "team")
+    await store.create_group(identity_pb2.Group(allowed_models=["gpt-*"]), "team")
     updated = await store.update_group(
-        admin_pb2.Group(name="groups/team", admin=True, allowed_models=["x"]), ["admin"]
+        identity_pb2.Group(name="groups/team", admin=True, allowed_models=["x"]), ["admin"]
     )
     assert updated.admin and list(updated.allowed_models) == ["gpt-*"]
     await new_consumer("alice", "team")
@@ -128,7 +130,7 @@ async def test_group_update_and_delete_while_it_has_members(
     with pytest.raises(FailedPrecondition) as caught:
         await store.delete_group("groups/team")
     assert "1 member" in caught.value.message and "alice" not in caught.value.message
-    await store.update_consumer(admin_pb2.Consumer(name="consumers/alice"), ["groups"])
+    await store.update_consumer(identity_pb2.Consumer(name="consumers/alice"), ["groups"])
     await store.delete_group("groups/team")
     with pytest.raises(NotFound):
         await store.get_group("groups/team")
@@ -141,8 +143,8 @@ async def test_listings_page_in_id_order_and_refuse_foreign_tokens(
 ) -> None:
     ids = [f"c{i:02d}" for i in range(7)]
     for consumer_id in reversed(ids):
-        await store.create_consumer(admin_pb2.Consumer(), consumer_id)
-    await store.create_group(admin_pb2.Group(), "g1")
+        await store.create_consumer(identity_pb2.Consumer(), consumer_id)
+    await store.create_group(identity_pb2.Group(), "g1")
 
     page, token = await store.list_consumers(page_size=3)
     names = [c.name for c in page]
@@ -171,7 +173,7 @@ async def test_every_write_bumps_the_version(
         versions.append(await store.version())
         assert versions[-1] != versions[-2]
 
-    await store.create_group(admin_pb2.Group(), "team")
+    await store.create_group(identity_pb2.Group(), "team")
     await bumped()
     await new_consumer("alice", "team")
     await bumped()
@@ -179,7 +181,7 @@ async def test_every_write_bumps_the_version(
     await bumped()
     await store.revoke_key(issued.api_key.name)
     await bumped()
-    await store.update_group(admin_pb2.Group(name="groups/team", admin=True), ["admin"])
+    await store.update_group(identity_pb2.Group(name="groups/team", admin=True), ["admin"])
     await bumped()
     await store.delete_consumer("consumers/alice")
     await bumped()

@@ -184,12 +184,14 @@ class InvestigationEvent(_message.Message):
     def __init__(self, investigation: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., tool_call: _Optional[_Union[ToolInvocation, _Mapping]] = ..., finding: _Optional[_Union[Finding, _Mapping]] = ..., result: _Optional[_Union[InvestigationResult, _Mapping]] = ..., state: _Optional[_Union[InvestigationState, str]] = ...) -> None: ...
 
 class CreateInvestigationRequest(_message.Message):
-    __slots__ = ("investigation", "investigation_id")
+    __slots__ = ("investigation", "investigation_id", "request_id")
     INVESTIGATION_FIELD_NUMBER: _ClassVar[int]
     INVESTIGATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     investigation: Investigation
     investigation_id: str
-    def __init__(self, investigation: _Optional[_Union[Investigation, _Mapping]] = ..., investigation_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, investigation: _Optional[_Union[Investigation, _Mapping]] = ..., investigation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateInvestigationResponse(_message.Message):
     __slots__ = ("investigation",)

@@ -23,12 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
-from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
-from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from llmgw.identity.v1 import identity_pb2 as llmgw_dot_identity_dot_v1_dot_identity__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmgw/router/v1/admin_service.proto\x12\x0fllmgw.router.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14ReloadCatalogRequest\"}\n\x15ReloadCatalogResponse\x12\x1f\n\x0bmodel_count\x18\x01 \x01(\x05R\nmodelCount\x12)\n\x10\x64\x65ployment_count\x18\x02 \x01(\x05R\x0f\x64\x65ploymentCount\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\"\xbb\x03\n\x0f\x44\x65ploymentState\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\ndeployment\x12\x1a\n\x08provider\x18\x03 \x01(\tR\x08provider\x12%\n\x0eupstream_model\x18\x04 \x01(\tR\rupstreamModel\x12\x16\n\x06weight\x18\x05 \x01(\x05R\x06weight\x12\'\n\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n\tin_flight\x18\x07 \x01(\x05R\x08inFlight\x12\x42\n\rbreaker_state\x18\x08 \x01(\x0e\x32\x1d.llmgw.router.v1.BreakerStateR\x0c\x62reakerState\x12;\n\x0breopen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreopenTime\x12\x1d\n\nlatency_ms\x18\n \x01(\x01R\tlatencyMs\x12\x17\n\x07ttft_ms\x18\x0b \x01(\x01R\x06ttftMs\x12\x18\n\x07healthy\x18\x0c \x01(\x08R\x07healthy\".\n\x16GetRoutingStateRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"]\n\x17GetRoutingStateResponse\x12\x42\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32 .llmgw.router.v1.DeploymentStateR\x0b\x64\x65ployments\"\xa9\x02\n\tRateLimit\x12\x33\n\x04unit\x18\x01 \x01(\x0e\x32\x1f.llmgw.router.v1.RateLimit.UnitR\x04unit\x12\x39\n\x06window\x18\x02 \x01(\x0e\x32!.llmgw.router.v1.RateLimit.WindowR\x06window\x12\x14\n\x05limit\x18\x03 \x01(\x03R\x05limit\"@\n\x04Unit\x12\x14\n\x10UNIT_UNSPECIFIED\x10\x00\x12\x11\n\rUNIT_REQUESTS\x10\x01\x12\x0f\n\x0bUNIT_TOKENS\x10\x02\"T\n\x06Window\x12\x16\n\x12WINDOW_UNSPECIFIED\x10\x00\x12\x11\n\rWINDOW_MINUTE\x10\x01\x12\x0f\n\x0bWINDOW_HOUR\x10\x02\x12\x0e\n\nWINDOW_DAY\x10\x03\"\x91\x01\n\x06\x42udget\x12\x1f\n\x0b\x64\x61ily_limit\x18\x01 \x01(\x01R\ndailyLimit\x12#\n\rmonthly_limit\x18\x02 \x01(\x01R\x0cmonthlyLimit\x12%\n\x0esoft_threshold\x18\x03 \x01(\x01R\rsoftThreshold\x12\x1a\n\x08\x63urrency\x18\x04 \x01(\tR\x08\x63urrency\"\xf7\x02\n\x08\x43onsumer\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12\x16\n\x06groups\x18\x03 \x03(\tR\x06groups\x12!\n\x0cip_allowlist\x18\x04 \x03(\tR\x0bipAllowlist\x12\x32\n\x06limits\x18\x05 \x03(\x0b\x32\x1a.llmgw.router.v1.RateLimitR\x06limits\x12/\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x17.llmgw.router.v1.BudgetR\x06\x62udget\x12\x1a\n\x08\x64isabled\x18\x07 \x01(\x08R\x08\x64isabled\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x9d\x04\n\x05Group\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12%\n\x0e\x61llowed_models\x18\x03 \x03(\tR\rallowedModels\x12+\n\x11\x61llowed_providers\x18\x04 \x03(\tR\x10\x61llowedProviders\x12#\n\rallowed_tools\x18\x05 \x03(\tR\x0c\x61llowedTools\x12)\n\x10\x61llowed_services\x18\x06 \x03(\tR\x0f\x61llowedServices\x12!\n\x0cip_allowlist\x18\x07 \x03(\tR\x0bipAllowlist\x12\x32\n\x06limits\x18\x08 \x03(\x0b\x32\x1a.llmgw.router.v1.RateLimitR\x06limits\x12/\n\x06\x62udget\x18\t \x01(\x0b\x32\x17.llmgw.router.v1.BudgetR\x06\x62udget\x12\x14\n\x05\x61\x64min\x18\n \x01(\x08R\x05\x61\x64min\x12!\n\x0cshared_cache\x18\x0b \x01(\x08R\x0bsharedCache\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x83\x02\n\x06\x41piKey\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06prefix\x18\x02 \x01(\tR\x06prefix\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12;\n\x0brevoke_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\x12\x16\n\x06\x61\x63tive\x18\x06 \x01(\x08R\x06\x61\x63tive\"o\n\x15\x43reateConsumerRequest\x12\x35\n\x08\x63onsumer\x18\x01 \x01(\x0b\x32\x19.llmgw.router.v1.ConsumerR\x08\x63onsumer\x12\x1f\n\x0b\x63onsumer_id\x18\x02 \x01(\tR\nconsumerId\"O\n\x16\x43reateConsumerResponse\x12\x35\n\x08\x63onsumer\x18\x01 \x01(\x0b\x32\x19.llmgw.router.v1.ConsumerR\x08\x63onsumer\"(\n\x12GetConsumerRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"L\n\x13GetConsumerResponse\x12\x35\n\x08\x63onsumer\x18\x01 \x01(\x0b\x32\x19.llmgw.router.v1.ConsumerR\x08\x63onsumer\"R\n\x14ListConsumersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"x\n\x15ListConsumersResponse\x12\x37\n\tconsumers\x18\x01 \x03(\x0b\x32\x19.llmgw.router.v1.ConsumerR\tconsumers\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8b\x01\n\x15UpdateConsumerRequest\x12\x35\n\x08\x63onsumer\x18\x01 \x01(\x0b\x32\x19.llmgw.router.v1.ConsumerR\x08\x63onsumer\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"O\n\x16UpdateConsumerResponse\x12\x35\n\x08\x63onsumer\x18\x01 \x01(\x0b\x32\x19.llmgw.router.v1.ConsumerR\x08\x63onsumer\"+\n\x15\x44\x65leteConsumerRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteConsumerResponse\"]\n\x12\x43reateGroupRequest\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.GroupR\x05group\x12\x19\n\x08group_id\x18\x02 \x01(\tR\x07groupId\"C\n\x13\x43reateGroupResponse\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.GroupR\x05group\"%\n\x0fGetGroupRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"@\n\x10GetGroupResponse\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.GroupR\x05group\"O\n\x11ListGroupsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"l\n\x12ListGroupsResponse\x12.\n\x06groups\x18\x01 \x03(\x0b\x32\x16.llmgw.router.v1.GroupR\x06groups\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n\x12UpdateGroupRequest\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.GroupR\x05group\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"C\n\x13UpdateGroupResponse\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x16.llmgw.router.v1.GroupR\x05group\"(\n\x12\x44\x65leteGroupRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x15\n\x13\x44\x65leteGroupResponse\"Z\n\x13\x43reateApiKeyRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12+\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\"`\n\x14\x43reateApiKeyResponse\x12\x30\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.llmgw.router.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"h\n\x12ListApiKeysRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"q\n\x13ListApiKeysResponse\x12\x32\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x17.llmgw.router.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8b\x01\n\x13RotateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x33\n\x07overlap\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07overlap\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\"\xa3\x01\n\x14RotateApiKeyResponse\x12\x30\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.llmgw.router.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\x12\x41\n\x10previous_api_key\x18\x03 \x01(\x0b\x32\x17.llmgw.router.v1.ApiKeyR\x0epreviousApiKey\")\n\x13RevokeApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"H\n\x14RevokeApiKeyResponse\x12\x30\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.llmgw.router.v1.ApiKeyR\x06\x61piKey\"\xf0\x01\n\x0bUsageTotals\x12\x1a\n\x08requests\x18\x01 \x01(\x03R\x08requests\x12!\n\x0cinput_tokens\x18\x02 \x01(\x03R\x0binputTokens\x12#\n\routput_tokens\x18\x03 \x01(\x03R\x0coutputTokens\x12.\n\x13\x63\x61\x63hed_input_tokens\x18\x04 \x01(\x03R\x11\x63\x61\x63hedInputTokens\x12\x12\n\x04\x63ost\x18\x05 \x01(\x01R\x04\x63ost\x12\x1a\n\x08\x63urrency\x18\x06 \x01(\tR\x08\x63urrency\x12\x1d\n\ncache_hits\x18\x07 \x01(\x03R\tcacheHits\"V\n\nDailyUsage\x12\x12\n\x04\x64\x61te\x18\x01 \x01(\tR\x04\x64\x61te\x12\x34\n\x06totals\x18\x02 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\"X\n\nModelUsage\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x34\n\x06totals\x18\x02 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\"{\n\x0fGetUsageRequest\x12\x18\n\x07subject\x18\x01 \x01(\tR\x07subject\x12\x1d\n\nstart_date\x18\x02 \x01(\tR\tstartDate\x12\x19\n\x08\x65nd_date\x18\x03 \x01(\tR\x07\x65ndDate\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"\xaf\x02\n\x10GetUsageResponse\x12\x34\n\x06totals\x18\x01 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\x12\x31\n\x05\x64\x61ily\x18\x02 \x03(\x0b\x32\x1b.llmgw.router.v1.DailyUsageR\x05\x64\x61ily\x12\x36\n\x08\x62y_model\x18\x03 \x03(\x0b\x32\x1b.llmgw.router.v1.ModelUsageR\x07\x62yModel\x12/\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x17.llmgw.router.v1.BudgetR\x06\x62udget\x12\x1f\n\x0bspent_today\x18\x05 \x01(\x01R\nspentToday\x12(\n\x10spent_this_month\x18\x06 \x01(\x01R\x0espentThisMonth*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\xe7\x11\n\x0c\x41\x64minService\x12\x83\x01\n\rReloadCatalog\x12%.llmgw.router.v1.ReloadCatalogRequest\x1a&.llmgw.router.v1.ReloadCatalogResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/admin/catalog:reload:\x01*\x12\x82\x01\n\x0fGetRoutingState\x12\'.llmgw.router.v1.GetRoutingStateRequest\x1a(.llmgw.router.v1.GetRoutingStateResponse\"\x1c\x90\x02\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/routing\x12\x88\x01\n\x0e\x43reateConsumer\x12&.llmgw.router.v1.CreateConsumerRequest\x1a\'.llmgw.router.v1.CreateConsumerResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x13/v1/admin/consumers:\x08\x63onsumer\x12\x81\x01\n\x0bGetConsumer\x12#.llmgw.router.v1.GetConsumerRequest\x1a$.llmgw.router.v1.GetConsumerResponse\"\'\x90\x02\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/admin/{name=consumers/*}\x12~\n\rListConsumers\x12%.llmgw.router.v1.ListConsumersRequest\x1a&.llmgw.router.v1.ListConsumersResponse\"\x1e\x90\x02\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/admin/consumers\x12\x9a\x01\n\x0eUpdateConsumer\x12&.llmgw.router.v1.UpdateConsumerRequest\x1a\'.llmgw.router.v1.UpdateConsumerResponse\"7\x82\xd3\xe4\x93\x02\x31\x32%/v1/admin/{consumer.name=consumers/*}:\x08\x63onsumer\x12\x87\x01\n\x0e\x44\x65leteConsumer\x12&.llmgw.router.v1.DeleteConsumerRequest\x1a\'.llmgw.router.v1.DeleteConsumerResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/admin/{name=consumers/*}\x12y\n\x0b\x43reateGroup\x12#.llmgw.router.v1.CreateGroupRequest\x1a$.llmgw.router.v1.CreateGroupResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x10/v1/admin/groups:\x05group\x12u\n\x08GetGroup\x12 .llmgw.router.v1.GetGroupRequest\x1a!.llmgw.router.v1.GetGroupResponse\"$\x90\x02\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/{name=groups/*}\x12r\n\nListGroups\x12\".llmgw.router.v1.ListGroupsRequest\x1a#.llmgw.router.v1.ListGroupsResponse\"\x1b\x90\x02\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/groups\x12\x88\x01\n\x0bUpdateGroup\x12#.llmgw.router.v1.UpdateGroupRequest\x1a$.llmgw.router.v1.UpdateGroupResponse\".\x82\xd3\xe4\x93\x02(2\x1f/v1/admin/{group.name=groups/*}:\x05group\x12{\n\x0b\x44\x65leteGroup\x12#.llmgw.router.v1.DeleteGroupRequest\x1a$.llmgw.router.v1.DeleteGroupResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/admin/{name=groups/*}\x12\x8b\x01\n\x0c\x43reateApiKey\x12$.llmgw.router.v1.CreateApiKeyRequest\x1a%.llmgw.router.v1.CreateApiKeyResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/admin/{parent=consumers/*}/keys:\x01*\x12\x88\x01\n\x0bListApiKeys\x12#.llmgw.router.v1.ListApiKeysRequest\x1a$.llmgw.router.v1.ListApiKeysResponse\".\x90\x02\x01\x82\xd3\xe4\x93\x02%\x12#/v1/admin/{parent=consumers/*}/keys\x12\x92\x01\n\x0cRotateApiKey\x12$.llmgw.router.v1.RotateApiKeyRequest\x1a%.llmgw.router.v1.RotateApiKeyResponse\"5\x82\xd3\xe4\x93\x02/\"*/v1/admin/{name=consumers/*/keys/*}:rotate:\x01*\x12\x92\x01\n\x0cRevokeApiKey\x12$.llmgw.router.v1.RevokeApiKeyRequest\x1a%.llmgw.router.v1.RevokeApiKeyResponse\"5\x82\xd3\xe4\x93\x02/\"*/v1/admin/{name=consumers/*/keys/*}:revoke:\x01*\x12\x65\n\x08GetUsage\x12 .llmgw.router.v1.GetUsageRequest\x1a!.llmgw.router.v1.GetUsageResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usageB\x1aZ\x18llmgw/router/v1;routerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmgw/router/v1/admin_service.proto\x12\x0fllmgw.router.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a llmgw/identity/v1/identity.proto\"\x16\n\x14ReloadCatalogRequest\"}\n\x15ReloadCatalogResponse\x12\x1f\n\x0bmodel_count\x18\x01 \x01(\x05R\nmodelCount\x12)\n\x10\x64\x65ployment_count\x18\x02 \x01(\x05R\x0f\x64\x65ploymentCount\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\"\xbb\x03\n\x0f\x44\x65ploymentState\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\ndeployment\x12\x1a\n\x08provider\x18\x03 \x01(\tR\x08provider\x12%\n\x0eupstream_model\x18\x04 \x01(\tR\rupstreamModel\x12\x16\n\x06weight\x18\x05 \x01(\x05R\x06weight\x12\'\n\x0fmax_concurrency\x18\x06 \x01(\x05R\x0emaxConcurrency\x12\x1b\n\tin_flight\x18\x07 \x01(\x05R\x08inFlight\x12\x42\n\rbreaker_state\x18\x08 \x01(\x0e\x32\x1d.llmgw.router.v1.BreakerStateR\x0c\x62reakerState\x12;\n\x0breopen_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreopenTime\x12\x1d\n\nlatency_ms\x18\n \x01(\x01R\tlatencyMs\x12\x17\n\x07ttft_ms\x18\x0b \x01(\x01R\x06ttftMs\x12\x18\n\x07healthy\x18\x0c \x01(\x08R\x07healthy\".\n\x16GetRoutingStateRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"]\n\x17GetRoutingStateResponse\x12\x42\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32 .llmgw.router.v1.DeploymentStateR\x0b\x64\x65ployments\"\xf0\x01\n\x0bUsageTotals\x12\x1a\n\x08requests\x18\x01 \x01(\x03R\x08requests\x12!\n\x0cinput_tokens\x18\x02 \x01(\x03R\x0binputTokens\x12#\n\routput_tokens\x18\x03 \x01(\x03R\x0coutputTokens\x12.\n\x13\x63\x61\x63hed_input_tokens\x18\x04 \x01(\x03R\x11\x63\x61\x63hedInputTokens\x12\x12\n\x04\x63ost\x18\x05 \x01(\x01R\x04\x63ost\x12\x1a\n\x08\x63urrency\x18\x06 \x01(\tR\x08\x63urrency\x12\x1d\n\ncache_hits\x18\x07 \x01(\x03R\tcacheHits\"V\n\nDailyUsage\x12\x12\n\x04\x64\x61te\x18\x01 \x01(\tR\x04\x64\x61te\x12\x34\n\x06totals\x18\x02 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\"X\n\nModelUsage\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x34\n\x06totals\x18\x02 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\"{\n\x0fGetUsageRequest\x12\x18\n\x07subject\x18\x01 \x01(\tR\x07subject\x12\x1d\n\nstart_date\x18\x02 \x01(\tR\tstartDate\x12\x19\n\x08\x65nd_date\x18\x03 \x01(\tR\x07\x65ndDate\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"\xb1\x02\n\x10GetUsageResponse\x12\x34\n\x06totals\x18\x01 \x01(\x0b\x32\x1c.llmgw.router.v1.UsageTotalsR\x06totals\x12\x31\n\x05\x64\x61ily\x18\x02 \x03(\x0b\x32\x1b.llmgw.router.v1.DailyUsageR\x05\x64\x61ily\x12\x36\n\x08\x62y_model\x18\x03 \x03(\x0b\x32\x1b.llmgw.router.v1.ModelUsageR\x07\x62yModel\x12\x31\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x19.llmgw.identity.v1.BudgetR\x06\x62udget\x12\x1f\n\x0bspent_today\x18\x05 \x01(\x01R\nspentToday\x12(\n\x10spent_this_month\x18\x06 \x01(\x01R\x0espentThisMonth*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32\x80\x03\n\x0c\x41\x64minService\x12\x83\x01\n\rReloadCatalog\x12%.llmgw.router.v1.ReloadCatalogRequest\x1a&.llmgw.router.v1.ReloadCatalogResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/admin/catalog:reload:\x01*\x12\x82\x01\n\x0fGetRoutingState\x12\'.llmgw.router.v1.GetRoutingStateRequest\x1a(.llmgw.router.v1.GetRoutingStateResponse\"\x1c\x90\x02\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/routing\x12\x65\n\x08GetUsage\x12 .llmgw.router.v1.GetUsageRequest\x1a!.llmgw.router.v1.GetUsageResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usageB\x1aZ\x18llmgw/router/v1;routerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,128 +39,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['ReloadCatalog']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/admin/catalog:reload:\001*'
   _globals['_ADMINSERVICE'].methods_by_name['GetRoutingState']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['GetRoutingState']._serialized_options = b'\220\002\001\202\323\344\223\002\023\022\021/v1/admin/routing'
-  _globals['_ADMINSERVICE'].methods_by_name['CreateConsumer']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['CreateConsumer']._serialized_options = b'\202\323\344\223\002\037\"\023/v1/admin/consumers:\010consumer'
-  _globals['_ADMINSERVICE'].methods_by_name['GetConsumer']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetConsumer']._serialized_options = b'\220\002\001\202\323\344\223\002\036\022\034/v1/admin/{name=consumers/*}'
-  _globals['_ADMINSERVICE'].methods_by_name['ListConsumers']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListConsumers']._serialized_options = b'\220\002\001\202\323\344\223\002\025\022\023/v1/admin/consumers'
-  _globals['_ADMINSERVICE'].methods_by_name['UpdateConsumer']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['UpdateConsumer']._serialized_options = b'\202\323\344\223\00212%/v1/admin/{consumer.name=consumers/*}:\010consumer'
-  _globals['_ADMINSERVICE'].methods_by_name['DeleteConsumer']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['DeleteConsumer']._serialized_options = b'\202\323\344\223\002\036*\034/v1/admin/{name=consumers/*}'
-  _globals['_ADMINSERVICE'].methods_by_name['CreateGroup']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['CreateGroup']._serialized_options = b'\202\323\344\223\002\031\"\020/v1/admin/groups:\005group'
-  _globals['_ADMINSERVICE'].methods_by_name['GetGroup']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetGroup']._serialized_options = b'\220\002\001\202\323\344\223\002\033\022\031/v1/admin/{name=groups/*}'
-  _globals['_ADMINSERVICE'].methods_by_name['ListGroups']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListGroups']._serialized_options = b'\220\002\001\202\323\344\223\002\022\022\020/v1/admin/groups'
-  _globals['_ADMINSERVICE'].methods_by_name['UpdateGroup']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['UpdateGroup']._serialized_options = b'\202\323\344\223\002(2\037/v1/admin/{group.name=groups/*}:\005group'
-  _globals['_ADMINSERVICE'].methods_by_name['DeleteGroup']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['DeleteGroup']._serialized_options = b'\202\323\344\223\002\033*\031/v1/admin/{name=groups/*}'
-  _globals['_ADMINSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\202\323\344\223\002(\"#/v1/admin/{parent=consumers/*}/keys:\001*'
-  _globals['_ADMINSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\220\002\001\202\323\344\223\002%\022#/v1/admin/{parent=consumers/*}/keys'
-  _globals['_ADMINSERVICE'].methods_by_name['RotateApiKey']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['RotateApiKey']._serialized_options = b'\202\323\344\223\002/\"*/v1/admin/{name=consumers/*/keys/*}:rotate:\001*'
-  _globals['_ADMINSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\202\323\344\223\002/\"*/v1/admin/{name=consumers/*/keys/*}:revoke:\001*'
   _globals['_ADMINSERVICE'].methods_by_name['GetUsage']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\202\323\344\223\002\013\022\t/v1/usage'
-  _globals['_BREAKERSTATE']._serialized_start=5782
-  _globals['_BREAKERSTATE']._serialized_end=5906
-  _globals['_RELOADCATALOGREQUEST']._serialized_start=185
-  _globals['_RELOADCATALOGREQUEST']._serialized_end=207
-  _globals['_RELOADCATALOGRESPONSE']._serialized_start=209
-  _globals['_RELOADCATALOGRESPONSE']._serialized_end=334
-  _globals['_DEPLOYMENTSTATE']._serialized_start=337
-  _globals['_DEPLOYMENTSTATE']._serialized_end=780
-  _globals['_GETROUTINGSTATEREQUEST']._serialized_start=782
-  _globals['_GETROUTINGSTATEREQUEST']._serialized_end=828
-  _globals['_GETROUTINGSTATERESPONSE']._serialized_start=830
-  _globals['_GETROUTINGSTATERESPONSE']._serialized_end=923
-  _globals['_RATELIMIT']._serialized_start=926
-  _globals['_RATELIMIT']._serialized_end=1223
-  _globals['_RATELIMIT_UNIT']._serialized_start=1073
-  _globals['_RATELIMIT_UNIT']._serialized_end=1137
-  _globals['_RATELIMIT_WINDOW']._serialized_start=1139
-  _globals['_RATELIMIT_WINDOW']._serialized_end=1223
-  _globals['_BUDGET']._serialized_start=1226
-  _globals['_BUDGET']._serialized_end=1371
-  _globals['_CONSUMER']._serialized_start=1374
-  _globals['_CONSUMER']._serialized_end=1749
-  _globals['_GROUP']._serialized_start=1752
-  _globals['_GROUP']._serialized_end=2293
-  _globals['_APIKEY']._serialized_start=2296
-  _globals['_APIKEY']._serialized_end=2555
-  _globals['_CREATECONSUMERREQUEST']._serialized_start=2557
-  _globals['_CREATECONSUMERREQUEST']._serialized_end=2668
-  _globals['_CREATECONSUMERRESPONSE']._serialized_start=2670
-  _globals['_CREATECONSUMERRESPONSE']._serialized_end=2749
-  _globals['_GETCONSUMERREQUEST']._serialized_start=2751
-  _globals['_GETCONSUMERREQUEST']._serialized_end=2791
-  _globals['_GETCONSUMERRESPONSE']._serialized_start=2793
-  _globals['_GETCONSUMERRESPONSE']._serialized_end=2869
-  _globals['_LISTCONSUMERSREQUEST']._serialized_start=2871
-  _globals['_LISTCONSUMERSREQUEST']._serialized_end=2953
-  _globals['_LISTCONSUMERSRESPONSE']._serialized_start=2955
-  _globals['_LISTCONSUMERSRESPONSE']._serialized_end=3075
-  _globals['_UPDATECONSUMERREQUEST']._serialized_start=3078
-  _globals['_UPDATECONSUMERREQUEST']._serialized_end=3217
-  _globals['_UPDATECONSUMERRESPONSE']._serialized_start=3219
-  _globals['_UPDATECONSUMERRESPONSE']._serialized_end=3298
-  _globals['_DELETECONSUMERREQUEST']._serialized_start=3300
-  _globals['_DELETECONSUMERREQUEST']._serialized_end=3343
-  _globals['_DELETECONSUMERRESPONSE']._serialized_start=3345
-  _globals['_DELETECONSUMERRESPONSE']._serialized_end=3369
-  _globals['_CREATEGROUPREQUEST']._serialized_start=3371
-  _globals['_CREATEGROUPREQUEST']._serialized_end=3464
-  _globals['_CREATEGROUPRESPONSE']._serialized_start=3466
-  _globals['_CREATEGROUPRESPONSE']._serialized_end=3533
-  _globals['_GETGROUPREQUEST']._serialized_start=3535
-  _globals['_GETGROUPREQUEST']._serialized_end=3572
-  _globals['_GETGROUPRESPONSE']._serialized_start=3574
-  _globals['_GETGROUPRESPONSE']._serialized_end=3638
-  _globals['_LISTGROUPSREQUEST']._serialized_start=3640
-  _globals['_LISTGROUPSREQUEST']._serialized_end=3719
-  _globals['_LISTGROUPSRESPONSE']._serialized_start=3721
-  _globals['_LISTGROUPSRESPONSE']._serialized_end=3829
-  _globals['_UPDATEGROUPREQUEST']._serialized_start=3831
-  _globals['_UPDATEGROUPREQUEST']._serialized_end=3958
-  _globals['_UPDATEGROUPRESPONSE']._serialized_start=3960
-  _globals['_UPDATEGROUPRESPONSE']._serialized_end=4027
-  _globals['_DELETEGROUPREQUEST']._serialized_start=4029
-  _globals['_DELETEGROUPREQUEST']._serialized_end=4069
-  _globals['_DELETEGROUPRESPONSE']._serialized_start=4071
-  _globals['_DELETEGROUPRESPONSE']._serialized_end=4092
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=4094
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=4184
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=4186
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=4282
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=4284
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=4388
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=4390
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=4503
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=4506
-  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=4645
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=4648
-  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=4811
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=4813
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=4854
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=4856
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=4928
-  _globals['_USAGETOTALS']._serialized_start=4931
-  _globals['_USAGETOTALS']._serialized_end=5171
-  _globals['_DAILYUSAGE']._serialized_start=5173
-  _globals['_DAILYUSAGE']._serialized_end=5259
-  _globals['_MODELUSAGE']._serialized_start=5261
-  _globals['_MODELUSAGE']._serialized_end=5349
-  _globals['_GETUSAGEREQUEST']._serialized_start=5351
-  _globals['_GETUSAGEREQUEST']._serialized_end=5474
-  _globals['_GETUSAGERESPONSE']._serialized_start=5477
-  _globals['_GETUSAGERESPONSE']._serialized_end=5780
-  _globals['_ADMINSERVICE']._serialized_start=5909
-  _globals['_ADMINSERVICE']._serialized_end=8188
+  _globals['_BREAKERSTATE']._serialized_start=1747
+  _globals['_BREAKERSTATE']._serialized_end=1871
+  _globals['_RELOADCATALOGREQUEST']._serialized_start=153
+  _globals['_RELOADCATALOGREQUEST']._serialized_end=175
+  _globals['_RELOADCATALOGRESPONSE']._serialized_start=177
+  _globals['_RELOADCATALOGRESPONSE']._serialized_end=302
+  _globals['_DEPLOYMENTSTATE']._serialized_start=305
+  _globals['_DEPLOYMENTSTATE']._serialized_end=748
+  _globals['_GETROUTINGSTATEREQUEST']._serialized_start=750
+  _globals['_GETROUTINGSTATEREQUEST']._serialized_end=796
+  _globals['_GETROUTINGSTATERESPONSE']._serialized_start=798
+  _globals['_GETROUTINGSTATERESPONSE']._serialized_end=891
+  _globals['_USAGETOTALS']._serialized_start=894
+  _globals['_USAGETOTALS']._serialized_end=1134
+  _globals['_DAILYUSAGE']._serialized_start=1136
+  _globals['_DAILYUSAGE']._serialized_end=1222
+  _globals['_MODELUSAGE']._serialized_start=1224
+  _globals['_MODELUSAGE']._serialized_end=1312
+  _globals['_GETUSAGEREQUEST']._serialized_start=1314
+  _globals['_GETUSAGEREQUEST']._serialized_end=1437
+  _globals['_GETUSAGERESPONSE']._serialized_start=1440
+  _globals['_GETUSAGERESPONSE']._serialized_end=1745
+  _globals['_ADMINSERVICE']._serialized_start=1874
+  _globals['_ADMINSERVICE']._serialized_end=2258
 # @@protoc_insertion_point(module_scope)

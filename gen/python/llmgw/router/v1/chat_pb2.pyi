@@ -89,7 +89,7 @@ class ChatResponseFormat(_message.Message):
     def __init__(self, type: _Optional[str] = ..., json_schema: _Optional[_Union[JsonSchemaFormat, _Mapping]] = ...) -> None: ...
 
 class GatewayOptions(_message.Message):
-    __slots__ = ("session", "routing_strategy", "disable_fallbacks", "cache", "tools", "max_iterations", "history_window")
+    __slots__ = ("session", "routing_strategy", "disable_fallbacks", "cache", "tools", "max_iterations", "history_window", "request_id")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     ROUTING_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     DISABLE_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class GatewayOptions(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     session: str
     routing_strategy: str
     disable_fallbacks: bool
@@ -104,7 +105,8 @@ class GatewayOptions(_message.Message):
     tools: _containers.RepeatedScalarFieldContainer[str]
     max_iterations: int
     history_window: int
-    def __init__(self, session: _Optional[str] = ..., routing_strategy: _Optional[str] = ..., disable_fallbacks: _Optional[bool] = ..., cache: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_iterations: _Optional[int] = ..., history_window: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, session: _Optional[str] = ..., routing_strategy: _Optional[str] = ..., disable_fallbacks: _Optional[bool] = ..., cache: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_iterations: _Optional[int] = ..., history_window: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateChatCompletionRequest(_message.Message):
     __slots__ = ("model", "messages", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty", "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format", "logit_bias", "metadata", "gateway")

@@ -104,12 +104,14 @@ class GetToolResponse(_message.Message):
     def __init__(self, tool: _Optional[_Union[Tool, _Mapping]] = ...) -> None: ...
 
 class CreateToolRequest(_message.Message):
-    __slots__ = ("tool", "tool_id")
+    __slots__ = ("tool", "tool_id", "request_id")
     TOOL_FIELD_NUMBER: _ClassVar[int]
     TOOL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     tool: Tool
     tool_id: str
-    def __init__(self, tool: _Optional[_Union[Tool, _Mapping]] = ..., tool_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, tool: _Optional[_Union[Tool, _Mapping]] = ..., tool_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateToolResponse(_message.Message):
     __slots__ = ("tool",)
@@ -128,14 +130,16 @@ class DeleteToolResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ExecuteToolRequest(_message.Message):
-    __slots__ = ("name", "arguments", "timeout")
+    __slots__ = ("name", "arguments", "timeout", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     arguments: _struct_pb2.Struct
     timeout: _duration_pb2.Duration
-    def __init__(self, name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ExecuteToolResponse(_message.Message):
     __slots__ = ("name", "result", "truncated", "attempts", "duration")
@@ -152,12 +156,14 @@ class ExecuteToolResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., truncated: _Optional[bool] = ..., attempts: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class BatchExecuteToolsRequest(_message.Message):
-    __slots__ = ("calls", "max_concurrency")
+    __slots__ = ("calls", "max_concurrency", "request_id")
     CALLS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     calls: _containers.RepeatedCompositeFieldContainer[ExecuteToolRequest]
     max_concurrency: int
-    def __init__(self, calls: _Optional[_Iterable[_Union[ExecuteToolRequest, _Mapping]]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, calls: _Optional[_Iterable[_Union[ExecuteToolRequest, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class BatchExecuteToolsResult(_message.Message):
     __slots__ = ("index", "status", "response")
