@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from services.common.server import MAX_METADATA_BYTES, MAX_PENDING_CALLS, SERVER_OPTIONS
 from services.launcher.envoy_config import (
     DEFAULT_DESCRIPTOR,
     OPS_PATHS,
@@ -223,3 +224,17 @@ def test_overload_details_are_unavailable_with_retry_info(topology: Topology) ->
     info = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(info)
     assert info.retry_delay.seconds == topology.limits.overload_retry_after_seconds
+
+
+def test_services_accept_what_envoy_lets_through(topology: Topology) -> None:
+    options = dict(SERVER_OPTIONS)
+    # Envoy adds its own headers (x-request-id, x-forwarded-for, ...) to a request at the
+    # limit; a few KiB of room keeps gRPC's refusal (RESOURCE_EXHAUSTED) out of reach.
+    assert options["grpc.max_metadata_size"] == MAX_METADATA_BYTES
+    assert options["grpc.absolute_max_metadata_size"] == MAX_METADATA_BYTES
+    assert topology.limits.max_request_header_bytes + 8192 <= MAX_METADATA_BYTES
+    # Calls Envoy admits are never refused while they wait for the event loop.
+    max_requests = topology.cluster_policy.circuit_breakers.max_requests
+    assert options["grpc.server.max_pending_requests"] == MAX_PENDING_CALLS
+    assert options["grpc.server.max_pending_requests_hard_limit"] == MAX_PENDING_CALLS
+    assert 10 * max_requests <= MAX_PENDING_CALLS
