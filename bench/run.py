@@ -422,8 +422,8 @@ def _streams_section() -> list[str]:
     return streams.section(
         results,
         f"{today} on {machine()}",
-        f"make bench` (streams only: `python -m bench.run --scenario streams`; the same"
-        f" runs, printed: `python -m bench.streams --streams {counts}",
+        "`make bench` (this section alone: `python -m bench.run --scenario streams`; the"
+        f" same runs, printed: `python -m bench.streams --streams {counts}`)",
     )
 
 

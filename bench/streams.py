@@ -280,7 +280,7 @@ def run_scenario(
 
 
 def section(results: dict[int, StreamsResult], measured: str, command: str) -> list[str]:
-    """The RESULTS.md section: one row per run."""
+    """The RESULTS.md section: one row per run; `command` is Markdown."""
     rows = [
         f"| {count:,} | {r.completed:,} | {r.failures_text()} |"
         f" {r.ttft_p50_s * 1000:,.0f} / {r.ttft_p99_s * 1000:,.0f} | {r.peak_upstream:,} |"
@@ -292,7 +292,7 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         SECTION,
         "",
         f"Measured {measured}.",
-        f"Command: `{command}`.",
+        f"Command: {command}.",
         f'Each stream: REST `POST /v1/chat/completions` with `"stream": true` for `{MODEL}`;'
         f" the fake OpenAI upstream sends {CHUNKS} chunks, the first after {FIRST_CHUNK_S:g} s"
         f" and then one every {CHUNK_INTERVAL_S:g} s (5 s per stream). All streams of a run"
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"python -m bench.streams --streams {parsed.streams}"
     if parsed.provider_pool is not None:
         command += f" --provider-pool {parsed.provider_pool}"
-    print("\n".join(section(results, time.strftime("%Y-%m-%d"), command)))
+    print("\n".join(section(results, time.strftime("%Y-%m-%d"), f"`{command}`")))
     return 0
 
 
