@@ -5,7 +5,9 @@ The same requests go to the fake OpenAI upstream directly and through the whole 
 and 16, and streamed time to first token from one sequential client. Then the fallback
 scenario (bench/fallback.py): a model whose primary deployment fails every other request,
 through the gateway at the same concurrencies, and per route from one sequential client.
-Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`.
+Last, thousands of concurrent paced streams through the default stack (bench/streams.py).
+Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`;
+`--scenario streams` runs only the streams scenario and replaces its section of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fallback
+from bench import fallback, streams
 from bench.cpu import CpuMeter, bare_grpc_call_cpu
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
@@ -236,6 +238,7 @@ def report(
     features: tuple[
         dict[tuple[str, int], WrkResult], dict[tuple[str, int], float], dict[str, float]
     ],
+    streams_section: list[str],
 ) -> str:
     c1d, c1g = runs[("direct", 1)], runs[("gateway", 1)]
     c16d, c16g = runs[("direct", 16)], runs[("gateway", 16)]
@@ -315,8 +318,10 @@ def report(
         "",
         *_fallback_section(runs, answered, routes),
         *_features_section(runs, cpu, features),
+        "",
+        *streams_section,
     ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def _features_section(
@@ -408,6 +413,33 @@ def run_fallback(
     return runs, answered, routes
 
 
+def _streams_section() -> list[str]:
+    """The concurrent-streams scenario on a gateway of its own."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-streams-") as tmp:
+        results = streams.run_scenario(Path(tmp))
+    counts = ",".join(str(c) for c in streams.STREAM_COUNTS)
+    return streams.section(
+        results,
+        f"{today} on {machine()}",
+        "`make bench` (this section alone: `python -m bench.run --scenario streams`; the"
+        f" same runs, printed: `python -m bench.streams --streams {counts}`)",
+    )
+
+
+def replace_section(text: str, heading: str, lines: list[str]) -> str:
+    """`text` with the section under `heading` (up to the next `## `) replaced by
+    `lines`, or with `lines` appended when it has no such section."""
+    kept = text.rstrip("\n").split("\n")
+    if heading in kept:
+        start = kept.index(heading)
+        end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
+        kept[start:end] = lines
+    else:
+        kept += ["", *lines]
+    return "\n".join(kept).rstrip("\n") + "\n"
+
+
 def _replicas(text: str) -> dict[str, int]:
     pairs = (item.split("=") for item in text.split(",") if item)
     return {name: int(count) for name, count in pairs}
@@ -419,7 +451,13 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--replicas", dest="replicas_text", default="router=1,provider=1")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--scenario", choices=["all", "streams"], default="all")
     args = parser.parse_args()
+    if args.scenario == "streams":
+        current = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
+        args.output.write_text(replace_section(current, streams.SECTION, _streams_section()))
+        print(args.output.read_text())
+        return 0
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
         work = Path(tmp)
         unary, streamed = work / "unary.json", work / "stream.json"
@@ -470,9 +508,18 @@ def main() -> int:
             flaky_runs, answered, routes = run_fallback(gw, flaky, args.duration, args.samples)
             runs.update(flaky_runs)
         features = run_features(work, BODY, args.duration, _replicas(args.replicas_text), wrk)
+    streams_section = _streams_section()
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
     text = report(
-        args, runs, ttft, cpu, grpc_call_us, answered=answered, routes=routes, features=features
+        args,
+        runs,
+        ttft,
+        cpu,
+        grpc_call_us,
+        answered=answered,
+        routes=routes,
+        features=features,
+        streams_section=streams_section,
     )
     args.output.write_text(text + "\n")
     print(text)

@@ -1,12 +1,27 @@
--- REST conveniences on the public listener (envoy.filters.http.lua, placed BEFORE the
--- gRPC-JSON transcoder; envoy_config.py inlines this file into the Envoy config).
--- gRPC clients (content-type application/grpc) pass through untouched.
+-- Edge checks and REST conveniences on the public listener (envoy.filters.http.lua,
+-- placed BEFORE the gRPC-JSON transcoder; envoy_config.py inlines this file into the
+-- Envoy config after a line that sets MAX_REQUEST_HEADER_BYTES from envoy/topology.yaml).
+--
+-- Edge checks, for every request (REST and gRPC), answered here so that no service sees
+-- the request:
+--   * request headers above MAX_REQUEST_HEADER_BYTES (counted as HTTP/2 and gRPC count
+--     them: name + value + 32 bytes each) -> HTTP 431 / gRPC INVALID_ARGUMENT. Left to
+--     the services, gRPC's own metadata limit would answer RESOURCE_EXHAUSTED (HTTP 429)
+--     with every header name in the message;
+--   * a grpc-timeout header that is not 1-8 digits and a unit (H M S m u n) -> HTTP 400
+--     / INVALID_ARGUMENT (the services' gRPC stack would answer INTERNAL, HTTP 500);
+--   * REST only: a URL whose percent-decoded path or query is not UTF-8 -> HTTP 400 (the
+--     transcoder would put the bytes into a proto string field the services cannot
+--     parse).
+-- After these, gRPC clients (content-type application/grpc) pass through untouched.
 --
 -- Streaming switch: the OpenAI SDK posts {"stream": true, ...} to the same URL as a
 -- unary completion. For POST /v1/chat/completions (query string allowed) only, the body
 -- is read; when its top-level "stream" member is true, :path becomes
 -- /v1/chat/completions:stream and the route cache is cleared, so the transcoder picks
--- StreamChatCompletion (SSE). No other request body is buffered.
+-- StreamChatCompletion (SSE). No other request body is buffered. A member given twice
+-- counts by its last value, as the transcoder's JSON parser (and the proto it fills)
+-- reads it, so the RPC chosen and the request's `stream` field always agree.
 --
 -- JSON errors: for REST requests, an error status (>= 400) always has a JSON body.
 -- Envoy's own plain-text replies (malformed JSON, unknown path, no healthy upstream...)
@@ -15,6 +30,8 @@
 -- is wrapped in OpenAI's envelope, because the OpenAI SDK reads body["error"]["message"]:
 --   {"error":{"type":"not_found_error","code":5,"message":...,"details":[...]}}
 -- Only error responses are buffered; successful ones, SSE streams included, pass as is.
+-- A HEAD request never gets a body (one would corrupt the next response on a keep-alive
+-- connection): its errors pass as Envoy made them.
 
 local CHAT_PATH = "/v1/chat/completions"
 local STREAM_PATH = "/v1/chat/completions:stream"
@@ -34,6 +51,34 @@ local GRPC_CODES = {
   [400] = 3, [401] = 16, [403] = 7, [404] = 5, [409] = 10, [413] = 8, [429] = 8,
   [499] = 1, [501] = 12, [503] = 14, [504] = 4,
 }
+
+local function json_string(s)
+  local escaped = string.gsub(s, '[%c"\\]', function(c)
+    if c == '"' then
+      return '\\"'
+    elseif c == "\\" then
+      return "\\\\"
+    elseif c == "\n" then
+      return "\\n"
+    end
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. escaped .. '"'
+end
+
+local function status_json(grpc_code, message)
+  return '{"code":' .. grpc_code .. ',"message":' .. json_string(message) .. ',"details":[]}'
+end
+
+-- A google.rpc.Status JSON object wrapped in OpenAI's error envelope.
+local function openai_envelope(status, object)
+  local error_type = ERROR_TYPES[status]
+  if error_type == nil then
+    error_type = status < 500 and "invalid_request_error" or "server_error"
+  end
+  local open = string.find(object, "{", 1, true)
+  return '{"error":{"type":"' .. error_type .. '",' .. string.sub(object, open + 1) .. "}"
+end
 
 local function split_query(path)
   local q = string.find(path, "?", 1, true)
@@ -63,19 +108,19 @@ local function skip_string(text, i)
   end
 end
 
--- Whether the JSON object `text` has a top-level member "stream" whose value is true.
--- A cheap scan that tracks nesting and strings, so "stream": true inside message content,
--- tool schemas or metadata does not count. Malformed JSON answers false (the transcoder
--- then reports it).
+-- Whether the JSON object `text` has a top-level member "stream" whose (last) value is
+-- true. A cheap scan that tracks nesting and strings, so "stream": true inside message
+-- content, tool schemas or metadata does not count. Malformed JSON answers false (the
+-- transcoder then reports it).
 local function stream_requested(text)
   if string.find(text, '"stream"%s*:%s*true') == nil then
     return false -- the fast path for every unary request
   end
-  local depth, i = 0, 1
+  local depth, i, last = 0, 1, false
   while true do
     local j = string.find(text, '[{}%[%]"]', i)
     if j == nil then
-      return false
+      return last
     end
     local c = string.byte(text, j)
     if c == 34 then -- a string: a member name when followed by a colon
@@ -86,7 +131,7 @@ local function stream_requested(text)
       if depth == 1 and string.sub(text, j, after - 1) == '"stream"' then
         local value = string.match(text, "^%s*:%s*(%a+)", after)
         if value ~= nil then
-          return value == "true"
+          last = value == "true"
         end
       end
       i = after
@@ -100,17 +145,120 @@ local function stream_requested(text)
   end
 end
 
+-- The size gRPC's metadata limit counts: name + value + 32 bytes per header.
+local function header_bytes(headers)
+  local total = 0
+  for key, value in pairs(headers) do
+    total = total + #key + #value + 32
+  end
+  return total
+end
+
+-- gRPC's TimeoutValue: 1 to 8 ASCII digits, then one unit.
+local function valid_grpc_timeout(value)
+  local digits = string.match(value, "^(%d+)[HMSmun]$")
+  return digits ~= nil and #digits <= 8
+end
+
+-- Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
+local function valid_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local length
+    if c < 0x80 then
+      length = 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      length = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      length = 3
+    elseif c >= 0xF0 and c <= 0xF4 then
+      length = 4
+    else
+      return false
+    end
+    for k = i + 1, i + length - 1 do
+      local b = string.byte(s, k)
+      if b == nil or b < 0x80 or b > 0xBF then
+        return false
+      end
+    end
+    local second = string.byte(s, i + 1)
+    if (c == 0xE0 and second < 0xA0) or (c == 0xED and second > 0x9F)
+        or (c == 0xF0 and second < 0x90) or (c == 0xF4 and second > 0x8F) then
+      return false
+    end
+    i = i + length
+  end
+  return true
+end
+
+local function url_is_utf8(path)
+  if string.find(path, "[%%\128-\255]") == nil then
+    return true -- the fast path: nothing escaped, nothing beyond ASCII
+  end
+  local decoded = string.gsub(path, "%%(%x%x)", function(hex)
+    return string.char(tonumber(hex, 16))
+  end)
+  return valid_utf8(decoded)
+end
+
+-- Answers the request here: gRPC clients get `grpc_code` (trailers-only), REST clients
+-- `status` with the JSON error body (none on HEAD).
+local function refuse(request_handle, grpc, shape, status, grpc_code, message)
+  if grpc then
+    request_handle:respond({
+      [":status"] = "200",
+      ["content-type"] = "application/grpc",
+      ["grpc-status"] = tostring(grpc_code),
+      ["grpc-message"] = message,
+    }, nil)
+    return
+  end
+  if request_handle:headers():get(":method") == "HEAD" then
+    request_handle:respond({[":status"] = tostring(status)}, nil)
+    return
+  end
+  local body = status_json(grpc_code, message)
+  if shape == "openai" then
+    body = openai_envelope(status, body)
+  end
+  request_handle:respond({[":status"] = tostring(status), ["content-type"] = "application/json"},
+    body)
+end
+
 function envoy_on_request(request_handle)
   local headers = request_handle:headers()
   local content_type = headers:get("content-type") or ""
-  if string.sub(content_type, 1, 16) == "application/grpc" then
-    return -- gRPC clients: Envoy's local replies reach them as grpc-status already
-  end
+  local grpc = string.sub(content_type, 1, 16) == "application/grpc"
   local base, query = split_query(headers:get(":path") or "")
   local openai = is_openai_path(base)
-  request_handle:streamInfo():dynamicMetadata():set(
-    METADATA_NAMESPACE, "error_shape", openai and "openai" or "status")
-  if not openai or base ~= CHAT_PATH or headers:get(":method") ~= "POST" then
+  local shape = openai and "openai" or "status"
+  if header_bytes(headers) > MAX_REQUEST_HEADER_BYTES then
+    refuse(request_handle, grpc, shape, 431, 3,
+      "request headers too large: the limit is " .. MAX_REQUEST_HEADER_BYTES
+      .. " bytes (name + value + 32 per header)")
+    return
+  end
+  local timeout = headers:get("grpc-timeout")
+  if timeout ~= nil and not valid_grpc_timeout(timeout) then
+    refuse(request_handle, grpc, shape, 400, 3,
+      "grpc-timeout: expected 1 to 8 digits and a unit (H, M, S, m, u or n)")
+    return
+  end
+  if grpc then
+    return -- gRPC clients: Envoy's local replies reach them as grpc-status already
+  end
+  if not url_is_utf8(headers:get(":path") or "") then
+    refuse(request_handle, grpc, shape, 400, 3,
+      "the URL's path or query is not valid UTF-8 once percent-decoded")
+    return
+  end
+  local method = headers:get(":method")
+  if method ~= "HEAD" then
+    request_handle:streamInfo():dynamicMetadata():set(METADATA_NAMESPACE, "error_shape", shape)
+  end
+  if not openai or base ~= CHAT_PATH or method ~= "POST" then
     return
   end
   local body = request_handle:body()
@@ -123,19 +271,6 @@ function envoy_on_request(request_handle)
   end
 end
 
-local function json_string(s)
-  local escaped = string.gsub(s, '[%c"\\]', function(c)
-    if c == '"' then
-      return '\\"'
-    elseif c == "\\" then
-      return "\\\\"
-    elseif c == "\n" then
-      return "\\n"
-    end
-    return string.format("\\u%04x", string.byte(c))
-  end)
-  return '"' .. escaped .. '"'
-end
 
 -- A google.rpc.Status-shaped JSON object (what the transcoder emits) or nil.
 local function status_object(content_type, text)
@@ -171,19 +306,13 @@ function envoy_on_response(response_handle)
     if message == "" then
       message = "HTTP " .. status
     end
-    object = '{"code":' .. grpc_code .. ',"message":' .. json_string(message)
-      .. ',"details":[]}'
+    object = status_json(grpc_code, message)
   elseif shape == "status" then
     return -- already the transcoder's JSON
   end
   local out = object
   if shape == "openai" then
-    local error_type = ERROR_TYPES[status]
-    if error_type == nil then
-      error_type = status < 500 and "invalid_request_error" or "server_error"
-    end
-    local open = string.find(object, "{", 1, true)
-    out = '{"error":{"type":"' .. error_type .. '",' .. string.sub(object, open + 1) .. "}"
+    out = openai_envelope(status, object)
   end
   body:setBytes(out)
   local response_headers = response_handle:headers()

@@ -64,8 +64,12 @@ class ProviderConfig(Strict):
     connect_timeout: float = Field(default=5.0, gt=0)
     # Output limit sent when the caller gives none (Anthropic requires one).
     default_max_tokens: int = Field(default=4096, gt=0)
-    # Connection pool size towards this provider.
-    max_connections: int = Field(default=1000, gt=0)
+    # Connection pool size towards this provider: one connection per request or stream
+    # in flight, and a request beyond it waits for a free one. As large as the
+    # concurrency Envoy admits to the provider service (envoy/topology.yaml,
+    # max_requests), so streams do not queue here unseen (at 1,000, half of 2,000
+    # concurrent streams waited up to a whole stream's length for their first token).
+    max_connections: int = Field(default=4096, gt=0)
 
 
 class Deployment(Strict):

@@ -48,6 +48,20 @@ EXIT_PORT_UNAVAILABLE = 3
 # Message size limits: conversations with long histories or tool results are large.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
+# Request metadata a service accepts (name + value + 32 bytes per entry). gRPC's default
+# (8 KiB, then refusals at random up to 16 KiB) lies below what Envoy's public listener
+# lets through (envoy/topology.yaml limits.max_request_header_bytes, 16 KiB, plus the
+# headers Envoy adds), so Envoy's limit, with its clear 431, is the one callers meet.
+MAX_METADATA_BYTES = 64 * 1024
+
+# Calls that have arrived but that the event loop has not accepted yet (grpc.aio takes
+# them one at a time). gRPC's default refuses them at random beyond 1,000 and always
+# beyond 3,000, as CANCELLED: a burst of 2,000 new streams lost 3-8% that way. How much
+# concurrent work reaches a service is Envoy's decision (circuit breakers, max_requests
+# per service and Envoy, answered with 503 + retry-after beyond); this is a backstop
+# for memory, far above it.
+MAX_PENDING_CALLS = 100_000
+
 SERVER_OPTIONS: list[tuple[str, object]] = [
     # Two processes must never share a port silently (grpc enables SO_REUSEPORT).
     ("grpc.so_reuseport", 0),
@@ -55,6 +69,10 @@ SERVER_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
 ]
 
 

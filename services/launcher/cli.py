@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default=os.environ.get("LLMGW_PUBLIC_HOST", "127.0.0.1"))
     up.add_argument("--public-port", type=int, default=None)
     up.add_argument("--internal-port", type=int, default=None)
+    up.add_argument("--ops-port", type=int, default=None)
     up.add_argument("--admin-port", type=int, default=None)
     up.add_argument("--log-level", default=os.environ.get("LLMGW_LOG_LEVEL", "INFO"))
     up.add_argument(
@@ -127,6 +128,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
         host=args.host,
         public_port=args.public_port,
         internal_port=args.internal_port,
+        ops_port=args.ops_port,
         admin_port=args.admin_port,
         replicas=args.replicas,
         config_path=args.config,
@@ -163,6 +165,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
                     "state": "up",
                     "public_url": stack.public_url,
                     "grpc_target": stack.grpc_target,
+                    "ops_url": stack.ops_url,
                     "admin_url": stack.admin_url,
                     "redis_url": stack.redis_url,
                     "summary": summary,

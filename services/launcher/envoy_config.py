@@ -9,6 +9,7 @@ calls into gRPC calls first, so one route table serves REST and gRPC clients.
 from __future__ import annotations
 
 import argparse
+import base64
 import ipaddress
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from google.protobuf import descriptor_pb2
+from google.protobuf import any_pb2, descriptor_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from services.common.caller import CLIENT_ADDRESS_HEADER
 from services.launcher.topology import (
     DEFAULT_TOPOLOGY_PATH,
     ENVOY_DIR,
+    LOOPBACK,
     MODES,
     ClusterPolicy,
     Endpoint,
+    Limits,
     Mode,
     Placement,
     ServiceSpec,
@@ -43,12 +47,15 @@ CONTAINER_DESCRIPTOR_PATH = "/etc/envoy/llmgw.binpb"
 OPENAI_COMPAT_LUA = ENVOY_DIR / "openai_compat.lua"
 ROUTE_HEADERS_LUA = ENVOY_DIR / "route_headers.lua"
 
-# Transport failures before the upstream produced a response: safe to retry for any
-# method, since the request did not reach a servicer or the replica died under it.
-RETRY_ON_ANY = "connect-failure,refused-stream,reset"
-# gRPC UNAVAILABLE is retried only where the proto declares the method free of side
-# effects (NO_SIDE_EFFECTS) or IDEMPOTENT.
-RETRY_ON_IDEMPOTENT = RETRY_ON_ANY + ",unavailable"
+# Failures that prove the request never reached a servicer: no connection could be made,
+# the replica refused the HTTP/2 stream (REFUSED_STREAM), or the stream was reset before
+# Envoy sent it any byte. Only these are retried for methods that may have side effects
+# (a paid model call, a session append, a tool run): a reset after the request went out
+# may come from a replica that did the work and died before answering.
+RETRY_ON_UNSENT = "connect-failure,refused-stream,reset-before-request"
+# Methods the proto declares NO_SIDE_EFFECTS or IDEMPOTENT may run again: they are also
+# retried after any reset and on gRPC UNAVAILABLE.
+RETRY_ON_IDEMPOTENT = "connect-failure,refused-stream,reset,unavailable"
 _RETRYABLE_LEVELS = {
     descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
     descriptor_pb2.MethodOptions.IDEMPOTENT,
@@ -57,6 +64,10 @@ _RETRYABLE_LEVELS = {
 # The catch-all 404's text: gRPC clients get it as grpc-message (status UNIMPLEMENTED),
 # REST clients as JSON (openai_compat.lua wraps Envoy's plain-text replies).
 NOT_FOUND_BODY = "no such endpoint"
+
+# The ops listener's routes: exactly these admin paths, GET only.
+OPS_PATHS = ("/stats/prometheus", "/ready")
+ADMIN_CLUSTER = "envoy_admin"
 
 _TYPE = "type.googleapis.com/envoy.extensions"
 
@@ -139,17 +150,21 @@ def _service_routes(
         for method in retryable
     ]
     routes.append(
-        _route(grpc_service, {"prefix": f"/{grpc_service}/"}, cluster, policy, RETRY_ON_ANY)
+        _route(grpc_service, {"prefix": f"/{grpc_service}/"}, cluster, policy, RETRY_ON_UNSENT)
     )
     return routes
 
 
-def _route_config(name: str, routes: list[Config], *, public: bool = False) -> Config:
-    not_found = {
+def _not_found() -> Config:
+    return {
         "name": "not_found",
         "match": {"prefix": "/"},
         "direct_response": {"status": 404, "body": {"inline_string": NOT_FOUND_BODY}},
     }
+
+
+def _route_config(name: str, routes: list[Config], *, public: bool = False) -> Config:
+    not_found = _not_found()
     config: Config = {
         "name": name,
         "virtual_hosts": [{"name": name, "domains": ["*"], "routes": [*routes, not_found]}],
@@ -226,6 +241,14 @@ def _router_filter() -> Config:
     }
 
 
+def lua_limits_prelude(limits: Limits) -> str:
+    """The Lua lines openai_compat.lua reads its limits from (prepended when inlined)."""
+    return (
+        "-- Rendered by services/launcher/envoy_config.py from envoy/topology.yaml `limits`.\n"
+        f"local MAX_REQUEST_HEADER_BYTES = {limits.max_request_header_bytes}\n"
+    )
+
+
 def _public_filters(topology: Topology, descriptor_path: str, lua_source: str) -> list[Config]:
     public_services = [g for s in topology.services if s.public for g in s.grpc_services]
     return [
@@ -233,7 +256,9 @@ def _public_filters(topology: Topology, descriptor_path: str, lua_source: str) -
             "name": "envoy.filters.http.lua",
             "typed_config": {
                 "@type": f"{_TYPE}.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": lua_source},
+                "default_source_code": {
+                    "inline_string": lua_limits_prelude(topology.limits) + lua_source
+                },
             },
         },
         {
@@ -268,8 +293,84 @@ def _public_filters(topology: Topology, descriptor_path: str, lua_source: str) -
     ]
 
 
+def overload_message(limits: Limits) -> str:
+    """The text of Envoy's reply when a circuit breaker overflows."""
+    seconds = limits.overload_retry_after_seconds
+    return f"the gateway is at its concurrency limit; retry after {seconds} s"
+
+
+def overload_status_details(limits: Limits) -> str:
+    """grpc-status-details-bin of the overload reply: UNAVAILABLE with a RetryInfo.
+
+    Unpadded base64, as gRPC sends binary metadata; gRPC clients read it with
+    `grpc_status.rpc_status.from_call`, and the transcoder turns it into the JSON
+    Status's `details` for REST clients.
+    """
+    retry_info = any_pb2.Any()
+    retry_info.Pack(
+        error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=limits.overload_retry_after_seconds)
+        )
+    )
+    status = status_pb2.Status(
+        code=code_pb2.UNAVAILABLE, message=overload_message(limits), details=[retry_info]
+    )
+    return base64.b64encode(status.SerializeToString()).decode("ascii").rstrip("=")
+
+
+# Envoy's reply when the replica serving a request closed its connection before
+# answering (response flag UC): it may have done the work, so a method with side effects
+# is not retried and the caller is told the outcome is unknown.
+REPLICA_LOST_MESSAGE = (
+    "the replica serving this request went away before answering; "
+    "the request may or may not have been carried out"
+)
+
+
+def _local_reply_config(limits: Limits) -> Config:
+    """Envoy's own replies where its text would not tell the caller what to do.
+
+    Overload (UO: a circuit breaker overflowed) says when to retry: UNAVAILABLE (503)
+    with RetryInfo for gRPC clients, 503 JSON with `retry-after` for REST clients. A
+    replica lost mid-request (UC) says the outcome is unknown. Other local replies keep
+    Envoy's text.
+    """
+    return {
+        "mappers": [
+            {
+                "filter": {"response_flag_filter": {"flags": ["UC"]}},
+                "body": {"inline_string": REPLICA_LOST_MESSAGE},
+            },
+            {
+                "filter": {"response_flag_filter": {"flags": ["UO"]}},
+                "headers_to_add": [
+                    {
+                        "header": {
+                            "key": "retry-after",
+                            "value": str(limits.overload_retry_after_seconds),
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    },
+                    {
+                        "header": {
+                            "key": "grpc-status-details-bin",
+                            "value": overload_status_details(limits),
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    },
+                ],
+                "body": {"inline_string": overload_message(limits)},
+            },
+        ]
+    }
+
+
 def _http_connection_manager(
-    name: str, routes: list[Config], filters: list[Config], access_log_path: str | None
+    name: str,
+    routes: list[Config],
+    filters: list[Config],
+    access_log_path: str | None,
+    limits: Limits,
 ) -> Config:
     return {
         "name": "envoy.filters.network.http_connection_manager",
@@ -285,9 +386,69 @@ def _http_connection_manager(
             "preserve_external_request_id": True,
             "always_set_request_id_in_response": True,
             "stream_idle_timeout": "300s",
+            "max_request_headers_kb": limits.codec_max_request_headers_kb,
+            "http2_protocol_options": {
+                "max_concurrent_streams": limits.http2_max_concurrent_streams
+            },
+            "local_reply_config": _local_reply_config(limits),
             "access_log": _access_log(name, access_log_path),
             "route_config": _route_config(name, routes, public=name == "public"),
             "http_filters": filters,
+        },
+    }
+
+
+def _ops_connection_manager() -> Config:
+    """The read-only ops listener: GET /stats/prometheus and GET /ready, nothing else.
+
+    Exact path matches (the query string is not part of the match, so Prometheus' own
+    parameters pass) on the normalised path, GET only; anything else is the 404 of the
+    other listeners. No access log: scrapes every few seconds would drown the rest.
+    """
+    get_only = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    routes = [
+        {
+            "name": f"ops{path.replace('/', '_')}",
+            "match": {"path": path, "headers": get_only},
+            "route": {"cluster": ADMIN_CLUSTER, "timeout": "10s"},
+        }
+        for path in OPS_PATHS
+    ]
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": f"{_TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ops",
+            "codec_type": "AUTO",
+            "normalize_path": True,
+            "merge_slashes": True,
+            "path_with_escaped_slashes_action": "REJECT_REQUEST",
+            "route_config": {
+                "name": "ops",
+                "virtual_hosts": [
+                    {"name": "ops", "domains": ["*"], "routes": [*routes, _not_found()]}
+                ],
+            },
+            "http_filters": [_router_filter()],
+        },
+    }
+
+
+def _admin_cluster(admin: Endpoint, policy: ClusterPolicy) -> Config:
+    """Envoy's own admin interface, on loopback, as the ops listener's upstream."""
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": _duration(policy.connect_timeout),
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(Endpoint(LOOPBACK, admin.port))}}
+                    ]
+                }
+            ],
         },
     }
 
@@ -312,7 +473,11 @@ def _listener(
 
 
 def _cluster(
-    spec: ServiceSpec, endpoints: Sequence[Endpoint], policy: ClusterPolicy, dns: bool
+    spec: ServiceSpec,
+    endpoints: Sequence[Endpoint],
+    policy: ClusterPolicy,
+    dns: bool,
+    limits: Limits,
 ) -> Config:
     hc = policy.health_check
     od = policy.outlier_detection
@@ -341,7 +506,8 @@ def _cluster(
                 # closing their connections.
                 "explicit_http_config": {
                     "http2_protocol_options": {
-                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"},
+                        "max_concurrent_streams": limits.http2_max_concurrent_streams,
                     }
                 },
             }
@@ -392,6 +558,9 @@ def _cluster(
 def _check_placement(topology: Topology, placement: Placement, mode: Mode) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if not ipaddress.ip_address(placement.admin.host).is_loopback:
+        # Admin can stop Envoy or fail its health checks: never beyond the machine.
+        raise ValueError(f"Envoy admin must bind loopback, not {placement.admin.host!r}")
     for spec in topology.services:
         endpoints = placement.endpoints.get(spec.name)
         if not endpoints:
@@ -448,15 +617,18 @@ def render(
         public_routes += _service_routes(grpc_service, service, (), policy)
     internal_routes = _routes([s for s in topology.services if s.internal], retryable, policy)
 
+    limits = topology.limits
     public = _http_connection_manager(
         "public",
         public_routes,
         _public_filters(topology, str(descriptor_path), Path(lua_file).read_text("utf-8")),
         access_log_path,
+        limits,
     )
     internal = _http_connection_manager(
-        "internal", internal_routes, [_router_filter()], access_log_path
+        "internal", internal_routes, [_router_filter()], access_log_path, limits
     )
+    exclusive = mode == "local"
     return {
         "node": {"id": f"llmgw-{mode}", "cluster": "llmgw"},
         "admin": {"address": _socket(placement.admin)},
@@ -467,13 +639,17 @@ def render(
                     placement.public,
                     public,
                     topology.max_request_body_bytes,
-                    exclusive=mode == "local",
+                    exclusive=exclusive,
                 ),
-                _listener("internal", placement.internal, internal, exclusive=mode == "local"),
+                _listener("internal", placement.internal, internal, exclusive=exclusive),
+                _listener("ops", placement.ops, _ops_connection_manager(), exclusive=exclusive),
             ],
             "clusters": [
-                _cluster(spec, placement.endpoints[spec.name], policy, dns=mode != "local")
-                for spec in topology.services
+                *(
+                    _cluster(spec, placement.endpoints[spec.name], policy, mode != "local", limits)
+                    for spec in topology.services
+                ),
+                _admin_cluster(placement.admin, policy),
             ],
         },
         "overload_manager": {
@@ -483,7 +659,7 @@ def render(
                     "typed_config": {
                         "@type": f"{_TYPE}.resource_monitors.downstream_connections.v3."
                         "DownstreamConnectionsConfig",
-                        "max_active_downstream_connections": 50000,
+                        "max_active_downstream_connections": limits.max_downstream_connections,
                     },
                 }
             ]

@@ -59,6 +59,7 @@ class StackOptions:
     host: str = "127.0.0.1"
     public_port: int | None = None
     internal_port: int | None = None
+    ops_port: int | None = None
     admin_port: int | None = None
     replicas: Mapping[str, int] = field(default_factory=dict)
     config_path: Path | None = None
@@ -110,7 +111,7 @@ class Stack:
         self.local_model_url = ""
         self.envoy: ChildProcess | None = None
         self.placement: Placement | None = None
-        self._public = self._internal = self._admin = Endpoint("127.0.0.1", 0)
+        self._public = self._internal = self._ops = self._admin = Endpoint("127.0.0.1", 0)
         self._env = dict(options.env)
         self._stopping = False
         # "off" or "required", decided by `_decide_auth` when the stack is planned.
@@ -138,6 +139,11 @@ class Stack:
         return f"{self._internal.host}:{self._internal.port}"
 
     @property
+    def ops_url(self) -> str:
+        """The read-only ops listener (GET /stats/prometheus, GET /ready)."""
+        return f"http://{self._ops.host}:{self._ops.port}"
+
+    @property
     def admin_url(self) -> str:
         return f"http://{self._admin.host}:{self._admin.port}"
 
@@ -151,9 +157,11 @@ class Stack:
             raise ProcessError(f"unknown service in --replicas: {', '.join(unknown)}")
         self._decide_auth()
         listeners = self.topology.listeners
-        # Only the public listener may face the network; the rest stays on loopback.
+        # Only the public and the read-only ops listener may face the network; the rest
+        # stays on loopback.
         self._public = Endpoint(opts.host, opts.public_port or self._port(listeners.public))
         self._internal = Endpoint("127.0.0.1", opts.internal_port or self._port(listeners.internal))
+        self._ops = Endpoint(opts.host, opts.ops_port or self._port(listeners.ops))
         self._admin = Endpoint("127.0.0.1", opts.admin_port or self._port(listeners.admin))
         for service in SERVICES:
             count = opts.replicas.get(service, 1)
@@ -213,6 +221,7 @@ class Stack:
             },
             public_port=self._public.port,
             internal_port=self._internal.port,
+            ops_port=self._ops.port,
             admin_port=self._admin.port,
         )
 
@@ -220,6 +229,7 @@ class Stack:
         wanted = [
             ("Envoy public listener", self._public.port),
             ("Envoy internal listener", self._internal.port),
+            ("Envoy ops listener", self._ops.port),
             ("Envoy admin", self._admin.port),
         ]
         for replicas in self.replicas.values():
@@ -395,7 +405,12 @@ class Stack:
 
     def _envoy_sockets(self) -> dict[str, Endpoint]:
         """Every socket Envoy binds, by role: its listeners by config name, and admin."""
-        return {"public": self._public, "internal": self._internal, "admin": self._admin}
+        return {
+            "public": self._public,
+            "internal": self._internal,
+            "ops": self._ops,
+            "admin": self._admin,
+        }
 
     def _envoy_sockets_in_use(self) -> dict[str, Endpoint]:
         """Envoy's sockets another process holds (call while Envoy is stopped)."""
@@ -412,6 +427,7 @@ class Stack:
         given = {
             "public": self.options.public_port,
             "internal": self.options.internal_port,
+            "ops": self.options.ops_port,
             "admin": self.options.admin_port,
         }
         return {role for role, port in given.items() if port is None}
@@ -420,6 +436,8 @@ class Stack:
         """Fresh ports for `roles`; replicas read the internal address only at start."""
         if "public" in roles:
             self._public = Endpoint(self._public.host, free_port())
+        if "ops" in roles:
+            self._ops = Endpoint(self._ops.host, free_port())
         if "admin" in roles:
             self._admin = Endpoint(self._admin.host, free_port())
         if "internal" in roles:
@@ -504,7 +522,8 @@ class Stack:
             "llm-gateway is up:",
             f"  public    {self.public_url}    REST/JSON and gRPC (Envoy)",
             f"  internal  {self.internal_target}     service-to-service gRPC (Envoy)",
-            f"  admin     {self.admin_url}    Envoy /stats /stats/prometheus /clusters",
+            f"  ops       {self.ops_url}    read-only: GET /stats/prometheus, GET /ready",
+            f"  admin     {self.admin_url}    Envoy admin, loopback only (/stats /clusters)",
         ]
         for replicas in self.replicas.values():
             for r in replicas:

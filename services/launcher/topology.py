@@ -39,7 +39,20 @@ class Listeners:
 
     public: int
     internal: int
+    # Read-only operator endpoints (/stats/prometheus, /ready) proxied to admin.
+    ops: int
     admin: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one Envoy admits at its edge (envoy/topology.yaml `limits`)."""
+
+    max_request_header_bytes: int
+    codec_max_request_headers_kb: int
+    http2_max_concurrent_streams: int
+    max_downstream_connections: int
+    overload_retry_after_seconds: int
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class ClusterPolicy:
 class Topology:
     listeners: Listeners
     max_request_body_bytes: int
+    limits: Limits
     replica_port_step: int
     services: tuple[ServiceSpec, ...]
     # (fully-qualified gRPC service, service name) routed from the public listener as
@@ -134,6 +148,7 @@ class Placement:
 
     public: Endpoint
     internal: Endpoint
+    ops: Endpoint
     admin: Endpoint
     endpoints: Mapping[str, tuple[Endpoint, ...]]
 
@@ -246,6 +261,22 @@ def _cluster_policy(reader: _Reader) -> ClusterPolicy:
     )
 
 
+def _limits(reader: _Reader) -> Limits:
+    limits = Limits(
+        max_request_header_bytes=reader.integer("max_request_header_bytes", 1024, 1 << 20),
+        codec_max_request_headers_kb=reader.integer("codec_max_request_headers_kb", 1, 8192),
+        http2_max_concurrent_streams=reader.integer("http2_max_concurrent_streams", 1),
+        max_downstream_connections=reader.integer("max_downstream_connections", 1),
+        overload_retry_after_seconds=reader.integer("overload_retry_after_seconds", 1, 3600),
+    )
+    if limits.codec_max_request_headers_kb * 1024 <= limits.max_request_header_bytes:
+        raise TopologyError(
+            "limits.codec_max_request_headers_kb: must lie above max_request_header_bytes "
+            "(the codec's own refusal is the cruder one)"
+        )
+    return limits
+
+
 def parse_topology(data: object, source: str = "topology") -> Topology:
     """Validates parsed YAML; raises TopologyError naming `source` and the bad key."""
     try:
@@ -278,9 +309,11 @@ def parse_topology(data: object, source: str = "topology") -> Topology:
             listeners=Listeners(
                 public=listeners.sub("public").port("port"),
                 internal=listeners.sub("internal").port("port"),
+                ops=listeners.sub("ops").port("port"),
                 admin=listeners.sub("admin").port("port"),
             ),
             max_request_body_bytes=root.integer("max_request_body_bytes", 1024),
+            limits=_limits(root.sub("limits")),
             replica_port_step=root.integer("replica_port_step", 1, 1000),
             services=services,
             public_extra_routes=tuple(extra_routes),
@@ -313,13 +346,14 @@ def local_placement(
     endpoints: Mapping[str, Sequence[tuple[str, int]]] | None = None,
     public_port: int | None = None,
     internal_port: int | None = None,
+    ops_port: int | None = None,
     admin_port: int | None = None,
 ) -> Placement:
     """Every process on one machine.
 
-    The public listener binds `host`; the internal listener and the admin interface
-    always bind loopback (never exposed beyond the machine), and replicas are reached on
-    127.0.0.1. Replica i of a service listens on `port + replica_port_step * i`;
+    The public and ops listeners bind `host`; the internal listener and the admin
+    interface always bind loopback (never exposed beyond the machine), and replicas are
+    reached on 127.0.0.1. Replica i of a service listens on `port + replica_port_step * i`;
     `replicas` gives the count per service (default 1). `endpoints` replaces a service's
     computed endpoints (tests bind to free ports).
     """
@@ -342,6 +376,7 @@ def local_placement(
     return Placement(
         public=Endpoint(host, public_port or listeners.public),
         internal=Endpoint(LOOPBACK, internal_port or listeners.internal),
+        ops=Endpoint(host, ops_port or listeners.ops),
         admin=Endpoint(LOOPBACK, admin_port or listeners.admin),
         endpoints=placed,
     )
@@ -349,12 +384,15 @@ def local_placement(
 
 def _dns_placement(topology: Topology, name_of: Mapping[str, str]) -> Placement:
     listeners = topology.listeners
-    # In a container the listeners must take traffic from other containers; the admin
-    # port is reachable inside the deployment network only (never published).
+    # In a container the listeners must take traffic from other containers. Admin stays
+    # on the container's loopback: everything on it can change Envoy's state (POST
+    # /quitquitquit, /healthcheck/fail, /runtime_modify...); operators read
+    # /stats/prometheus and /ready through the read-only ops listener instead.
     return Placement(
         public=Endpoint("0.0.0.0", listeners.public),
         internal=Endpoint("0.0.0.0", listeners.internal),
-        admin=Endpoint("0.0.0.0", listeners.admin),
+        ops=Endpoint("0.0.0.0", listeners.ops),
+        admin=Endpoint(LOOPBACK, listeners.admin),
         endpoints={
             spec.name: (Endpoint(name_of[spec.name], spec.port),) for spec in topology.services
         },

@@ -31,6 +31,7 @@ from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from llmgw.router.v1 import chat_pb2
 from llmgw.router.v1 import router_service_pb2 as router_pb2
 from llmgw.router.v1 import router_service_pb2_grpc as router_grpc
+from services.launcher.envoy_config import REPLICA_LOST_MESSAGE
 from tests.integration.envoy_support.fake_services import STREAM_CHUNKS, STREAM_INTERVAL_S
 from tests.integration.envoy_support.stack import EnvoyStack, envoy_stack
 
@@ -446,7 +447,12 @@ async def test_not_serving_replica_gets_no_traffic(fresh_stack: EnvoyStack) -> N
     await _wait_for_replica(stack.public_port, "b")
 
 
-async def test_kill9_of_a_replica_under_load_loses_no_call(fresh_stack: EnvoyStack) -> None:
+async def test_kill9_of_a_replica_under_load_fails_only_the_calls_it_held(
+    fresh_stack: EnvoyStack,
+) -> None:
+    """Calls in flight on the killed replica may have been carried out: they are not
+    repeated and fail with UNAVAILABLE saying so; every other call succeeds (a call
+    that could not reach it is retried on the other replica)."""
     stack = fresh_stack
     total, concurrency = 500, 8
     outcomes: list[str] = []
@@ -472,8 +478,9 @@ async def test_kill9_of_a_replica_under_load_loses_no_call(fresh_stack: EnvoySta
         "/stats?filter=^cluster\\.router\\.(upstream_rq_retry|upstream_cx_connect_fail|outlier)"
     )
     print(f"\nkill -9 under load: {Counter(outcomes)}, failures {failures}\n{stats}")
-    assert failures == []
-    assert len(outcomes) == total
+    assert len(failures) <= concurrency
+    assert set(failures) <= {f"UNAVAILABLE: {REPLICA_LOST_MESSAGE}"}
+    assert len(outcomes) + len(failures) == total
     assert Counter(outcomes)["b"] > 0
     flags = await asyncio.to_thread(stack.wait_health, "router", stack.routers[1].address, False)
     assert "failed_active_hc" in flags

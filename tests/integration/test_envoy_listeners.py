@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.launcher import envoy_process
@@ -71,6 +72,7 @@ async def test_dynamic_ports_move_a_taken_public_port(tmp_path: Path, stacks: li
         assert _bound_ports(stack) == {
             "public": stack._public.port,
             "internal": stack._internal.port,
+            "ops": stack._ops.port,
         }
     assert any(f"127.0.0.1:{taken} (public listener)" in line for line in stack.lines)
     assert stack.restarted == []
@@ -92,9 +94,15 @@ async def test_dynamic_ports_move_a_taken_internal_port_and_restart_the_replicas
 async def test_ports_given_explicitly_fail_naming_the_taken_one(
     tmp_path: Path, stacks: list[Stack]
 ) -> None:
-    public, internal, admin = free_port(), free_port(), free_port()
+    public, internal, ops, admin = free_port(), free_port(), free_port(), free_port()
     stack = EnvoyOnlyStack(
-        StackOptions(run_dir=tmp_path, public_port=public, internal_port=internal, admin_port=admin)
+        StackOptions(
+            run_dir=tmp_path,
+            public_port=public,
+            internal_port=internal,
+            ops_port=ops,
+            admin_port=admin,
+        )
     )
     stacks.append(stack)
     with _hold(internal), pytest.raises(ProcessError) as error:
@@ -123,5 +131,41 @@ async def test_another_envoy_on_the_admin_port_is_not_taken_for_ours(
     assert _bound_ports(stack) == {
         "public": stack._public.port,
         "internal": stack._internal.port,
+        "ops": stack._ops.port,
     }
     assert any(f"127.0.0.1:{other_envoy} (admin interface)" in line for line in stack.lines)
+
+
+async def test_the_ops_listener_serves_metrics_and_readiness_only(
+    tmp_path: Path, stacks: list[Stack]
+) -> None:
+    stack = EnvoyOnlyStack(StackOptions(run_dir=tmp_path, dynamic_ports=True))
+    stacks.append(stack)
+    await stack._start_envoy()
+    bound = envoy_process.admin_listeners(stack.admin_url)
+    assert stack._admin.host == "127.0.0.1"
+    async with httpx.AsyncClient(base_url=stack.ops_url, timeout=5) as ops:
+        metrics = await ops.get("/stats/prometheus")
+        ready = await ops.get("/ready")
+        refused = {
+            f"{method} {path}": (await ops.request(method, path)).status_code
+            for method, path in [
+                ("POST", "/quitquitquit"),
+                ("POST", "/healthcheck/fail"),
+                ("POST", "/ready"),
+                ("GET", "/clusters"),
+                ("GET", "/config_dump"),
+                ("GET", "/stats"),
+                ("GET", "/ready/../quitquitquit"),
+                ("GET", "/stats%2Fprometheus"),
+            ]
+        }
+    assert metrics.status_code == 200
+    assert "envoy_cluster_upstream_rq_total" in metrics.text
+    assert (ready.status_code, ready.text.strip()) == (200, "LIVE")
+    assert set(refused.values()) <= {400, 404}, refused
+    assert all(code == 404 for key, code in refused.items() if "%2F" not in key), refused
+    # Nothing of that reached admin: Envoy still runs, and still passes its health check.
+    assert stack.envoy is not None and stack.envoy.returncode is None
+    assert envoy_process.admin_ready(stack.admin_url)
+    assert set(bound) == {"public", "internal", "ops"}

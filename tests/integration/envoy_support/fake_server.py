@@ -22,11 +22,13 @@ from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from llmgw.router.v1 import router_service_pb2 as router_pb2
 from llmgw.router.v1 import router_service_pb2_grpc as router_grpc
+from services.common.server import SERVER_OPTIONS
 from tests.integration.envoy_support.fake_services import FakeProvider, FakeRouter
 
 
 async def serve(kind: str, replica: str) -> None:
-    server = grpc.aio.server()
+    # The services' own server options: the same metadata and pending-call limits.
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     if kind == "router":
         router_grpc.add_RouterServiceServicer_to_server(FakeRouter(replica), server)
         names = [router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name]

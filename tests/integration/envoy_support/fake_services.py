@@ -7,6 +7,12 @@ without any side channel:
   BadRequest), before any stream chunk.
 - `fail-after:<n>` (stream): send n chunks, then abort with UNAVAILABLE and details.
 - `slow:<ms>`: answer after that many milliseconds.
+- `block:<ms>`: hold the replica's whole event loop that long (a busy process: calls
+  arriving meanwhile wait in gRPC's queue of calls not yet accepted), then echo.
+- `hang-once:<key>` (CreateChatCompletion, GetModel): count the call under `key` in
+  the directory `$LLMGW_FAKE_CALLS_DIR` (one line per call, naming the replica); the
+  first call of a key never answers (a test kills its replica), later ones echo.
+- `flags`: the content says which RPC answered and the request's `stream` field.
 - `shape`: a response exercising proto3 `optional` and repeated fields (print options).
 - anything else: echo the model.
 
@@ -17,7 +23,10 @@ x-request-id the replica saw (`x-seen-request-id`).
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2
@@ -33,6 +42,25 @@ from llmgw.router.v1 import router_service_pb2_grpc as router_grpc
 CREATED = 1_700_000_000
 STREAM_CHUNKS = 5
 STREAM_INTERVAL_S = 0.05
+CALLS_DIR_ENV = "LLMGW_FAKE_CALLS_DIR"
+HANG_ONCE = "hang-once:"
+
+
+def recorded_calls(calls_dir: Path, key: str) -> list[str]:
+    """The replicas that received a `hang-once:<key>` call, in order."""
+    path = calls_dir / key
+    return path.read_text().split() if path.exists() else []
+
+
+async def _hang_once(model: str, replica: str) -> None:
+    """Records a `hang-once:<key>` call; the first one of its key never returns."""
+    calls_dir = Path(os.environ[CALLS_DIR_ENV])
+    key = model.removeprefix(HANG_ONCE)
+    earlier = recorded_calls(calls_dir, key)
+    with (calls_dir / key).open("a") as calls:
+        calls.write(f"{replica}\n")
+    if not earlier:
+        await asyncio.sleep(3600)
 
 
 def error_status(code: grpc.StatusCode, message: str) -> status_pb2.Status:
@@ -86,9 +114,17 @@ class FakeRouter(router_grpc.RouterServiceServicer):
             await _abort(context, code, f"canned {code.name} for {request.model}")
         if request.model.startswith("slow:"):
             await asyncio.sleep(int(request.model.removeprefix("slow:")) / 1000)
+        if request.model.startswith("block:"):
+            # Holding the whole loop is the point: a busy replica.
+            time.sleep(int(request.model.removeprefix("block:")) / 1000)  # noqa: ASYNC251
+        if request.model.startswith(HANG_ONCE):
+            await _hang_once(request.model, self.replica)
         await self._headers(context)
         if request.model == "shape":
             return self._shape()
+        content = f"echo:{request.model}"
+        if request.model == "flags":
+            content = f"unary stream={str(request.stream).lower()}"
         return chat_pb2.CreateChatCompletionResponse(
             id=f"chatcmpl-{self.replica}",
             object="chat.completion",
@@ -97,9 +133,7 @@ class FakeRouter(router_grpc.RouterServiceServicer):
             choices=[
                 chat_pb2.ChatCompletionChoice(
                     index=0,
-                    message=chat_pb2.ChatCompletionMessage(
-                        role="assistant", content=f"echo:{request.model}"
-                    ),
+                    message=chat_pb2.ChatCompletionMessage(role="assistant", content=content),
                     finish_reason="stop",
                 )
             ],
@@ -125,10 +159,15 @@ class FakeRouter(router_grpc.RouterServiceServicer):
             ],
         )
 
-    def _chunk(self, model: str, i: int) -> chat_pb2.StreamChatCompletionResponse:
+    def _chunk(
+        self, request: chat_pb2.CreateChatCompletionRequest, i: int
+    ) -> chat_pb2.StreamChatCompletionResponse:
         last = i == STREAM_CHUNKS - 1
+        content = f"tok{i}"
+        if request.model == "flags":
+            content = f"stream stream={str(request.stream).lower()}"
         choice = chat_pb2.ChatCompletionChunkChoice(
-            index=0, delta=chat_pb2.ChatCompletionDelta(content=f"tok{i}")
+            index=0, delta=chat_pb2.ChatCompletionDelta(content=content)
         )
         if i == 0:
             choice.delta.role = "assistant"
@@ -138,7 +177,7 @@ class FakeRouter(router_grpc.RouterServiceServicer):
             id=f"chatcmpl-{self.replica}",
             object="chat.completion.chunk",
             created=CREATED,
-            model=model,
+            model=request.model,
             choices=[choice],
         )
 
@@ -159,7 +198,7 @@ class FakeRouter(router_grpc.RouterServiceServicer):
                 await _abort(context, grpc.StatusCode.UNAVAILABLE, "provider failed mid-stream")
             if i:
                 await asyncio.sleep(STREAM_INTERVAL_S)
-            yield self._chunk(request.model, i)
+            yield self._chunk(request, i)
 
     async def ListModels(
         self, request: router_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -178,6 +217,8 @@ class FakeRouter(router_grpc.RouterServiceServicer):
         code = _requested_status(request.model)
         if code is not None:
             await _abort(context, code, f"canned {code.name} for {request.model}")
+        if request.model.startswith(HANG_ONCE):
+            await _hang_once(request.model, self.replica)
         await self._headers(context)
         return router_pb2.Model(id=request.model, object="model", created=CREATED)
 

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 from services.launcher import envoy_process
 from services.launcher.envoy_config import DEFAULT_DESCRIPTOR, render, write_config
 from services.launcher.topology import Topology, load_topology, local_placement
+from tests.integration.envoy_support.fake_services import CALLS_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -72,9 +73,15 @@ def _await_port(process: subprocess.Popen[bytes], timeout: float) -> int:
     return int(line.removeprefix("PORT "))
 
 
-def spawn_fakes(specs: list[tuple[str, str]], timeout: float = 20.0) -> list[FakeReplica]:
-    """Starts (kind, replica) fakes in parallel; returns them once all serve."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def spawn_fakes(
+    specs: list[tuple[str, str]], calls_dir: Path, timeout: float = 20.0
+) -> list[FakeReplica]:
+    """Starts (kind, replica) fakes in parallel; returns them once all serve.
+
+    They record `hang-once:` calls in `calls_dir` (see fake_services).
+    """
+    calls_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO), CALLS_DIR_ENV: str(calls_dir)}
     processes = [
         subprocess.Popen(
             [
@@ -121,10 +128,13 @@ class EnvoyStack:
     envoy: envoy_process.EnvoyProcess
     public_port: int
     internal_port: int
+    ops_port: int
     admin_port: int
     routers: list[FakeReplica]
     provider: FakeReplica
     access_log: Path
+    # Where the fakes record `hang-once:` calls (fake_services.recorded_calls).
+    calls_dir: Path
 
     @property
     def public_url(self) -> str:
@@ -153,12 +163,20 @@ class EnvoyStack:
 
 @contextmanager
 def envoy_stack(
-    work_dir: Path, routers: int = 2, fast_checks: bool = False
+    work_dir: Path,
+    routers: int = 2,
+    fast_checks: bool = False,
+    adjust: Callable[[Topology], Topology] | None = None,
 ) -> Iterator[EnvoyStack]:
-    """Fake routers and a provider behind Envoy; everything stops on exit."""
+    """Fake routers and a provider behind Envoy; everything stops on exit.
+
+    `adjust` changes the repository's topology before rendering (a test's own limits).
+    """
     with ExitStack() as cleanup:
+        calls_dir = work_dir / "calls"
         fakes = spawn_fakes(
-            [("router", chr(ord("a") + i)) for i in range(routers)] + [("provider", "p")]
+            [("router", chr(ord("a") + i)) for i in range(routers)] + [("provider", "p")],
+            calls_dir,
         )
         for fake in fakes:
             cleanup.callback(fake.stop)
@@ -166,9 +184,12 @@ def envoy_stack(
         topology = load_topology()
         if fast_checks:
             topology = fast_health_checks(topology)
+        if adjust is not None:
+            topology = adjust(topology)
         # Services without a fake point at a port nobody listens on.
         nobody = [("127.0.0.1", free_port())]
-        public_port, internal_port, admin_port = free_port(), free_port(), free_port()
+        public_port, internal_port = free_port(), free_port()
+        ops_port, admin_port = free_port(), free_port()
         placement = local_placement(
             topology,
             endpoints={
@@ -180,6 +201,7 @@ def envoy_stack(
             },
             public_port=public_port,
             internal_port=internal_port,
+            ops_port=ops_port,
             admin_port=admin_port,
         )
         access_log = work_dir / "access.log"
@@ -194,7 +216,15 @@ def envoy_stack(
         )
         cleanup.callback(envoy.stop)
         stack = EnvoyStack(
-            envoy, public_port, internal_port, admin_port, fakes[:routers], fakes[-1], access_log
+            envoy,
+            public_port,
+            internal_port,
+            ops_port,
+            admin_port,
+            fakes[:routers],
+            fakes[-1],
+            access_log,
+            calls_dir,
         )
         for fake in stack.routers:
             stack.wait_health("router", fake.address, healthy=True)

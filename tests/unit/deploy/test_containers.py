@@ -112,19 +112,24 @@ def test_compose_runs_the_whole_stack(services: dict[str, dict[str, Any]]) -> No
     assert {spec.name for spec in load_topology().services} == set(SERVICES)
 
 
-def test_only_envoys_public_listener_is_published(services: dict[str, dict[str, Any]]) -> None:
-    public = load_topology().listeners.public
+def test_only_envoys_public_and_ops_listeners_are_published(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    listeners = load_topology().listeners
     for name, service in services.items():
         if name != ENVOY:
             assert not service.get("ports"), f"{name} publishes ports"
     ports = services[ENVOY]["ports"]
-    assert len(ports) == 1
     # `docker-compose config` writes the short syntax: [ip:]published:target[/proto].
-    host_ip, published, target = ports[0].removesuffix("/tcp").split(":")
-    assert target == str(public)
-    assert published == str(public)
-    # Like `make up`: loopback unless LLMGW_PUBLISH_ADDR says otherwise.
-    assert host_ip == "127.0.0.1"
+    published = [port.removesuffix("/tcp").split(":") for port in ports]
+    # Never the internal listener nor admin (which binds the container's loopback).
+    assert sorted(target for _, _, target in published) == sorted(
+        [str(listeners.public), str(listeners.ops)]
+    )
+    for host_ip, outside, target in published:
+        assert outside == target
+        # Like `make up`: loopback unless LLMGW_PUBLISH_ADDR says otherwise.
+        assert host_ip == "127.0.0.1"
 
 
 def test_every_container_is_hardened(services: dict[str, dict[str, Any]]) -> None:

@@ -11,9 +11,10 @@ import yaml
 from services.launcher import envoy_config, envoy_process
 from services.launcher.envoy_config import (
     DEFAULT_DESCRIPTOR,
-    RETRY_ON_ANY,
     RETRY_ON_IDEMPOTENT,
+    RETRY_ON_UNSENT,
     dump_config,
+    lua_limits_prelude,
     render,
     retryable_methods,
 )
@@ -90,7 +91,7 @@ def test_topology_describes_every_service(topology: Topology) -> None:
         "investigation",
     ]
     assert (topology.listeners.public, topology.listeners.internal) == (8080, 8081)
-    assert topology.listeners.admin == 9901
+    assert (topology.listeners.ops, topology.listeners.admin) == (9902, 9901)
     provider = topology.service("provider")
     assert (provider.public, provider.internal, provider.port) == (False, True, 50052)
     assert topology.service("router").health_service == "llmgw.router.v1.RouterService"
@@ -137,6 +138,11 @@ def _write_variant(tmp_path: Path, edit: Any) -> Path:
             lambda d: d["cluster_policy"]["health_check"].update(interval=0),
             "cluster_policy.health_check.interval: expected a positive number of seconds",
         ),
+        (lambda d: d["listeners"].pop("ops"), "listeners.ops: missing"),
+        (
+            lambda d: d["limits"].update(codec_max_request_headers_kb=16),
+            "limits.codec_max_request_headers_kb: must lie above max_request_header_bytes",
+        ),
     ],
 )
 def test_bad_topology_names_the_key(tmp_path: Path, edit: Any, message: str) -> None:
@@ -164,7 +170,7 @@ def test_placements(topology: Topology) -> None:
     assert [e.port for e in local.endpoints["provider"]] == [50052, 50152, 50252]
     assert local.admin.host == "127.0.0.1"
     exposed = local_placement(topology, host="0.0.0.0")
-    assert exposed.public.host == "0.0.0.0"
+    assert exposed.public.host == exposed.ops.host == "0.0.0.0"
     assert exposed.internal.host == exposed.admin.host == "127.0.0.1"
     assert exposed.endpoints["router"][0].host == "127.0.0.1"
     compose = compose_placement(topology)
@@ -194,7 +200,7 @@ def test_public_routes_retry_idempotent_methods_on_unavailable(local: dict[str, 
     for service in PUBLIC_SERVICES:
         prefix = matches.index(f"/{service}/")
         prefix_route = routes[prefix]
-        assert prefix_route["route"]["retry_policy"]["retry_on"] == RETRY_ON_ANY
+        assert prefix_route["route"]["retry_policy"]["retry_on"] == RETRY_ON_UNSENT
         for method in retryable[service]:
             exact = matches.index(f"/{service}/{method}")
             assert exact < prefix, "exact method routes must precede the prefix route"
@@ -212,7 +218,7 @@ def test_every_route_retries_on_other_hosts_without_deadline(local: dict[str, An
             assert action["timeout"] == "0s"
             assert action["max_stream_duration"] == {"grpc_timeout_header_max": "0s"}
             policy = action["retry_policy"]
-            assert policy["retry_on"].startswith("connect-failure,refused-stream,reset")
+            assert {"connect-failure", "refused-stream"} <= set(policy["retry_on"].split(","))
             assert policy["retry_host_predicate"][0]["name"] == (
                 "envoy.retry_host_predicates.previous_hosts"
             )
@@ -239,7 +245,9 @@ def test_public_listener_chain_and_fallback(local: dict[str, Any]) -> None:
         "envoy.filters.http.router",
     ]
     lua = hcm["http_filters"][0]["typed_config"]["default_source_code"]["inline_string"]
-    assert lua == envoy_config.OPENAI_COMPAT_LUA.read_text()
+    prelude = lua_limits_prelude(load_topology().limits)
+    assert lua == prelude + envoy_config.OPENAI_COMPAT_LUA.read_text()
+    assert "local MAX_REQUEST_HEADER_BYTES = 16384\n" in prelude
     # After the transcoder: it sees the router's gRPC trailers on the way back.
     after = hcm["http_filters"][2]["typed_config"]["default_source_code"]["inline_string"]
     assert after == envoy_config.ROUTE_HEADERS_LUA.read_text()
@@ -276,7 +284,7 @@ def test_clusters_are_http2_health_checked_and_guarded(
     local: dict[str, Any], topology: Topology
 ) -> None:
     clusters = _clusters(local)
-    assert set(clusters) == {s.name for s in topology.services}
+    assert set(clusters) == {s.name for s in topology.services} | {"envoy_admin"}
     router = clusters["router"]
     assert router["type"] == "STATIC"
     assert router["lb_policy"] == "ROUND_ROBIN"

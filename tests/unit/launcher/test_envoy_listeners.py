@@ -81,13 +81,16 @@ def test_parse_listeners_rejects_an_unexpected_answer(body: str) -> None:
 # --- the rendered config --------------------------------------------------------------
 
 
-def test_configured_listeners_are_the_rendered_public_and_internal_ones() -> None:
+def test_configured_listeners_are_the_rendered_public_internal_and_ops_ones() -> None:
     topology = load_topology()
-    placement = local_placement(topology, public_port=18080, internal_port=18081, admin_port=19901)
+    placement = local_placement(
+        topology, public_port=18080, internal_port=18081, ops_port=19902, admin_port=19901
+    )
     config = render(topology, placement, "local", DEFAULT_DESCRIPTOR)
     assert configured_listeners(config) == {
         "public": ListenerAddress("public", "127.0.0.1", 18080),
         "internal": ListenerAddress("internal", "127.0.0.1", 18081),
+        "ops": ListenerAddress("ops", "127.0.0.1", 19902),
     }
 
 
@@ -158,6 +161,7 @@ class ScriptedStack(Stack):
         self.started: list[tuple[str, str]] = []
         self._public = Endpoint("127.0.0.1", 18080)
         self._internal = Endpoint("127.0.0.1", 18081)
+        self._ops = Endpoint("127.0.0.1", 19902)
         self._admin = Endpoint("127.0.0.1", 19901)
         # Replicas not started: stopping them is a no-op, starting them is recorded.
         self.replicas = {
@@ -190,6 +194,15 @@ async def test_dynamic_ports_move_only_the_busy_listener(tmp_path: Path) -> None
     assert stack.tries[1]["admin"].port == 19901
     assert stack.started == []  # the replicas do not know the public port
     assert any("could not listen on 127.0.0.1:18080 (public listener)" in x for x in stack.lines)
+
+
+async def test_dynamic_ports_move_a_busy_ops_listener_alone(tmp_path: Path) -> None:
+    stack = ScriptedStack(StackOptions(run_dir=tmp_path, dynamic_ports=True), [_busy("ops", 19902)])
+    await stack._start_envoy()
+    assert stack.tries[1]["ops"].port != 19902
+    assert stack.tries[1]["public"].port == 18080
+    assert stack.started == []
+    assert any("could not listen on 127.0.0.1:19902 (ops listener)" in x for x in stack.lines)
 
 
 async def test_a_moved_internal_listener_restarts_every_replica(tmp_path: Path) -> None:
