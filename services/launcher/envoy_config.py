@@ -21,6 +21,7 @@ from google.protobuf import any_pb2, descriptor_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from services.common.caller import CLIENT_ADDRESS_HEADER
+from services.common.identity.assertion import ASSERTION_HEADER, EDGE_TOKEN_ENV, EDGE_TOKEN_HEADER
 from services.launcher.topology import (
     DEFAULT_TOPOLOGY_PATH,
     ENVOY_DIR,
@@ -173,7 +174,9 @@ def _route_config(name: str, routes: list[Config], *, public: bool = False) -> C
         # The services check IP allow-lists against this header. At the public edge it
         # is always Envoy's own view of the connecting peer: a caller's value is
         # replaced, never trusted (x-forwarded-for can be prefixed by anyone, and
-        # x-envoy-external-address is not set for private-network peers).
+        # x-envoy-external-address is not set for private-network peers). The edge token
+        # (from Envoy's environment, replacing a caller's) is what lets the services
+        # believe it; a caller's principal assertion never gets past this listener.
         config["request_headers_to_add"] = [
             {
                 "header": {
@@ -181,8 +184,17 @@ def _route_config(name: str, routes: list[Config], *, public: bool = False) -> C
                     "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
                 },
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
+            },
+            {
+                "header": {"key": EDGE_TOKEN_HEADER, "value": f"%ENVIRONMENT({EDGE_TOKEN_ENV})%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
         ]
+        config["request_headers_to_remove"] = [ASSERTION_HEADER]
+    else:
+        # Service-to-service calls prove themselves with a principal assertion only: the
+        # public edge's headers mean nothing here, whoever sent them.
+        config["request_headers_to_remove"] = [CLIENT_ADDRESS_HEADER, EDGE_TOKEN_HEADER]
     return config
 
 
