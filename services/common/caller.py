@@ -1,9 +1,8 @@
 """Who is calling the current RPC, as the authentication step of the interceptor found it.
 
-Handlers read it through `current_principal()`; service-to-service calls made while
-serving the request pass the caller's key and address on (`channels.call_metadata`), so
-every service authenticates the original caller itself and no service trusts another's
-word for who is calling.
+Handlers read it through `current_principal()`. Calls a service makes while serving the
+request carry a principal assertion for this caller (`channels.InternalChannel`), never
+the caller's API key: the key stops at the first service.
 """
 
 from __future__ import annotations
@@ -17,23 +16,32 @@ from services.common.identity.principal import Principal
 AUTHORIZATION_HEADER = "authorization"
 API_KEY_HEADER = "x-api-key"
 # Set by Envoy's public listener to the connecting peer's address (a caller's own value
-# is removed there first); services pass it on to each other unchanged.
+# is replaced there, and the internal listener removes it); believed only next to the
+# edge token (services/common/identity/assertion.py).
 CLIENT_ADDRESS_HEADER = "x-llmgw-client-address"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller of one RPC.
+    """The admitted caller of one RPC.
 
-    `principal` None means authentication is off (local loopback default): the caller
-    may do everything and is accounted as the anonymous consumer.
+    `principal` None means the caller may do everything and is accounted as the
+    anonymous consumer (authentication off), or that this service does not load
+    principals (the provider, which serves only the router's calls). `consumer` and
+    `key_name` are what calls made on its behalf vouch for: "" for no consumer.
     """
 
     principal: Principal | None
-    # The presented key, passed on to the services this request calls.
-    key: str = ""
+    consumer: str = ""
+    key_name: str = ""
     # The client's address as Envoy saw it ("" when unknown).
     address: str = ""
+
+    @classmethod
+    def of(cls, principal: Principal | None, address: str) -> Caller:
+        if principal is None:
+            return cls(principal=None, address=address)
+        return cls(principal, principal.name, principal.key_name, address)
 
 
 _OPEN = Caller(principal=None)
@@ -55,14 +63,3 @@ def set_caller(caller: Caller) -> contextvars.Token[Caller]:
 
 def reset_caller(token: contextvars.Token[Caller]) -> None:
     _current.reset(token)
-
-
-def forwarded_metadata() -> tuple[tuple[str, str], ...]:
-    """The caller's key and address as metadata for a call made on its behalf."""
-    caller = _current.get()
-    found: list[tuple[str, str]] = []
-    if caller.key:
-        found.append((AUTHORIZATION_HEADER, f"Bearer {caller.key}"))
-    if caller.address:
-        found.append((CLIENT_ADDRESS_HEADER, caller.address))
-    return tuple(found)

@@ -1,7 +1,8 @@
 """Client channels for service-to-service calls, always through Envoy's internal listener.
 
 One channel per target per process (HTTP/2 multiplexes every call over it). Calls carry
-the current request id, the caller's credentials and its remaining deadline.
+the current request id, a principal assertion for the current caller (never its API
+key) and the caller's remaining deadline.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import grpc
 
 from services.common import context
-from services.common.caller import forwarded_metadata
+from services.common.caller import current_caller
+from services.common.identity.assertion import ASSERTION_HEADER, InternalKeys
 
 CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_receive_message_length", 32 * 1024 * 1024),
@@ -23,18 +25,34 @@ CHANNEL_OPTIONS: list[tuple[str, object]] = [
 ]
 
 
-def internal_channel(target: str) -> grpc.aio.Channel:
-    """A channel to Envoy's internal listener (`host:port`)."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+class InternalChannel:
+    """A channel to Envoy's internal listener (`host:port`) and the credentials of the
+    calls made on it."""
 
+    def __init__(self, target: str, keys: InternalKeys) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._keys = keys
 
-def call_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata for a downstream call made while serving a request: its request id, and
-    the caller's key and client address (the called service authenticates the caller
-    itself)."""
-    rid = context.request_id.get()
-    own = ((context.REQUEST_ID_HEADER, rid),) if rid else ()
-    return own + forwarded_metadata()
+    def metadata(self, timeout: float | None) -> tuple[tuple[str, str], ...]:
+        """Metadata for one call with `timeout` seconds (None: none): the request id and
+        an assertion for the current caller bound to it.
+
+        A call made outside any request (a background health check) gets a fresh request
+        id and vouches for no consumer: the service itself is calling.
+        """
+        rid = context.request_id.get() or context.new_request_id()
+        caller = current_caller()
+        assertion = self._keys.mint(
+            consumer=caller.consumer,
+            key_name=caller.key_name,
+            address=caller.address,
+            request_id=rid,
+            timeout=timeout,
+        )
+        return ((context.REQUEST_ID_HEADER, rid), (ASSERTION_HEADER, assertion))
+
+    async def close(self) -> None:
+        await self.channel.close()
 
 
 def remaining_timeout(ctx: grpc.aio.ServicerContext, default: float | None = None) -> float | None:

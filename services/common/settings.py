@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from services.common.identity.assertion import check_secret
+
 # Default ports of each service: gRPC and Prometheus /metrics.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "router": (50051, 9101),
@@ -68,6 +70,9 @@ class ServiceSettings(BaseModel):
     auth: Literal["off", "required"] = "off"
     # The bootstrap admin credential (creates the first consumers and keys).
     admin_key: SecretStr | None = None
+    # Signs the calls services make to each other and derives Envoy's edge token; the
+    # same for every service of one gateway (services/common/identity/assertion.py).
+    internal_secret: SecretStr | None = None
 
     @field_validator("auth", mode="before")
     @classmethod
@@ -79,6 +84,13 @@ class ServiceSettings(BaseModel):
     def _admin_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
             raise ValueError(f"must be at least {MIN_ADMIN_KEY_LENGTH} characters")
+        return value
+
+    @field_validator("internal_secret")
+    @classmethod
+    def _internal_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
         return value
 
     @field_validator("log_level")
@@ -111,6 +123,7 @@ _ENV = {
     "port_file": "LLMGW_PORT_FILE",
     "auth": "LLMGW_AUTH",
     "admin_key": "LLMGW_ADMIN_KEY",
+    "internal_secret": "LLMGW_INTERNAL_SECRET",
 }
 
 

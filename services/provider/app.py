@@ -18,6 +18,7 @@ import grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from services.common.gateway_config import ConfigError, load_config
+from services.common.identity.wiring import build_gate
 from services.common.server import ServiceDefinition
 from services.common.settings import ServiceSettings
 from services.provider.adapters.base import ProviderAdapter
@@ -35,6 +36,9 @@ RETIRE_TIMEOUT = 600.0
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
+    # Only calls the gateway's services vouch for (the router's) are answered; the
+    # provider loads no principal, so it needs no Redis.
+    gate = build_gate(settings, None, load_principals=False)
     adapters = _load_adapters(settings)
     servicer = ProviderServicer(adapters)
     retiring: set[asyncio.Task[None]] = set()
@@ -70,7 +74,11 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         await close_adapters(servicer.adapters.values())
 
     return ServiceDefinition(
-        register=register, service_names=[SERVICE_NAME], on_stop=[close], on_reload=[reload]
+        register=register,
+        service_names=[SERVICE_NAME],
+        on_stop=[close],
+        on_reload=[reload],
+        gate=gate,
     )
 
 

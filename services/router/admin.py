@@ -1,11 +1,12 @@
 """AdminService: catalogue reload, routing state and usage.
 
-Every RPC needs the admin role when authentication is on, except GetUsage, which any
-consumer may call for itself and its own groups (the gate lets GetUsage through as a
-router call for that reason). Consumers, groups and keys are the IdentityService's
-(`services.router.identity_service`). Any RPC of the proto not built here answers
-UNIMPLEMENTED through the shared unimplemented servicer, as every unbuilt part of the
-API does.
+Every RPC needs the admin role, except GetUsage, which any consumer may call for itself
+and its own groups (the gate lets GetUsage through as a router call for that reason).
+With authentication off the gate admits only the bootstrap admin key to the admin RPCs,
+and GetUsage answers the anonymous caller its own usage only. Consumers, groups and keys
+are the IdentityService's (`services.router.identity_service`). Any RPC of the proto not
+built here answers UNIMPLEMENTED through the shared unimplemented servicer, as every
+unbuilt part of the API does.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import grpc
 
 from llmgw.router.v1 import admin_service_pb2, admin_service_pb2_grpc
 from services.common.caller import current_principal
+from services.common.errors import PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
 from services.common.unimplemented import unimplemented_servicer
 from services.router.catalog_store import CatalogStore, config_version
-from services.router.usage.recorder import UsageRecorder
+from services.router.usage.recorder import ANONYMOUS, UsageRecorder
 from services.router.usage.report import usage_report
 
 SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
@@ -74,11 +76,18 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: admin_service_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
     ) -> admin_service_pb2.GetUsageResponse:
         principal = current_principal()
-        if principal is not None:
-            if not request.subject:
-                request.subject = principal.name
-            elif not _own_subject(principal, request.subject):
-                acl.require_admin(principal)
+        if principal is None:
+            # Authentication off: the anonymous caller reads its own usage; anyone else's
+            # needs the bootstrap admin key, as every other admin RPC does.
+            if request.subject not in ("", ANONYMOUS):
+                raise PermissionDenied(
+                    "reading another subject's usage needs the bootstrap admin key "
+                    "(LLMGW_ADMIN_KEY) while authentication is off"
+                )
+        elif not request.subject:
+            request.subject = principal.name
+        elif not _own_subject(principal, request.subject):
+            acl.require_admin(principal)
         return await usage_report(self._usage, request, self._clock())
 
 

@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 
 from llmgw.identity.v1 import identity_service_pb2_grpc
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
-from services.common.channels import internal_channel
+from services.common.channels import InternalChannel
 from services.common.identity.store import IdentityStore
-from services.common.identity.wiring import build_gate
+from services.common.identity.wiring import build_gate, internal_keys
 from services.common.limits_config import RateLimitsConfig
 from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
@@ -78,10 +78,11 @@ def _limiter(redis: aioredis.Redis | None, config: RateLimitsConfig) -> RateLimi
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
     redis = create_redis(settings.redis_url) if settings.redis_url else None
-    gate = build_gate(settings, redis)
+    keys = internal_keys(settings)
+    gate = build_gate(settings, redis, keys)
     store = CatalogStore(settings.config_path, redis)
-    channel = internal_channel(settings.internal_target)
-    provider = ProviderClient(channel)
+    internal = InternalChannel(settings.internal_target, keys)
+    provider = ProviderClient(internal)
     catalog = store.current
     breakers = BreakerRegistry(redis, catalog.config.routing.breaker)
     routing = RoutingLayer(catalog, provider, breakers)
@@ -95,8 +96,8 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         catalog,
         provider,
         routing,
-        sessions=SessionClient(channel),
-        tools=ToolClient(channel),
+        sessions=SessionClient(internal),
+        tools=ToolClient(internal),
         cache=cache,
         usage=usage,
         limiter=limiter,
@@ -129,7 +130,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     async def close() -> None:
         await store.close()
         await routing.close()
-        await channel.close()
+        await internal.close()
         if redis is not None:
             await redis.aclose()
 

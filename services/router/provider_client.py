@@ -12,7 +12,7 @@ import grpc
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
-from services.common.channels import call_metadata
+from services.common.channels import InternalChannel
 from services.common.errors import GatewayError
 from services.common.remote import translate_rpc_error
 
@@ -24,21 +24,24 @@ def _translate(error: grpc.aio.AioRpcError) -> GatewayError:
 class ProviderClient:
     """A ProviderService stub on one shared channel."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = provider_grpc.ProviderServiceStub(channel)
+    def __init__(self, internal: InternalChannel) -> None:
+        self._stub = provider_grpc.ProviderServiceStub(internal.channel)
+        self._metadata = internal.metadata
 
     async def complete(
         self, request: provider_pb2.CompleteRequest, timeout: float | None
     ) -> provider_pb2.CompleteResponse:
         try:
-            return await self._stub.Complete(request, timeout=timeout, metadata=call_metadata())
+            return await self._stub.Complete(
+                request, timeout=timeout, metadata=self._metadata(timeout)
+            )
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
 
     async def stream(
         self, request: provider_pb2.CompleteRequest, timeout: float | None
     ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
-        call = self._stub.StreamComplete(request, timeout=timeout, metadata=call_metadata())
+        call = self._stub.StreamComplete(request, timeout=timeout, metadata=self._metadata(timeout))
         try:
             async for event in call:
                 yield event
@@ -53,7 +56,7 @@ class ProviderClient:
             return await self._stub.CheckProvider(
                 provider_pb2.CheckProviderRequest(provider=provider),
                 timeout=timeout,
-                metadata=call_metadata(),
+                metadata=self._metadata(timeout),
             )
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
@@ -63,7 +66,7 @@ class ProviderClient:
             reply = await self._stub.ListProviderModels(
                 provider_pb2.ListProviderModelsRequest(provider=provider),
                 timeout=timeout,
-                metadata=call_metadata(),
+                metadata=self._metadata(timeout),
             )
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None

@@ -9,7 +9,7 @@ import grpc
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
-from services.common.channels import call_metadata
+from services.common.channels import InternalChannel
 from services.common.remote import translate_rpc_error
 
 # The most messages one GetSession returns (the session service's own maximum).
@@ -19,8 +19,9 @@ MAX_HISTORY_MESSAGES = 1000
 class SessionClient:
     """A SessionService stub on the router's shared internal channel."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = session_grpc.SessionServiceStub(channel)
+    def __init__(self, internal: InternalChannel) -> None:
+        self._stub = session_grpc.SessionServiceStub(internal.channel)
+        self._metadata = internal.metadata
 
     async def load(self, name: str, limit: int, timeout: float | None) -> session_pb2.Session:
         """The session with its `limit` most recent messages (oldest first)."""
@@ -28,7 +29,9 @@ class SessionClient:
             name=name, view=session_pb2.SESSION_VIEW_FULL, message_limit=limit
         )
         try:
-            reply = await self._stub.GetSession(request, timeout=timeout, metadata=call_metadata())
+            reply = await self._stub.GetSession(
+                request, timeout=timeout, metadata=self._metadata(timeout)
+            )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "session") from None
         return reply.session
@@ -40,7 +43,7 @@ class SessionClient:
         request = session_pb2.AppendMessagesRequest(session=name, messages=messages)
         try:
             return await self._stub.AppendMessages(
-                request, timeout=timeout, metadata=call_metadata()
+                request, timeout=timeout, metadata=self._metadata(timeout)
             )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "session") from None

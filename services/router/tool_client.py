@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
-from services.common.channels import call_metadata
+from services.common.channels import InternalChannel
 from services.common.remote import translate_rpc_error
 
 # How long a tool definition is reused before it is fetched again: a tool registered,
@@ -25,12 +25,13 @@ class ToolClient:
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        internal: InternalChannel,
         *,
         ttl: float = DEFINITION_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stub = tool_grpc.ToolServiceStub(channel)
+        self._stub = tool_grpc.ToolServiceStub(internal.channel)
+        self._metadata = internal.metadata
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, tool_pb2.Tool]] = {}
@@ -45,7 +46,7 @@ class ToolClient:
             reply = await self._stub.GetTool(
                 tool_pb2.GetToolRequest(name=f"tools/{tool_id}"),
                 timeout=timeout,
-                metadata=call_metadata(),
+                metadata=self._metadata(timeout),
             )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "tool") from None
@@ -61,6 +62,8 @@ class ToolClient:
         """Runs one tool; its failure is raised as the tool service reported it."""
         request = tool_pb2.ExecuteToolRequest(name=f"tools/{tool_id}", arguments=arguments)
         try:
-            return await self._stub.ExecuteTool(request, timeout=timeout, metadata=call_metadata())
+            return await self._stub.ExecuteTool(
+                request, timeout=timeout, metadata=self._metadata(timeout)
+            )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "tool") from None

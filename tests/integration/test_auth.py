@@ -572,12 +572,14 @@ async def test_a_revoked_key_is_refused_by_every_router_replica_within_a_second(
     replicas = sgw.stack.replicas["router"]
     assert len(replicas) == 3
     channels = [grpc.aio.insecure_channel(replica.target) for replica in replicas]
+    # Straight to each replica, as Envoy's public listener would forward the call.
+    direct = (*who.metadata, *sgw.edge_metadata())
     try:
         routers = [router_service_pb2_grpc.RouterServiceStub(c) for c in channels]
         # Each replica now holds the key in its own cache (entries live 30 s), so only
         # the shared revocation signal can make it refuse.
         for router in routers:
-            await _list_models(router, who.metadata)
+            await _list_models(router, direct)
 
         await api.identity.RevokeApiKey(
             identity_service_pb2.RevokeApiKeyRequest(name=who.key_name), metadata=ADMIN, timeout=10
@@ -585,7 +587,7 @@ async def test_a_revoked_key_is_refused_by_every_router_replica_within_a_second(
         revoked = time.monotonic()
         refused = await asyncio.gather(
             *(
-                _refused_at(functools.partial(_list_models, router, who.metadata), within=5)
+                _refused_at(functools.partial(_list_models, router, direct), within=5)
                 for router in routers
             )
         )

@@ -36,6 +36,7 @@ from llmgw.router.v1 import (
 )
 from tests.fakes import Behaviour
 from tests.support.gateway import Gateway, gateway_config, running_gateway
+from tests.support.trust import with_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def gw(reload_gateway: Gateway) -> Iterator[Gateway]:
 
 @pytest.fixture
 async def admin(gw: Gateway) -> AsyncIterator[admin_service_pb2_grpc.AdminServiceStub]:
-    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+    async with with_metadata(gw.grpc_target, gw.admin_metadata) as channel:
         yield admin_service_pb2_grpc.AdminServiceStub(channel)
 
 
@@ -89,8 +90,10 @@ def _hello(model: str) -> chat_pb2.CreateChatCompletionRequest:
     )
 
 
-async def _served_by(target: str, model: str) -> bool:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def _served_by(gw: Gateway, target: str, model: str) -> bool:
+    """Whether the router replica at `target`, asked directly (with the edge token Envoy
+    would add), knows `model`."""
+    async with with_metadata(target, gw.edge_metadata()) as channel:
         stub = router_service_pb2_grpc.RouterServiceStub(channel)
         try:
             await stub.GetModel(router_service_pb2.GetModelRequest(model=model), timeout=5)
@@ -104,14 +107,14 @@ async def _every_router_serves(gw: Gateway, model: str, timeout: float) -> None:
     """Each router replica, asked directly, knows `model` within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     for replica in gw.stack.replicas["router"]:
-        while not await _served_by(replica.target, model):
+        while not await _served_by(gw, replica.target, model):
             assert time.monotonic() < deadline, f"{replica.name} does not serve {model}"
             await asyncio.sleep(0.05)
 
 
 async def _no_router_serves(gw: Gateway, model: str) -> None:
     for replica in gw.stack.replicas["router"]:
-        assert not await _served_by(replica.target, model), replica.name
+        assert not await _served_by(gw, replica.target, model), replica.name
 
 
 async def test_reload_rpc_reaches_every_router_replica(
@@ -161,7 +164,7 @@ async def test_reload_over_rest(gw: Gateway) -> None:
     models = len(document["models"])
 
     async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
-        response = await client.post("/v1/admin/catalog:reload", json={})
+        response = await client.post("/v1/admin/catalog:reload", json={}, headers=gw.admin_headers)
 
     assert response.status_code == 200, response.text
     body = response.json()
@@ -198,7 +201,7 @@ async def test_an_invalid_file_is_refused_and_the_old_catalogue_serves(
     assert "nowhere" in fields["models.3.deployments.1.provider"]
 
     async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as client:
-        response = await client.post("/v1/admin/catalog:reload", json={})
+        response = await client.post("/v1/admin/catalog:reload", json={}, headers=gw.admin_headers)
     assert response.status_code == 400, response.text
     assert "models.3.deployments.1.provider" in response.text
     assert str(gw.config_path) not in response.text
@@ -215,7 +218,7 @@ async def test_an_invalid_file_is_refused_and_the_old_catalogue_serves(
     # Every replica still serves the catalogue it had.
     await _no_router_serves(gw, "never-served")
     for replica in gw.stack.replicas["router"]:
-        assert await _served_by(replica.target, "claude-sonnet")
+        assert await _served_by(gw, replica.target, "claude-sonnet")
     _write(gw, _document(gw))
     after = await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
     assert after.version == before.version
@@ -294,14 +297,16 @@ async def test_sighup_swaps_provider_instances_without_breaking_a_stream(gw: Gat
 
     async with grpc.aio.insecure_channel(provider.target) as channel:
         listed = await provider_grpc.ProviderServiceStub(channel).ListProviders(
-            provider_pb2.ListProvidersRequest(), timeout=5
+            provider_pb2.ListProvidersRequest(), metadata=gw.vouched_metadata(), timeout=5
         )
     assert {p.name for p in listed.providers} == {"openai", "openai-b", "anthropic", "ollama"}
     assert provider.process.returncode is None
     # The routers learn of the new model; the new instance serves it.
     async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-        await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
+        await admin.ReloadCatalog(
+            admin_service_pb2.ReloadCatalogRequest(), metadata=gw.admin_metadata, timeout=10
+        )
         await _every_router_serves(gw, "via-b", PROPAGATION_SECONDS)
         router = router_service_pb2_grpc.RouterServiceStub(channel)
         await router.CreateChatCompletion(_hello("via-b"), timeout=10)

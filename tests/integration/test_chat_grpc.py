@@ -182,7 +182,12 @@ async def test_provider_is_not_reachable_from_the_public_listener(gw: Gateway) -
             await provider_grpc.ProviderServiceStub(public).Complete(request, timeout=5)
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
     async with grpc.aio.insecure_channel(gw.internal_target) as internal:
-        reply = await provider_grpc.ProviderServiceStub(internal).Complete(request, timeout=5)
+        provider = provider_grpc.ProviderServiceStub(internal)
+        # Reachable there, it answers only calls a gateway service vouched for.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await provider.Complete(request, metadata=gw.edge_metadata(), timeout=5)
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        reply = await provider.Complete(request, metadata=gw.vouched_metadata(), timeout=5)
     assert reply.message.content[0].text == DEFAULT_TEXT
 
 

@@ -31,7 +31,10 @@ def suffix() -> str:
 
 @pytest.fixture
 async def client(gw: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gw.public_url, timeout=10) as opened:
+    # Authentication is off on this gateway; the admin RPCs still need the admin key.
+    async with httpx.AsyncClient(
+        base_url=gw.public_url, timeout=10, headers=gw.admin_headers
+    ) as opened:
         yield opened
 
 
@@ -148,6 +151,7 @@ async def test_field_violations_reach_grpc_callers(gw: Gateway) -> None:
                 identity_service_pb2.CreateConsumerRequest(
                     consumer=identity_pb2.Consumer(ip_allowlist=["nowhere"]), consumer_id="ok-id"
                 ),
+                metadata=gw.admin_metadata,
                 timeout=10,
             )
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -100,7 +100,9 @@ async def test_three_replicas_admit_exactly_the_request_limit(
     for replica in sgw.stack.replicas["router"]:
         async with grpc.aio.insecure_channel(replica.target) as direct:
             await router_service_pb2_grpc.RouterServiceStub(direct).ListModels(
-                router_service_pb2.ListModelsRequest(), metadata=who.metadata, timeout=10
+                router_service_pb2.ListModelsRequest(),
+                metadata=(*who.metadata, *sgw.edge_metadata()),
+                timeout=10,
             )
     await _away_from_minute_end()
 

@@ -211,7 +211,9 @@ async def _routing_state(gw: Gateway, model: str) -> admin_service_pb2.Deploymen
     async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         reply = await admin.GetRoutingState(
-            admin_service_pb2.GetRoutingStateRequest(model=model), timeout=5
+            admin_service_pb2.GetRoutingStateRequest(model=model),
+            metadata=gw.admin_metadata,
+            timeout=5,
         )
     (state,) = reply.deployments
     return state
@@ -401,7 +403,9 @@ async def test_context_overflow_falls_back_to_a_larger_window_but_policy_never_d
 
 
 async def test_routing_state_over_rest_lists_every_deployment(rgw: Gateway) -> None:
-    async with httpx.AsyncClient(base_url=rgw.public_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=rgw.public_url, timeout=10, headers=rgw.admin_headers
+    ) as client:
         reply = await client.get("/v1/admin/routing", params={"model": "cheapest"})
         missing = await client.get("/v1/admin/routing", params={"model": "nope"})
     assert reply.status_code == 200

@@ -25,6 +25,7 @@ from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.processes import ChildProcess, wait_port
 from services.launcher.stack import REPO_ROOT, Stack, StackOptions
 from tests.fakes.control import FakeControl
+from tests.support.trust import Metadata, edge_metadata, vouched_metadata
 
 FAKE_KEYS = {
     "openai": "sk-fake-openai-key",
@@ -34,6 +35,9 @@ FAKE_KEYS = {
 }
 # Sent by the `weather` tool as a header (a `${NAME}` reference the tool service expands).
 FAKE_WEATHER_KEY = "fake-weather-key"
+# The bootstrap admin key of every test gateway unless its `env` names another: the admin
+# RPCs need it whatever the auth mode.
+DEFAULT_ADMIN_KEY = "test-gateway-admin-key-0123456789"
 
 
 @dataclass
@@ -159,6 +163,32 @@ class Gateway:
     def admin_url(self) -> str:
         return self.stack.admin_url
 
+    @property
+    def admin_key(self) -> str:
+        return self.stack.admin_key
+
+    @property
+    def admin_metadata(self) -> Metadata:
+        """gRPC metadata presenting the bootstrap admin key."""
+        return (("authorization", f"Bearer {self.admin_key}"),)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.admin_key}"}
+
+    @property
+    def internal_secret(self) -> str:
+        """The secret the stack's services share (generated per stack)."""
+        return self.stack.internal_secret
+
+    def edge_metadata(self) -> Metadata:
+        """What Envoy's public listener adds: for calls straight to a service's port."""
+        return edge_metadata(self.internal_secret)
+
+    def vouched_metadata(self, consumer: str = "", key_name: str = "") -> Metadata:
+        """A principal assertion, as a gateway service sends with its calls."""
+        return vouched_metadata(self.internal_secret, consumer=consumer, key_name=key_name)
+
     def router_metric(self, name: str, **labels: str) -> list[float]:
         """A Prometheus sample on each router replica, summed over the labels not given."""
         values = []
@@ -232,6 +262,9 @@ def _stack(
     replicas: Mapping[str, int] | None,
     env: Mapping[str, str],
     log_level: str,
+    *,
+    redis_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Stack, Path | None]:
     """The stack over `document` as its configuration file; None: no file at all."""
     config_path: Path | None = None
@@ -248,8 +281,9 @@ def _stack(
             restart_crashed=False,
             log_level=log_level,
             env=dict(env),
+            redis_url=redis_url,
         ),
-        progress=lambda line: None,
+        progress=progress or (lambda line: None),
     )
     return stack, config_path
 
@@ -264,13 +298,16 @@ def running_gateway(
     config_file: bool = True,
     record: bool = True,
     log_level: str = "INFO",
+    redis_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Iterator[Gateway]:
     """Fake upstreams and the stack; everything stops on exit, whatever happened.
 
     `env` gives extra variables for the services once the fakes' addresses are known;
     `config_file=False` starts them with no configuration file, as `make up` does with
     only provider variables set. `record=False` keeps the fakes from logging requests
-    (long benchmarks).
+    (long benchmarks). `redis_url`: an external Redis instead of the stack's own;
+    `progress` receives the launcher's output lines.
     """
     thread = _LoopThread()
     fakes: dict[str, FakeUpstream] = {}
@@ -285,9 +322,18 @@ def running_gateway(
             "FAKE_OPENAI_KEY": FAKE_KEYS["openai"],
             "FAKE_ANTHROPIC_KEY": FAKE_KEYS["anthropic"],
             "FAKE_WEATHER_KEY": FAKE_WEATHER_KEY,
+            "LLMGW_ADMIN_KEY": DEFAULT_ADMIN_KEY,
         }
         extra = env(fakes) if env is not None else {}
-        stack, config_path = _stack(run_dir, document, replicas, {**keys, **extra}, log_level)
+        stack, config_path = _stack(
+            run_dir,
+            document,
+            replicas,
+            {**keys, **extra},
+            log_level,
+            redis_url=redis_url,
+            progress=progress,
+        )
         thread.call(stack.start())
         yield Gateway(stack=stack, fakes=fakes, config_path=config_path)
     finally:
@@ -336,7 +382,7 @@ def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
         started = True
         downstream = thread.call(_start_fake("downstream", run_dir))
         document = local_model_config(server.base_url, downstream)
-        env = {"FAKE_WEATHER_KEY": FAKE_WEATHER_KEY}
+        env = {"FAKE_WEATHER_KEY": FAKE_WEATHER_KEY, "LLMGW_ADMIN_KEY": DEFAULT_ADMIN_KEY}
         stack, config_path = _stack(run_dir, document, None, env, "INFO")
         thread.call(stack.start())
         yield Gateway(stack=stack, fakes={"downstream": downstream}, config_path=config_path)

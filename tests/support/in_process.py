@@ -1,4 +1,7 @@
-"""One service built by its own `app.build` and served in the test's process."""
+"""One service built by its own `app.build` and served in the test's process.
+
+The channel's calls carry the edge token, as calls through Envoy's public listener do.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import grpc
 
 from services.common.server import RunningServer, ServiceDefinition, create_server
 from services.common.settings import ServiceSettings
+from tests.support.trust import TEST_INTERNAL_SECRET, edge_channel
 
 Build = Callable[[ServiceSettings], Awaitable[ServiceDefinition]]
 
@@ -30,6 +34,7 @@ async def serve_in_process(
         config_path=config_path,
         readiness_interval=readiness_interval,
         access_log=False,
+        internal_secret=TEST_INTERNAL_SECRET,
     )
     running = await create_server(settings, await build(settings))
-    return running, grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    return running, edge_channel(f"127.0.0.1:{running.port}")

@@ -12,6 +12,11 @@ presented key: a hit needs the same key, so a wrong secret for a cached key id n
 matches (it goes to Redis). Negative entries are keyed by that fingerprint, so guessing
 secrets for someone's key id never locks its owner out. Both maps are bounded.
 
+A call another service vouched for (a principal assertion) names its consumer and key
+instead of presenting the key: `vouched` loads that key's current records without its
+secret, cached and invalidated in exactly the same way, so a revoked key, a disabled
+consumer or a changed group takes effect on every hop within the same time.
+
 Redis down: cached principals keep working until their `ttl` (the version cannot be
 checked, so this is the window in which a revoke may go unseen); anything not cached is
 refused with UNAVAILABLE, never let through.
@@ -89,6 +94,8 @@ class PrincipalCache:
         self._clock = clock
         self._positive: dict[str, _Positive] = {}
         self._negative: dict[bytes, _Negative] = {}
+        # Key name -> what its records said (vouched calls); also bounded.
+        self._vouched: dict[str, _Positive | _Negative] = {}
         self._version: object = _UNSET
         self._checked_at = -math.inf
         self._version_lock = asyncio.Lock()
@@ -133,9 +140,54 @@ class PrincipalCache:
             self._remember(parsed.key_id, fingerprint, result, now)
         return self._answer(result)
 
+    async def vouched(self, consumer: str, key_name: str) -> Principal:
+        """The principal another service vouched for (`consumers/{id}` and its key's
+        name); UNAUTHENTICATED when the key or its consumer no longer qualifies,
+        UNAVAILABLE when that cannot be checked now."""
+        await self._check_version()
+        now = self._clock()
+        result = self._vouched_entry(key_name, now)
+        if result is None:
+            generation = self._generation
+            try:
+                async with asyncio.timeout(self._timeout):
+                    result = await self._store.principal_of_key(key_name)
+            except _FAILURES as error:
+                AUTH_FAILURES.labels("unavailable").inc()
+                log.warning("vouched caller not loaded, identity store failed: %s", error)
+                raise Unavailable(
+                    "the caller cannot be verified now; retry later",
+                    retry_after=RETRY_AFTER_SECONDS,
+                ) from None
+            if generation == self._generation:
+                entry = (
+                    _Positive(b"", result, now)
+                    if isinstance(result, Principal)
+                    else _Negative(result, now)
+                )
+                _bounded_put(self._vouched, key_name, entry, self._max_entries)
+        principal = self._answer(result)
+        if principal is None or principal.name != consumer:
+            raise Unauthenticated("the caller's API key is no longer valid")
+        return principal
+
+    def _vouched_entry(self, key_name: str, now: float) -> Principal | Refusal | None:
+        entry = self._vouched.get(key_name)
+        if entry is None:
+            return None
+        if now - entry.stored_at >= self._ttl:
+            del self._vouched[key_name]
+            return None
+        if isinstance(entry, _Negative):
+            return entry.refusal
+        if entry.principal.expired(now):
+            return Refusal.EXPIRED
+        return entry.principal
+
     def clear(self) -> None:
         self._positive.clear()
         self._negative.clear()
+        self._vouched.clear()
         self._generation += 1
 
     def _cached(self, key_id: str, fingerprint: bytes, now: float) -> Principal | Refusal | None:

@@ -1,15 +1,26 @@
-"""The authentication step every public RPC passes before its handler runs.
+"""The authentication step every RPC but health checks and reflection passes before its
+handler runs.
 
-The shared interceptor calls `Gate.admit` for each RPC of a public service (the map
-below); health checks, reflection and the internal-only provider service are not
-gated. A call is admitted when it presents a valid key (`authorization: Bearer <key>`,
-or `x-api-key`), comes from an address its consumer's and groups' allow-lists admit,
-and its consumer may use the service. Otherwise UNAUTHENTICATED (no or an invalid key)
-or PERMISSION_DENIED naming what was refused.
+A call is believed only when it proves where it came from (the proofs are described in
+`assertion.py`):
 
-`admin_key` (LLMGW_ADMIN_KEY) is the bootstrap credential: it is admitted as an admin
-that may do everything, so the first consumers and keys can be created. It is compared
-in constant time and never stored.
+- **From another gateway service**: a valid principal assertion (`x-llmgw-principal`).
+  The consumer it names is loaded through the identity cache (current records, no key
+  check: the first service did that), and the service ACL and IP allow-lists are checked
+  again against the address it carries. The Provider (internal only) answers nothing
+  else; it does not load the principal (it serves only the router, which checked it).
+- **From Envoy's public listener**: the edge token (`x-llmgw-edge-token`). Only then is
+  `x-llmgw-client-address` believed; the caller is then authenticated by its API key
+  (`authorization: Bearer <key>`, or `x-api-key`), its address checked against its
+  consumer's and groups' allow-lists, and its consumer's service ACL.
+
+Anything else, a call straight to a service port or to Envoy's internal listener without
+an assertion included, is UNAUTHENTICATED before any key is looked at.
+
+With authentication off (loopback only) the proofs are required just the same; the
+caller is then anonymous (principal None), except that the bootstrap admin key
+(`LLMGW_ADMIN_KEY`, compared in constant time, never stored) is the admin it is with
+authentication on, and is the only way into the admin RPCs.
 """
 
 from __future__ import annotations
@@ -18,19 +29,27 @@ import hmac
 from collections.abc import Iterable, Mapping
 
 from llmgw.identity.v1 import identity_pb2
+from services.common import context
 from services.common.caller import (
     API_KEY_HEADER,
     AUTHORIZATION_HEADER,
     CLIENT_ADDRESS_HEADER,
     Caller,
 )
-from services.common.errors import Unauthenticated
+from services.common.errors import PermissionDenied, Unauthenticated
 from services.common.identity import acl
+from services.common.identity.assertion import (
+    ASSERTION_HEADER,
+    EDGE_TOKEN_HEADER,
+    INVALID,
+    Assertion,
+    InternalKeys,
+)
 from services.common.identity.cache import PrincipalCache
 from services.common.identity.metrics import AUTH_FAILURES
 from services.common.identity.principal import Principal
 
-# Fully-qualified gRPC service -> the service name ACLs use. Only these are gated.
+# Fully-qualified gRPC service -> the service name ACLs use.
 PUBLIC_SERVICES: Mapping[str, str] = {
     "llmgw.router.v1.RouterService": "router",
     "llmgw.router.v1.AdminService": "admin",
@@ -39,6 +58,11 @@ PUBLIC_SERVICES: Mapping[str, str] = {
     "llmgw.tool.v1.ToolService": "tool",
     "llmgw.investigation.v1.InvestigationService": "investigation",
 }
+# Services only other gateway services may call (a principal assertion is required).
+INTERNAL_SERVICES: Mapping[str, str] = {"llmgw.provider.v1.ProviderService": "provider"}
+INTERNAL_ONLY = frozenset(INTERNAL_SERVICES.values())
+# Infrastructure every client and Envoy may call without credentials.
+UNGATED_PREFIXES = ("grpc.health.", "grpc.reflection.")
 
 # The bootstrap admin's identity. Underscores are not valid in resource ids, so no
 # consumer or group created through the API can share these names.
@@ -65,16 +89,41 @@ BOOTSTRAP_ADMIN = Principal(
 # open to every consumer (AdminService.GetUsage decides whose usage may be read).
 PUBLIC_METHODS: Mapping[str, str] = {"/llmgw.router.v1.AdminService/GetUsage": "router"}
 
+NOT_THROUGH_THE_GATEWAY = "calls must come through the gateway's public listener"
+ADMIN_KEY_NEEDED = (
+    "admin RPCs need the bootstrap admin key (LLMGW_ADMIN_KEY) as 'authorization: Bearer "
+    "<key>' while authentication is off"
+)
+ADMIN_DISABLED = (
+    "admin RPCs are disabled: authentication is off and no LLMGW_ADMIN_KEY is set; set "
+    "LLMGW_ADMIN_KEY (at least 24 characters) and present it as 'authorization: Bearer "
+    "<key>', or set LLMGW_AUTH=required"
+)
+
 _BEARER = "bearer "
 
 
 def service_of(method_path: str) -> str | None:
-    """The ACL service name of `/pkg.Service/Method`; None for an ungated service."""
+    """The ACL service name of `/pkg.Service/Method`; None for health and reflection.
+
+    A service the gateway does not know (one added later and not mapped here) is gated
+    under its full gRPC name, which only admins and groups allowing `*` pass: nothing
+    reaches a handler unauthenticated because a map was not updated.
+    """
     special = PUBLIC_METHODS.get(method_path)
     if special is not None:
         return special
     grpc_service = method_path.lstrip("/").split("/", 1)[0]
-    return PUBLIC_SERVICES.get(grpc_service)
+    if grpc_service.startswith(UNGATED_PREFIXES):
+        return None
+    return PUBLIC_SERVICES.get(grpc_service) or INTERNAL_SERVICES.get(grpc_service) or grpc_service
+
+
+def _header(metadata: Iterable[tuple[str, str | bytes]], wanted: str) -> str | None:
+    for name, value in metadata:
+        if name == wanted and isinstance(value, str):
+            return value
+    return None
 
 
 def presented_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
@@ -97,36 +146,112 @@ def presented_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
 
 
 def client_address(metadata: Iterable[tuple[str, str | bytes]], peer: str) -> str:
-    """The client address Envoy passed on, else the connection's own peer."""
-    for name, value in metadata:
-        if name == CLIENT_ADDRESS_HEADER and isinstance(value, str) and value:
-            return value.strip()[:64]
+    """The client address Envoy passed on, else the connection's own peer (call only once
+    the edge token proved the header is Envoy's)."""
+    value = _header(metadata, CLIENT_ADDRESS_HEADER)
+    if value:
+        return value.strip()[:64]
     return acl.peer_address(peer) or ""
 
 
 class Gate:
-    """Admits the calls of public RPCs; see the module docstring."""
+    """Admits calls; see the module docstring.
 
-    def __init__(self, principals: PrincipalCache, *, admin_key: str | None = None) -> None:
+    `principals` None means authentication is off: callers are anonymous but for the
+    bootstrap admin key. `load_principals` False admits vouched calls without loading
+    their principal (the provider has no identity store).
+    """
+
+    def __init__(
+        self,
+        keys: InternalKeys,
+        principals: PrincipalCache | None,
+        *,
+        admin_key: str | None = None,
+        load_principals: bool = True,
+    ) -> None:
+        self._keys = keys
         self._principals = principals
         self._admin_key = admin_key.encode() if admin_key else None
+        self._load = load_principals
+
+    @property
+    def required(self) -> bool:
+        """Whether API keys are required (authentication on)."""
+        return self._principals is not None
 
     async def admit(
         self, service: str, metadata: Iterable[tuple[str, str | bytes]], peer: str
     ) -> Caller:
         entries = tuple(metadata)
-        key = presented_key(entries)
+        token = _header(entries, ASSERTION_HEADER)
+        if token is not None:
+            return await self._vouched(service, entries, self._keys.verify(token))
+        if service in INTERNAL_ONLY:
+            AUTH_FAILURES.labels("not_vouched").inc()
+            raise Unauthenticated("this service answers only the gateway's own services")
+        edge = _header(entries, EDGE_TOKEN_HEADER)
+        if edge is None or not self._keys.edge_token_matches(edge):
+            AUTH_FAILURES.labels("not_through_edge").inc()
+            raise Unauthenticated(NOT_THROUGH_THE_GATEWAY)
         address = client_address(entries, peer)
-        principal = await self._principal(key)
-        acl.require_ip(principal, address or "an unknown address")
-        acl.require_service(principal, service)
-        return Caller(principal=principal, key=key or "", address=address)
+        principal = await self._principal(service, presented_key(entries))
+        self._check(principal, service, address)
+        return Caller.of(principal, address)
 
-    async def _principal(self, key: str | None) -> Principal:
+    async def _principal(self, service: str, key: str | None) -> Principal | None:
         if (
             key
             and self._admin_key is not None
             and hmac.compare_digest(key.encode(), self._admin_key)
         ):
             return BOOTSTRAP_ADMIN
-        return await self._principals.authenticate(key)
+        if self._principals is not None:
+            return await self._principals.authenticate(key)
+        # Authentication off: a key is not looked at (clients such as the OpenAI SDK
+        # always send one), except on the admin RPCs, which only the admin key opens.
+        if service == acl.ADMIN_SERVICE:
+            if self._admin_key is None:
+                raise PermissionDenied(ADMIN_DISABLED)
+            if key:
+                AUTH_FAILURES.labels("wrong_secret").inc()
+                raise Unauthenticated("the admin key is not valid")
+            AUTH_FAILURES.labels("missing").inc()
+            raise Unauthenticated(ADMIN_KEY_NEEDED)
+        return None
+
+    async def _vouched(
+        self, service: str, metadata: tuple[tuple[str, str | bytes], ...], vouched: Assertion
+    ) -> Caller:
+        # The assertion is bound to the request id it was minted for.
+        if not hmac.compare_digest(
+            (_header(metadata, context.REQUEST_ID_HEADER) or "").encode(),
+            vouched.request_id.encode(),
+        ):
+            AUTH_FAILURES.labels("assertion_invalid").inc()
+            raise Unauthenticated(INVALID)
+        if not self._load or service in INTERNAL_ONLY:
+            return Caller(None, vouched.consumer, vouched.key_name, vouched.address)
+        principal = await self._vouched_principal(service, vouched)
+        self._check(principal, service, vouched.address)
+        return Caller.of(principal, vouched.address)
+
+    async def _vouched_principal(self, service: str, vouched: Assertion) -> Principal | None:
+        if vouched.consumer == BOOTSTRAP_CONSUMER:
+            return BOOTSTRAP_ADMIN
+        if not vouched.consumer:
+            # No consumer: anonymous with authentication off, else refused as a call
+            # without a key would be.
+            return await self._principal(service, None)
+        if self._principals is None:
+            # Only a service with authentication on can have vouched for a consumer.
+            AUTH_FAILURES.labels("assertion_invalid").inc()
+            raise Unauthenticated(INVALID)
+        return await self._principals.vouched(vouched.consumer, vouched.key_name)
+
+    @staticmethod
+    def _check(principal: Principal | None, service: str, address: str) -> None:
+        if principal is None:
+            return
+        acl.require_ip(principal, address or "an unknown address")
+        acl.require_service(principal, service)

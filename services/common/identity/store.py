@@ -382,20 +382,46 @@ class IdentityStore:
         parsed = key_secrets.parse_key(token)
         if parsed is None:
             return Refusal.MALFORMED
-        keys = [
-            layout.key_record(parsed.key_id),
-            layout.CONSUMERS,
-            layout.MEMBERSHIPS,
-            layout.GROUPS,
-        ]
-        async with _redis_errors():
-            reply = await self._lookup(self._redis, keys, [])
+        reply = await self._key_and_owner(parsed.key_id)
         if not reply:
             return Refusal.UNKNOWN
         salt, stored_digest, key_bytes, consumer_bytes, *group_bytes = reply
         if not key_secrets.matches(salt, stored_digest, parsed.secret):
             return Refusal.WRONG_SECRET
+        return self._principal(key_bytes, consumer_bytes, group_bytes)
+
+    async def principal_of_key(self, key_name: str) -> Principal | Refusal:
+        """The principal behind the key `consumers/{c}/keys/{k}` as its records stand now,
+        without its secret: for a call another service vouched for (it verified the
+        secret). Refused like `verify` when the key or its consumer no longer qualifies."""
+        try:
+            _, key_id = names.parse_key(key_name)
+        except InvalidArgument:
+            return Refusal.MALFORMED
+        reply = await self._key_and_owner(key_id)
+        if not reply:
+            return Refusal.UNKNOWN
+        _, _, key_bytes, consumer_bytes, *group_bytes = reply
+        return self._principal(key_bytes, consumer_bytes, group_bytes, expected_name=key_name)
+
+    async def _key_and_owner(self, key_id: str) -> list[bytes] | None:
+        """The lookup script's reply for one key id (see lua/lookup.lua)."""
+        keys = [layout.key_record(key_id), layout.CONSUMERS, layout.MEMBERSHIPS, layout.GROUPS]
+        async with _redis_errors():
+            reply = await self._lookup(self._redis, keys, [])
+        return list(reply) if reply else None
+
+    def _principal(
+        self,
+        key_bytes: bytes,
+        consumer_bytes: bytes,
+        group_bytes: Sequence[bytes],
+        *,
+        expected_name: str | None = None,
+    ) -> Principal | Refusal:
         key = identity_pb2.ApiKey.FromString(key_bytes)
+        if expected_name is not None and key.name != expected_name:
+            return Refusal.UNKNOWN
         if key.HasField("revoke_time"):
             return Refusal.REVOKED
         if _expired(key, self._clock()):

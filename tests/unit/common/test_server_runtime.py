@@ -41,6 +41,7 @@ from services.common.server import (
 )
 from services.common.settings import ServiceSettings
 from services.common.unimplemented import unimplemented_servicer
+from tests.support.trust import TEST_INTERNAL_SECRET
 
 SESSION = "llmgw.session.v1.SessionService"
 ROUTER = "llmgw.router.v1.RouterService"
@@ -389,6 +390,7 @@ async def test_a_service_process_survives_sighup(tmp_path: Path) -> None:
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[3],
+            env={**os.environ, "LLMGW_INTERNAL_SECRET": TEST_INTERNAL_SECRET},
         )
     try:
         await _until(lambda: port_file.exists() or process.returncode is not None, 30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from services.common.server import EXIT_PORT_UNAVAILABLE
 from services.common.settings import SettingsError, load_settings
+from tests.support.trust import TEST_INTERNAL_SECRET
 
 
 def test_flags_override_environment_override_defaults() -> None:
@@ -44,6 +46,7 @@ def test_port_in_use_is_one_line_and_its_own_status(flag: str, repo_root: Path) 
         result = subprocess.run(
             [sys.executable, "-m", "services.tool", flag, str(port), other, "0"],
             cwd=repo_root,
+            env={**os.environ, "LLMGW_INTERNAL_SECRET": TEST_INTERNAL_SECRET},
             capture_output=True,
             text=True,
             timeout=60,

@@ -183,6 +183,16 @@ def test_every_public_service_requires_api_keys(services: dict[str, dict[str, An
         assert "LLMGW_ADMIN_KEY" in env and env["LLMGW_ADMIN_KEY"] is None, name
 
 
+def test_every_service_and_envoy_get_the_internal_secret_passed_through(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """It signs service-to-service calls (Envoy's entrypoint derives the edge token from
+    it); without it in the environment of `up`, every service refuses to start."""
+    for name in (*SERVICES, ENVOY):
+        env = services[name]["environment"]
+        assert "LLMGW_INTERNAL_SECRET" in env and env["LLMGW_INTERNAL_SECRET"] is None, name
+
+
 def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:
     healthy = {"condition": "service_healthy"}
     assert services[ENVOY]["depends_on"] == dict.fromkeys(SERVICES, healthy)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from services.common.identity.assertion import EDGE_TOKEN_ENV, edge_token
 from services.common.settings import DEFAULT_PORTS, load_settings
 from services.launcher import envoy_process
 from services.launcher.stack import SERVICES
@@ -24,6 +25,7 @@ from services.launcher.stack import SERVICES
 ROOT = Path(__file__).resolve().parents[3]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.py"
 COMPOSE_ENVOY = ROOT / "deploy" / "compose" / "envoy.yaml"
+SECRET = "an-internal-secret-of-at-least-32-bytes"
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +147,41 @@ def test_envoy_health_follows_admin_ready(entry: ModuleType, tmp_path: Path) -> 
 
 
 def test_main_execs_the_role(entry: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(entry.os, "execv", lambda path, argv: calls.append((path, argv)))
-    assert entry.main(["--log-level", "ERROR"], {"LLMGW_SERVICE": "investigation"}) == 0
-    path, argv = calls[0]
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(entry.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    environ = {"LLMGW_SERVICE": "investigation", "LLMGW_INTERNAL_SECRET": SECRET}
+    assert entry.main(["--log-level", "ERROR"], environ) == 0
+    path, argv, env = calls[0]
     assert path == sys.executable
     assert argv[1:3] == ["-m", "services.investigation"]
     assert argv[-2:] == ["--log-level", "ERROR"]
+    assert env == environ
+
+
+def test_envoy_gets_the_edge_token_and_none_of_the_services_secrets(
+    entry: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(entry.os, "execve", lambda path, argv, env: calls.append(env))
+    environ = {
+        "LLMGW_SERVICE": "envoy",
+        "LLMGW_INTERNAL_SECRET": SECRET,
+        "LLMGW_ADMIN_KEY": "admin-key-0123456789abcdef",
+        "PATH": "/usr/bin",
+    }
+    assert entry.main([], environ) == 0
+    (env,) = calls
+    assert env == {"LLMGW_SERVICE": "envoy", "PATH": "/usr/bin", EDGE_TOKEN_ENV: edge_token(SECRET)}
+
+
+@pytest.mark.parametrize("secret", ["", "too-short"])
+def test_envoy_without_a_usable_internal_secret_does_not_start(
+    entry: ModuleType, capsys: pytest.CaptureFixture[str], secret: str
+) -> None:
+    assert entry.main([], {"LLMGW_SERVICE": "envoy", "LLMGW_INTERNAL_SECRET": secret}) == 2
+    message = capsys.readouterr().err
+    assert "LLMGW_INTERNAL_SECRET must be at least 32 bytes" in message
+    assert not secret or secret not in message
 
 
 def test_main_reports_a_bad_environment(

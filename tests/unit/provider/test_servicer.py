@@ -22,6 +22,7 @@ from services.common.server import RunningServer, create_server
 from services.common.settings import ServiceSettings
 from services.provider.app import build
 from tests.fakes import Behaviour, FakeAnthropic, FakeOllama, FakeOpenAI
+from tests.support.trust import TEST_INTERNAL_SECRET, vouched_channel
 from tests.unit.provider.chat import check_stream_contract, message, streamed_text, user
 from tests.unit.provider.conftest import KEY, KEY_VARIABLE
 
@@ -56,11 +57,17 @@ async def stub(
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"providers": providers}))
     settings = ServiceSettings(
-        service="provider", port=0, metrics_port=0, config_path=config, access_log=False
+        service="provider",
+        port=0,
+        metrics_port=0,
+        config_path=config,
+        access_log=False,
+        internal_secret=TEST_INTERNAL_SECRET,
     )
     running: RunningServer = await create_server(settings, await build(settings))
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        # The provider answers only calls another gateway service vouched for.
+        async with vouched_channel(f"127.0.0.1:{running.port}") as channel:
             yield provider_grpc.ProviderServiceStub(channel)
     finally:
         await running.stop(0)

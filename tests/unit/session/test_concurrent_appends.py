@@ -6,10 +6,9 @@ import asyncio
 import time
 from collections import defaultdict
 
-import grpc
-
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from tests.support.trust import edge_channel
 from tests.unit.session.conftest import SessionServer, StartServer
 from tests.unit.session.helpers import all_messages, create, user
 
@@ -20,7 +19,7 @@ APPENDS_PER_WRITER = 50
 async def write(server: SessionServer, name: str, writer: int, batch: int) -> list[int]:
     """Sequential appends over the writer's own channel; returns each first_index."""
     firsts: list[int] = []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.running.port}") as channel:
+    async with edge_channel(f"127.0.0.1:{server.running.port}") as channel:
         stub = session_grpc.SessionServiceStub(channel)
         for seq in range(APPENDS_PER_WRITER):
             reply = await stub.AppendMessages(

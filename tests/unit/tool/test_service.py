@@ -25,6 +25,7 @@ from services.common.settings import ServiceSettings
 from services.tool.app import build
 from tests.conftest import RedisServer
 from tests.fakes import DownstreamBehaviour, FakeDownstream
+from tests.support.trust import TEST_INTERNAL_SECRET, edge_channel
 from tests.unit.tool.conftest import WEATHER_SCHEMA, StartServer, ToolServer, tools_section
 
 Stub = tool_grpc.ToolServiceStub
@@ -367,11 +368,16 @@ async def test_without_redis_only_static_tools_are_served(
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"tools": tools_section(downstream)}))
     settings = ServiceSettings(
-        service="tool", port=0, metrics_port=0, config_path=config, access_log=False
+        service="tool",
+        port=0,
+        metrics_port=0,
+        config_path=config,
+        access_log=False,
+        internal_secret=TEST_INTERNAL_SECRET,
     )
     running = await create_server(settings, await build(settings))
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with edge_channel(f"127.0.0.1:{running.port}") as channel:
             stub = tool_grpc.ToolServiceStub(channel)
             health = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest()

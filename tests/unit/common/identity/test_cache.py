@@ -1,4 +1,5 @@
-"""PrincipalCache: hits, revocation across replicas, TTL, key expiry, Redis down."""
+"""PrincipalCache: hits, revocation across replicas, TTL, key expiry, Redis down; the same
+for vouched callers (loaded by key name, without the secret)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ class CountingStore(IdentityStore):
     """Counts the lookups that reach Redis."""
 
     verifies = 0
+    loads = 0
 
     async def verify(self, token: str) -> Principal | Refusal:
         self.verifies += 1
         return await super().verify(token)
+
+    async def principal_of_key(self, key_name: str) -> Principal | Refusal:
+        self.loads += 1
+        return await super().principal_of_key(key_name)
 
 
 @pytest.fixture
@@ -174,3 +180,89 @@ async def test_redis_down_serves_cached_keys_until_their_ttl_and_refuses_the_res
     await redis_server.restart()
     assert await cache.lookup(known.secret) is not None
     assert await cache.lookup(unseen.secret) is not None
+
+
+# -- vouched callers --------------------------------------------------------------------
+
+
+async def test_a_vouched_caller_is_loaded_once_per_ttl_and_never_by_its_secret(
+    store: IdentityStore, new_consumer: NewConsumer, replica: CountingStore, clock: FakeClock
+) -> None:
+    await new_consumer()
+    issued = await store.create_key("consumers/alice")
+    cache = cache_of(replica, clock, ttl=30)
+
+    first = await cache.vouched("consumers/alice", issued.api_key.name)
+    assert first.name == "consumers/alice" and first.key_name == issued.api_key.name
+    clock.advance(29)
+    assert await cache.vouched("consumers/alice", issued.api_key.name) is first
+    assert (replica.loads, replica.verifies) == (1, 0)
+    clock.advance(1)
+    await cache.vouched("consumers/alice", issued.api_key.name)
+    assert replica.loads == 2
+
+
+async def test_a_vouched_caller_is_refused_within_the_version_interval_of_a_revoke(
+    store: IdentityStore, new_consumer: NewConsumer, replica: CountingStore, clock: FakeClock
+) -> None:
+    await new_consumer()
+    issued = await store.create_key("consumers/alice")
+    other = cache_of(replica, clock)
+    await other.vouched("consumers/alice", issued.api_key.name)
+
+    await store.revoke_key(issued.api_key.name)
+    clock.advance(0.25)
+    with pytest.raises(Unauthenticated, match="no longer valid"):
+        await other.vouched("consumers/alice", issued.api_key.name)
+    # The refusal is cached too: guessing names costs one Redis read per name and TTL.
+    loads = replica.loads
+    with pytest.raises(Unauthenticated):
+        await other.vouched("consumers/alice", issued.api_key.name)
+    assert replica.loads == loads
+
+
+async def test_a_vouched_key_stops_working_when_it_expires(
+    store: IdentityStore, new_consumer: NewConsumer, clock: FakeClock
+) -> None:
+    await new_consumer()
+    issued = await store.create_key("consumers/alice", ttl=10)
+    cache = cache_of(store, clock, ttl=30, version_interval=3600)
+    await cache.vouched("consumers/alice", issued.api_key.name)
+    clock.advance(10)
+    with pytest.raises(Unauthenticated):
+        await cache.vouched("consumers/alice", issued.api_key.name)
+
+
+async def test_a_vouched_key_must_belong_to_the_vouched_consumer(
+    store: IdentityStore, new_consumer: NewConsumer, clock: FakeClock
+) -> None:
+    await new_consumer()
+    await new_consumer("bob")
+    issued = await store.create_key("consumers/alice")
+    cache = cache_of(store, clock)
+    with pytest.raises(Unauthenticated):
+        await cache.vouched("consumers/bob", issued.api_key.name)
+    await cache.vouched("consumers/alice", issued.api_key.name)  # the cached entry is fine
+    with pytest.raises(Unauthenticated):
+        await cache.vouched("consumers/bob", issued.api_key.name)
+
+
+async def test_redis_down_serves_cached_vouched_callers_and_refuses_the_rest(
+    store: IdentityStore,
+    new_consumer: NewConsumer,
+    redis_server: RedisServer,
+    clock: FakeClock,
+) -> None:
+    await new_consumer()
+    known = await store.create_key("consumers/alice")
+    unseen = await store.create_key("consumers/alice")
+    cache = cache_of(store, clock, ttl=30, timeout=2)
+    await cache.vouched("consumers/alice", known.api_key.name)
+
+    await redis_server.process.stop()
+    clock.advance(1)
+    await cache.vouched("consumers/alice", known.api_key.name)
+    with pytest.raises(Unavailable) as caught:
+        await cache.vouched("consumers/alice", unseen.api_key.name)
+    assert caught.value.retry_after is not None
+    await redis_server.restart()
