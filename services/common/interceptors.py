@@ -1,12 +1,17 @@
-"""The one server interceptor: request id, authentication, access log, metrics, and error
-mapping.
+"""The one server interceptor: request id, authentication, access log, metrics, request
+decoding and error mapping.
 
-Calls of public services pass the `Gate` (API key, client address, service ACL) before
-their handler runs, when the service was given one; the admitted caller is in
-`services.common.caller` for the handler and for the calls it makes. Every handler's
-exceptions end here. A `GatewayError` becomes its `google.rpc.Status`
-with details; anything else is a bug on our side and becomes INTERNAL with a generic
-message naming the request id (the traceback goes to the log, never to the caller).
+Every method of every kind (unary or streaming, either way) is wrapped, so no handler
+runs before its call passed the `Gate` (when the service was given one); health checks
+and reflection are only protected against undecodable requests. The admitted caller is in
+`services.common.caller` for the handler and for the calls it makes.
+
+A request that does not decode as its method's message (invalid UTF-8 in a string field,
+a truncated or corrupt body) never reaches the handler: it is INVALID_ARGUMENT, with one
+debug line and no traceback. Every handler's exceptions end here. A `GatewayError`
+becomes its `google.rpc.Status` with details; anything else is a bug on our side and
+becomes INTERNAL with a generic message naming the request id (the traceback goes to the
+log, never to the caller).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from services.common import context
 from services.common.caller import Caller, reset_caller, set_caller
-from services.common.errors import GatewayError, as_gateway_error
+from services.common.errors import GatewayError, InvalidArgument, as_gateway_error
 from services.common.identity.gate import Gate, service_of
 from services.common.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_REQUESTS
 
@@ -31,10 +37,50 @@ log = logging.getLogger("llmgw.rpc")
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+Deserializer = Callable[[bytes], Any]
 
 # Health checks and reflection are called constantly by Envoy and tools; they are
 # not part of the API's traffic and stay out of the access log and RPC metrics.
 _UNOBSERVED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+UNDECODABLE_MESSAGE = "the request body could not be decoded"
+
+
+class _Undecodable:
+    """Stands for a request message that did not decode; the wrapped handler refuses it."""
+
+    __slots__ = ()
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
+    """`deserializer`, answering UNDECODABLE instead of raising on a corrupt message
+    (grpc would log a traceback per call and answer INTERNAL/UNKNOWN)."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return UNDECODABLE
+
+    return parse
+
+
+def _decoded(request: Any, method: str) -> Any:
+    """`request`, or INVALID_ARGUMENT when it did not decode."""
+    if request is UNDECODABLE:
+        log.debug("request body could not be decoded", extra={"method": method})
+        raise InvalidArgument(UNDECODABLE_MESSAGE)
+    return request
+
+
+async def _decoded_stream(requests: AsyncIterator[Any], method: str) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _decoded(request, method)
 
 
 def _request_id(ctx: grpc.aio.ServicerContext) -> str:
@@ -126,7 +172,7 @@ class _Observation:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary and server-streaming handler of the server.
+    """Wraps every handler of the server, whatever its kind.
 
     grpc.aio asks the interceptor on every call; the wrapped handler of a method is built
     on its first call and reused (a server's methods never change once it started).
@@ -148,44 +194,90 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if wrapped is not None:
             return wrapped
         handler = await continuation(handler_call_details)
-        if handler is None or method_path.startswith(_UNOBSERVED_PREFIXES):
+        if handler is None:
             return handler
-        stats = _MethodStats(self._service, method_path.rsplit("/", 1)[-1])
-        acl_service = service_of(method_path) if self._gate is not None else None
-        if handler.unary_unary is not None:
-            wrapped = handler._replace(
-                unary_unary=self._unary(handler.unary_unary, stats, acl_service)
-            )
-        elif handler.unary_stream is not None:
-            wrapped = handler._replace(
-                unary_stream=self._stream(handler.unary_stream, stats, acl_service)
-            )
+        if method_path.startswith(_UNOBSERVED_PREFIXES):
+            wrapped = _decoding_only(handler, method_path)
         else:
-            return handler
+            wrapped = self._wrap(handler, method_path)
         self._wrapped[method_path] = wrapped
         return wrapped
 
-    async def _admit(
-        self, acl_service: str | None, ctx: grpc.aio.ServicerContext
-    ) -> contextvars.Token[Caller] | None:
-        if acl_service is None or self._gate is None:
+    def _wrap(self, handler: grpc.RpcMethodHandler, method_path: str) -> grpc.RpcMethodHandler:
+        method = method_path.rsplit("/", 1)[-1]
+        call = _Call(
+            self._gate,
+            service_of(method_path) if self._gate is not None else None,
+            _MethodStats(self._service, method),
+            self._access_log,
+        )
+        deserializer = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            return handler._replace(
+                unary_unary=call.unary(handler.unary_unary, False),
+                request_deserializer=deserializer,
+            )
+        if handler.unary_stream is not None:
+            return handler._replace(
+                unary_stream=call.stream(handler.unary_stream, False),
+                request_deserializer=deserializer,
+            )
+        if handler.stream_unary is not None:
+            return handler._replace(
+                stream_unary=call.unary(handler.stream_unary, True),
+                request_deserializer=deserializer,
+            )
+        if handler.stream_stream is not None:
+            return handler._replace(
+                stream_stream=call.stream(handler.stream_stream, True),
+                request_deserializer=deserializer,
+            )
+        # A handler of no kind grpc knows: nothing of it may run.
+        raise RuntimeError(f"{method_path}: a method handler of an unknown kind")
+
+
+class _Call:
+    """What every call of one method goes through: observation, admission, decoding and
+    error mapping, around its behaviour of either kind."""
+
+    __slots__ = ("_access_log", "_acl_service", "_gate", "_stats")
+
+    def __init__(
+        self,
+        gate: Gate | None,
+        acl_service: str | None,
+        stats: _MethodStats,
+        access_log: bool,
+    ) -> None:
+        self._gate = gate
+        self._acl_service = acl_service
+        self._stats = stats
+        self._access_log = access_log
+
+    async def _admit(self, ctx: grpc.aio.ServicerContext) -> contextvars.Token[Caller] | None:
+        if self._acl_service is None or self._gate is None:
             return None
-        caller = await self._gate.admit(acl_service, ctx.invocation_metadata() or (), ctx.peer())
-        principal = caller.principal
-        if principal is not None:
-            context.annotate(consumer=principal.name)
+        caller = await self._gate.admit(
+            self._acl_service, ctx.invocation_metadata() or (), ctx.peer()
+        )
+        if caller.consumer:
+            context.annotate(consumer=caller.consumer)
         return set_caller(caller)
 
-    def _unary(
-        self, behavior: UnaryBehavior, stats: _MethodStats, acl_service: str | None
-    ) -> UnaryBehavior:
+    def _request(self, request: Any, streaming: bool) -> Any:
+        """The request the behaviour gets: checked now, or message by message."""
+        if streaming:
+            return _decoded_stream(request, self._stats.method)
+        return _decoded(request, self._stats.method)
+
+    def unary(self, behavior: UnaryBehavior, streaming: bool) -> UnaryBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-            obs = _Observation(stats, self._access_log)
+            obs = _Observation(self._stats, self._access_log)
             obs.begin(ctx)
             admitted = None
             try:
-                admitted = await self._admit(acl_service, ctx)
-                return await behavior(request, ctx)
+                admitted = await self._admit(ctx)
+                return await behavior(self._request(request, streaming), ctx)
             except asyncio.CancelledError:
                 obs.code = grpc.StatusCode.CANCELLED
                 raise
@@ -201,16 +293,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _stream(
-        self, behavior: StreamBehavior, stats: _MethodStats, acl_service: str | None
-    ) -> StreamBehavior:
+    def stream(self, behavior: StreamBehavior, streaming: bool) -> StreamBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            obs = _Observation(stats, self._access_log)
+            obs = _Observation(self._stats, self._access_log)
             obs.begin(ctx)
             admitted = None
             try:
-                admitted = await self._admit(acl_service, ctx)
-                async for response in behavior(request, ctx):
+                admitted = await self._admit(ctx)
+                async for response in behavior(self._request(request, streaming), ctx):
                     yield response
             except asyncio.CancelledError:
                 obs.code = grpc.StatusCode.CANCELLED
@@ -226,3 +316,50 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 obs.end()
 
         return handle
+
+
+async def _refuse_undecodable(ctx: grpc.aio.ServicerContext) -> None:
+    await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE_MESSAGE)
+
+
+def _decoding_only(handler: grpc.RpcMethodHandler, method_path: str) -> grpc.RpcMethodHandler:
+    """Health checks and reflection: unobserved and ungated, but a request that does not
+    decode is INVALID_ARGUMENT there too."""
+    deserializer = _tolerant(handler.request_deserializer)
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def unary_unary(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            if request is UNDECODABLE:
+                await _refuse_undecodable(ctx)
+            return await unary(request, ctx)
+
+        return handler._replace(unary_unary=unary_unary, request_deserializer=deserializer)
+    if handler.unary_stream is not None:
+        stream = handler.unary_stream
+
+        async def unary_stream(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if request is UNDECODABLE:
+                await _refuse_undecodable(ctx)
+            async for response in stream(request, ctx):
+                yield response
+
+        return handler._replace(unary_stream=unary_stream, request_deserializer=deserializer)
+    if handler.stream_stream is not None:
+        bidi = handler.stream_stream
+
+        async def checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext) -> Any:
+            async for request in requests:
+                if request is UNDECODABLE:
+                    await _refuse_undecodable(ctx)
+                yield request
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async for response in bidi(checked(requests, ctx), ctx):
+                yield response
+
+        return handler._replace(stream_stream=stream_stream, request_deserializer=deserializer)
+    # Health and reflection have no client-streaming methods: left exactly as they are.
+    return handler
