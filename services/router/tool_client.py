@@ -12,33 +12,47 @@ from google.protobuf import struct_pb2
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
+from services.common.caller import current_caller
 from services.common.channels import InternalChannel
 from services.common.remote import translate_rpc_error
 
 # How long a tool definition is reused before it is fetched again: a tool registered,
 # changed or removed at run time reaches the loop within this time.
 DEFINITION_TTL_SECONDS = 5.0
+# Most definitions kept; the oldest go first beyond it.
+MAX_CACHED_DEFINITIONS = 4096
 
 
 class ToolClient:
-    """A ToolService stub on the router's shared internal channel."""
+    """A ToolService stub on the router's shared internal channel.
+
+    What GetTool answers depends on who asks (the caller's groups decide which tools it
+    may see, a tool's `allowed_consumers` narrows that, and only admins see that list), so
+    a cached definition is reused only for the consumer it was fetched for: one caller's
+    view is never served to another.
+    """
 
     def __init__(
         self,
         internal: InternalChannel,
         *,
         ttl: float = DEFINITION_TTL_SECONDS,
+        max_entries: int = MAX_CACHED_DEFINITIONS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stub = tool_grpc.ToolServiceStub(internal.channel)
         self._metadata = internal.metadata
         self._ttl = ttl
+        self._max_entries = max_entries
         self._clock = clock
-        self._cache: dict[str, tuple[float, tool_pb2.Tool]] = {}
+        # (consumer the definition was fetched for, tool id) -> (expiry, definition).
+        self._cache: dict[tuple[str, str], tuple[float, tool_pb2.Tool]] = {}
 
     async def get(self, tool_id: str, timeout: float | None) -> tool_pb2.Tool:
-        """The tool `tools/{tool_id}`; NOT_FOUND (from the tool service) when unknown."""
-        cached = self._cache.get(tool_id)
+        """The tool `tools/{tool_id}` as the current caller sees it; NOT_FOUND or
+        PERMISSION_DENIED (from the tool service) when it is unknown or not allowed."""
+        scope = (current_caller().consumer, tool_id)
+        cached = self._cache.get(scope)
         now = self._clock()
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -50,7 +64,10 @@ class ToolClient:
             )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "tool") from None
-        self._cache[tool_id] = (now + self._ttl, reply.tool)
+        self._cache.pop(scope, None)
+        self._cache[scope] = (now + self._ttl, reply.tool)
+        while len(self._cache) > self._max_entries:
+            del self._cache[next(iter(self._cache))]
         return reply.tool
 
     async def get_many(self, tool_ids: Sequence[str], timeout: float | None) -> list[tool_pb2.Tool]:

@@ -1,7 +1,8 @@
 """The trust boundary through real Envoy and service processes: the public listener is the
 only way in, a service believes a client address or a principal only when the gateway
-vouched for it, the Provider answers only the gateway's own calls, and the admin RPCs
-need the admin key in every mode.
+vouched for it, the Provider answers only the gateway's own calls, the admin RPCs need
+the admin key in every mode, and the router never serves one caller's view of a tool to
+another.
 
 Calls straight to a service's port or to Envoy's internal listener stand for an attacker
 who reached the deployment's network; `Gateway.edge_metadata()` and `vouched_metadata()`
@@ -12,13 +13,14 @@ proofs admit).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.identity.v1 import identity_pb2, identity_service_pb2
@@ -344,3 +346,48 @@ async def test_with_authentication_off_the_services_still_want_the_gateways_proo
             )
         )
         assert code is grpc.StatusCode.UNAUTHENTICATED
+
+
+# -- 4. the router's tool definitions, per caller ----------------------------------------
+
+
+async def test_a_tool_definition_cached_for_one_caller_is_never_served_to_another(
+    sgw: Gateway,
+) -> None:
+    """The tool's own `allowed_consumers` names only the first caller; the second one's
+    groups allow every tool, so only the Tool service can refuse it. Both ask the same
+    router replica within the definitions' cache time."""
+    insider = await _identity(sgw, group=_group("router", "tool"))
+    outsider = await _identity(sgw, group=_group("router", "tool"))
+    tool_id = f"private_{uuid.uuid4().hex[:8]}"
+    tool = tool_pb2.Tool(
+        description="The insider's own tool.",
+        http=tool_pb2.HttpExecutor(
+            method="GET", url_template=sgw.fakes["downstream"].root_url + "/weather/{city}"
+        ),
+        allowed_consumers=[insider.consumer],
+    )
+    json_format.ParseDict(
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        tool.parameters,
+    )
+    async with grpc.aio.insecure_channel(sgw.grpc_target) as channel:
+        await tool_grpc.ToolServiceStub(channel).CreateTool(
+            tool_pb2.CreateToolRequest(tool_id=tool_id, tool=tool), metadata=ADMIN, timeout=10
+        )
+    async with grpc.aio.insecure_channel(_replica(sgw, "router")) as channel:
+        router = router_service_pb2_grpc.RouterServiceStub(channel)
+        edge = sgw.edge_metadata()
+        reply = await router.CreateChatCompletion(
+            _chat("Hi", tool_id), metadata=(*insider.metadata, *edge), timeout=10
+        )
+        assert reply.choices[0].message.content == DEFAULT_TEXT
+        calls = _completions(sgw)
+        code, details = await _code(
+            router.CreateChatCompletion(
+                _chat("Hi", tool_id), metadata=(*outsider.metadata, *edge), timeout=10
+            )
+        )
+    assert code is grpc.StatusCode.PERMISSION_DENIED, details
+    assert outsider.consumer in details
+    assert _completions(sgw) == calls  # the model never saw the tool
