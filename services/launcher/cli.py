@@ -30,6 +30,7 @@ from pathlib import Path
 import uvloop
 
 from services.common.gateway_config import ConfigError, load_config
+from services.common.redaction import url_without_password
 from services.launcher.envoy_process import EnvoyError
 from services.launcher.localmodel import (
     LocalModelError,
@@ -167,7 +168,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
                     "grpc_target": stack.grpc_target,
                     "ops_url": stack.ops_url,
                     "admin_url": stack.admin_url,
-                    "redis_url": stack.redis_url,
+                    "redis_url": url_without_password(stack.redis_url),
                     "summary": summary,
                 }
             )

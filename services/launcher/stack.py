@@ -32,6 +32,7 @@ from services.common.identity.assertion import (
     check_secret,
     edge_token,
 )
+from services.common.redaction import url_without_password
 from services.common.server import EXIT_PORT_UNAVAILABLE
 from services.common.settings import DEFAULT_PORTS, is_loopback
 from services.launcher import envoy_config, envoy_process, localmodel
@@ -287,7 +288,7 @@ class Stack:
 
     async def _start_redis(self) -> None:
         if self.redis_url:
-            self.progress(f"==> using Redis at {self.redis_url}")
+            self.progress(f"==> using Redis at {url_without_password(self.redis_url)}")
             return
         port = self._port(self.options.redis_port)
         self.redis = redis_process(self.options.run_dir / "redis", port)
@@ -572,7 +573,7 @@ class Stack:
                 lines.append(
                     f"  {r.name:<16}{r.target:<22}metrics http://127.0.0.1:{r.metrics_port}/metrics"
                 )
-        lines.append(f"  redis     {self.redis_url}")
+        lines.append(f"  redis     {url_without_password(self.redis_url)}")
         if self.local_model_url:
             lines.append(
                 f"  model     {localmodel.LOCAL_MODEL_NAME} (llama-server {self.local_model_url})"

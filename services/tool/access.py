@@ -8,10 +8,12 @@
 - A refusal never reveals whether the tool exists: the groups are asked before the tool
   is looked up, and a tool whose own list leaves the caller out is refused in the same
   words as one the groups forbid.
+- Header values written literally in a definition are never shown (`shown_header`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
@@ -21,6 +23,9 @@ from services.common.identity.principal import Principal
 from services.tool.entries import ToolEntry
 
 _CONSUMERS = "consumers/"
+REDACTED_HEADER = "[redacted]"
+# A `${NAME}` or `${NAME:-default}` reference, as the executor expands them.
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 
 
 def _named(principal: Principal, allowed_consumers: Sequence[str]) -> bool:
@@ -69,11 +74,29 @@ def require_registrar(principal: Principal | None) -> None:
         acl.require_admin(principal)
 
 
+def shown_header(value: str) -> str:
+    """A configured header value as any caller may see it.
+
+    `${NAME}` references are shown as written (the credential is in the environment, not
+    in the value), a `${NAME:-default}` without its default, and a value with no
+    reference at all (a credential pasted into the definition) not at all.
+    """
+    if not _REFERENCE.search(value):
+        return REDACTED_HEADER if value else value
+    return _REFERENCE.sub(
+        lambda m: "${" + m.group(1) + (":-" + REDACTED_HEADER if m.group(2) else "") + "}",
+        value,
+    )
+
+
 def shown(principal: Principal | None, entry: ToolEntry) -> tool_pb2.Tool:
-    """The tool as the caller may see it: who else may use it is for admins only."""
-    if principal is None or acl.is_admin(principal) or not entry.public.allowed_consumers:
-        return entry.public
+    """The tool as the caller may see it: who else may use it is for admins only, and
+    literal header values for nobody (admins included: responses are logged and cached
+    by clients, and the value is in the definition its author holds)."""
     visible = tool_pb2.Tool()
     visible.CopyFrom(entry.public)
-    del visible.allowed_consumers[:]
+    for name, value in entry.public.http.headers.items():
+        visible.http.headers[name] = shown_header(value)
+    if not (principal is None or acl.is_admin(principal)):
+        del visible.allowed_consumers[:]
     return visible

@@ -117,7 +117,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         assert definition is not None
         entry = await self._registry.create(tool_id, request.tool, definition)
         log.info("tool registered", extra={"tool": tool_id})
-        return tool_pb2.CreateToolResponse(tool=entry.public)
+        return tool_pb2.CreateToolResponse(tool=shown(current_principal(), entry))
 
     async def DeleteTool(
         self, request: tool_pb2.DeleteToolRequest, context: grpc.aio.ServicerContext

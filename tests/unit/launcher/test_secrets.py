@@ -1,9 +1,10 @@
 """The launcher's secrets: the internal secret generated per stack (or taken from the
 environment) and passed to every service, only its edge token to Envoy, nothing of either
-in the rendered Envoy config or the launcher's output."""
+in the rendered Envoy config or the launcher's output; Redis passwords never printed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -109,3 +110,14 @@ def test_nothing_printed_while_planning_holds_a_secret(tmp_path: Path) -> None:
     assert isinstance(stack, RecordingStack)
     printed = "\n".join(stack.lines)
     assert stack.internal_secret not in printed and ADMIN_KEY not in printed
+
+
+def test_a_redis_password_is_never_printed(tmp_path: Path) -> None:
+    url = "redis://:hunter2-redis-password@redis.internal:6379/0"
+    stack = planned(tmp_path, redis_url=url)
+    assert isinstance(stack, RecordingStack)
+    asyncio.run(stack._start_redis())
+    assert stack.lines[-1] == "==> using Redis at redis://:***@redis.internal:6379/0"
+    assert stack.redis_url == url  # the services still get the real one
+    summary = stack.summary()
+    assert "hunter2" not in summary and "redis://:***@redis.internal:6379/0" in summary

@@ -17,6 +17,7 @@ from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import NotFound, PermissionDenied
 from services.common.identity.principal import Principal
 from services.common.redis_store import create_redis
+from services.tool.access import shown_header
 from services.tool.registry import ToolRegistry
 from services.tool.runtime_store import RuntimeStore
 from services.tool.servicer import ToolServicer
@@ -308,3 +309,19 @@ async def test_only_admins_see_who_else_may_use_a_tool(servicer: ToolServicer) -
         listed = await servicer.ListTools(tool_pb2.ListToolsRequest(), CONTEXT)
     assert all(not tool.allowed_consumers for tool in listed.tools)
     assert f"tools/{ALICE_ONLY}" in [tool.name for tool in listed.tools]
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("${WEATHER_KEY}", "${WEATHER_KEY}"),
+        ("Bearer ${TOKEN}", "Bearer ${TOKEN}"),
+        ("${TOKEN:-pasted-default}", "${TOKEN:-[redacted]}"),
+        ("sk-pasted-credential", "[redacted]"),
+        ("", ""),
+    ],
+)
+def test_header_values_show_references_and_never_a_literal_credential(
+    written: str, shown: str
+) -> None:
+    assert shown_header(written) == shown
