@@ -36,6 +36,12 @@ def meta_from_reply(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def etag_of(meta: Meta) -> str:
+    """`<create_us>.<rev>`, as `lua/common.lua` builds it (rev 0: written before revisions
+    were counted)."""
+    return f"{meta[b'create_us'].decode()}.{meta.get(b'rev', b'0').decode()}"
+
+
 def session_from_meta(session_id: str, meta: Meta) -> session_pb2.Session:
     """The basic view of a session (no messages)."""
     session = session_pb2.Session(
@@ -47,6 +53,7 @@ def session_from_meta(session_id: str, meta: Meta) -> session_pb2.Session:
         create_time=timestamp_from_us(int(meta[b"create_us"])),
         update_time=timestamp_from_us(int(meta[b"update_us"])),
         expire_time=timestamp_from_us(int(meta[b"expire_us"])),
+        etag=etag_of(meta),
     )
     context = meta.get(b"context", b"")
     if context:

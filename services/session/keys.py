@@ -5,7 +5,10 @@ Per session `{id}` (the braces are a Redis Cluster hash tag, so both keys share 
 - `llmgw:session:{id}:meta` — hash, the session's metadata:
   `owner`, `system_prompt` (UTF-8), `context` (serialized `google.protobuf.Struct`),
   `labels` (JSON object of strings), `ttl_ms`, `count` (messages in the history),
-  `create_us`, `update_us`, `expire_us` (microseconds since the epoch, Redis clock).
+  `create_us`, `update_us`, `expire_us` (microseconds since the epoch, Redis clock),
+  `rev` (the write revision: 1 at create, +1 on every update, append and clear; the
+  etag is `<create_us>.<rev>`, so a session re-created under the same id never shows
+  an etag of its predecessor).
 - `llmgw:session:{id}:messages` — list, the history oldest first; each element is a
   serialized `SessionMessage` (index, message, create_time). Absent while empty.
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from google.protobuf import duration_pb2, struct_pb2
 
 from services.common.gateway_config import SessionConfig
 from services.common.validation import Violations
 
-# Fields UpdateSession may change, in the order an empty update mask applies them.
+# Fields UpdateSession may change (services.common.field_masks applies the mask rules).
 MUTABLE_FIELDS = ("system_prompt", "context", "labels", "ttl")
 
 _NANOS_PER_MS = 1_000_000
@@ -56,16 +56,3 @@ def page_size(violations: Violations, field: str, value: int, default: int, maxi
         violations.add(field, "must not be negative")
         return default
     return min(value or default, maximum)
-
-
-def update_paths(violations: Violations, field: str, paths: Sequence[str]) -> list[str]:
-    """The fields an update mask names; an empty mask names every mutable field."""
-    if not paths:
-        return list(MUTABLE_FIELDS)
-    for i, path in enumerate(paths):
-        if path not in MUTABLE_FIELDS:
-            violations.add(
-                f"{field}[{i}]",
-                f"'{path}' is not an updatable field (updatable: {', '.join(MUTABLE_FIELDS)})",
-            )
-    return [path for path in MUTABLE_FIELDS if path in paths]

@@ -13,6 +13,7 @@ import grpc
 
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from services.common import field_masks
 from services.common.gateway_config import SessionConfig
 from services.common.session_names import (
     check_session_id,
@@ -31,12 +32,12 @@ from services.session.metrics import (
 from services.session.owner import current_owner, listing_owner, required_owner
 from services.session.page_tokens import decode_page_token, encode_page_token
 from services.session.request_checks import (
+    MUTABLE_FIELDS,
     check_context,
     check_labels,
     check_system_prompt,
     page_size,
     ttl_ms,
-    update_paths,
 )
 from services.session.store import NewSession, SessionChanges, SessionStore
 
@@ -146,18 +147,27 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         violations = Violations()
         spec = request.session
         session_id = parse_session_name(violations, "session.name", spec.name)
-        fields = update_paths(violations, "update_mask.paths", request.update_mask.paths)
+        fields = field_masks.update_paths(
+            violations, spec, request.update_mask.paths, MUTABLE_FIELDS
+        )
         self._check_settings(violations, spec, fields)
         # A masked but unset TTL returns the session to the configured default.
         ttl = self._ttl(violations, spec) if "ttl" in fields else None
         violations.raise_if_any()
+        if not fields:
+            # Nothing to change: the session as it is (its etag still checked).
+            current = await self._store.get(session_id, 0, owner=required_owner())
+            field_masks.require_etag(spec.etag, current.etag, current.name)
+            return session_pb2.UpdateSessionResponse(session=current)
         changes = SessionChanges(
             ttl_ms=ttl,
             system_prompt=spec.system_prompt if "system_prompt" in fields else None,
             context=spec.context if "context" in fields else None,
             labels=dict(spec.labels) if "labels" in fields else None,
         )
-        updated = await self._store.update(session_id, changes, owner=required_owner())
+        updated = await self._store.update(
+            session_id, changes, owner=required_owner(), etag=spec.etag
+        )
         return session_pb2.UpdateSessionResponse(session=updated)
 
     async def DeleteSession(

@@ -21,6 +21,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from llmgw.common.v1 import chat_pb2, error_reason_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
+from services.common import field_masks
 from services.common.errors import (
     AlreadyExists,
     Internal,
@@ -205,8 +206,9 @@ class SessionStore:
         return SessionPage(sessions, None)
 
     async def update(
-        self, session_id: str, changes: SessionChanges, *, owner: str | None
+        self, session_id: str, changes: SessionChanges, *, owner: str | None, etag: str = ""
     ) -> session_pb2.Session:
+        """ABORTED when `etag` is set and is not the session's current etag."""
         fields: list[ScriptArg] = []
         if changes.system_prompt is not None:
             fields += ["system_prompt", changes.system_prompt.encode()]
@@ -218,11 +220,13 @@ class SessionStore:
         reply = await self._run(
             self._scripts.update,
             keys.session_keys(session_id),
-            [session_id, _owner_scope(owner), ttl, *fields],
+            [session_id, _owner_scope(owner), etag, ttl, *fields],
         )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":
             raise _not_found(session_id)
+        if status == b"STALE":
+            raise field_masks.stale(session_name(session_id))
         return session_from_meta(session_id, meta_from_reply(rest[0]))
 
     async def clear(self, session_id: str, *, owner: str | None) -> session_pb2.Session:

@@ -24,6 +24,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
 from llmgw.identity.v1 import identity_pb2
+from services.common import field_masks
 from services.common.errors import (
     Aborted,
     AlreadyExists,
@@ -120,6 +121,7 @@ class IdentityStore:
         violations.raise_if_any()
         stored = _copy(consumer)
         stored.name = names.consumer_name(consumer_id)
+        stored.ClearField("etag")
         _stamp(stored, self._clock(), created=True)
 
         async def plan(pipe: Pipeline) -> tuple[identity_pb2.Consumer, Writes]:
@@ -133,7 +135,7 @@ class IdentityStore:
 
             return stored, writes
 
-        return await self._atomically([layout.CONSUMERS, layout.GROUPS], plan)
+        return _tagged(await self._atomically([layout.CONSUMERS, layout.GROUPS], plan))
 
     async def get_consumer(self, name: str) -> identity_pb2.Consumer:
         consumer_id = names.parse_consumer(name)
@@ -141,7 +143,7 @@ class IdentityStore:
             raw = await self._redis.hget(layout.CONSUMERS, consumer_id)
         if raw is None:
             raise _consumer_not_found(name)
-        return identity_pb2.Consumer.FromString(raw)
+        return _tagged(identity_pb2.Consumer.FromString(raw))
 
     async def list_consumers(
         self, page_size: int = 0, page_token: str = ""
@@ -155,11 +157,13 @@ class IdentityStore:
     async def update_consumer(
         self, consumer: identity_pb2.Consumer, update_mask: Sequence[str] = ()
     ) -> identity_pb2.Consumer:
-        """Replaces the fields in `update_mask` (all mutable fields when empty)."""
+        """Replaces the fields `update_mask` names (AIP-134: with no mask, the fields
+        `consumer` populates; `*` for every mutable field). ABORTED when `consumer.etag`
+        is set and is not the stored consumer's."""
         consumer_id = names.parse_consumer(consumer.name, "consumer.name")
         violations = Violations()
-        paths = validation.mask_paths(
-            violations, update_mask, validation.CONSUMER_FIELDS, "update_mask"
+        paths = field_masks.update_paths(
+            violations, consumer, update_mask, validation.CONSUMER_FIELDS
         )
         violations.raise_if_any()
         now = self._clock()
@@ -169,7 +173,10 @@ class IdentityStore:
             if raw is None:
                 raise _consumer_not_found(consumer.name)
             stored = identity_pb2.Consumer.FromString(raw)
-            validation.apply_mask(consumer, stored, paths)
+            field_masks.require_etag(consumer.etag, field_masks.content_etag(stored), consumer.name)
+            if not paths:
+                return stored, _no_writes
+            field_masks.apply_paths(consumer, stored, paths)
             _stamp(stored, now, created=False)
             checks = Violations()
             validation.check_consumer(checks, stored, "consumer")
@@ -177,7 +184,7 @@ class IdentityStore:
             await _require_groups(pipe, stored.groups)
             return stored, lambda p: _put_consumer(p, consumer_id, stored)
 
-        return await self._atomically([layout.CONSUMERS, layout.GROUPS], plan)
+        return _tagged(await self._atomically([layout.CONSUMERS, layout.GROUPS], plan))
 
     async def delete_consumer(self, name: str) -> None:
         """Deletes the consumer and every key of it; its keys stop working at once."""
@@ -210,6 +217,7 @@ class IdentityStore:
         violations.raise_if_any()
         stored = _copy(group)
         stored.name = names.group_name(group_id)
+        stored.ClearField("etag")
         _stamp(stored, self._clock(), created=True)
 
         async def plan(pipe: Pipeline) -> tuple[identity_pb2.Group, Writes]:
@@ -222,7 +230,7 @@ class IdentityStore:
 
             return stored, writes
 
-        return await self._atomically([layout.GROUPS], plan)
+        return _tagged(await self._atomically([layout.GROUPS], plan))
 
     async def get_group(self, name: str) -> identity_pb2.Group:
         group_id = names.parse_group(name)
@@ -230,7 +238,7 @@ class IdentityStore:
             raw = await self._redis.hget(layout.GROUPS, group_id)
         if raw is None:
             raise _group_not_found(name)
-        return identity_pb2.Group.FromString(raw)
+        return _tagged(identity_pb2.Group.FromString(raw))
 
     async def list_groups(
         self, page_size: int = 0, page_token: str = ""
@@ -245,9 +253,7 @@ class IdentityStore:
     ) -> identity_pb2.Group:
         group_id = names.parse_group(group.name, "group.name")
         violations = Violations()
-        paths = validation.mask_paths(
-            violations, update_mask, validation.GROUP_FIELDS, "update_mask"
-        )
+        paths = field_masks.update_paths(violations, group, update_mask, validation.GROUP_FIELDS)
         violations.raise_if_any()
         now = self._clock()
 
@@ -256,14 +262,17 @@ class IdentityStore:
             if raw is None:
                 raise _group_not_found(group.name)
             stored = identity_pb2.Group.FromString(raw)
-            validation.apply_mask(group, stored, paths)
+            field_masks.require_etag(group.etag, field_masks.content_etag(stored), group.name)
+            if not paths:
+                return stored, _no_writes
+            field_masks.apply_paths(group, stored, paths)
             _stamp(stored, now, created=False)
             checks = Violations()
             validation.check_group(checks, stored, "group")
             checks.raise_if_any()
             return stored, lambda p: p.hset(layout.GROUPS, group_id, stored.SerializeToString())
 
-        return await self._atomically([layout.GROUPS], plan)
+        return _tagged(await self._atomically([layout.GROUPS], plan))
 
     async def delete_group(self, name: str) -> None:
         """FAILED_PRECONDITION while a consumer still names the group."""
@@ -449,6 +458,8 @@ class IdentityStore:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     await pipe.watch(*watch)
                     result, writes = await plan(pipe)
+                    if writes is _no_writes:
+                        return result
                     pipe.multi()
                     writes(pipe)
                     pipe.incr(layout.VERSION)
@@ -480,9 +491,11 @@ class IdentityStore:
         token = paging.encode_token(listing, ids[size - 1]) if len(ids) > size else ""
         return items, token
 
-    async def _hash_records(self, records: str, ids: list[str], kind: type[_M]) -> list[_M]:
+    async def _hash_records(
+        self, records: str, ids: list[str], kind: type[_Tagged]
+    ) -> list[_Tagged]:
         values = await self._redis.hmget(records, ids)
-        return [kind.FromString(v) for v in values if v is not None]
+        return [_tagged(kind.FromString(v)) for v in values if v is not None]
 
 
 async def _issue(
@@ -554,6 +567,19 @@ def _check_duration(seconds: float | None, field: str, *, allow_zero: bool) -> N
         raise InvalidArgument.for_field(
             field, "must not be negative" if allow_zero else "must be positive"
         )
+
+
+def _no_writes(pipe: Pipeline) -> None:
+    """The writes of a plan that found nothing to change (no transaction is run)."""
+
+
+_Tagged = TypeVar("_Tagged", identity_pb2.Consumer, identity_pb2.Group)
+
+
+def _tagged(resource: _Tagged) -> _Tagged:
+    """`resource` with its current etag (stored records never hold one)."""
+    resource.etag = field_masks.content_etag(resource)
+    return resource
 
 
 def _present(key: identity_pb2.ApiKey, now: float) -> identity_pb2.ApiKey:

@@ -1,4 +1,4 @@
-"""Field checks of consumers and groups, and the update masks they accept.
+"""Field checks of consumers and groups, and the fields an update may change.
 
 Checks run on the resource as it would be stored (after an update mask is applied), so
 create and update share them. Whether named groups exist is the store's check: it needs
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-
-from google.protobuf import field_mask_pb2
-from google.protobuf.message import Message
 
 from llmgw.identity.v1 import identity_pb2
 from services.common.identity.names import group_id_of
@@ -81,25 +78,6 @@ def check_ip_allowlist(violations: Violations, entries: Sequence[str], field: st
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
             violations.add(f"{field}[{i}]", f"{entry!r} is not an IP address or CIDR")
-
-
-def mask_paths(
-    violations: Violations, mask: Sequence[str], allowed: Sequence[str], field: str
-) -> list[str]:
-    """The fields an update touches: `mask`, or every mutable field when it is empty."""
-    if not mask:
-        return list(allowed)
-    for i, path in enumerate(mask):
-        if path not in allowed:
-            violations.add(f"{field}.paths[{i}]", f"{path!r} is not one of {', '.join(allowed)}")
-    return list(dict.fromkeys(mask))
-
-
-def apply_mask(source: Message, target: Message, paths: Sequence[str]) -> None:
-    """Copies `paths` of `source` onto `target`, replacing lists and messages whole."""
-    field_mask_pb2.FieldMask(paths=list(paths)).MergeMessage(
-        source, target, replace_message_field=True, replace_repeated_field=True
-    )
 
 
 def _check_display_name(violations: Violations, value: str, field: str) -> None:

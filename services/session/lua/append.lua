@@ -48,5 +48,6 @@ if #batch > 0 then
   redis.call('RPUSH', messages, unpack(batch))
 end
 redis.call('HSET', meta, 'count', int(count + n), 'update_us', int(now))
+redis.call('HINCRBY', meta, 'rev', 1)
 local expire = touch(meta, messages, expiry, id, now)
 return {'OK', count, count + n, expire}

@@ -7,5 +7,6 @@ end
 local now = now_us()
 redis.call('DEL', messages)
 redis.call('HSET', meta, 'count', '0', 'update_us', int(now))
+redis.call('HINCRBY', meta, 'rev', 1)
 touch(meta, messages, expiry, id, now)
 return {'OK', redis.call('HGETALL', meta)}

@@ -37,6 +37,12 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- The session's etag, `<create_us>.<rev>` (codec.py builds the same string).
+local function etag(meta)
+  local fields = redis.call('HMGET', meta, 'create_us', 'rev')
+  return fields[1] .. '.' .. (fields[2] or '0')
+end
+
 -- Server time in microseconds: one clock for every replica of the service.
 local function now_us()
   local t = redis.call('TIME')

@@ -16,7 +16,7 @@ end
 redis.call('DEL', messages)
 redis.call('HSET', meta,
   'owner', owner, 'ttl_ms', ARGV[4], 'system_prompt', ARGV[5], 'context', ARGV[6],
-  'labels', ARGV[7], 'count', '0', 'create_us', int(now), 'update_us', int(now))
+  'labels', ARGV[7], 'count', '0', 'create_us', int(now), 'update_us', int(now), 'rev', '1')
 redis.call('ZADD', all_index, int(now), id)
 if owner ~= '' then
   redis.call('ZADD', own_index, int(now), id)

@@ -194,13 +194,22 @@ async def test_a_group_is_created_read_listed_updated_and_deleted(
     assert [g.name for g in listed.groups] == ["groups/ops", "groups/staff"]
     assert listed.next_page_token == ""
 
-    # An empty mask replaces every mutable field: allowed_models is cleared.
+    # No mask: only the populated field changes; allowed_models is kept.
     updated = await admin.UpdateGroup(
         identity_service_pb2.UpdateGroupRequest(
             group=identity_pb2.Group(name="groups/staff", admin=True)
         )
     )
     assert updated.group.admin is True
+    assert list(updated.group.allowed_models) == ["*"]
+    # `*` replaces every mutable field: allowed_models is cleared, admin reset.
+    updated = await admin.UpdateGroup(
+        identity_service_pb2.UpdateGroupRequest(
+            group=identity_pb2.Group(name="groups/staff", display_name="S"),
+            update_mask=field_mask_pb2.FieldMask(paths=["*"]),
+        )
+    )
+    assert (updated.group.display_name, updated.group.admin) == ("S", False)
     assert list(updated.group.allowed_models) == []
 
     await admin.DeleteGroup(identity_service_pb2.DeleteGroupRequest(name="groups/staff"))
@@ -208,6 +217,102 @@ async def test_a_group_is_created_read_listed_updated_and_deleted(
         admin.GetGroup(identity_service_pb2.GetGroupRequest(name="groups/staff"))
     )
     assert code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_update_without_a_mask_changes_only_what_it_populates(
+    admin: identity_grpc.IdentityServiceStub, clock: Clock
+) -> None:
+    # The hole this closes: PATCH {"display_name": "x"} re-enabled a disabled consumer and
+    # cleared its allow-list, limits and budget.
+    spec = identity_pb2.Consumer(display_name="Alice", disabled=True, ip_allowlist=["10.0.0.0/8"])
+    spec.limits.add(
+        unit=identity_pb2.RateLimit.UNIT_REQUESTS,
+        window=identity_pb2.RateLimit.WINDOW_MINUTE,
+        limit=10,
+    )
+    spec.budget.daily_limit = 2.5
+    created = (
+        await admin.CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(consumer=spec, consumer_id="alice")
+        )
+    ).consumer
+    clock.now = START + 1
+    updated = (
+        await admin.UpdateConsumer(
+            identity_service_pb2.UpdateConsumerRequest(
+                consumer=identity_pb2.Consumer(name="consumers/alice", display_name="x")
+            )
+        )
+    ).consumer
+    assert updated.display_name == "x"
+    assert updated.disabled is True
+    assert list(updated.ip_allowlist) == ["10.0.0.0/8"]
+    assert list(updated.limits) == list(created.limits)
+    assert updated.budget.daily_limit == 2.5
+    # Re-enabling takes the field in the mask.
+    enabled = (
+        await admin.UpdateConsumer(
+            identity_service_pb2.UpdateConsumerRequest(
+                consumer=identity_pb2.Consumer(name="consumers/alice"),
+                update_mask=field_mask_pb2.FieldMask(paths=["disabled"]),
+            )
+        )
+    ).consumer
+    assert enabled.disabled is False and enabled.budget.daily_limit == 2.5
+
+
+async def test_an_update_with_a_stale_etag_is_aborted(
+    admin: identity_grpc.IdentityServiceStub, clock: Clock
+) -> None:
+    read = await _consumer(admin, "alice")
+    assert read.etag
+    got = await admin.GetConsumer(identity_service_pb2.GetConsumerRequest(name=read.name))
+    assert got.consumer.etag == read.etag
+    clock.now = START + 1
+    changed = await admin.UpdateConsumer(
+        identity_service_pb2.UpdateConsumerRequest(
+            consumer=identity_pb2.Consumer(name=read.name, display_name="B", etag=read.etag)
+        )
+    )
+    assert changed.consumer.etag not in ("", read.etag)
+    code, message, _ = await _error(
+        admin.UpdateConsumer(
+            identity_service_pb2.UpdateConsumerRequest(
+                consumer=identity_pb2.Consumer(name=read.name, display_name="C", etag=read.etag)
+            )
+        )
+    )
+    assert code is grpc.StatusCode.ABORTED and "consumers/alice" in message
+    current = await admin.GetConsumer(identity_service_pb2.GetConsumerRequest(name=read.name))
+    assert current.consumer.display_name == "B"
+    # Groups carry etags the same way; listing shows them too.
+    group = await _group(admin, "staff")
+    listed = await admin.ListGroups(identity_service_pb2.ListGroupsRequest())
+    assert [g.etag for g in listed.groups] == [group.etag]
+    await admin.UpdateGroup(
+        identity_service_pb2.UpdateGroupRequest(
+            group=identity_pb2.Group(name=group.name, admin=True, etag=group.etag)
+        )
+    )
+    code, _, _ = await _error(
+        admin.UpdateGroup(
+            identity_service_pb2.UpdateGroupRequest(
+                group=identity_pb2.Group(name=group.name, admin=False, etag=group.etag)
+            )
+        )
+    )
+    assert code is grpc.StatusCode.ABORTED
+
+
+async def test_an_update_that_changes_nothing_writes_nothing(
+    admin: identity_grpc.IdentityServiceStub, clock: Clock
+) -> None:
+    read = await _consumer(admin, "alice")
+    clock.now = START + 60
+    same = await admin.UpdateConsumer(
+        identity_service_pb2.UpdateConsumerRequest(consumer=identity_pb2.Consumer(name=read.name))
+    )
+    assert same.consumer == read
 
 
 async def test_creating_an_existing_consumer_or_group_is_already_exists(

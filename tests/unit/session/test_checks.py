@@ -5,10 +5,12 @@ from __future__ import annotations
 from google.protobuf import duration_pb2
 
 from llmgw.common.v1 import chat_pb2
+from llmgw.session.v1 import session_service_pb2 as session_pb2
+from services.common.field_masks import update_paths
 from services.common.gateway_config import SessionConfig
 from services.common.validation import Violations
 from services.session.message_checks import check_messages
-from services.session.request_checks import page_size, ttl_ms, update_paths
+from services.session.request_checks import MUTABLE_FIELDS, page_size, ttl_ms
 
 LIMITS = SessionConfig(default_ttl_seconds=60, max_ttl_seconds=120)
 
@@ -93,13 +95,20 @@ def test_page_size_defaults_caps_and_rejects_negative() -> None:
 
 def test_update_mask_paths() -> None:
     violations = Violations()
-    assert update_paths(violations, "update_mask.paths", []) == [
+    everything = session_pb2.Session(system_prompt="p", ttl=duration_pb2.Duration(seconds=1))
+    everything.context["k"] = "v"
+    everything.labels["a"] = "b"
+    assert update_paths(violations, everything, [], MUTABLE_FIELDS) == [
         "system_prompt",
         "context",
         "labels",
         "ttl",
     ]
-    assert update_paths(violations, "update_mask.paths", ["ttl", "labels"]) == ["labels", "ttl"]
+    assert update_paths(violations, session_pb2.Session(), [], MUTABLE_FIELDS) == []
+    assert update_paths(violations, everything, ["ttl", "labels"], MUTABLE_FIELDS) == [
+        "labels",
+        "ttl",
+    ]
     assert not violations
-    update_paths(violations, "update_mask.paths", ["labels", "owner", "name"])
+    update_paths(violations, everything, ["labels", "owner", "name"], MUTABLE_FIELDS)
     assert fields(violations) == ["update_mask.paths[1]", "update_mask.paths[2]"]

@@ -58,7 +58,7 @@ async def test_mask_limits_the_update(stub: session_grpc.SessionServiceStub) -> 
     assert ttl.expire_time.seconds - ttl.update_time.seconds in (599, 600, 601)
 
 
-async def test_empty_mask_replaces_every_mutable_field(
+async def test_no_mask_changes_only_the_populated_fields(
     stub: session_grpc.SessionServiceStub,
 ) -> None:
     original = await create(
@@ -69,11 +69,58 @@ async def test_empty_mask_replaces_every_mutable_field(
         context=context_of(k="v"),
         ttl=duration_pb2.Duration(seconds=900),
     )
-    replaced = await update(stub, session_pb2.Session(name=original.name, labels={"z": "9"}))
+    changed = await update(stub, session_pb2.Session(name=original.name, labels={"z": "9"}))
+    assert dict(changed.labels) == {"z": "9"}
+    assert changed.system_prompt == "old"
+    assert changed.context == context_of(k="v")
+    assert changed.ttl.seconds == 900
+
+
+async def test_wildcard_mask_replaces_every_mutable_field(
+    stub: session_grpc.SessionServiceStub,
+) -> None:
+    original = await create(
+        stub,
+        "w",
+        system_prompt="old",
+        labels={"a": "1"},
+        context=context_of(k="v"),
+        ttl=duration_pb2.Duration(seconds=900),
+    )
+    replaced = await update(stub, session_pb2.Session(name=original.name, labels={"z": "9"}), "*")
     assert replaced.system_prompt == ""
     assert dict(replaced.labels) == {"z": "9"}
     assert not replaced.HasField("context") or not replaced.context.fields
     assert replaced.ttl.seconds == 60  # unset TTL: back to the configured default
+
+
+async def test_the_etag_changes_with_every_write_and_a_stale_one_is_aborted(
+    stub: session_grpc.SessionServiceStub,
+) -> None:
+    original = await create(stub, "t", system_prompt="p")
+    assert original.etag
+    await append(stub, original.name, "hello")
+    read = (await stub.GetSession(session_pb2.GetSessionRequest(name=original.name))).session
+    assert read.etag != original.etag  # the append was a write
+    with pytest.raises(grpc.aio.AioRpcError) as stale:
+        await update(
+            stub, session_pb2.Session(name=original.name, system_prompt="x", etag=original.etag)
+        )
+    assert stale.value.code() is grpc.StatusCode.ABORTED
+    unchanged = (await stub.GetSession(session_pb2.GetSessionRequest(name=original.name))).session
+    assert unchanged.system_prompt == "p" and unchanged.etag == read.etag
+    changed = await update(
+        stub, session_pb2.Session(name=original.name, system_prompt="x", etag=read.etag)
+    )
+    assert changed.system_prompt == "x" and changed.etag not in (read.etag, original.etag)
+    # An update with nothing to change still checks the etag, and writes nothing.
+    with pytest.raises(grpc.aio.AioRpcError) as noop:
+        await update(stub, session_pb2.Session(name=original.name, etag=read.etag))
+    assert noop.value.code() is grpc.StatusCode.ABORTED
+    same = await update(stub, session_pb2.Session(name=original.name, etag=changed.etag))
+    assert same.etag == changed.etag
+    cleared = await stub.ClearHistory(session_pb2.ClearHistoryRequest(session=original.name))
+    assert cleared.session.etag != changed.etag
 
 
 async def test_update_errors(stub: session_grpc.SessionServiceStub) -> None:

@@ -103,7 +103,15 @@ async def test_update_applies_only_the_mask_and_stamps_the_time(
     assert updated.create_time.seconds == int(START)
     assert await store.get_consumer("consumers/alice") == updated
 
-    replaced = await store.update_consumer(identity_pb2.Consumer(name="consumers/alice"))
+    # No mask: only what the request populates changes (AIP-134).
+    renamed = await store.update_consumer(
+        identity_pb2.Consumer(name="consumers/alice", display_name="Al")
+    )
+    assert renamed.display_name == "Al"
+    assert list(renamed.groups) == ["groups/team"]
+    assert list(renamed.ip_allowlist) == ["10.0.0.0/8"]
+    # `*` replaces every mutable field, defaults included.
+    replaced = await store.update_consumer(identity_pb2.Consumer(name="consumers/alice"), ["*"])
     assert replaced.display_name == "" and not replaced.groups and not replaced.ip_allowlist
 
     with pytest.raises(InvalidArgument) as caught:
