@@ -15,6 +15,8 @@ from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common import field_masks
 from services.common.gateway_config import SessionConfig
+from services.common.idempotency.run import once, request_scope
+from services.common.idempotency.store import IdempotencyStore
 from services.common.session_names import (
     check_session_id,
     new_session_id,
@@ -54,9 +56,16 @@ _VIEWS = frozenset(session_pb2.SessionView.values())
 
 
 class SessionServicer(session_grpc.SessionServiceServicer):
-    def __init__(self, store: SessionStore, limits: SessionConfig) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        limits: SessionConfig,
+        once: IdempotencyStore | None = None,
+    ) -> None:
         self._store = store
         self._limits = limits
+        # Request ids of CreateSession and AppendMessages (None: refused).
+        self._once = once
 
     def _check_settings(
         self, violations: Violations, session: session_pb2.Session, fields: list[str]
@@ -85,7 +94,20 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         spec = request.session
         ttl = self._ttl(violations, spec)
         self._check_settings(violations, spec, ["system_prompt", "context", "labels"])
+        where = request_scope(violations, "session.CreateSession", request, context)
         violations.raise_if_any()
+        return await once(
+            self._once,
+            where,
+            context,
+            session_pb2.CreateSessionResponse,
+            lambda _: self._create(request, ttl),
+        )
+
+    async def _create(
+        self, request: session_pb2.CreateSessionRequest, ttl: int
+    ) -> session_pb2.CreateSessionResponse:
+        spec = request.session
         created = await self._store.create(
             NewSession(
                 session_id=request.session_id or new_session_id(),
@@ -186,7 +208,19 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         violations = Violations()
         session_id = parse_session_name(violations, "session", request.session)
         check_messages(violations, "messages", request.messages, self._limits.max_message_bytes)
+        where = request_scope(violations, "session.AppendMessages", request, context)
         violations.raise_if_any()
+        return await once(
+            self._once,
+            where,
+            context,
+            session_pb2.AppendMessagesResponse,
+            lambda _: self._append(session_id, request),
+        )
+
+    async def _append(
+        self, session_id: str, request: session_pb2.AppendMessagesRequest
+    ) -> session_pb2.AppendMessagesResponse:
         started = time.perf_counter()
         result = await self._store.append(
             session_id, request.messages, self._limits.max_messages, owner=required_owner()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -67,3 +69,17 @@ async def all_messages(
         token = reply.next_page_token
         if not token:
             return messages
+
+
+class _Context:
+    """What handlers read of the servicer context: no metadata, no deadline."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+# For handlers called directly, outside a server.
+NO_CONTEXT: Any = _Context()

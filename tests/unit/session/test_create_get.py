@@ -20,6 +20,7 @@ from services.common.identity.principal import Principal
 from services.session.servicer import SessionServicer
 from services.session.store import SessionStore
 from tests.unit.session.helpers import (
+    NO_CONTEXT,
     append,
     create,
     reason_of,
@@ -139,10 +140,7 @@ async def test_owner_is_the_caller(
     )
     token = set_caller(Caller(principal=principal))
     try:
-        reply = await servicer.CreateSession(
-            session_pb2.CreateSessionRequest(),
-            None,  # type: ignore[arg-type]
-        )
+        reply = await servicer.CreateSession(session_pb2.CreateSessionRequest(), NO_CONTEXT)
     finally:
         reset_caller(token)
     assert reply.session.owner == "consumers/team-a"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,10 +25,7 @@ from services.common.identity.principal import Principal
 from services.session import keys
 from services.session.servicer import SessionServicer
 from services.session.store import SessionStore
-from tests.unit.session.helpers import user
-
-# Handlers never read the servicer context.
-NO_CONTEXT: Any = None
+from tests.unit.session.helpers import NO_CONTEXT, user
 
 
 def consumer(consumer_id: str, *, admin: bool = False) -> Principal:

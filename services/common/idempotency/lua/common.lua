@@ -1,0 +1,9 @@
+-- Prepended to every idempotency script (services/common/idempotency/store.py).
+-- KEYS[1] is one request id's record, a hash:
+--   state        'P' while the first request runs, 'D' once it finished
+--   fingerprint  a digest of the first request (a repeat must carry the same request)
+--   token        the running attempt's token ('P' only): renew/finish/release check it
+--   outcome      the first request's outcome ('D' only)
+-- A 'P' record lives for a lease its runner keeps renewing; a 'D' record for the
+-- retention (24 h). A runner that dies stops renewing; once its lease lapses the record
+-- is gone and the next repeat runs the work.
