@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from llmgw.identity.v1 import identity_service_pb2_grpc
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import InternalChannel
+from services.common.idempotency.store import IdempotencyStore
 from services.common.identity.store import IdentityStore
 from services.common.identity.wiring import build_gate, internal_keys
 from services.common.limits_config import RateLimitsConfig
@@ -92,6 +93,8 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     prompt_counter = PromptCounter()
     # Loading the encoding takes about half a second: not on a request's time.
     await asyncio.to_thread(prompt_counter.warm)
+    # Request ids of the mutating RPCs (chat, identity creates and key issues).
+    once = IdempotencyStore(redis) if redis is not None else None
     servicer = RouterServicer(
         catalog,
         provider,
@@ -102,6 +105,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         usage=usage,
         limiter=limiter,
         prompt_counter=prompt_counter,
+        once=once,
     )
     # Routing settings first: a request that sees the new catalogue plans with them.
     store.subscribe(routing.configure)
@@ -124,7 +128,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         router_service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
-            identity_service.IdentityServicer(identity), server
+            identity_service.IdentityServicer(identity, once), server
         )
 
     async def close() -> None:

@@ -6,13 +6,18 @@ Every RPC needs the admin role (anyone, with authentication off). The work is
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from llmgw.identity.v1 import identity_service_pb2 as pb2
 from llmgw.identity.v1 import identity_service_pb2_grpc as pb2_grpc
 from services.common.errors import FailedPrecondition
+from services.common.idempotency.run import once, request_scope
+from services.common.idempotency.store import IdempotencyStore
+from services.common.validation import Violations
 from services.router.admin import require_admin
 from services.router.identity_admin import IdentityAdmin
 
@@ -20,13 +25,31 @@ SERVICE_NAME = "llmgw.identity.v1.IdentityService"
 NO_REDIS = "consumers and keys need Redis (LLMGW_REDIS_URL)"
 
 Context: TypeAlias = grpc.aio.ServicerContext
+R = TypeVar("R", bound=Message)
 
 
 class IdentityServicer(pb2_grpc.IdentityServiceServicer):
-    """`admin` is None when the router has no Redis."""
+    """`admin` is None when the router has no Redis; so is `once` (request ids)."""
 
-    def __init__(self, admin: IdentityAdmin | None) -> None:
+    def __init__(self, admin: IdentityAdmin | None, once: IdempotencyStore | None = None) -> None:
         self._admin = admin
+        self._once = once
+
+    async def _once_per_id(
+        self,
+        method: str,
+        request: Message,
+        context: Context,
+        response_type: type[R],
+        work: Callable[[], Awaitable[R]],
+        *,
+        secret: bool = False,
+    ) -> R:
+        """`work` at most once per caller and request id (AIP-155)."""
+        violations = Violations()
+        where = request_scope(violations, f"identity.{method}", request, context, secret=secret)
+        violations.raise_if_any()
+        return await once(self._once, where, context, response_type, lambda _: work())
 
     def _identity(self) -> IdentityAdmin:
         require_admin()
@@ -37,7 +60,14 @@ class IdentityServicer(pb2_grpc.IdentityServiceServicer):
     async def CreateConsumer(
         self, request: pb2.CreateConsumerRequest, context: Context
     ) -> pb2.CreateConsumerResponse:
-        return await self._identity().create_consumer(request)
+        identity = self._identity()
+        return await self._once_per_id(
+            "CreateConsumer",
+            request,
+            context,
+            pb2.CreateConsumerResponse,
+            lambda: identity.create_consumer(request),
+        )
 
     async def GetConsumer(
         self, request: pb2.GetConsumerRequest, context: Context
@@ -62,7 +92,14 @@ class IdentityServicer(pb2_grpc.IdentityServiceServicer):
     async def CreateGroup(
         self, request: pb2.CreateGroupRequest, context: Context
     ) -> pb2.CreateGroupResponse:
-        return await self._identity().create_group(request)
+        identity = self._identity()
+        return await self._once_per_id(
+            "CreateGroup",
+            request,
+            context,
+            pb2.CreateGroupResponse,
+            lambda: identity.create_group(request),
+        )
 
     async def GetGroup(
         self, request: pb2.GetGroupRequest, context: Context
@@ -87,7 +124,15 @@ class IdentityServicer(pb2_grpc.IdentityServiceServicer):
     async def CreateApiKey(
         self, request: pb2.CreateApiKeyRequest, context: Context
     ) -> pb2.CreateApiKeyResponse:
-        return await self._identity().create_api_key(request)
+        identity = self._identity()
+        return await self._once_per_id(
+            "CreateApiKey",
+            request,
+            context,
+            pb2.CreateApiKeyResponse,
+            lambda: identity.create_api_key(request),
+            secret=True,
+        )
 
     async def ListApiKeys(
         self, request: pb2.ListApiKeysRequest, context: Context
@@ -97,7 +142,15 @@ class IdentityServicer(pb2_grpc.IdentityServiceServicer):
     async def RotateApiKey(
         self, request: pb2.RotateApiKeyRequest, context: Context
     ) -> pb2.RotateApiKeyResponse:
-        return await self._identity().rotate_api_key(request)
+        identity = self._identity()
+        return await self._once_per_id(
+            "RotateApiKey",
+            request,
+            context,
+            pb2.RotateApiKeyResponse,
+            lambda: identity.rotate_api_key(request),
+            secret=True,
+        )
 
     async def RevokeApiKey(
         self, request: pb2.RevokeApiKeyRequest, context: Context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -25,6 +26,8 @@ from services.common.errors import (
     ResourceExhausted,
     as_gateway_error,
 )
+from services.common.idempotency.run import once, once_streamed, request_scope
+from services.common.idempotency.store import IdempotencyStore, Scope
 from services.common.identity import acl
 from services.common.identity.principal import Principal
 from services.common.session_names import parse_session_name
@@ -215,6 +218,18 @@ def _context_window(resolved: ResolvedModel) -> int | None:
     return min((d.context_window for d in resolved.deployments if d.context_window), default=None)
 
 
+def _request_scope(
+    request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+) -> Scope | None:
+    """The scope of the request's `gateway.request_id` (or Idempotency-Key header)."""
+    violations = Violations()
+    where = request_scope(
+        violations, "router.ChatCompletion", request, context, field="gateway.request_id"
+    )
+    violations.raise_if_any()
+    return where
+
+
 class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     def __init__(
         self,
@@ -228,7 +243,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         usage: UsageRecorder,
         limiter: RateLimiter | None = None,
         prompt_counter: PromptCounter | None = None,
+        once: IdempotencyStore | None = None,
     ) -> None:
+        # Request ids of chat completions (None without Redis: refused).
+        self._once = once
         self.catalog = catalog
         # None without Redis: limits and budgets are not enforced (logged at start).
         self.limiter = limiter
@@ -501,6 +519,17 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def CreateChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
+        return await once(
+            self._once,
+            _request_scope(request, context),
+            context,
+            chat_pb2.CreateChatCompletionResponse,
+            lambda recorder: self._create(request, recorder),
+        )
+
+    async def _create(
+        self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CreateChatCompletionResponse:
         prepared = await self._prepare(request, context, streaming=False)
         abandoned = False
         try:
@@ -610,6 +639,21 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def StreamChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
+        chunks = once_streamed(
+            self._once,
+            _request_scope(request, context),
+            context,
+            chat_pb2.StreamChatCompletionResponse,
+            lambda recorder: self._streamed(request, recorder),
+        )
+        # Closed here, not left to the garbage collector, when the client goes away.
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+
+    async def _streamed(
+        self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[chat_pb2.StreamChatCompletionResponse, None]:
         prepared = await self._prepare(request, context, streaming=True)
         abandoned = False
         try:

@@ -21,6 +21,8 @@ from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common import context as request_context
 from services.common.caller import current_principal
 from services.common.errors import GatewayError, Internal
+from services.common.idempotency.run import once, request_scope
+from services.common.idempotency.store import IdempotencyStore
 from services.common.identity.principal import Principal
 from services.common.tool_config import BUILTIN_TOOL_IDS
 from services.common.validation import Violations
@@ -58,10 +60,13 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         registry: ToolRegistry,
         executor: HttpExecutor,
         clock: Callable[[], float] = time.monotonic,
+        once: IdempotencyStore | None = None,
     ) -> None:
         self._registry = registry
         self._executor = executor
         self._clock = clock
+        # Request ids of CreateTool and the executions (None without Redis: refused).
+        self._once = once
 
     # Registry ---------------------------------------------------------------------
 
@@ -113,11 +118,18 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
             violations.add("tool", "is required")
         else:
             definition = check_tool(violations, tool_id, request.tool, self._registry.allow_list)
+        where = request_scope(violations, "tool.CreateTool", request, context)
         violations.raise_if_any()
         assert definition is not None
-        entry = await self._registry.create(tool_id, request.tool, definition)
-        log.info("tool registered", extra={"tool": tool_id})
-        return tool_pb2.CreateToolResponse(tool=shown(current_principal(), entry))
+
+        async def create() -> tool_pb2.CreateToolResponse:
+            entry = await self._registry.create(tool_id, request.tool, definition)
+            log.info("tool registered", extra={"tool": tool_id})
+            return tool_pb2.CreateToolResponse(tool=shown(current_principal(), entry))
+
+        return await once(
+            self._once, where, context, tool_pb2.CreateToolResponse, lambda _: create()
+        )
 
     async def DeleteTool(
         self, request: tool_pb2.DeleteToolRequest, context: grpc.aio.ServicerContext
@@ -197,7 +209,17 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
     async def ExecuteTool(
         self, request: tool_pb2.ExecuteToolRequest, context: grpc.aio.ServicerContext
     ) -> tool_pb2.ExecuteToolResponse:
-        return await self._observed(request, self._caller_deadline(context), current_principal())
+        violations = Violations()
+        where = request_scope(violations, "tool.ExecuteTool", request, context)
+        violations.raise_if_any()
+        deadline, principal = self._caller_deadline(context), current_principal()
+        return await once(
+            self._once,
+            where,
+            context,
+            tool_pb2.ExecuteToolResponse,
+            lambda _: self._observed(request, deadline, principal),
+        )
 
     async def BatchExecuteTools(
         self, request: tool_pb2.BatchExecuteToolsRequest, context: grpc.aio.ServicerContext
@@ -211,7 +233,25 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
             f"at most {MAX_BATCH_CALLS} calls per batch ({count} given)",
         )
         violations.require(request.max_concurrency >= 0, "max_concurrency", "must not be negative")
+        for i, call in enumerate(request.calls):
+            violations.require(
+                not call.request_id,
+                f"calls[{i}].request_id",
+                "a call of a batch has no request id of its own; set the batch's request_id",
+            )
+        where = request_scope(violations, "tool.BatchExecuteTools", request, context)
         violations.raise_if_any()
+        return await once(
+            self._once,
+            where,
+            context,
+            tool_pb2.BatchExecuteToolsResponse,
+            lambda _: self._batch(request, context),
+        )
+
+    async def _batch(
+        self, request: tool_pb2.BatchExecuteToolsRequest, context: grpc.aio.ServicerContext
+    ) -> tool_pb2.BatchExecuteToolsResponse:
         deadline = self._caller_deadline(context)
         principal = current_principal()
         limit = asyncio.Semaphore(request.max_concurrency) if request.max_concurrency else None

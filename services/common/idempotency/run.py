@@ -8,7 +8,8 @@ request without an id runs the work directly, at no cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -129,13 +130,14 @@ async def once_streamed(
     where: Scope | None,
     context: ServicerContext,
     response_type: type[M],
-    work: Callable[[ServicerContext], AsyncIterator[M]],
-) -> AsyncIterator[M]:
+    work: Callable[[ServicerContext], AsyncGenerator[M, None]],
+) -> AsyncGenerator[M, None]:
     """`work(context)`'s stream, run at most once per scope; a repeat gets the first
     stream again, message for message."""
     if where is None:
-        async for message in work(context):
-            yield message
+        async with contextlib.aclosing(work(context)) as direct:
+            async for message in direct:
+                yield message
         return
     store = _require(store)
     got = await store.claim(where, context.time_remaining())
@@ -150,13 +152,14 @@ async def once_streamed(
     size = 0
     too_large = False
     try:
-        async for message in work(recorder):
-            if not too_large:
-                raw = message.SerializeToString()
-                size += len(raw)
-                too_large = size > store.max_outcome_bytes
-                recorded.append(raw)
-            yield message
+        async with contextlib.aclosing(work(recorder)) as messages:
+            async for message in messages:
+                if not too_large:
+                    raw = message.SerializeToString()
+                    size += len(raw)
+                    too_large = size > store.max_outcome_bytes
+                    recorded.append(raw)
+                yield message
     except BaseException:
         await _release(got)
         raise

@@ -11,6 +11,7 @@ from llmgw.common.v1 import chat_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.errors import RemoteError, find_detail
+from tests.support.servicer_context import no_context
 
 
 def text(role: int, value: str) -> chat_pb2.Message:
@@ -71,15 +72,5 @@ async def all_messages(
             return messages
 
 
-class _Context:
-    """What handlers read of the servicer context: no metadata, no deadline."""
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def time_remaining(self) -> float | None:
-        return None
-
-
 # For handlers called directly, outside a server.
-NO_CONTEXT: Any = _Context()
+NO_CONTEXT: Any = no_context()

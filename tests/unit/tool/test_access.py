@@ -23,6 +23,7 @@ from services.tool.runtime_store import RuntimeStore
 from services.tool.servicer import ToolServicer
 from tests.conftest import RedisServer
 from tests.fakes import FakeDownstream
+from tests.support.servicer_context import no_context
 from tests.unit.tool.conftest import WEATHER_SCHEMA, Harness, MakeHarness
 
 # Sorted by id: "zeta_bob" is the last tool, so a page ending just before it shows
@@ -51,14 +52,7 @@ def _principal(consumer_id: str, tools: Sequence[str] = (), admin: bool = False)
     )
 
 
-class _Context:
-    """What the servicer reads from a ServicerContext: no deadline."""
-
-    def time_remaining(self) -> float | None:
-        return None
-
-
-CONTEXT = cast(grpc.aio.ServicerContext, _Context())
+CONTEXT = cast(grpc.aio.ServicerContext, no_context())
 
 
 @contextlib.contextmanager

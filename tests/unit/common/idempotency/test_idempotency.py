@@ -31,32 +31,9 @@ from services.common.idempotency.store import (
 )
 from services.common.identity.principal import Principal
 from services.common.validation import Violations
+from tests.support.servicer_context import FakeContext
 
 SECRET = b"s" * 32
-
-
-class FakeContext:
-    """The parts of a grpc.aio servicer context the helpers use."""
-
-    def __init__(
-        self, metadata: tuple[tuple[str, str], ...] = (), remaining: float | None = None
-    ) -> None:
-        self._metadata = metadata
-        self._remaining = remaining
-        self.initial: tuple[tuple[str, str], ...] = ()
-        self.trailing: tuple[tuple[str, str], ...] = ()
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-    def time_remaining(self) -> float | None:
-        return self._remaining
-
-    async def send_initial_metadata(self, metadata: Any) -> None:
-        self.initial = tuple(metadata)
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        self.trailing = tuple(metadata)
 
 
 @pytest.fixture
