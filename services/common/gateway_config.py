@@ -72,6 +72,10 @@ class ProviderConfig(Strict):
     max_connections: int = Field(default=4096, gt=0)
 
 
+# Deployment ids of prefix-routed models start with this; a configured id may not.
+PREFIX_ROUTE = "prefix:"
+
+
 class Deployment(Strict):
     """One place a public model is served: a provider instance and its model name."""
 
@@ -168,6 +172,11 @@ class ModelEntry(Strict):
         problems: list[str] = []
         seen: dict[str, int] = {}
         for j, dep in enumerate(self.deployments):
+            if dep.id.startswith(PREFIX_ROUTE):
+                problems.append(
+                    f"deployments.{j}.id: must not start with '{PREFIX_ROUTE}' "
+                    "(prefix rules use it)"
+                )
             if dep.key in seen:
                 problems.append(
                     f"deployments.{j}: '{dep.key}' repeats deployments.{seen[dep.key]} "

@@ -24,6 +24,7 @@ from services.common.settings import ServiceSettings
 from services.provider.adapters.base import ProviderAdapter
 from services.provider.adapters.registry import build_adapters
 from services.provider.adapters.unconfigured import UnconfiguredAdapter
+from services.provider.metrics import ModelLabels
 from services.provider.servicer import ProviderServicer
 
 SERVICE_NAME = provider_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name
@@ -39,8 +40,8 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     # Only calls the gateway's services vouch for (the router's) are answered; the
     # provider loads no principal, so it needs no Redis.
     gate = build_gate(settings, None, load_principals=False)
-    adapters = _load_adapters(settings)
-    servicer = ProviderServicer(adapters)
+    adapters, labels = _load(settings)
+    servicer = ProviderServicer(adapters, labels)
     retiring: set[asyncio.Task[None]] = set()
 
     async def retire(replaced: list[ProviderAdapter]) -> None:
@@ -52,13 +53,13 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
 
     async def reload() -> None:
         try:
-            fresh = _load_adapters(settings)
+            fresh, labels = _load(settings)
         except ConfigError as error:
             raise ConfigError(
                 f"provider instances not reloaded, the previous ones stay in service: {error}",
                 error.violations,
             ) from None
-        task = asyncio.create_task(retire(servicer.replace_adapters(fresh)))
+        task = asyncio.create_task(retire(servicer.replace_adapters(fresh, labels)))
         retiring.add(task)
         task.add_done_callback(retiring.discard)
 
@@ -82,8 +83,9 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     )
 
 
-def _load_adapters(settings: ServiceSettings) -> dict[str, ProviderAdapter]:
-    """One adapter per configured provider instance; ConfigError for a bad file."""
+def _load(settings: ServiceSettings) -> tuple[dict[str, ProviderAdapter], ModelLabels]:
+    """One adapter per configured provider instance, and the metric labels of the
+    catalogue's models; ConfigError for a bad file."""
     config = load_config(settings.config_path)
     adapters = build_adapters(config.providers, os.environ)
     for name, adapter in adapters.items():
@@ -99,7 +101,7 @@ def _load_adapters(settings: ServiceSettings) -> dict[str, ProviderAdapter]:
         )
         if isinstance(adapter, UnconfiguredAdapter):
             log.warning(adapter.problem, extra={"provider": name})
-    return adapters
+    return adapters, ModelLabels(config)
 
 
 async def close_adapters(adapters: Iterable[ProviderAdapter]) -> None:

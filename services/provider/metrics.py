@@ -1,7 +1,8 @@
 """Provider metrics: what each upstream was asked, how it answered, how fast, how much.
 
-Labels carry the provider instance and the model as the provider knows it; the router
-only sends catalogue models, which bounds their number.
+Labels carry the provider instance and the model as the provider knows it when it is an
+upstream model of a catalogue deployment (`ModelLabels`); any other model (names a
+prefix rule routes are the caller's to choose) is counted as `other`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,25 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from llmgw.common.v1 import chat_pb2
 from services.common.errors import GatewayError, reason_name
+from services.common.gateway_config import GatewayConfig
+
+OTHER_MODEL = "other"
+
+
+class ModelLabels:
+    """The `model` label of a call: its upstream model when a catalogue deployment of
+    that provider instance names it, else `other`."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._known = frozenset(
+            (deployment.provider, deployment.model)
+            for entry in config.models
+            for deployment in entry.deployments
+        )
+
+    def __call__(self, provider: str, model: str) -> str:
+        return model if (provider, model) in self._known else OTHER_MODEL
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 

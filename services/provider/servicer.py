@@ -22,7 +22,7 @@ from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from services.common.channels import remaining_timeout
 from services.common.errors import GatewayError, NotFound
 from services.provider.adapters.base import ProviderAdapter
-from services.provider.metrics import ACTIVE_STREAMS, UpstreamCall
+from services.provider.metrics import ACTIVE_STREAMS, ModelLabels, UpstreamCall
 from services.provider.request_validation import validate_complete, validate_provider
 
 # Seconds a health check may take when the caller set no deadline.
@@ -30,8 +30,9 @@ CHECK_TIMEOUT = 10.0
 
 
 class ProviderServicer(provider_grpc.ProviderServiceServicer):
-    def __init__(self, adapters: Mapping[str, ProviderAdapter]) -> None:
+    def __init__(self, adapters: Mapping[str, ProviderAdapter], labels: ModelLabels) -> None:
         self._adapters = dict(adapters)
+        self._labels = labels
         # Calls in flight per adapter (by identity) and a signal each time one ends.
         self._in_flight: dict[int, int] = {}
         self._released = asyncio.Event()
@@ -40,11 +41,14 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
     def adapters(self) -> dict[str, ProviderAdapter]:
         return dict(self._adapters)
 
-    def replace_adapters(self, adapters: Mapping[str, ProviderAdapter]) -> list[ProviderAdapter]:
+    def replace_adapters(
+        self, adapters: Mapping[str, ProviderAdapter], labels: ModelLabels
+    ) -> list[ProviderAdapter]:
         """Serve new calls with `adapters`; returns the replaced ones, still in use by
         the calls that started on them (close them once `wait_idle` says so)."""
         replaced = list(self._adapters.values())
         self._adapters = dict(adapters)
+        self._labels = labels
         return replaced
 
     async def wait_idle(self, adapters: Iterable[ProviderAdapter], timeout: float) -> bool:
@@ -93,7 +97,8 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
     ) -> provider_pb2.CompleteResponse:
         validate_complete(request)
         with self._use(request.provider) as adapter:
-            call = UpstreamCall(request.provider, request.model, "Complete")
+            label = self._labels(request.provider, request.model)
+            call = UpstreamCall(request.provider, label, "Complete")
             try:
                 response = await adapter.complete(request, remaining_timeout(context))
             except BaseException as error:
@@ -108,7 +113,8 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
     ) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
         validate_complete(request)
         with self._use(request.provider) as adapter:
-            call = UpstreamCall(request.provider, request.model, "StreamComplete")
+            label = self._labels(request.provider, request.model)
+            call = UpstreamCall(request.provider, label, "StreamComplete")
             active = ACTIVE_STREAMS.labels(request.provider)
             active.inc()
             usage = None

@@ -98,7 +98,7 @@ def permitted(principal: Principal | None, requested: str, plan: Plan) -> Plan:
         )
     if len(kept) == len(plan.candidates):
         return plan
-    return Plan(plan.model, plan.strategy, kept)
+    return Plan(plan.model, plan.strategy, kept, plan.model_label)
 
 
 def _names(model: str, primary: str, requested: str) -> tuple[str, ...]:

@@ -13,7 +13,22 @@ from dataclasses import dataclass, field
 
 from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import InvalidArgument, NotFound
-from services.common.gateway_config import Deployment, GatewayConfig, ModelEntry, PrefixRule
+from services.common.gateway_config import (
+    PREFIX_ROUTE,
+    Deployment,
+    GatewayConfig,
+    ModelEntry,
+    PrefixRule,
+)
+
+# The metric label of every model that is not a catalogue entry (prefix-routed names
+# are the caller's to choose: they never become label values, stats or breaker keys).
+OTHER_MODEL = "other"
+
+
+def prefix_route_id(rule: PrefixRule) -> str:
+    """The one deployment id, statistics and breaker key of every name a rule routes."""
+    return f"{PREFIX_ROUTE}{rule.provider}/{rule.prefix}*"
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,11 @@ class ResolvedModel:
     @property
     def source(self) -> str:
         return "catalogue" if self.entry is not None else "provider"
+
+    @property
+    def label(self) -> str:
+        """The model's metric label: its catalogue name, else `other`."""
+        return self.entry.name if self.entry is not None else OTHER_MODEL
 
 
 class Catalog:
@@ -69,7 +89,9 @@ class Catalog:
                 upstream = name[len(rule.prefix) :] if rule.strip_prefix else name
                 if not upstream:
                     break
-                deployment = Deployment(provider=rule.provider, model=upstream)
+                deployment = Deployment(
+                    provider=rule.provider, model=upstream, id=prefix_route_id(rule)
+                )
                 return ResolvedModel(name=name, deployments=(deployment,), rule=rule)
         raise NotFound(
             self._not_found_message(name),

@@ -305,7 +305,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             quota = await RequestQuota.admit(self.limiter, limits, tokens, cost)
         except RateLimited:
             COMPLETIONS.labels(
-                resolved.name, "", str(streaming).lower(), "RESOURCE_EXHAUSTED"
+                resolved.label, "", str(streaming).lower(), "RESOURCE_EXHAUSTED"
             ).inc()
             raise
         decision = RouteDecision(resolved.name, plan.strategy)
@@ -365,7 +365,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             decision,
             cache_key(upstream, resolved.name) if used else "",
             cache_namespace(principal, self._cache),
-            resolved.name,
+            resolved.label,
         )
 
     async def _open_turn(
@@ -508,11 +508,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         decision, turn = prepared.decision, prepared.turn
         candidate = lease.candidate
         await prepared.quota.settle_call(candidate.deployment, candidate.key, usage)
-        _record_usage(decision.model, decision.provider, usage)
+        _record_usage(decision.model_label, decision.provider, usage)
         add_usage(turn.usage, usage)
         cost = cost_nanos(lease.candidate.deployment, usage)
         turn.cost_nanos += cost
-        COST.labels(decision.model, decision.provider).inc(to_currency(cost))
+        COST.labels(decision.model_label, decision.provider).inc(to_currency(cost))
         if turn.loop is not None:
             turn.loop.iteration += 1
 
@@ -559,7 +559,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     *saved,
                 )
             )
-            COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "false", "OK").inc()
+            COMPLETIONS.labels(prepared.resolved.label, CACHE_PROVIDER, "false", "OK").inc()
             return chat_response.completion(answer, cached.model)
 
         async def attempt(
@@ -598,7 +598,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         finally:
             annotate(route=decision.log_fields())
             COMPLETIONS.labels(
-                decision.model or prepared.resolved.name, decision.provider, "false", code.name
+                decision.model_label or prepared.resolved.label,
+                decision.provider,
+                "false",
+                code.name,
             ).inc()
             if turn.loop is not None:
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
@@ -708,7 +711,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     raise
                 if chunks is None:
                     lease.first_token()
-                    TIME_TO_FIRST_TOKEN.labels(decision.model).observe(
+                    TIME_TO_FIRST_TOKEN.labels(decision.model_label).observe(
                         time.perf_counter() - started
                     )
                     await context.send_initial_metadata(
@@ -754,7 +757,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             annotate(route=decision.log_fields())
             ACTIVE_STREAMS.dec()
             COMPLETIONS.labels(
-                decision.model or prepared.resolved.name, decision.provider, "true", code.name
+                decision.model_label or prepared.resolved.label,
+                decision.provider,
+                "true",
+                code.name,
             ).inc()
             if turn.loop is not None:
                 TOOL_LOOP_ITERATIONS.observe(turn.loop.iteration)
@@ -786,7 +792,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         await self._account(prepared, cached.model, cache_hit=True)
         saved = await self._save(prepared.turn, assembly.message(), assembly.finish_reason)
         context.set_trailing_metadata(tuple(saved))
-        COMPLETIONS.labels(cached.model, CACHE_PROVIDER, "true", "OK").inc()
+        COMPLETIONS.labels(prepared.resolved.label, CACHE_PROVIDER, "true", "OK").inc()
         if include_usage and assembly.usage is not None:
             yield chunks.usage(assembly.usage)
 

@@ -83,9 +83,7 @@ async def test_a_repeated_stream_is_replayed_chunk_for_chunk(gw: Gateway) -> Non
 async def test_the_same_key_with_another_body_is_a_400(gw: Gateway) -> None:
     key = {"idempotency-key": f"reuse-{uuid.uuid4()}"}
     async with _client(gw) as client:
-        first = await client.post(
-            "/v1/chat/completions", json={"messages": HELLO}, headers=key
-        )
+        first = await client.post("/v1/chat/completions", json={"messages": HELLO}, headers=key)
         other = await client.post(
             "/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "Something else"}]},
@@ -184,9 +182,7 @@ async def test_a_patch_changes_only_what_it_sends_and_a_stale_etag_is_409(
         assert created.status_code == 200, created.text
         etag = created.json()["consumer"]["etag"]
         patched = await client.patch(path, json={"display_name": "x"}, headers=ADMIN)
-        stale = await client.patch(
-            path, json={"display_name": "y", "etag": etag}, headers=ADMIN
-        )
+        stale = await client.patch(path, json={"display_name": "y", "etag": etag}, headers=ADMIN)
         current = (await client.get(path, headers=ADMIN)).json()["consumer"]
     assert patched.status_code == 200, patched.text
     consumer = patched.json()["consumer"]

@@ -19,7 +19,7 @@ class CacheUse:
     # Empty when the decision neither reads nor writes.
     key: str
     namespace: str
-    # The requested public model (the metric's label).
+    # The requested model's metric label (`ResolvedModel.label`).
     model: str
     status: CacheStatus = field(init=False)
 

@@ -41,6 +41,8 @@ class RouteDecision:
     requested_model: str
     strategy: str
     model: str = ""
+    # The answering model's metric label (`ResolvedModel.label`).
+    model_label: str = ""
     provider: str = ""
     deployment: str = ""
     route: str = ""
@@ -54,9 +56,18 @@ class RouteDecision:
     def skipped(self, model: str, deployment: str, outcome: str) -> None:
         self.trail.append(TrailEntry(model, deployment, outcome, called=False))
 
-    def answered(self, model: str, provider: str, deployment: str, *, fallback_model: bool) -> None:
+    def answered(
+        self,
+        model: str,
+        provider: str,
+        deployment: str,
+        *,
+        fallback_model: bool,
+        model_label: str,
+    ) -> None:
         self.attempts += 1
         self.model = model
+        self.model_label = model_label
         self.provider = provider
         self.deployment = deployment
         if fallback_model:

@@ -98,7 +98,7 @@ class Lease:
             label = failure_label(error)
         else:
             label = "CANCELLED"
-        metrics.ATTEMPTS.labels(self.candidate.model, self.candidate.label, label).inc()
+        metrics.ATTEMPTS.labels(self.candidate.model_label, self.candidate.label, label).inc()
         await self.engine.breakers.record(self.candidate.key, outcome, probe=self.admission.probe)
 
 
@@ -221,10 +221,11 @@ class RoutingEngine:
                 deployment.provider,
                 candidate.label,
                 fallback_model=candidate.fallback_model,
+                model_label=candidate.model_label,
             )
-            metrics.ATTEMPTS.labels(candidate.model, candidate.label, "ok").inc()
+            metrics.ATTEMPTS.labels(candidate.model_label, candidate.label, "ok").inc()
             metrics.ROUTES.labels(
-                plan.model, candidate.model, candidate.label, decision.route
+                plan.model_label, candidate.model_label, candidate.label, decision.route
             ).inc()
             return result, Lease(self, candidate, admission, started)
         if last_error is None and limited is not None and reopen_at is None and not busy:
@@ -246,13 +247,13 @@ class RoutingEngine:
         await self.breakers.record(candidate.key, outcome, probe=admission.probe)
         label = failure_label(error)
         decision.failed(candidate.model, candidate.label, label)
-        metrics.ATTEMPTS.labels(candidate.model, candidate.label, label).inc()
+        metrics.ATTEMPTS.labels(candidate.model_label, candidate.label, label).inc()
         return kind
 
     @staticmethod
     def _skip(decision: RouteDecision, candidate: Candidate, reason: str) -> None:
         decision.skipped(candidate.model, candidate.label, reason)
-        metrics.SKIPS.labels(candidate.model, candidate.label, reason).inc()
+        metrics.SKIPS.labels(candidate.model_label, candidate.label, reason).inc()
 
     def _exhausted(
         self,

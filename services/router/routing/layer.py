@@ -62,7 +62,7 @@ class RoutingLayer:
         # Deployments on providers that failed their last check go last, in order.
         healthy = [c for c in plan.candidates if self.health.healthy(c.deployment.provider)]
         sick = [c for c in plan.candidates if not self.health.healthy(c.deployment.provider)]
-        return Plan(plan.model, plan.strategy, tuple(healthy + sick))
+        return Plan(plan.model, plan.strategy, tuple(healthy + sick), plan.model_label)
 
     async def start(self) -> None:
         await self.breakers.start()
@@ -80,7 +80,7 @@ class RoutingLayer:
             else [self.catalog.resolve(e.name) for e in self.catalog.entries]
         )
         candidates = [
-            Candidate(resolved.name, deployment, False)
+            Candidate(resolved.name, deployment, False, resolved.label)
             for resolved in entries
             for deployment in resolved.deployments
         ]

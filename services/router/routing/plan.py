@@ -24,6 +24,8 @@ class Candidate:
     model: str
     deployment: Deployment
     fallback_model: bool
+    # The model's metric label (`ResolvedModel.label`: never a caller's free text).
+    model_label: str
 
     @property
     def key(self) -> str:
@@ -41,6 +43,7 @@ class Plan:
     model: str
     strategy: str
     candidates: tuple[Candidate, ...]
+    model_label: str
 
 
 def _strategy(resolved: ResolvedModel, override: str) -> str:
@@ -71,8 +74,13 @@ def build_plan(
             else list(model.deployments)
         )
         for deployment in order:
-            candidate = Candidate(model.name, deployment, is_fallback)
+            candidate = Candidate(model.name, deployment, is_fallback, model.label)
             if candidate.key not in seen:
                 seen.add(candidate.key)
                 candidates.append(candidate)
-    return Plan(model=resolved.name, strategy=chosen, candidates=tuple(candidates))
+    return Plan(
+        model=resolved.name,
+        strategy=chosen,
+        candidates=tuple(candidates),
+        model_label=resolved.label,
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge, Histogram
 
-from services.common.gateway_config import Deployment
+from services.common.gateway_config import PREFIX_ROUTE, Deployment
 
 IN_FLIGHT = Gauge(
     "llmgw_deployment_in_flight",
@@ -32,7 +32,11 @@ LATENCY = Histogram(
 
 def upstream_key(deployment: Deployment) -> str:
     """The statistics key of a deployment: its provider instance and upstream model
-    (not `Deployment.key`, whose `id` names one catalogue entry's use of the upstream)."""
+    (not `Deployment.key`, whose `id` names one catalogue entry's use of the upstream).
+    Every name a prefix rule routes shares the rule's one key: the caller chooses those
+    names, and each would otherwise be a key of its own."""
+    if deployment.id.startswith(PREFIX_ROUTE):
+        return deployment.id
     return f"{deployment.provider}/{deployment.model}"
 
 

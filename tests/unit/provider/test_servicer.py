@@ -55,7 +55,9 @@ async def stub(
     }
     providers["keyless"] = {"type": "anthropic"}
     config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump({"providers": providers}))
+    # One catalogue model: its upstream model is a metric label, every other is `other`.
+    models = [{"name": "mini", "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}]
+    config.write_text(yaml.safe_dump({"providers": providers, "models": models}))
     settings = ServiceSettings(
         service="provider",
         port=0,
@@ -130,6 +132,30 @@ async def test_complete(stub: provider_grpc.ProviderServiceStub, fakes: Fakes) -
         {"provider": "openai", "model": "gpt-4o-mini", "kind": "output"},
     )
     assert (after or 0) - (before or 0) == 2
+
+
+async def test_a_model_outside_the_catalogue_is_counted_as_other(
+    stub: provider_grpc.ProviderServiceStub, fakes: Fakes
+) -> None:
+    def other() -> float:
+        value = REGISTRY.get_sample_value(
+            "llmgw_provider_tokens_total",
+            {"provider": "openai", "model": "other", "kind": "output"},
+        )
+        return value or 0.0
+
+    before = other()
+    for name in ("caller-chosen-1", "caller-chosen-2"):
+        fakes.openai.script(Behaviour(text="ok", usage=(1, 1)))
+        await stub.Complete(_ask("openai", name), timeout=5)
+    assert other() - before == 2
+    labelled = {
+        sample.labels.get("model")
+        for family in REGISTRY.collect()
+        if family.name.startswith("llmgw_provider")
+        for sample in family.samples
+    }
+    assert not labelled & {"caller-chosen-1", "caller-chosen-2"}
 
 
 async def test_stream_complete(stub: provider_grpc.ProviderServiceStub, fakes: Fakes) -> None:

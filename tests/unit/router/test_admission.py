@@ -49,10 +49,10 @@ def deployment(provider: str, model: str) -> Deployment:
 
 
 # A model `gpt` (alias `fast`) on openai and azure, falling back to `claude` on anthropic.
-GPT_OPENAI = Candidate("gpt", deployment("openai", "gpt-4o"), False)
-GPT_AZURE = Candidate("gpt", deployment("azure", "gpt-4o"), False)
-CLAUDE = Candidate("claude", deployment("anthropic", "claude-3"), True)
-PLAN = Plan("gpt", "priority", (GPT_OPENAI, GPT_AZURE, CLAUDE))
+GPT_OPENAI = Candidate("gpt", deployment("openai", "gpt-4o"), False, "gpt")
+GPT_AZURE = Candidate("gpt", deployment("azure", "gpt-4o"), False, "gpt")
+CLAUDE = Candidate("claude", deployment("anthropic", "claude-3"), True, "claude")
+PLAN = Plan("gpt", "priority", (GPT_OPENAI, GPT_AZURE, CLAUDE), "gpt")
 RESOLVED = ResolvedModel(name="gpt", deployments=(GPT_OPENAI.deployment, GPT_AZURE.deployment))
 
 

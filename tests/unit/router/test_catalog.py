@@ -7,8 +7,9 @@ import pytest
 from google.rpc import error_details_pb2
 
 from services.common.errors import InvalidArgument, NotFound, find_detail
-from services.common.gateway_config import parse_config
+from services.common.gateway_config import ConfigError, parse_config
 from services.router.catalog import Catalog
+from services.router.routing.stats import upstream_key
 
 CONFIG = {
     "providers": {
@@ -63,6 +64,29 @@ def test_prefix_rule_keeps_name_and_routes_to_provider(catalog: Catalog) -> None
         "openai",
         "gpt-4.1-mini",
     )
+
+
+def test_prefix_routed_names_share_one_bounded_key_and_label(catalog: Catalog) -> None:
+    # The caller chooses these names: none becomes a label, a stats or a breaker key.
+    first, second = catalog.resolve("gpt-random-1"), catalog.resolve("gpt-random-2")
+    assert first.label == second.label == "other"
+    keys = {upstream_key(r.deployments[0]) for r in (first, second)}
+    assert keys == {"prefix:openai/gpt-*"}
+    assert {r.deployments[0].key for r in (first, second)} == {"prefix:openai/gpt-*"}
+    # Catalogue models keep their names.
+    assert catalog.resolve("smart").label == "gpt-4o"
+    assert upstream_key(catalog.resolve("gpt-4o").deployments[0]) == "openai/gpt-4o-2024-08-06"
+
+
+def test_a_configured_deployment_id_may_not_look_like_a_prefix_route() -> None:
+    bad = {
+        "providers": {"openai": {"type": "openai"}},
+        "models": [
+            {"name": "m", "deployments": [{"provider": "openai", "model": "x", "id": "prefix:a"}]}
+        ],
+    }
+    with pytest.raises(ConfigError, match="prefix:"):
+        parse_config(bad)
 
 
 def test_strip_prefix_rule_removes_prefix_upstream(catalog: Catalog) -> None:

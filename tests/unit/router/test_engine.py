@@ -41,9 +41,9 @@ def _config(**retries: float) -> RoutingConfig:
 
 
 def _plan(*deployments: Deployment, fallback: Iterable[Deployment] = ()) -> Plan:
-    candidates = [Candidate("m", d, False) for d in deployments]
-    candidates += [Candidate("f", d, True) for d in fallback]
-    return Plan(model="m", strategy="priority", candidates=tuple(candidates))
+    candidates = [Candidate("m", d, False, "m") for d in deployments]
+    candidates += [Candidate("f", d, True, "f") for d in fallback]
+    return Plan(model="m", strategy="priority", candidates=tuple(candidates), model_label="m")
 
 
 def _dep(name: str, **fields: object) -> Deployment:

@@ -308,7 +308,10 @@ async def test_an_exhausted_budget_refuses_the_request_before_any_call(
 
 def limited_deployment(name: str, **limits: int) -> Candidate:
     return Candidate(
-        "m", Deployment(provider="p", model=name, rate_limits=RateLimitConfig(**limits)), False
+        "m",
+        Deployment(provider="p", model=name, rate_limits=RateLimitConfig(**limits)),
+        False,
+        "m",
     )
 
 
@@ -358,7 +361,7 @@ async def test_a_deployment_without_limits_is_not_counted(
     limiter: RateLimiter, client: aioredis.Redis
 ) -> None:
     quota = await RequestQuota.admit(limiter, [], 250, 0)
-    await quota.admit_deployment(Candidate("m", Deployment(provider="p", model="a"), False))
+    await quota.admit_deployment(Candidate("m", Deployment(provider="p", model="a"), False, "m"))
     await quota.close()
     assert await client.dbsize() == 0
 
@@ -389,7 +392,8 @@ def plan(*names: str) -> Plan:
     return Plan(
         "m",
         "priority",
-        tuple(Candidate("m", Deployment(provider="p", model=n), False) for n in names),
+        tuple(Candidate("m", Deployment(provider="p", model=n), False, "m") for n in names),
+        "m",
     )
 
 
@@ -468,8 +472,10 @@ async def test_request_quotas_move_the_next_request_to_the_next_deployment(
         "m",
         Deployment(provider="p", model="a", rate_limits=RateLimitConfig(requests_per_minute=1)),
         False,
+        "m",
     )
-    two = Plan("m", "priority", (first, Candidate("m", Deployment(provider="p", model="b"), False)))
+    second = Candidate("m", Deployment(provider="p", model="b"), False, "m")
+    two = Plan("m", "priority", (first, second), "m")
     answered = []
     for _ in range(2):
         quota = await RequestQuota.admit(limiter, [], 10, 0)
