@@ -391,6 +391,9 @@ class DownstreamConfig(Strict):
         return {key: parse_url_template(url) for key, url in urls.items() if url is not None}
 
 
+MAX_CALLS_PER_TURN_LIMIT = 256
+
+
 class ToolsConfig(Strict):
     """The tool service's configuration."""
 
@@ -402,6 +405,9 @@ class ToolsConfig(Strict):
     breaker: ToolBreakerConfig = Field(default_factory=ToolBreakerConfig)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
     definitions: list[ToolDefinition] = Field(default_factory=list)
+    # The router's gateway-side tool loop runs at most this many calls of one model turn;
+    # the model gets a refusal for each call beyond it (fan-out is bounded per turn).
+    max_calls_per_turn: int = Field(default=16, ge=1, le=MAX_CALLS_PER_TURN_LIMIT)
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -383,6 +383,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 await self._load_tools(options.tools, timeout),
                 self._tools,
                 options.max_iterations or DEFAULT_MAX_ITERATIONS,
+                self.catalog.config.tools.max_calls_per_turn,
             )
             upstream.tools.extend(turn.loop.definitions())
         if not options.session:
@@ -446,13 +447,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         loop: ToolLoop,
         assistant: common_pb2.Message,
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[chat_pb2.ToolProgress]:
+    ) -> AsyncGenerator[chat_pb2.ToolProgress, None]:
         """One round of the tool loop; its transcript then feeds the next model call."""
         before = len(loop.transcript)
-        async for progress in loop.execute(assistant, remaining_timeout(context)):
-            if progress.state != STARTED:
-                TOOL_LOOP_CALLS.labels(progress.tool_name, progress.state).inc()
-            yield progress
+        # Closed here when our caller closes us: the loop then cancels and awaits its runs.
+        async with contextlib.aclosing(loop.execute(assistant, remaining_timeout(context))) as runs:
+            async for progress in runs:
+                if progress.state != STARTED:
+                    TOOL_LOOP_CALLS.labels(progress.tool_name, progress.state).inc()
+                yield progress
         prepared.upstream.messages.extend(loop.transcript[before:])
 
     async def _account(
@@ -733,8 +736,10 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 if turn.runs_tools(answer, finish):
                     assert turn.loop is not None
                     if not turn.loop.at_limit():
-                        async for progress in self._run_tools(prepared, turn.loop, answer, context):
-                            yield chunks.progress(progress)
+                        running = self._run_tools(prepared, turn.loop, answer, context)
+                        async with contextlib.aclosing(running):
+                            async for progress in running:
+                                yield chunks.progress(progress)
                         continue
                     finish = common_pb2.FINISH_REASON_MAX_ITERATIONS
                 for chunk in self._held_back(chunks, assembly, turn):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,6 +110,8 @@ class ToolLoop:
     tools: Mapping[str, tool_pb2.Tool]
     client: ToolExecutor
     max_iterations: int
+    # Calls of one model turn that run; each further one is refused to the model.
+    max_calls_per_turn: int = 16
     # Model calls made so far.
     iteration: int = 0
     # Every assistant tool-call turn and tool result, in order (the session's record).
@@ -158,6 +160,16 @@ class ToolLoop:
         struct.update(arguments)
         return struct, None
 
+    def _over(self, call: common_pb2.ToolCall) -> tuple[None, ToolRun]:
+        """The refusal of a call beyond the turn's cap."""
+        message = (
+            f"refused: at most {self.max_calls_per_turn} tool calls run per turn; "
+            "call the rest in a later turn"
+        )
+        return None, ToolRun(
+            self.iteration, call, REFUSED, _error_content("TOO_MANY_CALLS", message), message
+        )
+
     async def _run(
         self, call: common_pb2.ToolCall, arguments: struct_pb2.Struct, timeout: float | None
     ) -> ToolRun:
@@ -169,24 +181,32 @@ class ToolLoop:
 
     async def execute(
         self, assistant: common_pb2.Message, timeout: float | None
-    ) -> AsyncIterator[chat_pb2.ToolProgress]:
+    ) -> AsyncGenerator[chat_pb2.ToolProgress, None]:
         """Runs the assistant turn's tool calls concurrently, yielding progress as each
         starts and ends; afterwards the turn and its results are in `transcript` (in
         the calls' order) and feed the next model call."""
         runs: list[ToolRun | None] = []
         pending: dict[asyncio.Task[ToolRun], int] = {}
-        for call in assistant.tool_calls:
-            arguments, refusal = self._admit(call)
-            runs.append(refusal)
-            if refusal is not None:
-                yield refusal.progress()
-                continue
-            assert arguments is not None
-            pending[asyncio.ensure_future(self._run(call, arguments, timeout))] = len(runs) - 1
-            yield chat_pb2.ToolProgress(
-                iteration=self.iteration, tool_call_id=call.id, tool_name=call.name, state=STARTED
-            )
         try:
+            for call in assistant.tool_calls:
+                arguments, refusal = (
+                    self._admit(call)
+                    if len(pending) < self.max_calls_per_turn
+                    else self._over(call)
+                )
+                runs.append(refusal)
+                if refusal is not None:
+                    yield refusal.progress()
+                    continue
+                assert arguments is not None
+                task = asyncio.ensure_future(self._run(call, arguments, timeout))
+                pending[task] = len(runs) - 1
+                yield chat_pb2.ToolProgress(
+                    iteration=self.iteration,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    state=STARTED,
+                )
             waiting = set(pending)
             while waiting:
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -195,7 +215,12 @@ class ToolLoop:
                     runs[pending[task]] = run
                     yield run.progress()
         finally:
-            for task in pending:
+            # A caller gone away (or a failure) leaves no execution running unobserved,
+            # whichever progress event it stopped at.
+            unfinished = [task for task in pending if not task.done()]
+            for task in unfinished:
                 task.cancel()
+            if unfinished:
+                await asyncio.gather(*unfinished, return_exceptions=True)
         self.transcript.append(assistant)
         self.transcript.extend(run.message() for run in runs if run is not None)

@@ -47,9 +47,11 @@ class Executor:
         return tool_pb2.ExecuteToolResponse(name=f"tools/{tool_id}", result=result)
 
 
-def _loop(executor: Executor, *names: str, max_iterations: int = 5) -> ToolLoop:
+def _loop(
+    executor: Executor, *names: str, max_iterations: int = 5, max_calls: int = 16
+) -> ToolLoop:
     tools = {n: tool_pb2.Tool(name=f"tools/{n}", description=f"{n} tool") for n in names}
-    return ToolLoop(tools, executor, max_iterations)
+    return ToolLoop(tools, executor, max_iterations, max_calls)
 
 
 def _assistant(*calls: tuple[str, str, str]) -> common_pb2.Message:
@@ -100,6 +102,43 @@ async def test_failures_are_fed_back_to_the_model_with_their_violations() -> Non
         "message": "invalid arguments",
         "violations": [{"field": "arguments.city", "description": "is a required property"}],
     }
+
+
+async def test_fan_out_per_turn_is_capped_and_the_rest_refused_to_the_model() -> None:
+    executor = Executor()
+    loop = _loop(executor, "a", max_calls=3)
+    calls = [(f"c{i}", "a", json.dumps({"i": i})) for i in range(10)]
+    events = await _run(loop, _assistant(*calls))
+    assert len(executor.calls) == 3
+    refused = [call_id for call_id, state in events if state == "refused"]
+    assert refused == [f"c{i}" for i in range(3, 10)]
+    answers = [json.loads(m.content[0].text) for m in loop.transcript[1:]]
+    assert [a.get("error", {}).get("code") for a in answers[3:]] == ["TOO_MANY_CALLS"] * 7
+    assert len(answers) == 10  # every call of the turn gets an answer, run or refused
+
+
+async def test_a_caller_gone_away_leaves_no_execution_running() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    class Hanging(Executor):
+        async def execute(
+            self, tool_id: str, arguments: struct_pb2.Struct, timeout: float | None
+        ) -> tool_pb2.ExecuteToolResponse:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            raise AssertionError("not reached")
+
+    loop = _loop(Hanging(), "a")
+    progress = loop.execute(_assistant(("c1", "a", "{}")), 5.0)
+    assert (await anext(progress)).state == "started"
+    await started.wait()
+    await progress.aclose()
+    # The close returned only after the execution's task ended.
+    assert cancelled.is_set()
 
 
 async def test_an_exact_repeat_is_refused_not_run() -> None:
