@@ -13,10 +13,10 @@ given back, its request count is kept) and kept as estimated when the client wen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
-from services.common.gateway_config import Deployment
+from services.common.gateway_config import Deployment, ProviderConfig
 from services.common.rate_limits import Limit
 from services.common.rate_limits import subject as subject_of
 from services.router.limits.errors import DeploymentLimited, RateLimited
@@ -132,6 +132,21 @@ class RequestQuota:
                 settlement(reservation, reservation.tokens_estimate)  # closes it as reserved
             else:
                 await self._limiter.release(reservation)
+
+
+# A provider instance the configuration no longer names (the call then fails anyway).
+DEFAULT_OUTPUT_LIMIT = 4096
+
+
+def output_limit(deployment: Deployment, providers: Mapping[str, ProviderConfig]) -> int:
+    """The most one call to `deployment` generates when the request names no limit: the
+    deployment's `max_output_tokens`, else its provider's `default_max_tokens`. The
+    router sends it as the call's max_tokens, so what it reserves is what the call may
+    spend."""
+    if deployment.max_output_tokens:
+        return deployment.max_output_tokens
+    provider = providers.get(deployment.provider)
+    return provider.default_max_tokens if provider is not None else DEFAULT_OUTPUT_LIMIT
 
 
 def cost_estimate(deployments: Sequence[Deployment], prompt_tokens: int, output: int) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -64,7 +64,7 @@ from services.router.metrics import (
 )
 from services.router.models import ModelDirectory
 from services.router.provider_client import ProviderClient
-from services.router.quota import RequestQuota, cost_estimate
+from services.router.quota import RequestQuota, cost_estimate, output_limit
 from services.router.routing.decision import RouteDecision
 from services.router.routing.engine import Lease
 from services.router.routing.layer import RoutingLayer
@@ -164,19 +164,27 @@ class _Prepared:
     cache: CacheUse
     quota: RequestQuota
     principal: Principal | None
+    # The max_tokens each deployment is sent when the caller named none (empty when it
+    # did): what the reservations count on, so a call cannot generate more.
+    output_limits: Mapping[str, int]
     # Set once the request's usage was recorded.
     accounted: bool = False
 
     def target(self, candidate: Candidate) -> provider_pb2.CompleteRequest:
         """The upstream request for one attempt (attempts run one after another)."""
-        return self.aimed(self.upstream, candidate)
+        return self.aimed(self.upstream, candidate, self.output_limits)
 
     @staticmethod
     def aimed(
-        upstream: provider_pb2.CompleteRequest, candidate: Candidate
+        upstream: provider_pb2.CompleteRequest,
+        candidate: Candidate,
+        output_limits: Mapping[str, int],
     ) -> provider_pb2.CompleteRequest:
         upstream.provider = candidate.deployment.provider
         upstream.model = candidate.deployment.model
+        limit = output_limits.get(candidate.key)
+        if limit is not None:
+            upstream.max_tokens = limit
         return upstream
 
 
@@ -296,12 +304,19 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             ),
         )
         cache = self._cache_use(resolved, upstream, turn, options.cache, principal)
+        output_limits = (
+            {}
+            if upstream.HasField("max_tokens")
+            else {c.key: output_limit(c.deployment, config.providers) for c in plan.candidates}
+        )
         limits = request_limits(principal, config.rate_limits)
         try:
             limited = self.limiter is not None and (
                 bool(limits) or any(c.deployment.rate_limits for c in plan.candidates)
             )
-            tokens, cost = self._call_estimate(upstream, plan, ordering.prompt_tokens, limited)
+            tokens, cost = self._call_estimate(
+                upstream, plan, output_limits, ordering.prompt_tokens, limited
+            )
             quota = await RequestQuota.admit(self.limiter, limits, tokens, cost)
         except RateLimited:
             COMPLETIONS.labels(
@@ -309,29 +324,39 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             ).inc()
             raise
         decision = RouteDecision(resolved.name, plan.strategy)
-        return _Prepared(resolved, upstream, plan, decision, turn, cache, quota, principal)
+        return _Prepared(
+            resolved, upstream, plan, decision, turn, cache, quota, principal, output_limits
+        )
 
     def _call_estimate(
         self,
         upstream: provider_pb2.CompleteRequest,
         plan: Plan,
+        output_limits: Mapping[str, int],
         prompt_estimate: int,
         limited: bool,
     ) -> tuple[int, int]:
-        """(tokens, nano-units) one model call reserves: its prompt plus the completion
-        it may produce, at the dearest deployment it may reach. The prompt is counted
-        with the real tokenizer where one exists when limits apply (only then: it costs
-        microseconds per request); the routing estimate serves otherwise."""
+        """(tokens, nano-units) one model call reserves: its prompt plus the most it may
+        generate (the caller's max_tokens, else each deployment's `output_limit`), at the
+        dearest deployment it may reach. The prompt is counted with the real tokenizer
+        where one exists when limits apply (only then: it costs microseconds per
+        request); the routing estimate serves otherwise."""
         config = self.catalog.config
-        output = estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
         prompt = prompt_estimate
         if limited:
             first = plan.candidates[0]
             prompt, _exact = self._prompt_counter.count(
-                _Prepared.aimed(upstream, first), config.providers[first.deployment.provider].type
+                _Prepared.aimed(upstream, first, output_limits),
+                config.providers[first.deployment.provider].type,
             )
-        cost = cost_estimate([c.deployment for c in plan.candidates], prompt, output)
-        return prompt + output, cost
+        if not output_limits:
+            output = int(upstream.max_tokens)
+            cost = cost_estimate([c.deployment for c in plan.candidates], prompt, output)
+            return prompt + output, cost
+        cost = max(
+            cost_estimate([c.deployment], prompt, output_limits[c.key]) for c in plan.candidates
+        )
+        return prompt + max(output_limits.values()), cost
 
     async def _reserve_next_call(self, prepared: _Prepared) -> None:
         """Before a tool loop's next model call: its tokens and cost, with the tool
@@ -342,7 +367,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         ):
             return
         upstream = prepared.upstream
-        tokens, cost = self._call_estimate(upstream, plan, estimate_prompt_tokens(upstream), True)
+        tokens, cost = self._call_estimate(
+            upstream, plan, prepared.output_limits, estimate_prompt_tokens(upstream), True
+        )
         await prepared.quota.next_call(tokens, cost)
 
     def _cache_use(

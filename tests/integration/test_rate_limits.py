@@ -233,6 +233,41 @@ async def test_a_budget_refuses_the_request_that_would_cross_it(
     assert soft_after - soft_before == 1
 
 
+async def test_a_burst_without_max_tokens_cannot_overshoot_a_budget(
+    sgw: Gateway, channel: grpc.aio.Channel
+) -> None:
+    """A request that names no max_tokens reserves (and is sent) its deployment's
+    default: the openai instance's default_max_tokens, 4,096 output tokens at 0.6 per
+    million = 2,457,600 nano-units, plus its prompt. A 0.005 budget admits two such
+    requests of a concurrent burst of ten, even when each really spends all 4,096."""
+    who = await _limited(sgw, budget=identity_pb2.Budget(daily_limit=0.005))
+    with sgw.fakes["openai"].control() as control:
+        control.set_default(Behaviour(text="long", usage=(20, 4096), delay=0.3))
+        calls_before = len(control.completions())
+    router = router_service_pb2_grpc.RouterServiceStub(channel)
+
+    async def one(i: int) -> grpc.StatusCode:
+        try:
+            await router.CreateChatCompletion(
+                _chat(f"burst {i}", max_tokens=None), metadata=who.metadata, timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(one(i) for i in range(10)))
+    assert codes.count(grpc.StatusCode.OK) == 2, codes
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 8
+    with sgw.fakes["openai"].control() as control:
+        sent = control.completions()[calls_before:]
+    assert len(sent) == 2
+    assert {request.json["max_tokens"] for request in sent} == {4096}
+    usage = await admin_grpc.AdminServiceStub(channel).GetUsage(
+        admin_pb2.GetUsageRequest(), metadata=who.metadata, timeout=10
+    )
+    assert usage.spent_today <= 0.005
+
+
 async def test_group_limits_are_shared_by_its_members(
     sgw: Gateway, channel: grpc.aio.Channel
 ) -> None:
