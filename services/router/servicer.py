@@ -156,6 +156,8 @@ def _visible(event: provider_pb2.StreamCompleteResponse) -> bool:
 
 @dataclass
 class _Prepared:
+    # The catalogue and configuration the request was planned with, start to end.
+    catalog: Catalog
     resolved: ResolvedModel
     upstream: provider_pb2.CompleteRequest
     plan: Plan
@@ -281,13 +283,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         _gateway_options(request, problems)
         problems.raise_if_any()
         principal = current_principal()
-        resolved = self.catalog.resolve(request.model)
+        # One snapshot for the whole request: a reload landing mid-request changes nothing
+        # it already decided (a provider it planned on stays configured for it).
+        catalog, limiter = self.catalog, self.limiter
+        resolved = catalog.resolve(request.model)
         check_model(principal, request.model, resolved)
         options = request.gateway
         check_tools(principal, options.tools)
         upstream.include_usage = streaming
-        config = self.catalog.config
-        turn = await self._open_turn(request, upstream, resolved, remaining_timeout(context))
+        config = catalog.config
+        turn = await self._open_turn(
+            request, upstream, resolved, catalog, remaining_timeout(context)
+        )
         ordering = OrderingInput(
             prompt_tokens=estimate_prompt_tokens(upstream),
             output_tokens=estimate_output_tokens(upstream, config.routing.estimated_output_tokens),
@@ -301,9 +308,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 ordering,
                 strategy=options.routing_strategy,
                 fallbacks=not options.disable_fallbacks,
+                catalog=catalog,
             ),
         )
-        cache = self._cache_use(resolved, upstream, turn, options.cache, principal)
+        cache = self._cache_use(
+            catalog, resolved, upstream, turn, mode=options.cache, principal=principal
+        )
         output_limits = (
             {}
             if upstream.HasField("max_tokens")
@@ -311,13 +321,18 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         limits = request_limits(principal, config.rate_limits)
         try:
-            limited = self.limiter is not None and (
+            limited = limiter is not None and (
                 bool(limits) or any(c.deployment.rate_limits for c in plan.candidates)
             )
             tokens, cost = self._call_estimate(
-                upstream, plan, output_limits, ordering.prompt_tokens, limited
+                catalog,
+                upstream,
+                plan,
+                output_limits=output_limits,
+                prompt_estimate=ordering.prompt_tokens,
+                limited=limited,
             )
-            quota = await RequestQuota.admit(self.limiter, limits, tokens, cost)
+            quota = await RequestQuota.admit(limiter, limits, tokens, cost)
         except RateLimited:
             COMPLETIONS.labels(
                 resolved.label, "", str(streaming).lower(), "RESOURCE_EXHAUSTED"
@@ -325,13 +340,24 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             raise
         decision = RouteDecision(resolved.name, plan.strategy)
         return _Prepared(
-            resolved, upstream, plan, decision, turn, cache, quota, principal, output_limits
+            catalog,
+            resolved,
+            upstream,
+            plan,
+            decision,
+            turn,
+            cache,
+            quota,
+            principal,
+            output_limits,
         )
 
     def _call_estimate(
         self,
+        catalog: Catalog,
         upstream: provider_pb2.CompleteRequest,
         plan: Plan,
+        *,
         output_limits: Mapping[str, int],
         prompt_estimate: int,
         limited: bool,
@@ -341,7 +367,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         dearest deployment it may reach. The prompt is counted with the real tokenizer
         where one exists when limits apply (only then: it costs microseconds per
         request); the routing estimate serves otherwise."""
-        config = self.catalog.config
+        config = catalog.config
         prompt = prompt_estimate
         if limited:
             first = plan.candidates[0]
@@ -368,19 +394,26 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             return
         upstream = prepared.upstream
         tokens, cost = self._call_estimate(
-            upstream, plan, prepared.output_limits, estimate_prompt_tokens(upstream), True
+            prepared.catalog,
+            upstream,
+            plan,
+            output_limits=prepared.output_limits,
+            prompt_estimate=estimate_prompt_tokens(upstream),
+            limited=True,
         )
         await prepared.quota.next_call(tokens, cost)
 
     def _cache_use(
         self,
+        catalog: Catalog,
         resolved: ResolvedModel,
         upstream: provider_pb2.CompleteRequest,
         turn: Turn,
+        *,
         mode: str,
         principal: Principal | None,
     ) -> CacheUse:
-        decision = CachePolicy(self.catalog.config.cache).decide(
+        decision = CachePolicy(catalog.config.cache).decide(
             resolved.entry,
             mode,
             runs_gateway_tools=turn.loop is not None,
@@ -400,6 +433,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request: chat_pb2.CreateChatCompletionRequest,
         upstream: provider_pb2.CompleteRequest,
         resolved: ResolvedModel,
+        catalog: Catalog,
         timeout: float | None,
     ) -> Turn:
         """Offers the gateway's tools and merges the session's history into `upstream`."""
@@ -410,7 +444,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 await self._load_tools(options.tools, timeout),
                 self._tools,
                 options.max_iterations or DEFAULT_MAX_ITERATIONS,
-                self.catalog.config.tools.max_calls_per_turn,
+                catalog.config.tools.max_calls_per_turn,
             )
             upstream.tools.extend(turn.loop.definitions())
         if not options.session:
@@ -418,7 +452,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         session = await self._sessions.load(
             options.session, options.history_window or MAX_HISTORY_MESSAGES, timeout
         )
-        config = self.catalog.config
+        config = catalog.config
         fixed = estimate_prompt_tokens(
             provider_pb2.CompleteRequest(tools=upstream.tools)
         ) + estimate_output_tokens(upstream, config.routing.estimated_output_tokens)

@@ -34,7 +34,8 @@ from llmgw.router.v1 import (
     router_service_pb2,
     router_service_pb2_grpc,
 )
-from tests.fakes import Behaviour
+from tests.fakes import Behaviour, ToolCallSpec
+from tests.fakes.downstream_fake import DownstreamBehaviour, DownstreamControl
 from tests.support.gateway import Gateway, gateway_config, running_gateway
 from tests.support.trust import with_metadata
 
@@ -312,3 +313,62 @@ async def test_sighup_swaps_provider_instances_without_breaking_a_stream(gw: Gat
         await router.CreateChatCompletion(_hello("via-b"), timeout=10)
     with gw.fakes["openai"].control() as control:
         assert control.completions()[-1].headers.get("x-instance") == "b"
+
+
+async def test_a_reload_mid_request_changes_nothing_the_request_planned(gw: Gateway) -> None:
+    """A tool loop planned on provider instance `openai-x` (with deployment limits, so
+    every model call reserves against that instance's configuration). While its tool
+    runs, the routers reload a catalogue without `openai-x`: the loop's second model call
+    still uses the snapshot it started with and the request succeeds."""
+    (provider,) = gw.stack.replicas["provider"]
+    assert provider.process.pid is not None
+    document = _document(gw)
+    document["providers"]["openai-x"] = copy.deepcopy(document["providers"]["openai"])
+    document["models"].append(
+        {
+            "name": "snap",
+            "deployments": [
+                {
+                    "provider": "openai-x",
+                    "model": "gpt-4o-mini",
+                    "rate_limits": {"requests_per_minute": 1000},
+                }
+            ],
+        }
+    )
+    _write(gw, document)
+    reloads_before = _log_count(gw, provider.name, '"msg":"reloaded"')
+    os.kill(provider.process.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while _log_count(gw, provider.name, '"msg":"reloaded"') == reloads_before:
+        assert time.monotonic() < deadline, "the provider did not reload"
+        await asyncio.sleep(0.02)
+    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+        admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
+        await _every_router_serves(gw, "snap", PROPAGATION_SECONDS)
+        with gw.fakes["openai"].control() as control:
+            control.script(
+                Behaviour(tool_calls=[ToolCallSpec(name="weather", arguments='{"city": "Oslo"}')]),
+                Behaviour(text="Cold."),
+            )
+        DownstreamControl(gw.fakes["downstream"].root_url).script(
+            DownstreamBehaviour(path="/weather/Oslo", delay=1.0)
+        )
+        router = router_service_pb2_grpc.RouterServiceStub(channel)
+        request = _hello("snap")
+        request.gateway.tools.append("weather")
+        running = asyncio.ensure_future(router.CreateChatCompletion(request, timeout=30))
+        await asyncio.sleep(0.5)  # the tool runs now
+        # Only the routers reload: the provider service keeps serving `openai-x`.
+        _write(gw, _document(gw))
+        await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
+        deadline = time.monotonic() + PROPAGATION_SECONDS
+        for replica in gw.stack.replicas["router"]:
+            while await _served_by(replica.target, "snap"):
+                assert time.monotonic() < deadline, f"{replica.name} still serves snap"
+                await asyncio.sleep(0.05)
+        assert not running.done(), "the reload must land while the tool runs"
+        reply = await running
+    assert reply.choices[0].message.content == "Cold."
+    assert reply.choices[0].finish_reason == "stop"

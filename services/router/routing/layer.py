@@ -53,9 +53,17 @@ class RoutingLayer:
         *,
         strategy: str,
         fallbacks: bool,
+        catalog: Catalog | None = None,
     ) -> Plan:
+        """The request's plan, its fallbacks resolved in `catalog` (the request's snapshot;
+        default: the current catalogue)."""
         plan = build_plan(
-            self.catalog, resolved, self.orderer, request, strategy=strategy, fallbacks=fallbacks
+            catalog or self.catalog,
+            resolved,
+            self.orderer,
+            request,
+            strategy=strategy,
+            fallbacks=fallbacks,
         )
         if all(self.health.healthy(c.deployment.provider) for c in plan.candidates):
             return plan
