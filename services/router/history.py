@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
-from services.router.routing.token_estimate import estimate_message_tokens
+from services.router.routing.token_estimate import (
+    CHARS_PER_TOKEN,
+    MESSAGE_OVERHEAD_TOKENS,
+    estimate_message_tokens,
+)
 
 _INSTRUCTIONS = (common_pb2.ROLE_SYSTEM, common_pb2.ROLE_DEVELOPER)
 
@@ -58,6 +62,24 @@ def trim_history(
             start -= 1
         kept = kept[start:]
     return kept[_starts_at_user(kept) :]
+
+
+def history_bytes(
+    request_messages: Sequence[common_pb2.Message],
+    *,
+    fixed_tokens: int,
+    context_tokens: int | None,
+) -> int:
+    """The most bytes of stored history the session service need return: the token
+    room the context window leaves, in bytes (a message's token estimate is its
+    overhead plus a quarter of its bytes, so no history `compose` keeps is larger).
+    0 when the context window is unknown: the session service's own bound applies."""
+    if not context_tokens:
+        return 0
+    spent = fixed_tokens + sum(estimate_message_tokens(m) for m in request_messages)
+    room = max(context_tokens - spent, 0)
+    # At least one byte: 0 would mean "no limit" to the session service.
+    return max(room * CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS * CHARS_PER_TOKEN, 1)
 
 
 def compose(

@@ -49,7 +49,7 @@ from services.router.cache.store import ResponseCache
 from services.router.cache.use import CacheUse
 from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
-from services.router.history import compose
+from services.router.history import compose, history_bytes
 from services.router.limits.errors import RateLimited
 from services.router.limits.limiter import NO_ADJUSTMENTS, RateLimiter
 from services.router.metrics import (
@@ -449,13 +449,20 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             upstream.tools.extend(turn.loop.definitions())
         if not options.session:
             return turn
-        session = await self._sessions.load(
-            options.session, options.history_window or MAX_HISTORY_MESSAGES, timeout
-        )
         config = catalog.config
         fixed = estimate_prompt_tokens(
             provider_pb2.CompleteRequest(tools=upstream.tools)
         ) + estimate_output_tokens(upstream, config.routing.estimated_output_tokens)
+        # The session service returns only the history that can fit (not 1,000 messages
+        # to trim here): a history of any size still chats.
+        session = await self._sessions.load(
+            options.session,
+            options.history_window or MAX_HISTORY_MESSAGES,
+            history_bytes(
+                upstream.messages, fixed_tokens=fixed, context_tokens=_context_window(resolved)
+            ),
+            timeout,
+        )
         composition = compose(
             upstream.messages,
             session,

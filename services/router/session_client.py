@@ -23,10 +23,16 @@ class SessionClient:
         self._stub = session_grpc.SessionServiceStub(internal.channel)
         self._metadata = internal.metadata
 
-    async def load(self, name: str, limit: int, timeout: float | None) -> session_pb2.Session:
-        """The session with its `limit` most recent messages (oldest first)."""
+    async def load(
+        self, name: str, limit: int, max_bytes: int, timeout: float | None
+    ) -> session_pb2.Session:
+        """The session with its `limit` most recent messages (oldest first), as many as
+        fit in `max_bytes` of serialized messages (0: the session service's own bound)."""
         request = session_pb2.GetSessionRequest(
-            name=name, view=session_pb2.SESSION_VIEW_FULL, message_limit=limit
+            name=name,
+            view=session_pb2.SESSION_VIEW_FULL,
+            message_limit=limit,
+            message_bytes_limit=max_bytes,
         )
         try:
             reply = await self._stub.GetSession(

@@ -134,9 +134,17 @@ class SessionServicer(session_grpc.SessionServiceServicer):
             DEFAULT_MESSAGE_LIMIT,
             MAX_MESSAGE_LIMIT,
         )
+        violations.require(
+            request.message_bytes_limit >= 0, "message_bytes_limit", "must not be negative"
+        )
         violations.raise_if_any()
         full = request.view == session_pb2.SESSION_VIEW_FULL
-        session = await self._store.get(session_id, limit if full else 0, owner=required_owner())
+        session = await self._store.get(
+            session_id,
+            limit if full else 0,
+            owner=required_owner(),
+            max_bytes=request.message_bytes_limit,
+        )
         return session_pb2.GetSessionResponse(session=session)
 
     async def ListSessions(

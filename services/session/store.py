@@ -42,6 +42,9 @@ from services.session.codec import (
 from services.session.redis_errors import redis_errors_as_unavailable
 from services.session.scripts import Scripts
 
+# The most bytes of messages one read returns (GetSession, a ListMessages page): well
+# within the gRPC message size, however large the history grew.
+MAX_READ_BYTES = 16 * 1024 * 1024
 # Index members examined per ListSessions call beyond the page itself: bounds the work
 # one call spends skipping sessions that expired since the last sweep.
 LIST_SCAN_SLACK = 1000
@@ -151,12 +154,28 @@ class SessionStore:
         return session_from_meta(new.session_id, meta_from_reply(rest[0]))
 
     async def _read(
-        self, session_id: str, owner: str | None, start: int, stop: int, with_messages: bool
+        self,
+        session_id: str,
+        owner: str | None,
+        start: int,
+        stop: int,
+        *,
+        with_messages: bool,
+        max_bytes: int,
+        keep: str,
     ) -> tuple[session_pb2.Session, list[session_pb2.SessionMessage]]:
         reply = await self._run(
             self._scripts.read,
             keys.session_keys(session_id),
-            [session_id, _owner_scope(owner), "1" if with_messages else "0", start, stop],
+            [
+                session_id,
+                _owner_scope(owner),
+                "1" if with_messages else "0",
+                start,
+                stop,
+                min(max_bytes, MAX_READ_BYTES) if max_bytes > 0 else MAX_READ_BYTES,
+                keep,
+            ],
         )
         status, rest = _status(reply)
         if status == b"NOT_FOUND":
@@ -164,11 +183,19 @@ class SessionStore:
         return session_from_meta(session_id, meta_from_reply(rest[0])), _messages(rest[1])
 
     async def get(
-        self, session_id: str, message_limit: int, *, owner: str | None
+        self, session_id: str, message_limit: int, *, owner: str | None, max_bytes: int = 0
     ) -> session_pb2.Session:
-        """The session and, with `message_limit` > 0, its most recent messages."""
+        """The session and, with `message_limit` > 0, its most recent messages: as many as
+        fit in `max_bytes` of serialized messages (0, or more than `MAX_READ_BYTES`: that
+        bound), so the answer is bounded however large the history grew."""
         session, messages = await self._read(
-            session_id, owner, -message_limit, -1, with_messages=message_limit > 0
+            session_id,
+            owner,
+            -message_limit,
+            -1,
+            with_messages=message_limit > 0,
+            max_bytes=max_bytes,
+            keep="newest",
         )
         session.messages.extend(messages)
         return session
@@ -176,9 +203,16 @@ class SessionStore:
     async def list_messages(
         self, session_id: str, offset: int, page_size: int, *, owner: str | None
     ) -> tuple[list[session_pb2.SessionMessage], int]:
-        """Messages from index `offset`, and the number of messages in the history."""
+        """Messages from index `offset` (at most `MAX_READ_BYTES` of them, and always at
+        least one when there is one), and the number of messages in the history."""
         session, messages = await self._read(
-            session_id, owner, offset, offset + page_size - 1, with_messages=True
+            session_id,
+            owner,
+            offset,
+            offset + page_size - 1,
+            with_messages=True,
+            max_bytes=0,
+            keep="oldest",
         )
         return messages, session.message_count
 

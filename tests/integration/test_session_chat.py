@@ -284,3 +284,41 @@ async def test_a_full_session_is_refused_before_any_model_call(gw: Gateway, api:
     assert name in (caught.value.details() or "")
     with gw.fakes["openai"].control() as control:
         assert control.stats().hits == 0
+
+
+async def test_a_history_larger_than_a_grpc_message_still_chats(gw: Gateway, api: Api) -> None:
+    """40 messages of about 1 MB: 40 MB of history, past the 32 MiB a gRPC message may
+    carry. The session service answers the router with the newest messages that fit its
+    bound, and the chat goes on."""
+    name = await api.new_session()
+    big = "x" * 1_000_000
+    for i in range(40):
+        await api.sessions.AppendMessages(
+            session_pb2.AppendMessagesRequest(
+                session=name,
+                messages=[
+                    common_pb2.Message(
+                        role=common_pb2.ROLE_USER if i % 2 == 0 else common_pb2.ROLE_ASSISTANT,
+                        content=[common_pb2.ContentPart(text=f"{i} {big}")],
+                    )
+                ],
+            ),
+            timeout=30,
+        )
+    reply = await api.router.CreateChatCompletion(_chat("and now?", session=name), timeout=60)
+    assert reply.choices[0].message.content == DEFAULT_TEXT
+    sent = _sent_messages(gw)
+    # The newest history, then the new turn; the oldest messages stayed in the session.
+    assert sent[-1] == {"role": "user", "content": "and now?"}
+    kept = [str(m["content"]).split(" ", 1)[0] for m in sent[:-1]]
+    assert kept and kept[-1] == "39" and "0" not in kept
+    assert 8 <= len(kept) <= 17
+    got = await api.sessions.GetSession(
+        session_pb2.GetSessionRequest(
+            name=name, view=session_pb2.SESSION_VIEW_FULL, message_bytes_limit=3_000_000
+        ),
+        timeout=30,
+    )
+    assert got.session.message_count == 42
+    # The newest that fit 3 MB: the turn just appended and two of the large messages.
+    assert len(got.session.messages) == 4

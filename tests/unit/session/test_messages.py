@@ -11,6 +11,7 @@ from llmgw.common.v1 import chat_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.errors import find_detail
+from services.session import store as store_module
 from tests.unit.session.conftest import StartServer
 from tests.unit.session.helpers import (
     all_messages,
@@ -172,3 +173,52 @@ async def test_clear_history_keeps_the_session(stub: session_grpc.SessionService
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.ClearHistory(session_pb2.ClearHistoryRequest())
     assert violations_of(bad.value) == ["session"]
+
+
+def _first_word(message: session_pb2.SessionMessage) -> str:
+    return message.message.content[0].text.split()[0]
+
+
+async def test_reads_are_bounded_in_bytes_whatever_the_history(
+    stub: session_grpc.SessionServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_READ_BYTES", 2_500)
+    session = await create(stub, "big")
+    await append(stub, session.name, *(f"{i} " + "x" * 1000 for i in range(10)))
+
+    # GetSession: the newest messages that fit, in order; a smaller limit of the caller's.
+    full = session_pb2.SESSION_VIEW_FULL
+    got = await stub.GetSession(session_pb2.GetSessionRequest(name=session.name, view=full))
+    assert [_first_word(m) for m in got.session.messages] == ["8", "9"]
+    small = await stub.GetSession(
+        session_pb2.GetSessionRequest(name=session.name, view=full, message_bytes_limit=1_200)
+    )
+    assert [_first_word(m) for m in small.session.messages] == ["9"]
+    none = await stub.GetSession(
+        session_pb2.GetSessionRequest(name=session.name, view=full, message_bytes_limit=10)
+    )
+    assert list(none.session.messages) == [] and none.session.message_count == 10
+
+    # ListMessages: pages from the oldest, each within the bound; paging reaches them all.
+    page = await stub.ListMessages(
+        session_pb2.ListMessagesRequest(parent=session.name, page_size=100)
+    )
+    assert [m.index for m in page.messages] == [0, 1] and page.next_page_token
+    everything = await all_messages(stub, session.name)
+    assert [m.index for m in everything] == list(range(10))
+
+    with pytest.raises(grpc.aio.AioRpcError) as negative:
+        await stub.GetSession(
+            session_pb2.GetSessionRequest(name=session.name, view=full, message_bytes_limit=-1)
+        )
+    assert violations_of(negative.value) == ["message_bytes_limit"]
+
+
+async def test_a_message_larger_than_the_bound_still_pages(
+    stub: session_grpc.SessionServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_READ_BYTES", 500)
+    session = await create(stub, "huge")
+    await append(stub, session.name, "a" * 2000, "b" * 2000)
+    everything = await all_messages(stub, session.name)
+    assert [m.index for m in everything] == [0, 1]

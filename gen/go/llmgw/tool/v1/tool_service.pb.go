@@ -805,7 +805,8 @@ type ExecuteToolRequest struct {
 	// Optional. An idempotency key (AIP-155), unique per request, at most 128 characters
 	// of `[A-Za-z0-9._:-]` (a UUID fits): a repeat with the same id from the same caller
 	// within 24 hours returns the first outcome instead of doing the work again. REST
-	// callers may send it as the `Idempotency-Key` header instead.
+	// callers may send it as the `Idempotency-Key` header instead. Not allowed on the
+	// calls of a BatchExecuteTools (the batch's own request_id covers them).
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 }
 

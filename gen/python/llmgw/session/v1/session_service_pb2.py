@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from llmgw.common.v1 import chat_pb2 as llmgw_dot_common_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&llmgw/session/v1/session_service.proto\x12\x10llmgw.session.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1allmgw/common/v1/chat.proto\"\xe0\x04\n\x07Session\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12#\n\rsystem_prompt\x18\x03 \x01(\tR\x0csystemPrompt\x12\x31\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x63ontext\x12=\n\x06labels\x18\x05 \x03(\x0b\x32%.llmgw.session.v1.Session.LabelsEntryR\x06labels\x12+\n\x03ttl\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12#\n\rmessage_count\x18\x07 \x01(\x03R\x0cmessageCount\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12<\n\x08messages\x18\x0b \x03(\x0b\x32 .llmgw.session.v1.SessionMessageR\x08messages\x12\x12\n\x04\x65tag\x18\x0c \x01(\tR\x04\x65tag\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x97\x01\n\x0eSessionMessage\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x32\n\x07message\x18\x02 \x01(\x0b\x32\x18.llmgw.common.v1.MessageR\x07message\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x89\x01\n\x14\x43reateSessionRequest\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"L\n\x15\x43reateSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"\x7f\n\x11GetSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x04view\x18\x02 \x01(\x0e\x32\x1d.llmgw.session.v1.SessionViewR\x04view\x12#\n\rmessage_limit\x18\x03 \x01(\x05R\x0cmessageLimit\"I\n\x12GetSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"g\n\x13ListSessionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\"u\n\x14ListSessionsResponse\x12\x35\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.llmgw.session.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x01\n\x14UpdateSessionRequest\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"L\n\x15UpdateSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x17\n\x15\x44\x65leteSessionResponse\"\x86\x01\n\x15\x41ppendMessagesRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12\x34\n\x08messages\x18\x02 \x03(\x0b\x32\x18.llmgw.common.v1.MessageR\x08messages\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9b\x01\n\x16\x41ppendMessagesResponse\x12\x1f\n\x0b\x66irst_index\x18\x01 \x01(\x03R\nfirstIndex\x12#\n\rmessage_count\x18\x02 \x01(\x03R\x0cmessageCount\x12;\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"i\n\x13ListMessagesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"|\n\x14ListMessagesResponse\x12<\n\x08messages\x18\x01 \x03(\x0b\x32 .llmgw.session.v1.SessionMessageR\x08messages\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n\x13\x43learHistoryRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\"K\n\x14\x43learHistoryResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session*Z\n\x0bSessionView\x12\x1c\n\x18SESSION_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_VIEW_BASIC\x10\x01\x12\x15\n\x11SESSION_VIEW_FULL\x10\x02\x32\xd1\x08\n\x0eSessionService\x12\x7f\n\rCreateSession\x12&.llmgw.session.v1.CreateSessionRequest\x1a\'.llmgw.session.v1.CreateSessionResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/sessions:\x07session\x12y\n\nGetSession\x12#.llmgw.session.v1.GetSessionRequest\x1a$.llmgw.session.v1.GetSessionResponse\" \x90\x02\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sessions/*}\x12v\n\x0cListSessions\x12%.llmgw.session.v1.ListSessionsRequest\x1a&.llmgw.session.v1.ListSessionsResponse\"\x17\x90\x02\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12\x90\x01\n\rUpdateSession\x12&.llmgw.session.v1.UpdateSessionRequest\x1a\'.llmgw.session.v1.UpdateSessionResponse\".\x82\xd3\xe4\x93\x02(2\x1d/v1/{session.name=sessions/*}:\x07session\x12\x7f\n\rDeleteSession\x12&.llmgw.session.v1.DeleteSessionRequest\x1a\'.llmgw.session.v1.DeleteSessionResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12\x97\x01\n\x0e\x41ppendMessages\x12\'.llmgw.session.v1.AppendMessagesRequest\x1a(.llmgw.session.v1.AppendMessagesResponse\"2\x82\xd3\xe4\x93\x02,\"\'/v1/{session=sessions/*}:appendMessages:\x01*\x12\x8a\x01\n\x0cListMessages\x12%.llmgw.session.v1.ListMessagesRequest\x1a&.llmgw.session.v1.ListMessagesResponse\"+\x90\x02\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=sessions/*}/messages\x12\x8f\x01\n\x0c\x43learHistory\x12%.llmgw.session.v1.ClearHistoryRequest\x1a&.llmgw.session.v1.ClearHistoryResponse\"0\x82\xd3\xe4\x93\x02*\"%/v1/{session=sessions/*}:clearHistory:\x01*B\x1cZ\x1allmgw/session/v1;sessionv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&llmgw/session/v1/session_service.proto\x12\x10llmgw.session.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1allmgw/common/v1/chat.proto\"\xe0\x04\n\x07Session\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12#\n\rsystem_prompt\x18\x03 \x01(\tR\x0csystemPrompt\x12\x31\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x63ontext\x12=\n\x06labels\x18\x05 \x03(\x0b\x32%.llmgw.session.v1.Session.LabelsEntryR\x06labels\x12+\n\x03ttl\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\x12#\n\rmessage_count\x18\x07 \x01(\x03R\x0cmessageCount\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12<\n\x08messages\x18\x0b \x03(\x0b\x32 .llmgw.session.v1.SessionMessageR\x08messages\x12\x12\n\x04\x65tag\x18\x0c \x01(\tR\x04\x65tag\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x97\x01\n\x0eSessionMessage\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x32\n\x07message\x18\x02 \x01(\x0b\x32\x18.llmgw.common.v1.MessageR\x07message\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\x89\x01\n\x14\x43reateSessionRequest\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"L\n\x15\x43reateSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"\xaf\x01\n\x11GetSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x04view\x18\x02 \x01(\x0e\x32\x1d.llmgw.session.v1.SessionViewR\x04view\x12#\n\rmessage_limit\x18\x03 \x01(\x05R\x0cmessageLimit\x12.\n\x13message_bytes_limit\x18\x04 \x01(\x03R\x11messageBytesLimit\"I\n\x12GetSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"g\n\x13ListSessionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\"u\n\x14ListSessionsResponse\x12\x35\n\x08sessions\x18\x01 \x03(\x0b\x32\x19.llmgw.session.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x01\n\x14UpdateSessionRequest\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"L\n\x15UpdateSessionResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x17\n\x15\x44\x65leteSessionResponse\"\x86\x01\n\x15\x41ppendMessagesRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12\x34\n\x08messages\x18\x02 \x03(\x0b\x32\x18.llmgw.common.v1.MessageR\x08messages\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9b\x01\n\x16\x41ppendMessagesResponse\x12\x1f\n\x0b\x66irst_index\x18\x01 \x01(\x03R\nfirstIndex\x12#\n\rmessage_count\x18\x02 \x01(\x03R\x0cmessageCount\x12;\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"i\n\x13ListMessagesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"|\n\x14ListMessagesResponse\x12<\n\x08messages\x18\x01 \x03(\x0b\x32 .llmgw.session.v1.SessionMessageR\x08messages\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n\x13\x43learHistoryRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\"K\n\x14\x43learHistoryResponse\x12\x33\n\x07session\x18\x01 \x01(\x0b\x32\x19.llmgw.session.v1.SessionR\x07session*Z\n\x0bSessionView\x12\x1c\n\x18SESSION_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12SESSION_VIEW_BASIC\x10\x01\x12\x15\n\x11SESSION_VIEW_FULL\x10\x02\x32\xd1\x08\n\x0eSessionService\x12\x7f\n\rCreateSession\x12&.llmgw.session.v1.CreateSessionRequest\x1a\'.llmgw.session.v1.CreateSessionResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/sessions:\x07session\x12y\n\nGetSession\x12#.llmgw.session.v1.GetSessionRequest\x1a$.llmgw.session.v1.GetSessionResponse\" \x90\x02\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sessions/*}\x12v\n\x0cListSessions\x12%.llmgw.session.v1.ListSessionsRequest\x1a&.llmgw.session.v1.ListSessionsResponse\"\x17\x90\x02\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12\x90\x01\n\rUpdateSession\x12&.llmgw.session.v1.UpdateSessionRequest\x1a\'.llmgw.session.v1.UpdateSessionResponse\".\x82\xd3\xe4\x93\x02(2\x1d/v1/{session.name=sessions/*}:\x07session\x12\x7f\n\rDeleteSession\x12&.llmgw.session.v1.DeleteSessionRequest\x1a\'.llmgw.session.v1.DeleteSessionResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12\x97\x01\n\x0e\x41ppendMessages\x12\'.llmgw.session.v1.AppendMessagesRequest\x1a(.llmgw.session.v1.AppendMessagesResponse\"2\x82\xd3\xe4\x93\x02,\"\'/v1/{session=sessions/*}:appendMessages:\x01*\x12\x8a\x01\n\x0cListMessages\x12%.llmgw.session.v1.ListMessagesRequest\x1a&.llmgw.session.v1.ListMessagesResponse\"+\x90\x02\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=sessions/*}/messages\x12\x8f\x01\n\x0c\x43learHistory\x12%.llmgw.session.v1.ClearHistoryRequest\x1a&.llmgw.session.v1.ClearHistoryResponse\"0\x82\xd3\xe4\x93\x02*\"%/v1/{session=sessions/*}:clearHistory:\x01*B\x1cZ\x1allmgw/session/v1;sessionv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,8 +56,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSIONSERVICE'].methods_by_name['ListMessages']._serialized_options = b'\220\002\001\202\323\344\223\002\"\022 /v1/{parent=sessions/*}/messages'
   _globals['_SESSIONSERVICE'].methods_by_name['ClearHistory']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['ClearHistory']._serialized_options = b'\202\323\344\223\002*\"%/v1/{session=sessions/*}:clearHistory:\001*'
-  _globals['_SESSIONVIEW']._serialized_start=2598
-  _globals['_SESSIONVIEW']._serialized_end=2688
+  _globals['_SESSIONVIEW']._serialized_start=2647
+  _globals['_SESSIONVIEW']._serialized_end=2737
   _globals['_SESSION']._serialized_start=248
   _globals['_SESSION']._serialized_end=856
   _globals['_SESSION_LABELSENTRY']._serialized_start=799
@@ -68,34 +68,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATESESSIONREQUEST']._serialized_end=1150
   _globals['_CREATESESSIONRESPONSE']._serialized_start=1152
   _globals['_CREATESESSIONRESPONSE']._serialized_end=1228
-  _globals['_GETSESSIONREQUEST']._serialized_start=1230
-  _globals['_GETSESSIONREQUEST']._serialized_end=1357
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1359
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1432
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1434
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1537
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1539
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1656
-  _globals['_UPDATESESSIONREQUEST']._serialized_start=1659
-  _globals['_UPDATESESSIONREQUEST']._serialized_end=1795
-  _globals['_UPDATESESSIONRESPONSE']._serialized_start=1797
-  _globals['_UPDATESESSIONRESPONSE']._serialized_end=1873
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1875
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1917
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1919
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1942
-  _globals['_APPENDMESSAGESREQUEST']._serialized_start=1945
-  _globals['_APPENDMESSAGESREQUEST']._serialized_end=2079
-  _globals['_APPENDMESSAGESRESPONSE']._serialized_start=2082
-  _globals['_APPENDMESSAGESRESPONSE']._serialized_end=2237
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=2239
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=2344
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2346
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2470
-  _globals['_CLEARHISTORYREQUEST']._serialized_start=2472
-  _globals['_CLEARHISTORYREQUEST']._serialized_end=2519
-  _globals['_CLEARHISTORYRESPONSE']._serialized_start=2521
-  _globals['_CLEARHISTORYRESPONSE']._serialized_end=2596
-  _globals['_SESSIONSERVICE']._serialized_start=2691
-  _globals['_SESSIONSERVICE']._serialized_end=3796
+  _globals['_GETSESSIONREQUEST']._serialized_start=1231
+  _globals['_GETSESSIONREQUEST']._serialized_end=1406
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1408
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1481
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1483
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1586
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1588
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1705
+  _globals['_UPDATESESSIONREQUEST']._serialized_start=1708
+  _globals['_UPDATESESSIONREQUEST']._serialized_end=1844
+  _globals['_UPDATESESSIONRESPONSE']._serialized_start=1846
+  _globals['_UPDATESESSIONRESPONSE']._serialized_end=1922
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1924
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1966
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=1968
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=1991
+  _globals['_APPENDMESSAGESREQUEST']._serialized_start=1994
+  _globals['_APPENDMESSAGESREQUEST']._serialized_end=2128
+  _globals['_APPENDMESSAGESRESPONSE']._serialized_start=2131
+  _globals['_APPENDMESSAGESRESPONSE']._serialized_end=2286
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=2288
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2393
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2395
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2519
+  _globals['_CLEARHISTORYREQUEST']._serialized_start=2521
+  _globals['_CLEARHISTORYREQUEST']._serialized_end=2568
+  _globals['_CLEARHISTORYRESPONSE']._serialized_start=2570
+  _globals['_CLEARHISTORYRESPONSE']._serialized_end=2645
+  _globals['_SESSIONSERVICE']._serialized_start=2740
+  _globals['_SESSIONSERVICE']._serialized_end=3845
 # @@protoc_insertion_point(module_scope)

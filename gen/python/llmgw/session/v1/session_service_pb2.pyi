@@ -86,14 +86,16 @@ class CreateSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
-    __slots__ = ("name", "view", "message_limit")
+    __slots__ = ("name", "view", "message_limit", "message_bytes_limit")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_BYTES_LIMIT_FIELD_NUMBER: _ClassVar[int]
     name: str
     view: SessionView
     message_limit: int
-    def __init__(self, name: _Optional[str] = ..., view: _Optional[_Union[SessionView, str]] = ..., message_limit: _Optional[int] = ...) -> None: ...
+    message_bytes_limit: int
+    def __init__(self, name: _Optional[str] = ..., view: _Optional[_Union[SessionView, str]] = ..., message_limit: _Optional[int] = ..., message_bytes_limit: _Optional[int] = ...) -> None: ...
 
 class GetSessionResponse(_message.Message):
     __slots__ = ("session",)
