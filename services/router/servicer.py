@@ -26,6 +26,7 @@ from services.common.errors import (
     ResourceExhausted,
     as_gateway_error,
 )
+from services.common.idempotency.request_ids import derived
 from services.common.idempotency.run import once, once_streamed, request_scope
 from services.common.idempotency.store import IdempotencyStore, Scope
 from services.common.identity import acl
@@ -275,6 +276,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         context: grpc.aio.ServicerContext,
         *,
         streaming: bool,
+        request_id: str = "",
     ) -> _Prepared:
         problems = Violations()
         if request.stream and not streaming:
@@ -293,7 +295,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         upstream.include_usage = streaming
         config = catalog.config
         turn = await self._open_turn(
-            request, upstream, resolved, catalog, remaining_timeout(context)
+            request,
+            upstream,
+            resolved,
+            catalog,
+            timeout=remaining_timeout(context),
+            request_id=request_id,
         )
         ordering = OrderingInput(
             prompt_tokens=estimate_prompt_tokens(upstream),
@@ -434,17 +441,20 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         upstream: provider_pb2.CompleteRequest,
         resolved: ResolvedModel,
         catalog: Catalog,
+        *,
         timeout: float | None,
+        request_id: str,
     ) -> Turn:
         """Offers the gateway's tools and merges the session's history into `upstream`."""
         options = request.gateway
-        turn = Turn(new_turn=list(upstream.messages))
+        turn = Turn(new_turn=list(upstream.messages), request_id=request_id)
         if options.tools:
             turn.loop = ToolLoop(
                 await self._load_tools(options.tools, timeout),
                 self._tools,
                 options.max_iterations or DEFAULT_MAX_ITERATIONS,
                 catalog.config.tools.max_calls_per_turn,
+                request_id,
             )
             upstream.tools.extend(turn.loop.definitions())
         if not options.session:
@@ -559,9 +569,13 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         returned either way; a failure is reported in `x-llmgw-session-saved`."""
         if not turn.session:
             return []
+        request_id = derived(turn.request_id, "session") if turn.request_id else ""
         try:
             await self._sessions.append(
-                turn.session, turn.to_append(final, finish_reason), SESSION_SAVE_TIMEOUT
+                turn.session,
+                turn.to_append(final, finish_reason),
+                SESSION_SAVE_TIMEOUT,
+                request_id,
             )
         except GatewayError as error:
             SESSION_APPENDS.labels("failed").inc()
@@ -590,18 +604,23 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def CreateChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
+        where = _request_scope(request, context)
+        request_id = where.request_id if where is not None else ""
         return await once(
             self._once,
-            _request_scope(request, context),
+            where,
             context,
             chat_pb2.CreateChatCompletionResponse,
-            lambda recorder: self._create(request, recorder),
+            lambda recorder: self._create(request, recorder, request_id),
         )
 
     async def _create(
-        self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.CreateChatCompletionRequest,
+        context: grpc.aio.ServicerContext,
+        request_id: str,
     ) -> chat_pb2.CreateChatCompletionResponse:
-        prepared = await self._prepare(request, context, streaming=False)
+        prepared = await self._prepare(request, context, streaming=False, request_id=request_id)
         abandoned = False
         try:
             return await self._complete(prepared, context)
@@ -713,12 +732,14 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def StreamChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
+        where = _request_scope(request, context)
+        request_id = where.request_id if where is not None else ""
         chunks = once_streamed(
             self._once,
-            _request_scope(request, context),
+            where,
             context,
             chat_pb2.StreamChatCompletionResponse,
-            lambda recorder: self._streamed(request, recorder),
+            lambda recorder: self._streamed(request, recorder, request_id),
         )
         # Closed here, not left to the garbage collector, when the client goes away.
         async with contextlib.aclosing(chunks):
@@ -726,9 +747,12 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 yield chunk
 
     async def _streamed(
-        self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.CreateChatCompletionRequest,
+        context: grpc.aio.ServicerContext,
+        request_id: str,
     ) -> AsyncGenerator[chat_pb2.StreamChatCompletionResponse, None]:
-        prepared = await self._prepare(request, context, streaming=True)
+        prepared = await self._prepare(request, context, streaming=True, request_id=request_id)
         abandoned = False
         try:
             async for chunk in self._stream(prepared, request, context):

@@ -43,10 +43,17 @@ class SessionClient:
         return reply.session
 
     async def append(
-        self, name: str, messages: Sequence[common_pb2.Message], timeout: float | None
+        self,
+        name: str,
+        messages: Sequence[common_pb2.Message],
+        timeout: float | None,
+        request_id: str = "",
     ) -> session_pb2.AppendMessagesResponse:
-        """Appends the messages in one atomic step (all or none)."""
-        request = session_pb2.AppendMessagesRequest(session=name, messages=messages)
+        """Appends the messages in one atomic step (all or none; once per `request_id`,
+        when given)."""
+        request = session_pb2.AppendMessagesRequest(
+            session=name, messages=messages, request_id=request_id
+        )
         try:
             return await self._stub.AppendMessages(
                 request, timeout=timeout, metadata=self._metadata(timeout)

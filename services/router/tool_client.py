@@ -74,10 +74,17 @@ class ToolClient:
         return list(await asyncio.gather(*(self.get(t, timeout) for t in tool_ids)))
 
     async def execute(
-        self, tool_id: str, arguments: struct_pb2.Struct, timeout: float | None
+        self,
+        tool_id: str,
+        arguments: struct_pb2.Struct,
+        timeout: float | None,
+        request_id: str = "",
     ) -> tool_pb2.ExecuteToolResponse:
-        """Runs one tool; its failure is raised as the tool service reported it."""
-        request = tool_pb2.ExecuteToolRequest(name=f"tools/{tool_id}", arguments=arguments)
+        """Runs one tool (at most once per `request_id`, when given); its failure is
+        raised as the tool service reported it."""
+        request = tool_pb2.ExecuteToolRequest(
+            name=f"tools/{tool_id}", arguments=arguments, request_id=request_id
+        )
         try:
             return await self._stub.ExecuteTool(
                 request, timeout=timeout, metadata=self._metadata(timeout)

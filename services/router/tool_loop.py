@@ -27,6 +27,7 @@ from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.router.v1 import chat_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.errors import GatewayError, RemoteError, find_detail
+from services.common.idempotency.request_ids import derived
 
 DEFAULT_MAX_ITERATIONS = 5
 MAX_ITERATIONS_LIMIT = 20
@@ -66,7 +67,11 @@ class ToolExecutor(Protocol):
     """What runs one tool (the Tool service client)."""
 
     async def execute(
-        self, tool_id: str, arguments: struct_pb2.Struct, timeout: float | None
+        self,
+        tool_id: str,
+        arguments: struct_pb2.Struct,
+        timeout: float | None,
+        request_id: str = "",
     ) -> tool_pb2.ExecuteToolResponse: ...
 
 
@@ -112,6 +117,8 @@ class ToolLoop:
     max_iterations: int
     # Calls of one model turn that run; each further one is refused to the model.
     max_calls_per_turn: int = 16
+    # The chat request's id ("" without one): each execution derives its own from it.
+    request_id: str = ""
     # Model calls made so far.
     iteration: int = 0
     # Every assistant tool-call turn and tool result, in order (the session's record).
@@ -173,8 +180,13 @@ class ToolLoop:
     async def _run(
         self, call: common_pb2.ToolCall, arguments: struct_pb2.Struct, timeout: float | None
     ) -> ToolRun:
+        request_id = (
+            derived(self.request_id, "tool", str(self.iteration), call.id)
+            if self.request_id
+            else ""
+        )
         try:
-            reply = await self.client.execute(call.name, arguments, timeout)
+            reply = await self.client.execute(call.name, arguments, timeout, request_id)
         except GatewayError as error:
             return ToolRun(self.iteration, call, FAILED, _failure_content(error), str(error))
         return ToolRun(self.iteration, call, SUCCEEDED, _result_content(reply))

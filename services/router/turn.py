@@ -27,6 +27,8 @@ def add_usage(total: common_pb2.Usage, part: common_pb2.Usage) -> None:
 class Turn:
     # `sessions/{session}`, or "" when the request names none.
     session: str = ""
+    # The request's id (AIP-155; "" without one): its effects derive theirs from it.
+    request_id: str = ""
     # The request's messages other than its instructions.
     new_turn: list[common_pb2.Message] = field(default_factory=list)
     history_used: int = 0

@@ -4,6 +4,7 @@ when they agree."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -11,6 +12,14 @@ from services.common.validation import Violations
 
 HEADER = "idempotency-key"
 PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def derived(request_id: str, *parts: str) -> str:
+    """The request id of one effect of a request that has `request_id` (its session
+    append, one tool execution): a repeat of the request repeats the same ids, so the
+    effects are at most once too, even when the first runner died half-way."""
+    digest = hashlib.sha256("\x00".join((request_id, *parts)).encode()).hexdigest()
+    return f"d.{digest[:40]}"
 
 
 def request_id_of(

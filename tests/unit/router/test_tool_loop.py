@@ -22,11 +22,17 @@ class Executor:
     def __init__(self, delays: dict[str, float] | None = None) -> None:
         self.delays = delays or {}
         self.calls: list[tuple[str, dict[str, object]]] = []
+        self.request_ids: list[str] = []
 
     async def execute(
-        self, tool_id: str, arguments: struct_pb2.Struct, timeout: float | None
+        self,
+        tool_id: str,
+        arguments: struct_pb2.Struct,
+        timeout: float | None,
+        request_id: str = "",
     ) -> tool_pb2.ExecuteToolResponse:
         self.calls.append((tool_id, dict(arguments)))
+        self.request_ids.append(request_id)
         await asyncio.sleep(self.delays.get(tool_id, 0))
         if tool_id == "slow":
             raise DeadlineExceeded("tools/slow took longer than 1s")
@@ -122,7 +128,11 @@ async def test_a_caller_gone_away_leaves_no_execution_running() -> None:
 
     class Hanging(Executor):
         async def execute(
-            self, tool_id: str, arguments: struct_pb2.Struct, timeout: float | None
+            self,
+            tool_id: str,
+            arguments: struct_pb2.Struct,
+            timeout: float | None,
+            request_id: str = "",
         ) -> tool_pb2.ExecuteToolResponse:
             started.set()
             try:
@@ -139,6 +149,21 @@ async def test_a_caller_gone_away_leaves_no_execution_running() -> None:
     await progress.aclose()
     # The close returned only after the execution's task ended.
     assert cancelled.is_set()
+
+
+async def test_executions_derive_their_request_ids_from_the_request_s() -> None:
+    executor = Executor()
+    loop = _loop(executor, "a")
+    await _run(loop, _assistant(("c1", "a", "{}"), ("c2", "a", '{"x": 1}')))
+    assert executor.request_ids == ["", ""]  # no request id, none for the executions
+    executor, again = Executor(), Executor()
+    for run in (executor, again):
+        loop = _loop(run, "a")
+        loop.request_id = "req-1"
+        await _run(loop, _assistant(("c1", "a", "{}"), ("c2", "a", '{"x": 1}')))
+    # A repeat of the request repeats the ids; each call has its own.
+    assert executor.request_ids == again.request_ids
+    assert len(set(executor.request_ids)) == 2 and all(executor.request_ids)
 
 
 async def test_an_exact_repeat_is_refused_not_run() -> None:
