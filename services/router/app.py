@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from llmgw.identity.v1 import identity_service_pb2_grpc
 from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
 from services.common.channels import InternalChannel
-from services.common.idempotency.store import IdempotencyStore
+from services.common.idempotency.wiring import idempotency_store
 from services.common.identity.store import IdentityStore
 from services.common.identity.wiring import build_gate, internal_keys
 from services.common.limits_config import RateLimitsConfig
@@ -94,7 +94,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     # Loading the encoding takes about half a second: not on a request's time.
     await asyncio.to_thread(prompt_counter.warm)
     # Request ids of the mutating RPCs (chat, identity creates and key issues).
-    once = IdempotencyStore(redis) if redis is not None else None
+    once = idempotency_store(settings, redis) if redis is not None else None
     servicer = RouterServicer(
         catalog,
         provider,

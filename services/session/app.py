@@ -7,7 +7,7 @@ import grpc
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common.gateway_config import load_config
-from services.common.idempotency.store import IdempotencyStore
+from services.common.idempotency.wiring import idempotency_store
 from services.common.identity.wiring import build_gate
 from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
@@ -30,7 +30,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     client = create_redis(settings.redis_url)
     gate = build_gate(settings, client)
     store = SessionStore(client)
-    servicer = SessionServicer(store, limits, IdempotencyStore(client))
+    servicer = SessionServicer(store, limits, idempotency_store(settings, client))
     sweeper = Sweeper(store)
     sweeper.start()
 

@@ -18,7 +18,7 @@ import grpc
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common.gateway_config import load_config
-from services.common.idempotency.store import IdempotencyStore
+from services.common.idempotency.wiring import idempotency_store
 from services.common.identity.wiring import build_gate
 from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
@@ -52,7 +52,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     breakers = DownstreamBreakers(tools.breaker)
     executor = HttpExecutor(breakers, lambda: registry.allow_list)
     servicer = ToolServicer(
-        registry, executor, once=IdempotencyStore(client) if client is not None else None
+        registry, executor, once=idempotency_store(settings, client) if client is not None else None
     )
 
     def register(server: grpc.aio.Server) -> None:
