@@ -7,6 +7,8 @@ key) and the caller's remaining deadline.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from services.common import context
@@ -56,11 +58,18 @@ class InternalChannel:
 
 
 def remaining_timeout(ctx: grpc.aio.ServicerContext, default: float | None = None) -> float | None:
-    """The caller's remaining deadline in seconds, to pass on as the downstream timeout.
-
-    None (no deadline) falls back to `default`. A deadline already passed yields a tiny
-    positive timeout so the downstream call fails fast with DEADLINE_EXCEEDED.
+    """What is left of the current RPC's deadline in seconds, to pass on as the
+    downstream timeout: the caller's deadline clipped to the service's ceiling
+    (`context.deadline`, set by the interceptor), so no internal call is ever unbounded.
+    A caller that set no deadline gets `default` (within the ceiling), else the ceiling.
+    Outside an intercepted RPC: the caller's deadline, else `default`. A deadline
+    already passed yields a tiny positive timeout so the downstream call fails fast with
+    DEADLINE_EXCEEDED.
     """
+    deadline = context.deadline.get()
+    if deadline is not None:
+        left = max(deadline.at - time.monotonic(), 0.001)
+        return min(left, default) if deadline.ceiling_only and default is not None else left
     remaining = ctx.time_remaining()
     if remaining is None:
         return default

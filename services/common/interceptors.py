@@ -44,6 +44,8 @@ Deserializer = Callable[[bytes], Any]
 _UNOBSERVED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 UNDECODABLE_MESSAGE = "the request body could not be decoded"
+# The longest any RPC may run (seconds) when the service's settings name no other.
+DEFAULT_DEADLINE_CEILING = 600.0
 
 
 class _Undecodable:
@@ -114,20 +116,26 @@ class _MethodStats:
 class _Observation:
     """Bookkeeping of one RPC: contextvars, in-flight gauge, final code, access log."""
 
-    __slots__ = ("_access_log", "_start", "_stats", "_tokens", "code")
+    __slots__ = ("_access_log", "_ceiling", "_start", "_stats", "_tokens", "code")
 
-    def __init__(self, stats: _MethodStats, access_log: bool) -> None:
+    def __init__(self, stats: _MethodStats, access_log: bool, ceiling: float) -> None:
         self._stats = stats
         self._access_log = access_log
+        self._ceiling = ceiling
         self.code = grpc.StatusCode.OK
         self._start = 0.0
-        self._tokens: tuple[Any, Any, Any] | None = None
+        self._tokens: tuple[Any, Any, Any, Any] | None = None
 
     def begin(self, ctx: grpc.aio.ServicerContext) -> None:
+        remaining = ctx.time_remaining()
+        allowed = self._ceiling if remaining is None else min(remaining, self._ceiling)
         self._tokens = (
             context.request_id.set(_request_id(ctx)),
             context.rpc_method.set(self._stats.method),
             context.log_fields.set(None),
+            context.deadline.set(
+                context.Deadline(time.monotonic() + allowed, ceiling_only=remaining is None)
+            ),
         )
         self._stats.in_flight.inc()
         self._start = time.perf_counter()
@@ -152,6 +160,7 @@ class _Observation:
             context.request_id.reset(self._tokens[0])
             context.rpc_method.reset(self._tokens[1])
             context.log_fields.reset(self._tokens[2])
+            context.deadline.reset(self._tokens[3])
 
     async def fail(self, ctx: grpc.aio.ServicerContext, error: BaseException) -> None:
         """Abort the RPC with the status for `error` (raises, as abort does)."""
@@ -178,10 +187,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     on its first call and reused (a server's methods never change once it started).
     """
 
-    def __init__(self, service: str, access_log: bool = True, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        access_log: bool = True,
+        gate: Gate | None = None,
+        deadline_ceiling: float = DEFAULT_DEADLINE_CEILING,
+    ) -> None:
         self._service = service
         self._access_log = access_log
         self._gate = gate
+        self._ceiling = deadline_ceiling
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -210,6 +226,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             service_of(method_path) if self._gate is not None else None,
             _MethodStats(self._service, method),
             self._access_log,
+            self._ceiling,
         )
         deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
@@ -240,7 +257,7 @@ class _Call:
     """What every call of one method goes through: observation, admission, decoding and
     error mapping, around its behaviour of either kind."""
 
-    __slots__ = ("_access_log", "_acl_service", "_gate", "_stats")
+    __slots__ = ("_access_log", "_acl_service", "_ceiling", "_gate", "_stats")
 
     def __init__(
         self,
@@ -248,11 +265,13 @@ class _Call:
         acl_service: str | None,
         stats: _MethodStats,
         access_log: bool,
+        ceiling: float,
     ) -> None:
         self._gate = gate
         self._acl_service = acl_service
         self._stats = stats
         self._access_log = access_log
+        self._ceiling = ceiling
 
     async def _admit(self, ctx: grpc.aio.ServicerContext) -> contextvars.Token[Caller] | None:
         if self._acl_service is None or self._gate is None:
@@ -272,7 +291,7 @@ class _Call:
 
     def unary(self, behavior: UnaryBehavior, streaming: bool) -> UnaryBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-            obs = _Observation(self._stats, self._access_log)
+            obs = _Observation(self._stats, self._access_log, self._ceiling)
             obs.begin(ctx)
             admitted = None
             try:
@@ -295,7 +314,7 @@ class _Call:
 
     def stream(self, behavior: StreamBehavior, streaming: bool) -> StreamBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            obs = _Observation(self._stats, self._access_log)
+            obs = _Observation(self._stats, self._access_log, self._ceiling)
             obs.begin(ctx)
             admitted = None
             try:

@@ -205,7 +205,14 @@ class RunningServer:
 async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
     """Build, bind and start the server; port 0 binds a free port."""
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(settings.service, settings.access_log, definition.gate)],
+        interceptors=[
+            ServerInterceptor(
+                settings.service,
+                settings.access_log,
+                definition.gate,
+                deadline_ceiling=settings.request_deadline,
+            )
+        ],
         options=SERVER_OPTIONS,
     )
     definition.register(server)

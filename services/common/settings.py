@@ -73,6 +73,9 @@ class ServiceSettings(BaseModel):
     # Signs the calls services make to each other and derives Envoy's edge token; the
     # same for every service of one gateway (services/common/identity/assertion.py).
     internal_secret: SecretStr | None = None
+    # The longest any RPC may run, in seconds: a caller's longer deadline is clipped to
+    # it, and a call without one gets it, so every internal call has a deadline.
+    request_deadline: float = Field(default=600.0, gt=0, le=86_400)
 
     @field_validator("auth", mode="before")
     @classmethod
@@ -124,6 +127,7 @@ _ENV = {
     "auth": "LLMGW_AUTH",
     "admin_key": "LLMGW_ADMIN_KEY",
     "internal_secret": "LLMGW_INTERNAL_SECRET",
+    "request_deadline": "LLMGW_REQUEST_DEADLINE",
 }
 
 

@@ -121,16 +121,26 @@ def _retry_policy(policy: ClusterPolicy, retry_on: str) -> Config:
     }
 
 
+# Envoy lets a request run this much past the ceiling: the service ends it first, with a
+# DEADLINE_EXCEEDED status of its own instead of a reset stream.
+REQUEST_DEADLINE_SLACK = 5.0
+
+
 def _route(name: str, match: Config, cluster: str, policy: ClusterPolicy, retry_on: str) -> Config:
     return {
         "name": name,
         "match": match,
         "route": {
             "cluster": cluster,
-            # Completions and streams last as long as the model takes; the only deadline
-            # is the client's own grpc-timeout, honoured without a cap.
+            # Streams outlive any per-request timeout; the request deadline bounds them
+            # instead: a client's grpc-timeout up to the ceiling, the ceiling without one.
             "timeout": "0s",
-            "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+            "max_stream_duration": {
+                "max_stream_duration": _duration(policy.request_deadline + REQUEST_DEADLINE_SLACK),
+                "grpc_timeout_header_max": _duration(
+                    policy.request_deadline + REQUEST_DEADLINE_SLACK
+                ),
+            },
             "retry_policy": _retry_policy(policy, retry_on),
         },
     }

@@ -107,6 +107,10 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class ClusterPolicy:
     connect_timeout: float
+    # The longest one request may last (seconds): a client's longer grpc-timeout is
+    # clipped to it, a request without one gets it (the services' own ceiling,
+    # LLMGW_REQUEST_DEADLINE, answers first: Envoy allows it a few seconds more).
+    request_deadline: float
     health_check: HealthCheckPolicy
     outlier_detection: OutlierPolicy
     circuit_breakers: CircuitBreakerPolicy
@@ -231,6 +235,7 @@ def _cluster_policy(reader: _Reader) -> ClusterPolicy:
     retry = reader.sub("retry")
     return ClusterPolicy(
         connect_timeout=reader.seconds("connect_timeout"),
+        request_deadline=reader.seconds("request_deadline"),
         health_check=HealthCheckPolicy(
             interval=hc.seconds("interval"),
             timeout=hc.seconds("timeout"),

@@ -220,8 +220,8 @@ def _cached_metadata(cached: CachedAnswer) -> tuple[tuple[str, str], ...]:
 
 
 def _deadline(context: grpc.aio.ServicerContext, clock: float) -> float:
-    remaining = context.time_remaining()
-    return clock + (DEFAULT_TIMEOUT_SECONDS if remaining is None else max(remaining, 0.0))
+    remaining = remaining_timeout(context, DEFAULT_TIMEOUT_SECONDS)
+    return clock + (DEFAULT_TIMEOUT_SECONDS if remaining is None else remaining)
 
 
 def _context_window(resolved: ResolvedModel) -> int | None:

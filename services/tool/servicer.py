@@ -20,6 +20,7 @@ from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common import context as request_context
 from services.common.caller import current_principal
+from services.common.channels import remaining_timeout
 from services.common.errors import GatewayError, Internal
 from services.common.idempotency.run import once, request_scope
 from services.common.idempotency.store import IdempotencyStore
@@ -145,7 +146,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
     # Execution --------------------------------------------------------------------
 
     def _caller_deadline(self, context: grpc.aio.ServicerContext) -> float | None:
-        remaining = context.time_remaining()
+        remaining = remaining_timeout(context)
         if remaining is None:
             return None
         margin = DEADLINE_MARGIN if remaining > 4 * DEADLINE_MARGIN else 0.0

@@ -16,6 +16,7 @@ import grpc
 from google.protobuf.message import Message
 
 from services.common.caller import current_principal
+from services.common.channels import remaining_timeout
 from services.common.errors import FailedPrecondition
 from services.common.idempotency.request_ids import request_id_of
 from services.common.idempotency.store import (
@@ -109,7 +110,7 @@ async def once(
     just run it)."""
     if where is None:
         return await work(context)
-    got = await _require(store).claim(where, context.time_remaining())
+    got = await _require(store).claim(where, remaining_timeout(context))
     if isinstance(got, Outcome):
         if got.initial_metadata:
             await context.send_initial_metadata(got.initial_metadata)
@@ -140,7 +141,7 @@ async def once_streamed(
                 yield message
         return
     store = _require(store)
-    got = await store.claim(where, context.time_remaining())
+    got = await store.claim(where, remaining_timeout(context))
     if isinstance(got, Outcome):
         await context.send_initial_metadata(replayed(got.initial_metadata))
         for raw in got.responses:
