@@ -52,6 +52,7 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "curl-session",
         "curl-session-chat",
         "curl-tool-loop",
+        "curl-idempotent",
         "curl-usage",
         "grpcurl",
         "openai-sdk",
@@ -110,6 +111,14 @@ def test_curl_tool_loop(repo_root: Path, local_gateway: Gateway) -> None:
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["finish_reason"] in ("stop", "length", "max_iterations")
     assert body["usage"]["completion_tokens"] > 0
+
+
+def test_curl_idempotent(repo_root: Path, local_gateway: Gateway) -> None:
+    out = run_example(repo_root, local_gateway, "curl-idempotent")
+    ids = [line for line in out.splitlines() if line.startswith('"id"')]
+    # The second answer is the first one replayed: the same completion, marked once.
+    assert out.lower().count("x-llmgw-idempotent-replay: true") == 1
+    assert len(ids) == 2 and ids[0] == ids[1]
 
 
 def test_curl_usage(repo_root: Path, local_gateway: Gateway) -> None:
