@@ -345,7 +345,9 @@ async def test_a_reload_mid_request_changes_nothing_the_request_planned(gw: Gate
         await asyncio.sleep(0.02)
     async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
         admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-        await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
+        await admin.ReloadCatalog(
+            admin_service_pb2.ReloadCatalogRequest(), metadata=gw.admin_metadata, timeout=10
+        )
         await _every_router_serves(gw, "snap", PROPAGATION_SECONDS)
         with gw.fakes["openai"].control() as control:
             control.script(
@@ -362,10 +364,12 @@ async def test_a_reload_mid_request_changes_nothing_the_request_planned(gw: Gate
         await asyncio.sleep(0.5)  # the tool runs now
         # Only the routers reload: the provider service keeps serving `openai-x`.
         _write(gw, _document(gw))
-        await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
+        await admin.ReloadCatalog(
+            admin_service_pb2.ReloadCatalogRequest(), metadata=gw.admin_metadata, timeout=10
+        )
         deadline = time.monotonic() + PROPAGATION_SECONDS
         for replica in gw.stack.replicas["router"]:
-            while await _served_by(replica.target, "snap"):
+            while await _served_by(gw, replica.target, "snap"):
                 assert time.monotonic() < deadline, f"{replica.name} still serves snap"
                 await asyncio.sleep(0.05)
         assert not running.done(), "the reload must land while the tool runs"
