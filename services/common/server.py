@@ -33,6 +33,7 @@ from services.common.identity.gate import Gate
 from services.common.interceptors import ServerInterceptor
 from services.common.metrics import start_metrics_server
 from services.common.readiness import DependencyCheck, Readiness
+from services.common.request_decoding import RequestDecodingInterceptor
 from services.common.settings import (
     PortUnavailable,
     ServiceSettings,
@@ -205,7 +206,11 @@ class RunningServer:
 async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
     """Build, bind and start the server; port 0 binds a free port."""
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(settings.service, settings.access_log, definition.gate)],
+        # Decoding runs inside the server interceptor, which maps its refusal.
+        interceptors=[
+            ServerInterceptor(settings.service, settings.access_log, definition.gate),
+            RequestDecodingInterceptor(),
+        ],
         options=SERVER_OPTIONS,
     )
     definition.register(server)
