@@ -199,6 +199,9 @@ class SessionConfig(Strict):
     max_ttl_seconds: int = Field(default=30 * 86_400, gt=0)
     max_messages: int = Field(default=10_000, gt=0)
     max_message_bytes: int = Field(default=1_048_576, gt=0)
+    # Largest system_prompt, and largest context (serialized), of a session: both are
+    # stored with it and returned by every Get and List.
+    max_settings_bytes: int = Field(default=262_144, gt=0)
 
     @model_validator(mode="after")
     def _ttl_order(self) -> SessionConfig:

@@ -13,6 +13,7 @@ import grpc
 
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
+from services.common.enum_checks import check_enum
 from services.common.gateway_config import SessionConfig
 from services.common.session_names import (
     check_session_id,
@@ -20,6 +21,7 @@ from services.common.session_names import (
     parse_session_name,
     session_name,
 )
+from services.common.text_checks import MAX_ID_CHARS, check_text
 from services.common.validation import Violations
 from services.session.message_checks import check_messages
 from services.session.metrics import (
@@ -33,6 +35,7 @@ from services.session.page_tokens import decode_page_token, encode_page_token
 from services.session.request_checks import (
     check_context,
     check_labels,
+    check_owner_filter,
     check_system_prompt,
     page_size,
     ttl_ms,
@@ -49,7 +52,6 @@ MAX_MESSAGE_PAGE = 1000
 
 _SESSIONS_LISTING = "sessions"
 _MESSAGES_LISTING = "messages"
-_VIEWS = frozenset(session_pb2.SessionView.values())
 
 
 class SessionServicer(session_grpc.SessionServiceServicer):
@@ -61,7 +63,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         self, violations: Violations, session: session_pb2.Session, fields: list[str]
     ) -> None:
         """Size and shape of the mutable settings named in `fields`."""
-        max_bytes = self._limits.max_message_bytes
+        max_bytes = self._limits.max_settings_bytes
         if "system_prompt" in fields:
             check_system_prompt(
                 violations, "session.system_prompt", session.system_prompt, max_bytes
@@ -81,6 +83,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         violations = Violations()
         if request.session_id:
             check_session_id(violations, "session_id", request.session_id)
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         spec = request.session
         ttl = self._ttl(violations, spec)
         self._check_settings(violations, spec, ["system_prompt", "context", "labels"])
@@ -103,7 +106,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
     ) -> session_pb2.GetSessionResponse:
         violations = Violations()
         session_id = parse_session_name(violations, "name", request.name)
-        violations.require(request.view in _VIEWS, "view", f"unknown view {request.view}")
+        check_enum(violations, "view", request.view, session_pb2.SessionView)
         limit = page_size(
             violations,
             "message_limit",
@@ -123,7 +126,12 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         size = page_size(
             violations, "page_size", request.page_size, DEFAULT_SESSION_PAGE, MAX_SESSION_PAGE
         )
-        owner = listing_owner(request.owner)
+        # A malformed owner filter is reported with the other problems, not checked further.
+        owner = (
+            listing_owner(request.owner)
+            if check_owner_filter(violations, "owner", request.owner)
+            else ""
+        )
         before = (
             decode_page_token(
                 violations, "page_token", request.page_token, _SESSIONS_LISTING, owner
@@ -175,6 +183,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
     ) -> session_pb2.AppendMessagesResponse:
         violations = Violations()
         session_id = parse_session_name(violations, "session", request.session)
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         check_messages(violations, "messages", request.messages, self._limits.max_message_bytes)
         violations.raise_if_any()
         started = time.perf_counter()
