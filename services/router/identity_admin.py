@@ -16,6 +16,8 @@ from google.protobuf import duration_pb2
 
 from llmgw.identity.v1 import identity_service_pb2
 from services.common.identity.store import IdentityStore
+from services.common.identity.validation import MAX_KEY_DURATION_SECONDS
+from services.common.text_checks import MAX_ID_CHARS, check_text
 from services.common.validation import Violations
 
 _NANOS_PER_SECOND = 1_000_000_000
@@ -39,6 +41,7 @@ class IdentityAdmin:
     async def create_consumer(
         self, request: identity_service_pb2.CreateConsumerRequest
     ) -> identity_service_pb2.CreateConsumerResponse:
+        _check_request_id(request.request_id)
         consumer = await self._store.create_consumer(request.consumer, request.consumer_id)
         return identity_service_pb2.CreateConsumerResponse(consumer=consumer)
 
@@ -76,6 +79,7 @@ class IdentityAdmin:
     async def create_group(
         self, request: identity_service_pb2.CreateGroupRequest
     ) -> identity_service_pb2.CreateGroupResponse:
+        _check_request_id(request.request_id)
         group = await self._store.create_group(request.group, request.group_id)
         return identity_service_pb2.CreateGroupResponse(group=group)
 
@@ -113,6 +117,7 @@ class IdentityAdmin:
         """The only answer that carries the new key's secret."""
         violations = Violations()
         ttl = _seconds(violations, request.ttl, "ttl") if request.HasField("ttl") else None
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         violations.raise_if_any()
         issued = await self._store.create_key(request.parent, ttl)
         return identity_service_pb2.CreateApiKeyResponse(
@@ -133,6 +138,7 @@ class IdentityAdmin:
         violations = Violations()
         overlap = _seconds(violations, request.overlap, "overlap") or self._default_overlap
         ttl = _seconds(violations, request.ttl, "ttl") if request.HasField("ttl") else None
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         violations.raise_if_any()
         rotated = await self._store.rotate_key(request.name, overlap, ttl)
         return identity_service_pb2.RotateApiKeyResponse(
@@ -150,8 +156,9 @@ class IdentityAdmin:
 
 
 def _seconds(violations: Violations, duration: duration_pb2.Duration, field: str) -> float:
-    """The duration in seconds; a violation on `field` (and 0) when it is negative or not
-    a well-formed Duration (nanos out of range, or of the other sign than seconds)."""
+    """The duration in seconds; a violation on `field` (and 0) when it is negative, longer
+    than `MAX_KEY_DURATION_SECONDS` (an expiry past year 9999 is no timestamp) or not a
+    well-formed Duration (nanos out of range, or of the other sign than seconds)."""
     seconds, nanos = duration.seconds, duration.nanos
     if abs(nanos) >= _NANOS_PER_SECOND or (seconds > 0 > nanos) or (seconds < 0 < nanos):
         violations.add(field, "is not a valid duration")
@@ -159,4 +166,13 @@ def _seconds(violations: Violations, duration: duration_pb2.Duration, field: str
     if seconds < 0 or nanos < 0:
         violations.add(field, "must not be negative")
         return 0.0
+    if seconds + nanos / _NANOS_PER_SECOND > MAX_KEY_DURATION_SECONDS:
+        violations.add(field, f"must be at most {MAX_KEY_DURATION_SECONDS}s (ten years)")
+        return 0.0
     return seconds + nanos / _NANOS_PER_SECOND
+
+
+def _check_request_id(request_id: str) -> None:
+    violations = Violations()
+    check_text(violations, "request_id", request_id, MAX_ID_CHARS, single_line=True)
+    violations.raise_if_any()
