@@ -28,6 +28,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
+from services.common.aborted_calls import AbortReleaseInterceptor
 from services.common.errors import GatewayError
 from services.common.identity.gate import Gate
 from services.common.interceptors import ServerInterceptor
@@ -206,8 +207,10 @@ class RunningServer:
 async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
     """Build, bind and start the server; port 0 binds a free port."""
     server = grpc.aio.server(
-        # Decoding runs inside the server interceptor, which maps its refusal.
+        # Outermost, an aborted call releases its request (aborted_calls.py); decoding
+        # runs inside the server interceptor, which maps its refusal.
         interceptors=[
+            AbortReleaseInterceptor(),
             ServerInterceptor(settings.service, settings.access_log, definition.gate),
             RequestDecodingInterceptor(),
         ],
