@@ -70,6 +70,12 @@ class ProviderConfig(Strict):
     # max_requests), so streams do not queue here unseen (at 1,000, half of 2,000
     # concurrent streams waited up to a whole stream's length for their first token).
     max_connections: int = Field(default=4096, gt=0)
+    # Seconds a stream may go without an event (keep-alive comments do not count).
+    stream_idle_timeout: float = Field(default=60.0, gt=0)
+    # Bytes: largest whole unary answer (or error body), and largest single stream event
+    # (an SSE event or an NDJSON line).
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
 class Deployment(Strict):
