@@ -22,6 +22,7 @@ from services.common import context as request_context
 from services.common.caller import current_principal
 from services.common.errors import GatewayError, Internal
 from services.common.identity.principal import Principal
+from services.common.text_checks import MAX_ID_CHARS, check_text
 from services.common.tool_config import BUILTIN_TOOL_IDS
 from services.common.validation import Violations
 from services.tool.access import may_use, require_registrar, shown, usable_entry
@@ -106,6 +107,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         violations = Violations()
         tool_id = request.tool_id
         check_tool_id(violations, "tool_id", tool_id)
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         if tool_id in BUILTIN_TOOL_IDS and self._registry.get(tool_id) is None:
             violations.add("tool_id", f"'{tool_id}' is reserved for a built-in tool")
         definition = None
@@ -148,6 +150,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         started = self._clock()
         violations = Violations()
         tool_id = parse_tool_name(violations, "name", call.name)
+        check_text(violations, "request_id", call.request_id, MAX_ID_CHARS, single_line=True)
         deadline = caller_deadline
         if call.HasField("timeout"):
             seconds = call.timeout.ToNanoseconds() / 1e9
@@ -211,6 +214,7 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
             f"at most {MAX_BATCH_CALLS} calls per batch ({count} given)",
         )
         violations.require(request.max_concurrency >= 0, "max_concurrency", "must not be negative")
+        check_text(violations, "request_id", request.request_id, MAX_ID_CHARS, single_line=True)
         violations.raise_if_any()
         deadline = self._caller_deadline(context)
         principal = current_principal()
