@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from llmgw.common.v1 import error_reason_pb2
+from services.common.status_bounds import (
+    MAX_MESSAGE_BYTES,
+    bounded_status,
+    clip_utf8,
+    pack_bounded,
+)
 
 _M = TypeVar("_M", bound=Message)
 
@@ -74,7 +80,11 @@ class GatewayError(Exception):
         return []
 
     def to_status(self) -> status_pb2.Status:
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        """The status, bounded whatever the message and details quote (`status_bounds`):
+        ErrorInfo first, then RetryInfo, then the subclass's details, as room allows."""
+        status = status_pb2.Status(
+            code=self.code.value[0], message=clip_utf8(self.message, MAX_MESSAGE_BYTES)
+        )
         details: list[Message] = []
         if self.reason != error_reason_pb2.ERROR_REASON_UNSPECIFIED:
             details.append(
@@ -82,18 +92,19 @@ class GatewayError(Exception):
                     reason=reason_name(self.reason), domain=DOMAIN, metadata=self.metadata
                 )
             )
-        details.extend(self.details())
         if self.retry_after is not None:
             details.append(error_details_pb2.RetryInfo(retry_delay=_duration(self.retry_after)))
-        for detail in details:
-            packed = any_pb2.Any()
-            packed.Pack(detail)
-            status.details.append(packed)
+        details.extend(self.details())
+        pack_bounded(status, details)
         return status
 
 
+# Longest RetryInfo sent: past it a delay means "not soon" and no client waits it out.
+MAX_RETRY_DELAY_SECONDS = 366 * 86_400
+
+
 def _duration(seconds: float) -> duration_pb2.Duration:
-    seconds = max(0.0, seconds)
+    seconds = min(max(0.0, seconds), MAX_RETRY_DELAY_SECONDS)
     whole = math.floor(seconds)
     return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
@@ -292,7 +303,7 @@ class RemoteError(GatewayError):
             self.retry_after = retry.retry_delay.ToTimedelta().total_seconds()
 
     def to_status(self) -> status_pb2.Status:
-        return self.status
+        return bounded_status(self.status)
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> RemoteError:

@@ -21,6 +21,7 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
 from services.common.errors import Aborted
+from services.common.text_checks import shown
 from services.common.validation import Violations
 
 WILDCARD = "*"
@@ -59,7 +60,7 @@ def update_paths(
         if path not in mutable:
             violations.add(
                 f"{field}[{i}]",
-                f"'{_shown(path)}' is not an updatable field "
+                f"{shown(path)} is not an updatable field "
                 f"(updatable: {', '.join(mutable)}, or '{WILDCARD}')",
             )
     named = set(mask)
@@ -96,8 +97,3 @@ def stale(name: str) -> Aborted:
     return Aborted(
         f"{name} was changed since the etag was read: read it again and retry with its current etag"
     )
-
-
-def _shown(path: str) -> str:
-    """A caller's path as it is quoted back: bounded."""
-    return path if len(path) <= 64 else path[:64] + "..."

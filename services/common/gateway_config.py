@@ -70,6 +70,12 @@ class ProviderConfig(Strict):
     # max_requests), so streams do not queue here unseen (at 1,000, half of 2,000
     # concurrent streams waited up to a whole stream's length for their first token).
     max_connections: int = Field(default=4096, gt=0)
+    # Seconds a stream may go without an event (keep-alive comments do not count).
+    stream_idle_timeout: float = Field(default=60.0, gt=0)
+    # Bytes: largest whole unary answer (or error body), and largest single stream event
+    # (an SSE event or an NDJSON line).
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
 # Deployment ids of prefix-routed models start with this; a configured id may not.
@@ -208,6 +214,9 @@ class SessionConfig(Strict):
     max_ttl_seconds: int = Field(default=30 * 86_400, gt=0)
     max_messages: int = Field(default=10_000, gt=0)
     max_message_bytes: int = Field(default=1_048_576, gt=0)
+    # Largest system_prompt, and largest context (serialized), of a session: both are
+    # stored with it and returned by every Get and List.
+    max_settings_bytes: int = Field(default=262_144, gt=0)
 
     @model_validator(mode="after")
     def _ttl_order(self) -> SessionConfig:

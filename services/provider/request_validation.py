@@ -6,6 +6,14 @@ import re
 
 from llmgw.common.v1 import chat_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from services.common.enum_checks import check_enum
+from services.common.struct_checks import check_json
+from services.common.text_checks import (
+    MAX_ID_CHARS,
+    MAX_MODEL_NAME_CHARS,
+    MAX_NAME_CHARS,
+    check_text,
+)
 from services.common.validation import Violations
 
 _ROLES = frozenset(chat_pb2.Role.values()) - {chat_pb2.ROLE_UNSPECIFIED}
@@ -14,14 +22,19 @@ _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 def validate_provider(name: str) -> None:
     violations = Violations()
-    violations.require(bool(name), "provider", "required")
+    check_text(violations, "provider", name, MAX_NAME_CHARS, required=True, single_line=True)
     violations.raise_if_any()
 
 
 def validate_complete(request: provider_pb2.CompleteRequest) -> None:
     violations = Violations()
-    violations.require(bool(request.provider), "provider", "required")
-    violations.require(bool(request.model), "model", "required")
+    check_text(
+        violations, "provider", request.provider, MAX_NAME_CHARS, required=True, single_line=True
+    )
+    check_text(
+        violations, "model", request.model, MAX_MODEL_NAME_CHARS, required=True, single_line=True
+    )
+    check_text(violations, "user", request.user, MAX_ID_CHARS, single_line=True)
     violations.require(bool(request.messages), "messages", "at least one message is required")
     for i, message in enumerate(request.messages):
         _message(message, f"messages[{i}]", violations)
@@ -30,6 +43,13 @@ def validate_complete(request: provider_pb2.CompleteRequest) -> None:
         names.add(tool.name)
         if not _TOOL_NAME.fullmatch(tool.name):
             violations.add(f"tools[{k}].name", "must match ^[a-zA-Z0-9_-]{1,64}$")
+        if tool.HasField("parameters"):
+            check_json(violations, f"tools[{k}].parameters", tool.parameters)
+    check_enum(violations, "tool_choice.mode", request.tool_choice.mode, chat_pb2.ToolChoice.Mode)
+    fmt = request.response_format
+    check_enum(violations, "response_format.type", fmt.type, chat_pb2.ResponseFormat.Type)
+    if fmt.HasField("schema"):
+        check_json(violations, "response_format.schema", fmt.schema)
     if request.tool_choice.mode == chat_pb2.ToolChoice.MODE_TOOL:
         if not request.tool_choice.tool_name:
             violations.add("tool_choice.tool_name", "required when the mode is MODE_TOOL")
@@ -47,11 +67,12 @@ def _message(message: chat_pb2.Message, where: str, violations: Violations) -> N
         violations.add(f"{where}.tool_call_id", "required for a tool message")
     if message.tool_calls and message.role != chat_pb2.ROLE_ASSISTANT:
         violations.add(f"{where}.tool_calls", "only assistant messages carry tool calls")
+    check_text(violations, f"{where}.name", message.name, MAX_NAME_CHARS, single_line=True)
+    check_text(violations, f"{where}.tool_call_id", message.tool_call_id, MAX_ID_CHARS)
     for j, call in enumerate(message.tool_calls):
-        if not call.id:
-            violations.add(f"{where}.tool_calls[{j}].id", "required")
-        if not call.name:
-            violations.add(f"{where}.tool_calls[{j}].name", "required")
+        at = f"{where}.tool_calls[{j}]"
+        check_text(violations, f"{at}.id", call.id, MAX_ID_CHARS, required=True)
+        check_text(violations, f"{at}.name", call.name, MAX_NAME_CHARS, required=True)
     for j, part in enumerate(message.content):
         kind = part.WhichOneof("part")
         if kind is None:

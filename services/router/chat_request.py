@@ -14,6 +14,16 @@ from google.protobuf import struct_pb2
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2
+from services.common.struct_checks import check_json
+from services.common.text_checks import (
+    MAX_ID_CHARS,
+    MAX_MODEL_NAME_CHARS,
+    MAX_NAME_CHARS,
+    check_count,
+    check_string_map,
+    check_text,
+    shown,
+)
 from services.common.validation import Violations
 
 ROLES = {
@@ -35,6 +45,16 @@ RESPONSE_FORMATS = {
 }
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_STOP_SEQUENCES = 4
+# OpenAI's own limits on `metadata`: 16 pairs, keys of 64 and values of 512 characters.
+MAX_METADATA_ENTRIES = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+# `logit_bias` maps token ids (decimal strings) to a bias.
+MAX_LOGIT_BIAS_ENTRIES = 1024
+MAX_TOKEN_ID_CHARS = 16
+# Each stop sequence is sent to the provider with every call.
+MAX_STOP_CHARS = 1024
+MAX_TOOLS = 128
 
 
 def _kind(value: struct_pb2.Value) -> str:
@@ -79,7 +99,7 @@ def _content_parts(
         else:
             problems.add(
                 f"{where}.type",
-                f"unsupported content part type '{part_type}' (use 'text' or 'image_url')",
+                f"unsupported content part type {shown(part_type)} (use 'text' or 'image_url')",
             )
     return parts
 
@@ -90,23 +110,36 @@ def _message(message: chat_pb2.ChatMessage, index: int, problems: Violations) ->
     if role is None:
         problems.add(
             f"{path}.role",
-            f"'{message.role}' is not a role (use system, developer, user, assistant or tool)"
+            f"{shown(message.role)} is not a role (use system, developer, user, assistant or tool)"
             if message.role
             else "required",
         )
         role = common_pb2.ROLE_UNSPECIFIED
+    check_text(problems, f"{path}.name", message.name, MAX_NAME_CHARS, single_line=True)
     out = common_pb2.Message(role=role, name=message.name)
     has_content = message.HasField("content") and _kind(message.content) != "null_value"
+    if has_content:
+        check_json(problems, f"{path}.content", message.content)
     out.content.extend(_content_parts(message.content, f"{path}.content", problems))
     if role == common_pb2.ROLE_ASSISTANT:
         for j, call in enumerate(message.tool_calls):
             where = f"{path}.tool_calls[{j}]"
             if not call.id:
                 problems.add(f"{where}.id", "required")
+            else:
+                check_text(problems, f"{where}.id", call.id, MAX_ID_CHARS, single_line=True)
             if call.HasField("type") and call.type != "function":
                 problems.add(f"{where}.type", "must be 'function'")
             if not call.function.name:
                 problems.add(f"{where}.function.name", "required")
+            else:
+                check_text(
+                    problems,
+                    f"{where}.function.name",
+                    call.function.name,
+                    MAX_NAME_CHARS,
+                    single_line=True,
+                )
             out.tool_calls.append(
                 common_pb2.ToolCall(
                     id=call.id, name=call.function.name, arguments=call.function.arguments or "{}"
@@ -119,6 +152,14 @@ def _message(message: chat_pb2.ChatMessage, index: int, problems: Violations) ->
     if role == common_pb2.ROLE_TOOL:
         if not message.tool_call_id:
             problems.add(f"{path}.tool_call_id", "required for a tool message")
+        else:
+            check_text(
+                problems,
+                f"{path}.tool_call_id",
+                message.tool_call_id,
+                MAX_ID_CHARS,
+                single_line=True,
+            )
         out.tool_call_id = message.tool_call_id
     needs_content = (common_pb2.ROLE_SYSTEM, common_pb2.ROLE_DEVELOPER, common_pb2.ROLE_USER)
     if role in needs_content and not has_content:
@@ -128,6 +169,7 @@ def _message(message: chat_pb2.ChatMessage, index: int, problems: Violations) ->
 
 def _tools(request: chat_pb2.CreateChatCompletionRequest, problems: Violations) -> set[str]:
     names: set[str] = set()
+    check_count(problems, "tools", request.tools, MAX_TOOLS)
     for i, tool in enumerate(request.tools):
         where = f"tools[{i}]"
         if tool.type != "function":
@@ -138,6 +180,8 @@ def _tools(request: chat_pb2.CreateChatCompletionRequest, problems: Violations) 
         elif name in names:
             problems.add(f"{where}.function.name", f"duplicate tool name '{name}'")
         names.add(name)
+        if tool.function.HasField("parameters"):
+            check_json(problems, f"{where}.function.parameters", tool.function.parameters)
     return names
 
 
@@ -146,6 +190,8 @@ def _tool_choice(
 ) -> common_pb2.ToolChoice | None:
     kind = _kind(value)
     if kind == "null_value":
+        return None
+    if not check_json(problems, "tool_choice", value):
         return None
     if kind == "string_value":
         mode = TOOL_CHOICE_MODES.get(value.string_value)
@@ -162,7 +208,7 @@ def _tool_choice(
         if not name:
             problems.add("tool_choice.function.name", "required")
         elif name not in tool_names:
-            problems.add("tool_choice.function.name", f"'{name}' is not one of `tools`")
+            problems.add("tool_choice.function.name", f"{shown(name)} is not one of `tools`")
         return common_pb2.ToolChoice(mode=common_pb2.ToolChoice.MODE_TOOL, tool_name=name)
     problems.add("tool_choice", "must be a string or an object")
     return None
@@ -173,13 +219,17 @@ def _stop(value: struct_pb2.Value, problems: Violations) -> list[str]:
     if kind == "null_value":
         return []
     if kind == "string_value":
+        if not check_text(problems, "stop", value.string_value, MAX_STOP_CHARS):
+            return []
         return [value.string_value] if value.string_value else []
     if kind == "list_value":
+        if not check_json(problems, "stop", value):
+            return []
         stops = []
         for i, item in enumerate(value.list_value.values):
             if _kind(item) != "string_value" or not item.string_value:
                 problems.add(f"stop[{i}]", "must be a non-empty string")
-            else:
+            elif check_text(problems, f"stop[{i}]", item.string_value, MAX_STOP_CHARS):
                 stops.append(item.string_value)
         if len(stops) > MAX_STOP_SEQUENCES:
             problems.add("stop", f"at most {MAX_STOP_SEQUENCES} sequences")
@@ -202,8 +252,12 @@ def _response_format(
     if kind == common_pb2.ResponseFormat.TYPE_JSON_SCHEMA:
         if not fmt.json_schema.name:
             problems.add("response_format.json_schema.name", "required for json_schema")
+        elif not TOOL_NAME.match(fmt.json_schema.name):
+            problems.add("response_format.json_schema.name", "must match ^[a-zA-Z0-9_-]{1,64}$")
         if not fmt.json_schema.HasField("schema"):
             problems.add("response_format.json_schema.schema", "required for json_schema")
+        else:
+            check_json(problems, "response_format.json_schema.schema", fmt.json_schema.schema)
         out.schema_name = fmt.json_schema.name
         out.schema.CopyFrom(fmt.json_schema.schema)
         out.strict = fmt.json_schema.strict
@@ -223,9 +277,30 @@ def _ranges(request: chat_pb2.CreateChatCompletionRequest, problems: Violations)
     for name in ("presence_penalty", "frequency_penalty"):
         if request.HasField(name) and not -2 <= getattr(request, name) <= 2:
             problems.add(name, "must be between -2 and 2")
+    if not check_count(problems, "logit_bias", request.logit_bias, MAX_LOGIT_BIAS_ENTRIES):
+        return
     for token, bias in request.logit_bias.items():
-        if not -100 <= bias <= 100:
+        if len(token) > MAX_TOKEN_ID_CHARS or not token.isdecimal():
+            problems.add("logit_bias", f"key {shown(token)} is not a token id")
+        elif not -100 <= bias <= 100:
             problems.add(f"logit_bias[{token}]", "must be between -100 and 100")
+
+
+def _caller_strings(request: chat_pb2.CreateChatCompletionRequest, problems: Violations) -> None:
+    """Strings the gateway forwards, records or quotes: bounded so none can be huge."""
+    check_text(problems, "model", request.model, MAX_MODEL_NAME_CHARS, single_line=True)
+    check_text(problems, "user", request.user, MAX_ID_CHARS, single_line=True)
+    check_text(
+        problems, "gateway.request_id", request.gateway.request_id, MAX_ID_CHARS, single_line=True
+    )
+    check_string_map(
+        problems,
+        "metadata",
+        request.metadata,
+        max_entries=MAX_METADATA_ENTRIES,
+        max_key_chars=MAX_METADATA_KEY_CHARS,
+        max_value_chars=MAX_METADATA_VALUE_CHARS,
+    )
 
 
 def to_complete_request(
@@ -238,6 +313,7 @@ def to_complete_request(
     """
     if not request.messages:
         problems.add("messages", "must contain at least one message")
+    _caller_strings(request, problems)
     out = provider_pb2.CompleteRequest(user=request.user)
     out.messages.extend(_message(m, i, problems) for i, m in enumerate(request.messages))
     _ranges(request, problems)

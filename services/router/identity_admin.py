@@ -16,6 +16,7 @@ from google.protobuf import duration_pb2
 
 from llmgw.identity.v1 import identity_service_pb2
 from services.common.identity.store import IdentityStore
+from services.common.identity.validation import MAX_KEY_DURATION_SECONDS
 from services.common.validation import Violations
 
 _NANOS_PER_SECOND = 1_000_000_000
@@ -150,13 +151,17 @@ class IdentityAdmin:
 
 
 def _seconds(violations: Violations, duration: duration_pb2.Duration, field: str) -> float:
-    """The duration in seconds; a violation on `field` (and 0) when it is negative or not
-    a well-formed Duration (nanos out of range, or of the other sign than seconds)."""
+    """The duration in seconds; a violation on `field` (and 0) when it is negative, longer
+    than `MAX_KEY_DURATION_SECONDS` (an expiry past year 9999 is no timestamp) or not a
+    well-formed Duration (nanos out of range, or of the other sign than seconds)."""
     seconds, nanos = duration.seconds, duration.nanos
     if abs(nanos) >= _NANOS_PER_SECOND or (seconds > 0 > nanos) or (seconds < 0 < nanos):
         violations.add(field, "is not a valid duration")
         return 0.0
     if seconds < 0 or nanos < 0:
         violations.add(field, "must not be negative")
+        return 0.0
+    if seconds + nanos / _NANOS_PER_SECOND > MAX_KEY_DURATION_SECONDS:
+        violations.add(field, f"must be at most {MAX_KEY_DURATION_SECONDS}s (ten years)")
         return 0.0
     return seconds + nanos / _NANOS_PER_SECOND

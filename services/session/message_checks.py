@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llmgw.common.v1 import chat_pb2
+from services.common.text_checks import MAX_ID_CHARS, MAX_NAME_CHARS, check_text
 from services.common.validation import Violations
 
 _ROLES = frozenset(chat_pb2.Role.values())
@@ -39,13 +40,16 @@ def check_message(
             violations.add(f"{field}.content[{k}].image_url.url", "is required")
     if message.tool_calls and role != chat_pb2.ROLE_ASSISTANT:
         violations.add(f"{field}.tool_calls", "only assistant messages may call tools")
+    check_text(violations, f"{field}.name", message.name, MAX_NAME_CHARS, single_line=True)
     for j, call in enumerate(message.tool_calls):
-        violations.require(bool(call.id), f"{field}.tool_calls[{j}].id", "is required")
-        violations.require(bool(call.name), f"{field}.tool_calls[{j}].name", "is required")
+        where = f"{field}.tool_calls[{j}]"
+        check_text(violations, f"{where}.id", call.id, MAX_ID_CHARS, required=True)
+        check_text(violations, f"{where}.name", call.name, MAX_NAME_CHARS, required=True)
     if role == chat_pb2.ROLE_TOOL:
-        violations.require(
-            bool(message.tool_call_id), f"{field}.tool_call_id", "is required for tool messages"
-        )
+        if not message.tool_call_id:
+            violations.add(f"{field}.tool_call_id", "is required for tool messages")
+        else:
+            check_text(violations, f"{field}.tool_call_id", message.tool_call_id, MAX_ID_CHARS)
     elif message.tool_call_id:
         violations.add(f"{field}.tool_call_id", "only tool messages answer a tool call")
     # An assistant message that only calls tools is the one message without content.

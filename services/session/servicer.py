@@ -14,6 +14,7 @@ import grpc
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from llmgw.session.v1 import session_service_pb2_grpc as session_grpc
 from services.common import field_masks
+from services.common.enum_checks import check_enum
 from services.common.gateway_config import SessionConfig
 from services.common.idempotency.run import once, request_scope
 from services.common.idempotency.store import IdempotencyStore
@@ -37,6 +38,7 @@ from services.session.request_checks import (
     MUTABLE_FIELDS,
     check_context,
     check_labels,
+    check_owner_filter,
     check_system_prompt,
     page_size,
     ttl_ms,
@@ -52,7 +54,6 @@ MAX_MESSAGE_PAGE = 1000
 
 _SESSIONS_LISTING = "sessions"
 _MESSAGES_LISTING = "messages"
-_VIEWS = frozenset(session_pb2.SessionView.values())
 
 
 class SessionServicer(session_grpc.SessionServiceServicer):
@@ -71,7 +72,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         self, violations: Violations, session: session_pb2.Session, fields: list[str]
     ) -> None:
         """Size and shape of the mutable settings named in `fields`."""
-        max_bytes = self._limits.max_message_bytes
+        max_bytes = self._limits.max_settings_bytes
         if "system_prompt" in fields:
             check_system_prompt(
                 violations, "session.system_prompt", session.system_prompt, max_bytes
@@ -126,7 +127,7 @@ class SessionServicer(session_grpc.SessionServiceServicer):
     ) -> session_pb2.GetSessionResponse:
         violations = Violations()
         session_id = parse_session_name(violations, "name", request.name)
-        violations.require(request.view in _VIEWS, "view", f"unknown view {request.view}")
+        check_enum(violations, "view", request.view, session_pb2.SessionView)
         limit = page_size(
             violations,
             "message_limit",
@@ -154,7 +155,12 @@ class SessionServicer(session_grpc.SessionServiceServicer):
         size = page_size(
             violations, "page_size", request.page_size, DEFAULT_SESSION_PAGE, MAX_SESSION_PAGE
         )
-        owner = listing_owner(request.owner)
+        # A malformed owner filter is reported with the other problems, not checked further.
+        owner = (
+            listing_owner(request.owner)
+            if check_owner_filter(violations, "owner", request.owner)
+            else ""
+        )
         before = (
             decode_page_token(
                 violations, "page_token", request.page_token, _SESSIONS_LISTING, owner

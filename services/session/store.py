@@ -48,6 +48,10 @@ MAX_READ_BYTES = 16 * 1024 * 1024
 # Index members examined per ListSessions call beyond the page itself: bounds the work
 # one call spends skipping sessions that expired since the last sweep.
 LIST_SCAN_SLACK = 1000
+# Stored metadata returned per ListSessions call at most: a page ends early (with a
+# next_page_token) rather than grow past what one response can carry, so large sessions
+# of one owner cannot make the listing fail for everybody.
+LIST_PAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,10 @@ def _messages(raw: Sequence[bytes]) -> list[session_pb2.SessionMessage]:
 class SessionStore:
     """All session state lives in Redis; any replica can serve any session."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, list_page_bytes: int = LIST_PAGE_BYTES) -> None:
         self._client = client
         self._scripts = Scripts()
+        self._list_page_bytes = list_page_bytes
 
     async def _run(
         self, script: LuaScript, keys_: Sequence[str], args: Sequence[ScriptArg]
@@ -223,7 +228,13 @@ class SessionStore:
         reply = await self._run(
             self._scripts.list,
             [index],
-            [owner, "+inf" if before is None else f"({before}", want, want + LIST_SCAN_SLACK],
+            [
+                owner,
+                "+inf" if before is None else f"({before}",
+                want,
+                want + LIST_SCAN_SLACK,
+                self._list_page_bytes,
+            ],
         )
         items = _array(reply)
         bound: bytes = items[0]

@@ -7,6 +7,9 @@ from typing import Any, Protocol
 import orjson
 from google.protobuf import json_format, struct_pb2
 
+from services.common.struct_checks import check_json
+from services.common.validation import Violations
+
 
 class ByteSource(Protocol):
     """What aiohttp's response `content` offers: `read(n)` returns at most n bytes,
@@ -53,7 +56,8 @@ def decode_json(data: bytes) -> Any:
 
 
 def result_value(data: bytes, truncated: bool) -> struct_pb2.Value:
-    """The downstream's JSON as a Value; any other body, or a cut one, as a string."""
+    """The downstream's JSON as a Value; any other body, a cut one, or JSON nested past
+    the shared bound (which the caller's protobuf decoder would refuse), as a string."""
     value = struct_pb2.Value()
     if truncated:
         value.string_value = utf8_prefix(data)
@@ -64,6 +68,8 @@ def result_value(data: bytes, truncated: bool) -> struct_pb2.Value:
     try:
         json_format.ParseDict(decode_json(data), value)
     except (ValueError, json_format.ParseError):
+        value.Clear()
+    if value.WhichOneof("kind") is None or not check_json(Violations(), "result", value):
         value.Clear()
         value.string_value = utf8_prefix(data)
     return value

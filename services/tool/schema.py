@@ -18,6 +18,8 @@ from referencing.exceptions import Unresolvable
 
 from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.common.struct_checks import check_json
+from services.common.validation import Violations
 
 # Statuses travel in a trailer (gRPC metadata is limited to a few KiB): the first
 # violations are reported, each description cut to a line.
@@ -42,6 +44,12 @@ def normalize(value: Any) -> Any:
 
 
 def arguments_of(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """The call's arguments as JSON; INVALID_ARGUMENT (TOOL_ARGUMENTS_INVALID) when they
+    hold a number JSON cannot (NaN, Infinity) or nest past the shared bound, which no
+    schema could judge and no downstream could be sent."""
+    problems = Violations()
+    if not check_json(problems, _FIELD, struct):
+        raise invalid_arguments(problems.items)
     decoded: dict[str, Any] = normalize(json_format.MessageToDict(struct))
     return decoded
 

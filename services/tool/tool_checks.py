@@ -13,6 +13,8 @@ from google.protobuf import json_format
 from pydantic import ValidationError
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common.struct_checks import check_json
+from services.common.text_checks import check_count, check_string_map, check_text
 from services.common.tool_config import HostAllowList, ToolDefinition
 from services.common.validation import Violations
 from services.tool.names import tool_name
@@ -30,6 +32,55 @@ _MISSING = {
     "tool.parameters": "is required: the JSON Schema of the arguments object",
     "tool.http": "is required: the tool needs an executor",
 }
+
+
+# What one registered tool may hold: it is stored, listed to every caller that may use it,
+# and its schema and description go to the model with every call that offers it.
+MAX_DESCRIPTION_CHARS = 4096
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_URL_TEMPLATE_CHARS = 2048
+MAX_HEADERS = 32
+MAX_HEADER_NAME_CHARS = 256
+MAX_HEADER_VALUE_CHARS = 8192
+MAX_ALLOWED_CONSUMERS = 1000
+MAX_CONSUMER_NAME_CHARS = 128
+
+
+def _bounds(violations: Violations, tool: tool_pb2.Tool) -> bool:
+    """Sizes first: the file's rules then judge only a tool of sane size."""
+    ok = check_text(violations, "tool.description", tool.description, MAX_DESCRIPTION_CHARS)
+    if tool.HasField("parameters"):
+        ok &= check_json(violations, "tool.parameters", tool.parameters, max_bytes=MAX_SCHEMA_BYTES)
+    if tool.HasField("http"):
+        ok &= check_text(
+            violations,
+            "tool.http.url_template",
+            tool.http.url_template,
+            MAX_URL_TEMPLATE_CHARS,
+            single_line=True,
+        )
+        ok &= check_string_map(
+            violations,
+            "tool.http.headers",
+            tool.http.headers,
+            max_entries=MAX_HEADERS,
+            max_key_chars=MAX_HEADER_NAME_CHARS,
+            max_value_chars=MAX_HEADER_VALUE_CHARS,
+        )
+    if check_count(
+        violations, "tool.allowed_consumers", tool.allowed_consumers, MAX_ALLOWED_CONSUMERS
+    ):
+        for i, consumer in enumerate(tool.allowed_consumers):
+            ok &= check_text(
+                violations,
+                f"tool.allowed_consumers[{i}]",
+                consumer,
+                MAX_CONSUMER_NAME_CHARS,
+                single_line=True,
+            )
+    else:
+        ok = False
+    return ok
 
 
 def _field(path: str) -> str:
@@ -101,6 +152,8 @@ def check_tool(
     """The definition CreateTool registers, or None with the problems added."""
     if tool.name and tool.name != tool_name(tool_id):
         violations.add("tool.name", f"must be empty or {tool_name(tool_id)}")
+    if not _bounds(violations, tool):
+        return None
     try:
         definition = ToolDefinition.model_validate(_document(tool_id, tool))
     except ValidationError as error:

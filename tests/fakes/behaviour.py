@@ -108,6 +108,10 @@ class Behaviour:
 
     `match_model` restricts a scripted behaviour to requests for that model; defaults
     ignore it, as `set_default(..., model=...)` says which model they serve.
+
+    `keepalive_only` (seconds) makes a streaming answer send nothing but keep-alives at
+    that interval (SSE comments `: ping`, blank NDJSON lines for Ollama), never an
+    event, until the client goes away: an upstream that holds a stream open idle.
     """
 
     text: str | None = None
@@ -126,6 +130,7 @@ class Behaviour:
     truncate_after: int | None = None
     error_after: int | None = None
     match_model: str | None = None
+    keepalive_only: float | None = None
     # Derived once here, as answers read them on every request.
     resolved_text: str = field(init=False, repr=False, compare=False)
     pieces: tuple[str, ...] = field(init=False, repr=False, compare=False)

@@ -176,6 +176,10 @@ class FakeOllama(FakeServer):
         headers = behaviour.headers or None
         return web.Response(body=dumps(body), content_type=JSON, headers=headers)
 
+    def keepalive_frame(self) -> bytes:
+        """NDJSON has no comments; a blank line carries nothing, as a comment does."""
+        return b"\n"
+
     def stream_headers(self, behaviour: Behaviour) -> dict[str, str]:
         headers = dict(behaviour.headers)
         headers["Content-Type"] = "application/x-ndjson"

@@ -229,6 +229,10 @@ class FakeServer(ServedFake):
         response = web.StreamResponse(headers=self.stream_headers(behaviour))
         try:
             await response.prepare(request)
+            if behaviour.keepalive_only is not None:
+                while True:
+                    await response.write(self.keepalive_frame())
+                    await asyncio.sleep(behaviour.keepalive_only)
             await write_frames(
                 request,
                 response,
@@ -252,6 +256,10 @@ class FakeServer(ServedFake):
         return self.not_found(request)
 
     # Protocol hooks.
+
+    def keepalive_frame(self) -> bytes:
+        """What the protocol sends to keep an idle stream open: an SSE comment."""
+        return b": ping\n\n"
 
     @abstractmethod
     def api_routes(self) -> list[tuple[str, str, Handler]]:

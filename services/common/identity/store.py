@@ -561,11 +561,17 @@ def _put_consumer(p: Pipeline, consumer_id: str, consumer: identity_pb2.Consumer
 
 
 def _check_duration(seconds: float | None, field: str, *, allow_zero: bool) -> None:
+    """Within (0 or more, up to `MAX_KEY_DURATION_SECONDS`]: an expiry must stay a
+    timestamp a protobuf Timestamp can hold (before year 10000)."""
     if seconds is None:
         return
-    if seconds < 0 or (seconds == 0 and not allow_zero):
+    if not seconds >= 0 or (seconds == 0 and not allow_zero):
         raise InvalidArgument.for_field(
             field, "must not be negative" if allow_zero else "must be positive"
+        )
+    if seconds > validation.MAX_KEY_DURATION_SECONDS:
+        raise InvalidArgument.for_field(
+            field, f"must be at most {validation.MAX_KEY_DURATION_SECONDS}s (ten years)"
         )
 
 

@@ -16,6 +16,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx2
 
+# Bodies read as they arrive and bounded per event by the framing (framing.py); any
+# other body is bounded whole.
+STREAM_CONTENT_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+
+
+class ResponseTooLarge(httpx2.ReadError):
+    """A response body (not a stream) exceeds the provider's `max_response_bytes`."""
+
+    def __init__(self, limit: int, request: httpx2.Request) -> None:
+        super().__init__(f"the response body exceeds {limit} bytes", request=request)
+        self.limit = limit
+
 
 def _translate(error: Exception, request: httpx2.Request) -> httpx2.TransportError:
     message = str(error) or type(error).__name__
@@ -35,17 +47,33 @@ def _translate(error: Exception, request: httpx2.Request) -> httpx2.TransportErr
     return kind(message, request=request)
 
 
+def too_large(error: BaseException) -> ResponseTooLarge | None:
+    """The ResponseTooLarge behind `error` (itself, or what an SDK wrapped), if any."""
+    for candidate in (error, error.__cause__, error.__context__):
+        if isinstance(candidate, ResponseTooLarge):
+            return candidate
+    return None
+
+
 class _Body(httpx2.AsyncByteStream):
     """A response body as it arrives. Closing it before the end closes the connection,
-    which is how a provider learns that the caller went away."""
+    which is how a provider learns that the caller went away. A body longer than
+    `limit` bytes raises ResponseTooLarge (None: a stream, bounded by its framing)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx2.Request) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, request: httpx2.Request, limit: int | None
+    ) -> None:
         self._response = response
         self._request = request
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = 0
         try:
             async for chunk in self._response.content.iter_any():
+                received += len(chunk)
+                if self._limit is not None and received > self._limit:
+                    raise ResponseTooLarge(self._limit, self._request)
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _translate(error, self._request) from error
@@ -60,8 +88,15 @@ class _Body(httpx2.AsyncByteStream):
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """One aiohttp session (one connection pool) per provider instance."""
 
-    def __init__(self, *, max_connections: int, keepalive_expiry: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_body_bytes: int | None = None,
+        keepalive_expiry: float = 30.0,
+    ) -> None:
         self._max_connections = max_connections
+        self._max_body_bytes = max_body_bytes
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
 
@@ -99,10 +134,11 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
+        streamed = response.content_type in STREAM_CONTENT_TYPES
         return httpx2.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response, request),
+            stream=_Body(response, request, None if streamed else self._max_body_bytes),
             request=request,
             extensions=extensions,
         )

@@ -8,10 +8,12 @@ import anthropic
 import httpx2
 
 from services.common.errors import GatewayError
+from services.provider.adapters.aiohttp_transport import too_large
 from services.provider.adapters.upstream_errors import (
     UpstreamFailure,
     connection_failed,
     malformed,
+    response_too_large,
     status_for_error_type,
     timed_out,
     to_gateway_error,
@@ -22,6 +24,9 @@ CAUGHT = (anthropic.AnthropicError, httpx2.HTTPError)
 
 
 def from_exception(error: Exception, *, provider: str, model: str) -> GatewayError:
+    oversized = too_large(error)
+    if oversized is not None:
+        return response_too_large(provider, oversized.limit)
     if isinstance(error, anthropic.APIStatusError):
         failure = UpstreamFailure(
             error.status_code,

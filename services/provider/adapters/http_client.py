@@ -36,5 +36,7 @@ def http_client(
         base_url=base_url,
         headers=headers,
         timeout=default_timeout(config),
-        transport=AiohttpTransport(max_connections=config.max_connections),
+        transport=AiohttpTransport(
+            max_connections=config.max_connections, max_body_bytes=config.max_response_bytes
+        ),
     )

@@ -132,8 +132,9 @@ class OllamaAdapter:
             "POST", "/api/chat", body=body, timeout=timeout, stream=True, model=request.model
         )
         translator = StreamTranslator(self._name, request.model, secrets.token_hex(8))
-        frames = ndjson_lines(response.aiter_bytes())
-        async with aclosing(relay(response, frames, translator, self._name)) as events:
+        frames = ndjson_lines(response.aiter_bytes(), self._config.max_event_bytes)
+        relayed = relay(response, frames, translator, self._name, self._config.stream_idle_timeout)
+        async with aclosing(relayed) as events:
             async for event in events:
                 yield event
 

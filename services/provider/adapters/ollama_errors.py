@@ -9,9 +9,11 @@ import httpx2
 import orjson
 
 from services.common.errors import GatewayError
+from services.provider.adapters.aiohttp_transport import too_large
 from services.provider.adapters.upstream_errors import (
     UpstreamFailure,
     connection_failed,
+    response_too_large,
     timed_out,
     to_gateway_error,
 )
@@ -35,6 +37,9 @@ def from_response(
 
 
 def from_transport(error: httpx2.HTTPError, *, provider: str) -> GatewayError:
+    oversized = too_large(error)
+    if oversized is not None:
+        return response_too_large(provider, oversized.limit)
     if isinstance(error, httpx2.TimeoutException):
         return timed_out(provider)
     return connection_failed(provider, str(error))

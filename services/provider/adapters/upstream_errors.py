@@ -196,6 +196,33 @@ def stream_ended_early(provider: str, detail: str) -> Unavailable:
     )
 
 
+def stream_idle(provider: str, seconds: float) -> Unavailable:
+    """The stream stayed open but sent no event (keep-alive comments at most)."""
+    return Unavailable(
+        f"provider '{provider}' sent no stream event for {seconds:g}s (stream_idle_timeout); "
+        "the stream was abandoned and the answer is incomplete",
+        reason=_R.ERROR_REASON_UPSTREAM_TIMEOUT,
+        metadata={"provider": provider},
+    )
+
+
+def stream_event_too_large(provider: str, limit: int) -> Unavailable:
+    return Unavailable(
+        f"provider '{provider}' sent a stream event over {limit} bytes (max_event_bytes); "
+        "the stream was abandoned",
+        reason=_R.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        metadata={"provider": provider},
+    )
+
+
+def response_too_large(provider: str, limit: int) -> Unavailable:
+    return Unavailable(
+        f"provider '{provider}' sent a response over {limit} bytes (max_response_bytes)",
+        reason=_R.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        metadata={"provider": provider},
+    )
+
+
 def malformed(provider: str, detail: str) -> Unavailable:
     """The provider answered 2xx with a body we cannot read."""
     return Unavailable(

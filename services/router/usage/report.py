@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
+from services.common.text_checks import MAX_MODEL_NAME_CHARS, check_text, shown
 from services.common.validation import Violations
 from services.router.usage.cost import to_currency
 from services.router.usage.recorder import ANONYMOUS, FIELDS, UsageRecorder, day_of
@@ -15,6 +16,10 @@ CURRENCY = "USD"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 _SUBJECT = re.compile(r"(consumers|groups)/[a-z][a-z0-9-]{0,62}")
+# Dates a report may name: usage is recorded from the epoch on, and a period's default
+# start (30 days before its end) must remain a date.
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(9999, 12, 31)
 
 
 def _totals(counters: Mapping[str, int], prefix: str = "") -> admin_pb2.UsageTotals:
@@ -34,10 +39,14 @@ def _date(problems: Violations, field: str, value: str, default: dt.date) -> dt.
     if not value:
         return default
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
-        problems.add(field, f"'{value}' is not a date (YYYY-MM-DD)")
+        problems.add(field, f"{shown(value)} is not a date (YYYY-MM-DD)")
         return default
+    if not FIRST_DATE <= date <= LAST_DATE:
+        problems.add(field, f"must be between {FIRST_DATE} and {LAST_DATE}")
+        return default
+    return date
 
 
 def _span(start: dt.date, end: dt.date) -> list[str]:
@@ -63,9 +72,11 @@ async def usage_report(
         "subject",
         "must be consumers/{consumer} or groups/{group}",
     )
+    check_text(problems, "model", request.model, MAX_MODEL_NAME_CHARS, single_line=True)
     today = dt.date.fromisoformat(day_of(now))
     end = _date(problems, "end_date", request.end_date, today)
-    start = _date(problems, "start_date", request.start_date, end - dt.timedelta(DEFAULT_DAYS))
+    default_start = max(end - dt.timedelta(DEFAULT_DAYS), FIRST_DATE)
+    start = _date(problems, "start_date", request.start_date, default_start)
     if start > end:
         problems.add("start_date", "must not be after end_date")
     elif (end - start).days >= MAX_DAYS:

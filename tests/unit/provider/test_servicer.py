@@ -254,3 +254,26 @@ async def _until(condition: object, within: float) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() - started < within, f"not within {within * 1000:.0f} ms"
         await asyncio.sleep(0.002)
+
+
+async def test_unknown_enums_long_strings_and_bad_json_are_refused(
+    stub: provider_grpc.ProviderServiceStub,
+) -> None:
+    bad = _ask("openai", "m" * 10_000)
+    bad.tool_choice.mode = 42
+    bad.response_format.type = 9
+    tool = bad.tools.add(name="f")
+    tool.parameters.update({"maximum": float("nan")})
+    bad.messages[0].name = "n" * 1000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Complete(bad)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = find_detail(_status(caught.value).status, error_details_pb2.BadRequest)
+    assert violations is not None
+    assert {v.field for v in violations.field_violations} == {
+        "model",
+        "messages[0].name",
+        "tools[0].parameters.maximum",
+        "tool_choice.mode",
+        "response_format.type",
+    }

@@ -259,3 +259,87 @@ def test_stream_chunks_follow_openai_delta_rules() -> None:
         preserving_proto_field_name=True,
     )
     assert "choices" not in usage and usage["usage"]["total_tokens"] == 5
+
+
+# -- hostile input --------------------------------------------------------------------
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"type": "string"}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_caller_strings_are_bounded_and_never_quoted_whole() -> None:
+    found = violations(
+        {
+            "model": "m" * 100_000,
+            "user": "u" * 10_000,
+            "metadata": {"k" * 100: "v", "ok": "v" * 600},
+            "messages": [
+                {"role": "r" * 100_000, "content": "x"},
+                {"role": "user", "name": "n" * 1000, "content": "x"},
+                {"role": "tool", "tool_call_id": "c" * 1000, "content": "x"},
+            ],
+            "logit_bias": {"not-a-token": 1},
+        }
+    )
+    assert set(found) == {
+        "model",
+        "user",
+        "metadata",
+        "metadata[ok]",
+        "messages[0].role",
+        "messages[1].name",
+        "messages[2].tool_call_id",
+        "logit_bias",
+    }
+    assert found["model"] == "is 100000 characters long; at most 256 allowed"
+    assert all(len(description) < 200 for description in found.values())
+
+
+def test_json_values_must_be_finite() -> None:
+    request = parse(
+        {
+            "model": "m",
+            "messages": USER,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        }
+    )
+    request.tools[0].function.parameters.update({"type": "object", "maximum": float("nan")})
+    request.stop.list_value.values.add(number_value=float("inf"))
+    request.tool_choice.struct_value.update({"x": float("-inf")})
+    problems = Violations()
+    to_complete_request(request, problems)
+    fields = {v.field for v in problems.items}
+    assert {"tools[0].function.parameters.maximum", "stop[0]", "tool_choice.x"} <= fields
+
+
+@pytest.mark.parametrize("levels", [21, 25, 31])
+def test_tool_parameters_nested_past_the_bound_are_refused(levels: int) -> None:
+    found = violations(
+        {
+            "model": "m",
+            "messages": USER,
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": _nested(levels)}}
+            ],
+        }
+    )
+    [(field, description)] = found.items()
+    assert field.startswith("tools[0].function.parameters.a")
+    assert description == "nests deeper than 20 levels of objects and arrays"
+
+
+def test_parameters_twenty_levels_deep_pass() -> None:
+    out = translate(
+        {
+            "model": "m",
+            "messages": USER,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": _nested(20)}}],
+        }
+    )
+    assert out.tools[0].name == "f"

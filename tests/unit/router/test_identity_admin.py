@@ -592,3 +592,98 @@ def test_the_default_overlap_must_be_positive() -> None:
     never_connected = IdentityStore(aioredis.Redis())
     with pytest.raises(ValueError, match="default_overlap_seconds"):
         IdentityAdmin(never_connected, default_overlap_seconds=0)
+
+
+# -- hostile input --------------------------------------------------------------------
+
+
+async def test_an_unknown_limit_unit_or_window_is_refused(
+    admin: identity_grpc.IdentityServiceStub,
+) -> None:
+    limits = [identity_pb2.RateLimit(unit=99, window=99, limit=10)]
+    code, _, fields = await _error(
+        admin.CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=identity_pb2.Consumer(limits=limits), consumer_id="alice"
+            )
+        )
+    )
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(fields) == {"consumer.limits[0].unit", "consumer.limits[0].window"}
+    assert "99 is not a Unit" in fields["consumer.limits[0].unit"]
+    code, _, fields = await _error(
+        admin.CreateGroup(
+            identity_service_pb2.CreateGroupRequest(
+                group=identity_pb2.Group(limits=limits), group_id="team"
+            )
+        )
+    )
+    assert set(fields) == {"group.limits[0].unit", "group.limits[0].window"}
+
+
+async def test_key_durations_past_ten_years_are_refused(
+    admin: identity_grpc.IdentityServiceStub,
+) -> None:
+    await _consumer(admin, "alice")
+    huge = duration_pb2.Duration(seconds=300_000_000_000)
+    code, _, fields = await _error(
+        admin.CreateApiKey(
+            identity_service_pb2.CreateApiKeyRequest(parent="consumers/alice", ttl=huge)
+        )
+    )
+    assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"ttl"})
+    old = await _key(admin, "alice")
+    code, _, fields = await _error(
+        admin.RotateApiKey(
+            identity_service_pb2.RotateApiKeyRequest(name=old.api_key.name, overlap=huge, ttl=huge)
+        )
+    )
+    assert (code, set(fields)) == (grpc.StatusCode.INVALID_ARGUMENT, {"overlap", "ttl"})
+    ten_years = await admin.CreateApiKey(
+        identity_service_pb2.CreateApiKeyRequest(
+            parent="consumers/alice", ttl=_seconds(10 * 365 * 86_400)
+        )
+    )
+    assert ten_years.api_key.expire_time.seconds > START
+
+
+async def test_display_names_lists_budgets_and_request_ids_are_bounded(
+    admin: identity_grpc.IdentityServiceStub,
+) -> None:
+    consumer = identity_pb2.Consumer(
+        display_name="x" * 100_000,
+        groups=[f"groups/g{i}" for i in range(100)],
+        ip_allowlist=["1" * 100_000, "not-an-ip"],
+        budget=identity_pb2.Budget(daily_limit=float("inf"), monthly_limit=float("nan")),
+    )
+    code, message, fields = await _error(
+        admin.CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(
+                consumer=consumer, consumer_id="alice", request_id="r" * 10_000
+            )
+        )
+    )
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(fields) == {"request_id"}
+    code, message, fields = await _error(
+        admin.CreateConsumer(
+            identity_service_pb2.CreateConsumerRequest(consumer=consumer, consumer_id="alice")
+        )
+    )
+    assert set(fields) >= {
+        "consumer.display_name",
+        "consumer.groups",
+        "consumer.ip_allowlist[0]",
+        "consumer.ip_allowlist[1]",
+        "consumer.budget.daily_limit",
+        "consumer.budget.monthly_limit",
+    }
+    assert len(message) <= 512 and all(len(d) <= 256 for d in fields.values())
+    code, _, fields = await _error(
+        admin.CreateGroup(
+            identity_service_pb2.CreateGroupRequest(
+                group=identity_pb2.Group(allowed_models=["m" * 10_000]), group_id="team"
+            )
+        )
+    )
+    assert set(fields) == {"group.allowed_models[0]"}

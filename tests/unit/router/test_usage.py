@@ -102,6 +102,10 @@ async def test_records_add_up_per_day_model_and_subject(redis: aioredis.Redis) -
         ({"start_date": "30/03/2026"}, "start_date"),
         ({"start_date": "2026-04-02", "end_date": "2026-04-01"}, "start_date"),
         ({"start_date": "2024-01-01", "end_date": "2026-01-01"}, "start_date"),
+        # Past the range of dates: its default start would be no date at all.
+        ({"end_date": "0001-01-01"}, "end_date"),
+        ({"start_date": "0001-01-01"}, "start_date"),
+        ({"model": "m" * 10_000}, "model"),
     ],
 )
 async def test_bad_requests_name_the_field(fields: dict[str, str], field: str) -> None:

@@ -25,6 +25,7 @@ LIMITS = {
     "max_ttl_seconds": 3600,
     "max_messages": 1000,
     "max_message_bytes": 4096,
+    "max_settings_bytes": 4096,
 }
 
 

@@ -14,7 +14,7 @@ from llmgw.common.v1 import error_reason_pb2
 from services.common.errors import GatewayError
 from services.common.tool_config import HostAllowList
 from services.launcher.processes import free_port
-from services.tool.body import read_capped
+from services.tool.body import read_capped, result_value
 from services.tool.executor_http import Execution
 from tests.fakes import DownstreamBehaviour, FakeDownstream
 from tests.unit.tool.conftest import MakeHarness
@@ -354,3 +354,10 @@ async def test_the_host_is_checked_again_at_call_time(
     assert error.code is grpc.StatusCode.FAILED_PRECONDITION
     assert "not in tools.allowed_hosts" in error.message
     assert downstream.hits == 0
+
+
+def test_downstream_json_nested_past_the_bound_becomes_a_string() -> None:
+    deep = b'{"a":' * 40 + b"1" + b"}" * 40
+    assert result_value(deep, truncated=False).string_value == deep.decode()
+    shallow = b'{"a":' * 5 + b"1" + b"}" * 5
+    assert result_value(shallow, truncated=False).HasField("struct_value")

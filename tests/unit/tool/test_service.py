@@ -391,3 +391,53 @@ async def test_without_redis_only_static_tools_are_served(
             assert "need Redis" in status.message
     finally:
         await running.stop(0)
+
+
+# --- Hostile input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf")])
+async def test_arguments_json_cannot_hold_are_refused_before_any_call(
+    stub: Stub, downstream: FakeDownstream, number: float
+) -> None:
+    status = await _status(stub.ExecuteTool(_call("tools/weather", city="Lima", n=[number])))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert _reason(status) == "TOOL_ARGUMENTS_INVALID"
+    assert list(_violations(status)) == ["arguments.n[0]"]
+    assert downstream.hits == 0
+
+
+async def test_arguments_nested_past_the_bound_are_refused(
+    stub: Stub, downstream: FakeDownstream
+) -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(25):
+        deep = {"a": deep}
+    status = await _status(stub.ExecuteTool(_call("tools/weather", city="Lima", x=deep)))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    [field] = _violations(status)
+    assert field.startswith("arguments.x.a")
+    assert downstream.hits == 0
+
+
+async def test_create_tool_bounds_its_sizes_and_schema(
+    stub: Stub, downstream: FakeDownstream
+) -> None:
+    tool = _tool(downstream.url, allowed_consumers=["c" * 1000])
+    tool.description = "d" * 100_000
+    tool.http.headers["X-Big"] = "v" * 100_000
+    tool.parameters.update({"maximum": float("nan")})
+    status = await _status(
+        stub.CreateTool(
+            tool_pb2.CreateToolRequest(tool_id="big", tool=tool, request_id="r" * 10_000)
+        )
+    )
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert set(_violations(status)) == {
+        "request_id",
+        "tool.description",
+        "tool.parameters.maximum",
+        "tool.http.headers[X-Big]",
+        "tool.allowed_consumers[0]",
+    }
+    assert status.ByteSize() < 2100
