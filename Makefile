@@ -14,7 +14,7 @@ DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
         golang-google-genproto-dev docker-compose wrk
 
-.PHONY: help venv system-deps gen render images model lint typecheck test test-unit up down status bench clean
+.PHONY: help venv system-deps gen render images model lint typecheck test test-unit fuzz up down status bench clean
 
 help:
 	@echo "make up      install what is missing and run the whole stack (Ctrl-C stops it)"
@@ -22,6 +22,7 @@ help:
 	@echo "make test    lint and run every test tier"
 	@echo "make gen     regenerate gen/ from protos/"
 	@echo "make bench   run the benchmark and write bench/RESULTS.md"
+	@echo "make fuzz    a long random run of the fuzz tier (FUZZ_EXAMPLES=12000)"
 	@echo "make render  re-render the compose Envoy config from envoy/topology.yaml"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -70,6 +71,11 @@ model: venv
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: venv system-deps lint typecheck model
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+# A long, random run of the fuzz tier (make test runs a bounded, reproducible one).
+FUZZ_EXAMPLES ?= 12000
+fuzz: venv
+	@LLMGW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LLMGW_FUZZ_RANDOM=1 $(BIN)/pytest tests/fuzz -s -p no:cacheprovider --timeout=0 $(PYTEST_ARGS)
 
 test-unit: venv
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
