@@ -17,10 +17,11 @@ log, never to the caller).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -32,6 +33,7 @@ from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import GatewayError, InvalidArgument, as_gateway_error
 from services.common.identity.gate import Gate, service_of
 from services.common.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_REQUESTS
+from services.common.request_decoding import Undecodable, too_deep, undecodable
 
 log = logging.getLogger("llmgw.rpc")
 
@@ -48,17 +50,8 @@ UNDECODABLE_MESSAGE = "the request body could not be decoded"
 DEFAULT_DEADLINE_CEILING = 600.0
 
 
-class _Undecodable:
-    """Stands for a request message that did not decode; the wrapped handler refuses it."""
-
-    __slots__ = ()
-
-
-UNDECODABLE = _Undecodable()
-
-
 def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
-    """`deserializer`, answering UNDECODABLE instead of raising on a corrupt message
+    """`deserializer`, answering an `Undecodable` instead of raising on a corrupt message
     (grpc would log a traceback per call and answer INTERNAL/UNKNOWN)."""
     if deserializer is None:
         return None
@@ -67,17 +60,33 @@ def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
         try:
             return deserializer(data)
         except DecodeError:
-            return UNDECODABLE
+            return undecodable(data, deserializer)
 
     return parse
 
 
 def _decoded(request: Any, method: str) -> Any:
-    """`request`, or INVALID_ARGUMENT when it did not decode."""
-    if request is UNDECODABLE:
+    """`request`, or INVALID_ARGUMENT when it did not decode (naming the field when it
+    held JSON nested too deep)."""
+    if isinstance(request, Undecodable):
         log.debug("request body could not be decoded", extra={"method": method})
+        if request.field is not None:
+            raise too_deep(request)
         raise InvalidArgument(UNDECODABLE_MESSAGE)
     return request
+
+
+def _released(aborted: grpc.aio.AbortError) -> grpc.aio.AbortError:
+    """`aborted` without its traceback and context. grpc.aio keeps the AbortError of an
+    aborted call on the call's state; its traceback holds the handler's and this
+    interceptor's frames, whose locals hold the servicer context (which holds that
+    state: a cycle) and the request, so only a full garbage collection would free them,
+    and a quiet service runs one rarely: a refused 100,000-message chat kept its 40 MB
+    request, and a few dozen grew a provider by gigabytes. The status is sent already;
+    the log has what was logged."""
+    aborted.__context__ = None
+    aborted.__cause__ = None
+    return aborted.with_traceback(None)
 
 
 async def _decoded_stream(requests: AsyncIterator[Any], method: str) -> AsyncIterator[Any]:
@@ -291,6 +300,14 @@ class _Call:
 
     def unary(self, behavior: UnaryBehavior, streaming: bool) -> UnaryBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await observed(request, ctx)
+            except grpc.aio.AbortError as aborted:
+                # This frame is in the re-raised traceback: it must not hold them either.
+                del request, ctx
+                raise _released(aborted) from None
+
+        async def observed(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
             obs = _Observation(self._stats, self._access_log, self._ceiling)
             obs.begin(ctx)
             admitted = None
@@ -314,6 +331,17 @@ class _Call:
 
     def stream(self, behavior: StreamBehavior, streaming: bool) -> StreamBehavior:
         async def handle(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async with contextlib.aclosing(observed(request, ctx)) as responses:
+                    async for response in responses:
+                        yield response
+            except grpc.aio.AbortError as aborted:
+                del request, ctx
+                raise _released(aborted) from None
+
+        async def observed(
+            request: Any, ctx: grpc.aio.ServicerContext
+        ) -> AsyncGenerator[Any, None]:
             obs = _Observation(self._stats, self._access_log, self._ceiling)
             obs.begin(ctx)
             admitted = None
@@ -349,7 +377,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler, method_path: str) -> grpc.Rpc
         unary = handler.unary_unary
 
         async def unary_unary(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-            if request is UNDECODABLE:
+            if isinstance(request, Undecodable):
                 await _refuse_undecodable(ctx)
             return await unary(request, ctx)
 
@@ -358,7 +386,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler, method_path: str) -> grpc.Rpc
         stream = handler.unary_stream
 
         async def unary_stream(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            if request is UNDECODABLE:
+            if isinstance(request, Undecodable):
                 await _refuse_undecodable(ctx)
             async for response in stream(request, ctx):
                 yield response
@@ -369,7 +397,7 @@ def _decoding_only(handler: grpc.RpcMethodHandler, method_path: str) -> grpc.Rpc
 
         async def checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext) -> Any:
             async for request in requests:
-                if request is UNDECODABLE:
+                if isinstance(request, Undecodable):
                     await _refuse_undecodable(ctx)
                 yield request
 

@@ -3,21 +3,18 @@
 The protobuf decoder refuses messages nested past 100 message levels, about 31 JSON
 levels inside a `google.protobuf.Struct`: a caller's JSON (tool parameters, a session
 context) that deep never reaches a handler. The server interceptor refuses any request
-that does not decode, with a generic message; this interceptor, installed inside it,
-finds which field holds the too-deep JSON by walking the wire format and refuses the
-request naming it, with the depth the checks of decoded JSON allow (`struct_checks`).
-Other decoding failures are left to the server interceptor.
+that does not decode; for one the decoder refused, `undecodable` finds which field holds
+the too-deep JSON by walking the wire format, so the refusal can name it, with the depth
+the checks of decoded JSON allow (`struct_checks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from google.protobuf.descriptor import Descriptor
-from google.protobuf.message import DecodeError
 
 from services.common.errors import InvalidArgument
 from services.common.struct_checks import MAX_JSON_DEPTH
@@ -29,9 +26,10 @@ _LIST = "google.protobuf.ListValue"
 
 @dataclass(frozen=True)
 class Undecodable:
-    """A request the decoder refused because `field` holds JSON nested too deep."""
+    """Stands for a request the decoder refused; `field` holds JSON nested too deep, or
+    is None for any other corruption. The server interceptor refuses it."""
 
-    field: str
+    field: str | None
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
@@ -133,27 +131,21 @@ def find_deep_field(descriptor: Descriptor, data: bytes, path: str = "") -> str 
     return None
 
 
-def _tolerant(
-    deserializer: Callable[[bytes], Any], descriptor: Descriptor | None
-) -> Callable[[bytes], Any]:
-    def decode(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except DecodeError:
-            field = None
-            if descriptor is not None:
-                try:
-                    field = find_deep_field(descriptor, data)
-                except (ValueError, IndexError, RecursionError):
-                    field = None
-            if field is None:
-                raise  # not a nesting problem: the server interceptor refuses it
-            return Undecodable(field)
-
-    return decode
+def undecodable(data: bytes, deserializer: Callable[[bytes], Any]) -> Undecodable:
+    """What a request the decoder refused stands for: naming the field when it holds
+    JSON nested too deep (the message type is the generated deserializer's,
+    `Request.FromString`), else no field."""
+    descriptor = _descriptor_of(deserializer)
+    if descriptor is None:
+        return Undecodable(None)
+    try:
+        return Undecodable(find_deep_field(descriptor, data))
+    except (ValueError, IndexError, RecursionError):
+        return Undecodable(None)
 
 
-def refusal(request: Undecodable) -> InvalidArgument:
+def too_deep(request: Undecodable) -> InvalidArgument:
+    assert request.field is not None
     return InvalidArgument.for_field(
         request.field, f"nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
     )
@@ -164,61 +156,3 @@ def _descriptor_of(deserializer: Callable[[bytes], Any]) -> Descriptor | None:
     owner = getattr(deserializer, "__self__", None)
     descriptor = getattr(owner, "DESCRIPTOR", None)
     return descriptor if isinstance(descriptor, Descriptor) else None
-
-
-def _checked_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, Undecodable):
-            raise refusal(request)
-        return await behavior(request, context)
-
-    return handle
-
-
-def _checked_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, Undecodable):
-            raise refusal(request)
-        async for response in behavior(request, context):
-            yield response
-
-    return handle
-
-
-class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
-    """Installed after the server interceptor, so its refusal is mapped like any error.
-
-    Wraps unary and server-streaming methods (the only kinds the gateway serves); the
-    wrapped handler of a method is built once.
-    """
-
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        decode = _tolerant(
-            handler.request_deserializer, _descriptor_of(handler.request_deserializer)
-        )
-        if handler.unary_unary is not None:
-            wrapped = handler._replace(
-                request_deserializer=decode, unary_unary=_checked_unary(handler.unary_unary)
-            )
-        elif handler.unary_stream is not None:
-            wrapped = handler._replace(
-                request_deserializer=decode, unary_stream=_checked_stream(handler.unary_stream)
-            )
-        else:
-            return handler
-        self._wrapped[method] = wrapped
-        return wrapped

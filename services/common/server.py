@@ -28,13 +28,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
-from services.common.aborted_calls import AbortReleaseInterceptor
 from services.common.errors import GatewayError
 from services.common.identity.gate import Gate
 from services.common.interceptors import ServerInterceptor
 from services.common.metrics import start_metrics_server
 from services.common.readiness import DependencyCheck, Readiness
-from services.common.request_decoding import RequestDecodingInterceptor
 from services.common.settings import (
     PortUnavailable,
     ServiceSettings,
@@ -207,17 +205,13 @@ class RunningServer:
 async def create_server(settings: ServiceSettings, definition: ServiceDefinition) -> RunningServer:
     """Build, bind and start the server; port 0 binds a free port."""
     server = grpc.aio.server(
-        # Outermost, an aborted call releases its request (aborted_calls.py); decoding
-        # runs inside the server interceptor, which maps its refusal.
         interceptors=[
-            AbortReleaseInterceptor(),
             ServerInterceptor(
                 settings.service,
                 settings.access_log,
                 definition.gate,
                 deadline_ceiling=settings.request_deadline,
             ),
-            RequestDecodingInterceptor(),
         ],
         options=SERVER_OPTIONS,
     )

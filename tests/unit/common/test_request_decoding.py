@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from llmgw.router.v1 import chat_pb2, router_service_pb2_grpc
 from services.common.errors import RemoteError, find_detail
 from services.common.interceptors import ServerInterceptor
-from services.common.request_decoding import RequestDecodingInterceptor, find_deep_field
+from services.common.request_decoding import find_deep_field
 from services.common.struct_checks import MAX_JSON_DEPTH
 
 
@@ -42,9 +42,7 @@ class _Router(router_service_pb2_grpc.RouterServiceServicer):
 
 @pytest.fixture
 async def stub() -> AsyncIterator[router_service_pb2_grpc.RouterServiceStub]:
-    server = grpc.aio.server(
-        interceptors=[ServerInterceptor("router", False, None), RequestDecodingInterceptor()]
-    )
+    server = grpc.aio.server(interceptors=[ServerInterceptor("router", False, None)])
     router_service_pb2_grpc.add_RouterServiceServicer_to_server(_Router(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
