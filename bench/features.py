@@ -15,6 +15,7 @@ The router's CPU per request is measured for each, to set against the open gatew
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.identity.v1 import identity_pb2, identity_service_pb2
 from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from services.common.idempotency.store import Attempt, IdempotencyStore, Outcome, Scope
 from services.common.identity.assertion import EDGE_TOKEN_HEADER, InternalKeys, edge_token
 from services.common.identity.cache import PrincipalCache
 from services.common.identity.gate import Gate
@@ -174,6 +176,20 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
                 )
             )
 
+        once = IdempotencyStore(redis)
+        answer = Outcome([b"x" * 300], (), (("x-llmgw-model", "gpt-4o-mini"),))
+        serial = itertools.count()
+
+        async def first_with_id() -> None:
+            attempt = await once.claim(
+                Scope("consumers/bench-probe", "bench", f"r{next(serial)}", "fp"), None
+            )
+            assert isinstance(attempt, Attempt)
+            await attempt.finish(answer)
+
+        async def repeat_with_id() -> None:
+            await once.claim(Scope("consumers/bench-probe", "bench", "r0", "fp"), None)
+
         reserve_us = await _cpu_us(reserve, calls)
         return {
             "key check (gate, cached key)": await _cpu_us(admit, calls),
@@ -189,6 +205,12 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
             )
             - reserve_us,
             "prompt tokens with the tokenizer (one short message)": await _cpu_us(count, calls),
+            "request id: claim + record the outcome (only requests carrying one)": await _cpu_us(
+                first_with_id, calls
+            ),
+            "request id: a repeat answered from the recorded outcome": await _cpu_us(
+                repeat_with_id, calls
+            ),
         }
     finally:
         await redis.aclose()
