@@ -182,3 +182,11 @@ def test_head_of_a_refused_request_has_no_body(stack: EnvoyStack) -> None:
     response = httpx.head(f"{stack.public_url}/v1/models/%FF")
     assert response.status_code == 400
     assert response.content == b""
+
+
+# --- long paths -----------------------------------------------------------------------
+
+
+def test_a_path_over_the_header_limit_is_431(stack: EnvoyStack) -> None:
+    response = httpx.get(f"{stack.public_url}/v1/models/{'m' * (HEADER_LIMIT + 1)}")
+    assert response.status_code == 431

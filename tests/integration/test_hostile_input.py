@@ -110,6 +110,19 @@ async def test_huge_model_names_leave_other_callers_unharmed(hgw: Gateway) -> No
     assert {a.status_code for a in looked_up} == {404}
 
 
+@pytest.mark.parametrize("size", [9_000, 15_000])
+async def test_a_long_model_path_is_a_bounded_404_not_a_metadata_refusal(
+    hgw: Gateway, size: int
+) -> None:
+    # Envoy passes the path on in gRPC metadata; between gRPC's default soft and hard
+    # metadata limits (8 and 16 KiB) it was refused at random with RESOURCE_EXHAUSTED (429).
+    async with _client(hgw) as client:
+        for _ in range(5):
+            response = await client.get("/v1/models/" + "m" * size)
+            assert response.status_code == 404, response.text[:300]
+            assert len(response.content) < MAX_ERROR_BODY
+
+
 async def test_a_session_context_json_cannot_hold_is_refused(hgw: Gateway) -> None:
     context = struct_pb2.Struct()
     context.update({"a": float("nan")})
