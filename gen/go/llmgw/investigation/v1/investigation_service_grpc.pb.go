@@ -21,7 +21,7 @@ type InvestigationServiceClient interface {
 	CreateInvestigation(ctx context.Context, in *CreateInvestigationRequest, opts ...grpc.CallOption) (*CreateInvestigationResponse, error)
 	// Gets an investigation with its state and, when finished, its result.
 	GetInvestigation(ctx context.Context, in *GetInvestigationRequest, opts ...grpc.CallOption) (*GetInvestigationResponse, error)
-	// Lists investigations, newest first.
+	// Lists the caller's investigations, newest first.
 	ListInvestigations(ctx context.Context, in *ListInvestigationsRequest, opts ...grpc.CallOption) (*ListInvestigationsResponse, error)
 	// Cancels a queued or running investigation.
 	CancelInvestigation(ctx context.Context, in *CancelInvestigationRequest, opts ...grpc.CallOption) (*CancelInvestigationResponse, error)
@@ -31,11 +31,13 @@ type InvestigationServiceClient interface {
 	// Runs an investigation synchronously, streaming its events as it works; the last
 	// event carries the result. The investigation is stored as if created.
 	RunInvestigation(ctx context.Context, in *RunInvestigationRequest, opts ...grpc.CallOption) (InvestigationService_RunInvestigationClient, error)
-	// Asks a follow-up question about a finished investigation, with its findings as
-	// context.
+	// Asks a follow-up question about an investigation, with its result, findings and
+	// evidence as context; the conversation is kept in the Session service.
 	ChatInvestigation(ctx context.Context, in *ChatInvestigationRequest, opts ...grpc.CallOption) (*ChatInvestigationResponse, error)
-	// Alertmanager webhook receiver: opens one investigation per firing alert (resolved
-	// alerts and alerts with an investigation already open are skipped).
+	// Alertmanager webhook receiver (Alertmanager's JSON, version 4): opens one
+	// investigation per firing alert; an alert whose fingerprint is already queued or
+	// running, or finished within the dedup window, is deduplicated; a resolved alert is
+	// recorded against its open investigation.
 	ReceiveAlertmanagerWebhook(ctx context.Context, in *ReceiveAlertmanagerWebhookRequest, opts ...grpc.CallOption) (*ReceiveAlertmanagerWebhookResponse, error)
 }
 
@@ -173,7 +175,7 @@ type InvestigationServiceServer interface {
 	CreateInvestigation(context.Context, *CreateInvestigationRequest) (*CreateInvestigationResponse, error)
 	// Gets an investigation with its state and, when finished, its result.
 	GetInvestigation(context.Context, *GetInvestigationRequest) (*GetInvestigationResponse, error)
-	// Lists investigations, newest first.
+	// Lists the caller's investigations, newest first.
 	ListInvestigations(context.Context, *ListInvestigationsRequest) (*ListInvestigationsResponse, error)
 	// Cancels a queued or running investigation.
 	CancelInvestigation(context.Context, *CancelInvestigationRequest) (*CancelInvestigationResponse, error)
@@ -183,11 +185,13 @@ type InvestigationServiceServer interface {
 	// Runs an investigation synchronously, streaming its events as it works; the last
 	// event carries the result. The investigation is stored as if created.
 	RunInvestigation(*RunInvestigationRequest, InvestigationService_RunInvestigationServer) error
-	// Asks a follow-up question about a finished investigation, with its findings as
-	// context.
+	// Asks a follow-up question about an investigation, with its result, findings and
+	// evidence as context; the conversation is kept in the Session service.
 	ChatInvestigation(context.Context, *ChatInvestigationRequest) (*ChatInvestigationResponse, error)
-	// Alertmanager webhook receiver: opens one investigation per firing alert (resolved
-	// alerts and alerts with an investigation already open are skipped).
+	// Alertmanager webhook receiver (Alertmanager's JSON, version 4): opens one
+	// investigation per firing alert; an alert whose fingerprint is already queued or
+	// running, or finished within the dedup window, is deduplicated; a resolved alert is
+	// recorded against its open investigation.
 	ReceiveAlertmanagerWebhook(context.Context, *ReceiveAlertmanagerWebhookRequest) (*ReceiveAlertmanagerWebhookResponse, error)
 	mustEmbedUnimplementedInvestigationServiceServer()
 }

@@ -100,7 +100,7 @@ class InvestigationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInvestigations(self, request, context):
-        """Lists investigations, newest first.
+        """Lists the caller's investigations, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,16 +130,18 @@ class InvestigationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChatInvestigation(self, request, context):
-        """Asks a follow-up question about a finished investigation, with its findings as
-        context.
+        """Asks a follow-up question about an investigation, with its result, findings and
+        evidence as context; the conversation is kept in the Session service.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReceiveAlertmanagerWebhook(self, request, context):
-        """Alertmanager webhook receiver: opens one investigation per firing alert (resolved
-        alerts and alerts with an investigation already open are skipped).
+        """Alertmanager webhook receiver (Alertmanager's JSON, version 4): opens one
+        investigation per firing alert; an alert whose fingerprint is already queued or
+        running, or finished within the dedup window, is deduplicated; a resolved alert is
+        recorded against its open investigation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

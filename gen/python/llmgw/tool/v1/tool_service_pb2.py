@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n llmgw/tool/v1/tool_service.proto\x12\rllmgw.tool.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\"\xb0\x01\n\x0bRetryPolicy\x12!\n\x0cmax_attempts\x18\x01 \x01(\x05R\x0bmaxAttempts\x12\x42\n\x0finitial_backoff\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n\x0bmax_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxBackoff\"\xe6\x01\n\x0cHttpExecutor\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12!\n\x0curl_template\x18\x02 \x01(\tR\x0burlTemplate\x12\x42\n\x07headers\x18\x03 \x03(\x0b\x32(.llmgw.tool.v1.HttpExecutor.HeadersEntryR\x07headers\x12\x1b\n\tjson_body\x18\x04 \x01(\x08R\x08jsonBody\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xb2\x03\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x37\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12\x31\n\x04http\x18\x04 \x01(\x0b\x32\x1b.llmgw.tool.v1.HttpExecutorH\x00R\x04http\x12\x33\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12=\n\x0cretry_policy\x18\x06 \x01(\x0b\x32\x1a.llmgw.tool.v1.RetryPolicyR\x0bretryPolicy\x12+\n\x11\x61llowed_consumers\x18\x07 \x03(\tR\x10\x61llowedConsumers\x12\x31\n\x06source\x18\x08 \x01(\x0e\x32\x19.llmgw.tool.v1.ToolSourceR\x06source\x12(\n\x10max_output_bytes\x18\t \x01(\x05R\x0emaxOutputBytesB\n\n\x08\x65xecutor\"N\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"f\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x13.llmgw.tool.v1.ToolR\x05tools\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n\x0eGetToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\":\n\x0fGetToolResponse\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\"t\n\x11\x43reateToolRequest\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\x12\x17\n\x07tool_id\x18\x02 \x01(\tR\x06toolId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"=\n\x12\x43reateToolResponse\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\"\'\n\x11\x44\x65leteToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x14\n\x12\x44\x65leteToolResponse\"\xb3\x01\n\x12\x45xecuteToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x35\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\targuments\x12\x33\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"\xca\x01\n\x13\x45xecuteToolResponse\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12\x1c\n\ttruncated\x18\x03 \x01(\x08R\ttruncated\x12\x1a\n\x08\x61ttempts\x18\x04 \x01(\x05R\x08\x61ttempts\x12\x35\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\"\x9b\x01\n\x18\x42\x61tchExecuteToolsRequest\x12\x37\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32!.llmgw.tool.v1.ExecuteToolRequestR\x05\x63\x61lls\x12\'\n\x0fmax_concurrency\x18\x02 \x01(\x05R\x0emaxConcurrency\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9b\x01\n\x17\x42\x61tchExecuteToolsResult\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12*\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusR\x06status\x12>\n\x08response\x18\x03 \x01(\x0b\x32\".llmgw.tool.v1.ExecuteToolResponseR\x08response\"]\n\x19\x42\x61tchExecuteToolsResponse\x12@\n\x07results\x18\x01 \x03(\x0b\x32&.llmgw.tool.v1.BatchExecuteToolsResultR\x07results*s\n\nToolSource\x12\x1b\n\x17TOOL_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12TOOL_SOURCE_CONFIG\x10\x01\x12\x17\n\x13TOOL_SOURCE_RUNTIME\x10\x02\x12\x17\n\x13TOOL_SOURCE_BUILTIN\x10\x03\x32\xc0\x05\n\x0bToolService\x12\x64\n\tListTools\x12\x1f.llmgw.tool.v1.ListToolsRequest\x1a .llmgw.tool.v1.ListToolsResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12g\n\x07GetTool\x12\x1d.llmgw.tool.v1.GetToolRequest\x1a\x1e.llmgw.tool.v1.GetToolResponse\"\x1d\x90\x02\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=tools/*}\x12j\n\nCreateTool\x12 .llmgw.tool.v1.CreateToolRequest\x1a!.llmgw.tool.v1.CreateToolResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/tools:\x04tool\x12m\n\nDeleteTool\x12 .llmgw.tool.v1.DeleteToolRequest\x1a!.llmgw.tool.v1.DeleteToolResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/v1/{name=tools/*}\x12{\n\x0b\x45xecuteTool\x12!.llmgw.tool.v1.ExecuteToolRequest\x1a\".llmgw.tool.v1.ExecuteToolResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=tools/*}:execute:\x01*\x12\x89\x01\n\x11\x42\x61tchExecuteTools\x12\'.llmgw.tool.v1.BatchExecuteToolsRequest\x1a(.llmgw.tool.v1.BatchExecuteToolsResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/tools:batchExecute:\x01*B\x16Z\x14llmgw/tool/v1;toolv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n llmgw/tool/v1/tool_service.proto\x12\rllmgw.tool.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\"\xb0\x01\n\x0bRetryPolicy\x12!\n\x0cmax_attempts\x18\x01 \x01(\x05R\x0bmaxAttempts\x12\x42\n\x0finitial_backoff\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n\x0bmax_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxBackoff\"\xe6\x01\n\x0cHttpExecutor\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12!\n\x0curl_template\x18\x02 \x01(\tR\x0burlTemplate\x12\x42\n\x07headers\x18\x03 \x03(\x0b\x32(.llmgw.tool.v1.HttpExecutor.HeadersEntryR\x07headers\x12\x1b\n\tjson_body\x18\x04 \x01(\x08R\x08jsonBody\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"t\n\x0fToolsetExecutor\x12\x18\n\x07toolset\x18\x01 \x01(\tR\x07toolset\x12\x1b\n\tread_only\x18\x02 \x01(\x08R\x08readOnly\x12*\n\x11max_result_tokens\x18\x03 \x01(\x05R\x0fmaxResultTokens\"\xee\x03\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x37\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\nparameters\x12\x31\n\x04http\x18\x04 \x01(\x0b\x32\x1b.llmgw.tool.v1.HttpExecutorH\x00R\x04http\x12:\n\x07toolset\x18\n \x01(\x0b\x32\x1e.llmgw.tool.v1.ToolsetExecutorH\x00R\x07toolset\x12\x33\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12=\n\x0cretry_policy\x18\x06 \x01(\x0b\x32\x1a.llmgw.tool.v1.RetryPolicyR\x0bretryPolicy\x12+\n\x11\x61llowed_consumers\x18\x07 \x03(\tR\x10\x61llowedConsumers\x12\x31\n\x06source\x18\x08 \x01(\x0e\x32\x19.llmgw.tool.v1.ToolSourceR\x06source\x12(\n\x10max_output_bytes\x18\t \x01(\x05R\x0emaxOutputBytesB\n\n\x08\x65xecutor\"N\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"f\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x13.llmgw.tool.v1.ToolR\x05tools\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n\x0eGetToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\":\n\x0fGetToolResponse\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\"t\n\x11\x43reateToolRequest\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\x12\x17\n\x07tool_id\x18\x02 \x01(\tR\x06toolId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"=\n\x12\x43reateToolResponse\x12\'\n\x04tool\x18\x01 \x01(\x0b\x32\x13.llmgw.tool.v1.ToolR\x04tool\"\'\n\x11\x44\x65leteToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x14\n\x12\x44\x65leteToolResponse\"\xb3\x01\n\x12\x45xecuteToolRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x35\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\targuments\x12\x33\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"\xca\x01\n\x13\x45xecuteToolResponse\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12.\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x06result\x12\x1c\n\ttruncated\x18\x03 \x01(\x08R\ttruncated\x12\x1a\n\x08\x61ttempts\x18\x04 \x01(\x05R\x08\x61ttempts\x12\x35\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\"\x9b\x01\n\x18\x42\x61tchExecuteToolsRequest\x12\x37\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32!.llmgw.tool.v1.ExecuteToolRequestR\x05\x63\x61lls\x12\'\n\x0fmax_concurrency\x18\x02 \x01(\x05R\x0emaxConcurrency\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9b\x01\n\x17\x42\x61tchExecuteToolsResult\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12*\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusR\x06status\x12>\n\x08response\x18\x03 \x01(\x0b\x32\".llmgw.tool.v1.ExecuteToolResponseR\x08response\"]\n\x19\x42\x61tchExecuteToolsResponse\x12@\n\x07results\x18\x01 \x03(\x0b\x32&.llmgw.tool.v1.BatchExecuteToolsResultR\x07results*s\n\nToolSource\x12\x1b\n\x17TOOL_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12TOOL_SOURCE_CONFIG\x10\x01\x12\x17\n\x13TOOL_SOURCE_RUNTIME\x10\x02\x12\x17\n\x13TOOL_SOURCE_BUILTIN\x10\x03\x32\xc0\x05\n\x0bToolService\x12\x64\n\tListTools\x12\x1f.llmgw.tool.v1.ListToolsRequest\x1a .llmgw.tool.v1.ListToolsResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/tools\x12g\n\x07GetTool\x12\x1d.llmgw.tool.v1.GetToolRequest\x1a\x1e.llmgw.tool.v1.GetToolResponse\"\x1d\x90\x02\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=tools/*}\x12j\n\nCreateTool\x12 .llmgw.tool.v1.CreateToolRequest\x1a!.llmgw.tool.v1.CreateToolResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\t/v1/tools:\x04tool\x12m\n\nDeleteTool\x12 .llmgw.tool.v1.DeleteToolRequest\x1a!.llmgw.tool.v1.DeleteToolResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/v1/{name=tools/*}\x12{\n\x0b\x45xecuteTool\x12!.llmgw.tool.v1.ExecuteToolRequest\x1a\".llmgw.tool.v1.ExecuteToolResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=tools/*}:execute:\x01*\x12\x89\x01\n\x11\x42\x61tchExecuteTools\x12\'.llmgw.tool.v1.BatchExecuteToolsRequest\x1a(.llmgw.tool.v1.BatchExecuteToolsResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/tools:batchExecute:\x01*B\x16Z\x14llmgw/tool/v1;toolv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,42 +50,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLSERVICE'].methods_by_name['ExecuteTool']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/{name=tools/*}:execute:\001*'
   _globals['_TOOLSERVICE'].methods_by_name['BatchExecuteTools']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['BatchExecuteTools']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/tools:batchExecute:\001*'
-  _globals['_TOOLSOURCE']._serialized_start=2341
-  _globals['_TOOLSOURCE']._serialized_end=2456
+  _globals['_TOOLSOURCE']._serialized_start=2519
+  _globals['_TOOLSOURCE']._serialized_end=2634
   _globals['_RETRYPOLICY']._serialized_start=169
   _globals['_RETRYPOLICY']._serialized_end=345
   _globals['_HTTPEXECUTOR']._serialized_start=348
   _globals['_HTTPEXECUTOR']._serialized_end=578
   _globals['_HTTPEXECUTOR_HEADERSENTRY']._serialized_start=520
   _globals['_HTTPEXECUTOR_HEADERSENTRY']._serialized_end=578
-  _globals['_TOOL']._serialized_start=581
-  _globals['_TOOL']._serialized_end=1015
-  _globals['_LISTTOOLSREQUEST']._serialized_start=1017
-  _globals['_LISTTOOLSREQUEST']._serialized_end=1095
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=1097
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=1199
-  _globals['_GETTOOLREQUEST']._serialized_start=1201
-  _globals['_GETTOOLREQUEST']._serialized_end=1237
-  _globals['_GETTOOLRESPONSE']._serialized_start=1239
-  _globals['_GETTOOLRESPONSE']._serialized_end=1297
-  _globals['_CREATETOOLREQUEST']._serialized_start=1299
-  _globals['_CREATETOOLREQUEST']._serialized_end=1415
-  _globals['_CREATETOOLRESPONSE']._serialized_start=1417
-  _globals['_CREATETOOLRESPONSE']._serialized_end=1478
-  _globals['_DELETETOOLREQUEST']._serialized_start=1480
-  _globals['_DELETETOOLREQUEST']._serialized_end=1519
-  _globals['_DELETETOOLRESPONSE']._serialized_start=1521
-  _globals['_DELETETOOLRESPONSE']._serialized_end=1541
-  _globals['_EXECUTETOOLREQUEST']._serialized_start=1544
-  _globals['_EXECUTETOOLREQUEST']._serialized_end=1723
-  _globals['_EXECUTETOOLRESPONSE']._serialized_start=1726
-  _globals['_EXECUTETOOLRESPONSE']._serialized_end=1928
-  _globals['_BATCHEXECUTETOOLSREQUEST']._serialized_start=1931
-  _globals['_BATCHEXECUTETOOLSREQUEST']._serialized_end=2086
-  _globals['_BATCHEXECUTETOOLSRESULT']._serialized_start=2089
-  _globals['_BATCHEXECUTETOOLSRESULT']._serialized_end=2244
-  _globals['_BATCHEXECUTETOOLSRESPONSE']._serialized_start=2246
-  _globals['_BATCHEXECUTETOOLSRESPONSE']._serialized_end=2339
-  _globals['_TOOLSERVICE']._serialized_start=2459
-  _globals['_TOOLSERVICE']._serialized_end=3163
+  _globals['_TOOLSETEXECUTOR']._serialized_start=580
+  _globals['_TOOLSETEXECUTOR']._serialized_end=696
+  _globals['_TOOL']._serialized_start=699
+  _globals['_TOOL']._serialized_end=1193
+  _globals['_LISTTOOLSREQUEST']._serialized_start=1195
+  _globals['_LISTTOOLSREQUEST']._serialized_end=1273
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=1275
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=1377
+  _globals['_GETTOOLREQUEST']._serialized_start=1379
+  _globals['_GETTOOLREQUEST']._serialized_end=1415
+  _globals['_GETTOOLRESPONSE']._serialized_start=1417
+  _globals['_GETTOOLRESPONSE']._serialized_end=1475
+  _globals['_CREATETOOLREQUEST']._serialized_start=1477
+  _globals['_CREATETOOLREQUEST']._serialized_end=1593
+  _globals['_CREATETOOLRESPONSE']._serialized_start=1595
+  _globals['_CREATETOOLRESPONSE']._serialized_end=1656
+  _globals['_DELETETOOLREQUEST']._serialized_start=1658
+  _globals['_DELETETOOLREQUEST']._serialized_end=1697
+  _globals['_DELETETOOLRESPONSE']._serialized_start=1699
+  _globals['_DELETETOOLRESPONSE']._serialized_end=1719
+  _globals['_EXECUTETOOLREQUEST']._serialized_start=1722
+  _globals['_EXECUTETOOLREQUEST']._serialized_end=1901
+  _globals['_EXECUTETOOLRESPONSE']._serialized_start=1904
+  _globals['_EXECUTETOOLRESPONSE']._serialized_end=2106
+  _globals['_BATCHEXECUTETOOLSREQUEST']._serialized_start=2109
+  _globals['_BATCHEXECUTETOOLSREQUEST']._serialized_end=2264
+  _globals['_BATCHEXECUTETOOLSRESULT']._serialized_start=2267
+  _globals['_BATCHEXECUTETOOLSRESULT']._serialized_end=2422
+  _globals['_BATCHEXECUTETOOLSRESPONSE']._serialized_start=2424
+  _globals['_BATCHEXECUTETOOLSRESPONSE']._serialized_end=2517
+  _globals['_TOOLSERVICE']._serialized_start=2637
+  _globals['_TOOLSERVICE']._serialized_end=3341
 # @@protoc_insertion_point(module_scope)

@@ -53,12 +53,23 @@ class HttpExecutor(_message.Message):
     json_body: bool
     def __init__(self, method: _Optional[str] = ..., url_template: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., json_body: _Optional[bool] = ...) -> None: ...
 
+class ToolsetExecutor(_message.Message):
+    __slots__ = ("toolset", "read_only", "max_result_tokens")
+    TOOLSET_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    toolset: str
+    read_only: bool
+    max_result_tokens: int
+    def __init__(self, toolset: _Optional[str] = ..., read_only: _Optional[bool] = ..., max_result_tokens: _Optional[int] = ...) -> None: ...
+
 class Tool(_message.Message):
-    __slots__ = ("name", "description", "parameters", "http", "timeout", "retry_policy", "allowed_consumers", "source", "max_output_bytes")
+    __slots__ = ("name", "description", "parameters", "http", "toolset", "timeout", "retry_policy", "allowed_consumers", "source", "max_output_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
+    TOOLSET_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_CONSUMERS_FIELD_NUMBER: _ClassVar[int]
@@ -68,12 +79,13 @@ class Tool(_message.Message):
     description: str
     parameters: _struct_pb2.Struct
     http: HttpExecutor
+    toolset: ToolsetExecutor
     timeout: _duration_pb2.Duration
     retry_policy: RetryPolicy
     allowed_consumers: _containers.RepeatedScalarFieldContainer[str]
     source: ToolSource
     max_output_bytes: int
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., http: _Optional[_Union[HttpExecutor, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., allowed_consumers: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ToolSource, str]] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., http: _Optional[_Union[HttpExecutor, _Mapping]] = ..., toolset: _Optional[_Union[ToolsetExecutor, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., allowed_consumers: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ToolSource, str]] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class ListToolsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
