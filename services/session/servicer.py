@@ -32,7 +32,7 @@ from services.session.metrics import (
     SESSIONS_CREATED,
     SESSIONS_DELETED,
 )
-from services.session.owner import current_owner, listing_owner, required_owner
+from services.common.owners import current_owner, listing_owner, required_owner
 from services.session.page_tokens import decode_page_token, encode_page_token
 from services.session.request_checks import (
     MUTABLE_FIELDS,
