@@ -80,12 +80,15 @@ def crash_loop(obs: Observations) -> Iterator[AnalyzerFinding | None]:
             detail += f" The previous instance's last error: {clipped(error)}"
         yield finding(
             "crash_loop",
-            title=f"{_cap(where)} is crash looping",
+            title=f"{_cap(where)} is crash looping"
+            if looping
+            else f"{_cap(where)} has restarted {container.restart_count} times",
             detail=detail,
             subject=pod.subject,
             evidence=evidence,
-            severity=3,
-            root_cause=f"{_cap(where)} exits at start with: {clipped(error)}" if error else "",
+            # Restarts alone (the container runs now) are a weaker sign than a back-off.
+            severity=3 if looping else 2,
+            root_cause=f"{_cap(where)} exits with: {clipped(error)}" if error and looping else "",
             recommendations=(
                 f"Read the previous logs of {where} for the error that ends it.",
                 "Fix the cause in the application or its configuration, then roll out again.",

@@ -17,7 +17,7 @@ from services.investigation.evidence import MAX_EXCERPT_CHARS, EvidenceRef, occu
 # Evidence items kept per finding: enough to check it, few enough to read.
 MAX_EVIDENCE = 8
 # Characters of a quoted message inside a title, detail or root cause sentence.
-SENTENCE_QUOTE_CHARS = 200
+SENTENCE_QUOTE_CHARS = 300
 
 
 @dataclass(frozen=True)
