@@ -99,12 +99,31 @@ def _node_name(alert: inv_pb2.Alert) -> str:
 
 
 def plan(alert: inv_pb2.Alert, tools: Collection[str]) -> list[PlannedCall]:
-    """The first calls worth making for `alert`, most specific first, at most
-    `MAX_PLANNED_CALLS`, only for tools in `tools`."""
-    out = _Plan(tools, MAX_PLANNED_CALLS)
+    """The first calls worth making for `alert`, at most `MAX_PLANNED_CALLS`, only for
+    tools in `tools`: the calls about the objects it names first, then the general ones
+    (the namespace's events, the alerts firing, the alert's expression), which always
+    keep their place."""
     namespace = alert.namespace if valid_name(alert.namespace) else ""
     if not alert.namespace:
         namespace = _name(alert, "namespace")
+    general = _Plan(tools, MAX_PLANNED_CALLS)
+    if namespace:
+        # The tool has no type filter: the analyzers read the warnings among them.
+        general.add("kubernetes_events", "recent events of the namespace", namespace=namespace)
+    general.add("prometheus_alerts", "alerts firing now")
+    expr = graph_expression(alert.generator_url)
+    if expr:
+        general.add(
+            "prometheus_query_range", "the alert's expression over the last hour", query=expr
+        )
+    made = {call.key() for call in general.calls}
+    specific = _Plan(tools, MAX_PLANNED_CALLS - len(general.calls), made)
+    _object_calls(specific, alert, namespace)
+    return specific.calls + general.calls
+
+
+def _object_calls(out: _Plan, alert: inv_pb2.Alert, namespace: str) -> None:
+    """Calls about the objects the alert's labels name, most specific first."""
     pod = _name(alert, "pod", "pod_name")
     container = _name(alert, "container", "container_name")
     deployment = _name(alert, "deployment")
@@ -172,15 +191,6 @@ def plan(alert: inv_pb2.Alert, tools: Collection[str]) -> list[PlannedCall]:
         )
     if node:
         out.add("kubernetes_list_nodes", "the alert's node")
-    if namespace:
-        out.add(
-            "kubernetes_events", "recent events of the namespace (warnings)", namespace=namespace
-        )
-    out.add("prometheus_alerts", "alerts firing now")
-    expr = graph_expression(alert.generator_url)
-    if expr:
-        out.add("prometheus_query_range", "the alert's expression over the last hour", query=expr)
-    return out.calls
 
 
 def _focus(calls: Sequence[ToolCall]) -> Callable[[PodView], bool]:

@@ -70,17 +70,19 @@ def excerpt_problem(excerpt: str) -> str:
     return ""
 
 
-def _found(needle: str, call: ToolCall) -> bool:
-    if needle in normalise(call.output):
-        return True
-    return any(needle in normalise(leaf) for leaf in string_leaves(call.result))
+def _texts(call: ToolCall) -> Iterator[str]:
+    """What an excerpt may occur in, normalised: the output, then each string leaf."""
+    yield normalise(call.output)
+    for leaf in string_leaves(call.result):
+        yield normalise(leaf)
 
 
 def occurs(excerpt: str, call: ToolCall) -> bool:
     """Whether `excerpt` is valid evidence from `call` (the contract's rule above)."""
     if not call.ok or excerpt_problem(excerpt):
         return False
-    return _found(normalise(excerpt), call)
+    needle = normalise(excerpt)
+    return any(needle in haystack for haystack in _texts(call))
 
 
 def check(
@@ -92,6 +94,8 @@ def check(
     valid: list[EvidenceRef] = []
     reasons: list[str] = []
     seen: set[tuple[str, str]] = set()
+    # Normalised once per call: a model may cite one large output many times.
+    texts: dict[str, tuple[str, ...]] = {}
     for ref in refs:
         call_id = clip_chars(ref.tool_call_id, _ID_QUOTE_CHARS)
         call = calls_by_id.get(ref.tool_call_id)
@@ -102,7 +106,10 @@ def check(
             reasons.append(f"{call_id} failed; evidence must come from a successful call")
         elif problem:
             reasons.append(f"{problem} (citing {call_id})")
-        elif not _found(normalise(ref.excerpt), call):
+        elif not any(
+            normalise(ref.excerpt) in haystack
+            for haystack in texts.setdefault(ref.tool_call_id, tuple(_texts(call)))
+        ):
             reasons.append(f"excerpt {shown(ref.excerpt)} not found in {call_id}'s output")
         else:
             key = (ref.tool_call_id, normalise(ref.excerpt))

@@ -193,6 +193,12 @@ def test_plan_is_bounded_and_has_no_duplicates() -> None:
     assert len(planned) == MAX_PLANNED_CALLS
     assert len({c.key() for c in planned}) == len(planned)
     assert planned[0].tool == "kubernetes_describe_pod"
+    # The general calls keep their place whatever the labels name.
+    assert _shape(planned[-3:]) == [
+        ("kubernetes_events", {"namespace": NS}),
+        ("prometheus_alerts", {}),
+        ("prometheus_query_range", {"query": "up"}),
+    ]
 
 
 def test_followup_previous_logs_of_a_restarting_container() -> None:
