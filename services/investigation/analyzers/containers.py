@@ -13,8 +13,14 @@ from collections.abc import Iterator
 from services.investigation.analyzers.finding import AnalyzerFinding, clipped, finding, quote
 from services.investigation.analyzers.observations import Observations
 from services.investigation.evidence import EvidenceRef
-from services.investigation.results import ContainerView, PodView, mapping, strings, successful
-from services.investigation.results import text as text_of
+from services.investigation.results import (
+    ContainerView,
+    PodView,
+    mapping,
+    strings,
+    successful,
+    text,
+)
 
 # Restarts that make a running container a crash loop even between back-offs.
 RESTART_THRESHOLD = 3
@@ -168,8 +174,8 @@ def _configmap_keys(obs: Observations, namespace: str, message: str) -> str:
     """`ConfigMap X has keys: a, b` for a ConfigMap named in `message` whose keys were
     read, else ""."""
     for call in successful(obs.calls, "kubernetes_configmap_keys"):
-        name = text_of(call.result.get("name")) or text_of(call.arguments.get("name"))
-        if name and text_of(call.arguments.get("namespace")) == namespace and name in message:
+        name = text(call.result.get("name")) or text(call.arguments.get("name"))
+        if name and text(call.arguments.get("namespace")) == namespace and name in message:
             keys = strings(call.result.get("keys"))
             return f" ConfigMap {name} has keys: {clipped(', '.join(keys)) or '(none)'}."
     return ""
