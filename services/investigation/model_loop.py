@@ -46,14 +46,14 @@ class LoopOutcome:
     conclusion: Conclusion | None
     steps: int
     model: str
-    partial_reason: int = 0
+    partial_reason: inv_pb2.PartialReason = inv_pb2.PARTIAL_REASON_UNSPECIFIED
     partial_detail: str = ""
 
 
 class _Stop(Exception):
     """A limit ended the loop."""
 
-    def __init__(self, reason: int, detail: str) -> None:
+    def __init__(self, reason: inv_pb2.PartialReason, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -135,7 +135,11 @@ class ModelLoop:
             return self._outcome(None, step, stop.reason, stop.detail)
 
     def _outcome(
-        self, found: Conclusion | None, step: int, reason: int = 0, detail: str = ""
+        self,
+        found: Conclusion | None,
+        step: int,
+        reason: inv_pb2.PartialReason = inv_pb2.PARTIAL_REASON_UNSPECIFIED,
+        detail: str = "",
     ) -> LoopOutcome:
         return LoopOutcome(found, step, self.model_used, reason, detail)
 

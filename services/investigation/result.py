@@ -75,7 +75,7 @@ class Ending:
 
     steps: int = 0
     model: str = ""
-    partial_reason: int = 0
+    partial_reason: inv_pb2.PartialReason = inv_pb2.PARTIAL_REASON_UNSPECIFIED
     partial_detail: str = ""
 
 

@@ -17,7 +17,7 @@ from services.investigation.checks import check_alert
 
 MAX_ALERTS = 1000
 FIRING, RESOLVED = "firing", "resolved"
-_PRIORITY = {
+_PRIORITY: dict[str, inv_pb2.Priority] = {
     "critical": inv_pb2.PRIORITY_CRITICAL,
     "page": inv_pb2.PRIORITY_CRITICAL,
     "high": inv_pb2.PRIORITY_HIGH,
@@ -32,7 +32,7 @@ _PRIORITY = {
 }
 
 
-def priority_of(labels: dict[str, str]) -> int:
+def priority_of(labels: dict[str, str]) -> inv_pb2.Priority:
     """Priority from the `severity` label (unspecified when absent or unknown)."""
     return _PRIORITY.get(labels.get("severity", "").strip().lower(), inv_pb2.PRIORITY_UNSPECIFIED)
 
