@@ -6,6 +6,7 @@ host and port are used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -20,6 +21,10 @@ from tests.fakes.state import FakeStats, RecordedRequest
 def control_base(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{PREFIX}"
+
+
+def conversation_body(model: str, turns: Sequence[Behaviour]) -> dict[str, Any]:
+    return {"model": model, "turns": [turn.to_dict() for turn in turns]}
 
 
 def default_body(behaviours: tuple[Behaviour, ...], model: str | None) -> dict[str, Any]:
@@ -70,6 +75,11 @@ class FakeControl(ControlClient):
     def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
         """As `FakeServer.set_default`."""
         self._http.post("/default", json=default_body(behaviours, model)).raise_for_status()
+
+    def set_conversation(self, model: str, turns: Sequence[Behaviour]) -> None:
+        """As `FakeServer.set_conversation`."""
+        body = conversation_body(model, turns)
+        self._http.post("/conversation", json=body).raise_for_status()
 
     def completions(self) -> list[RecordedRequest]:
         """The completion requests (POST): the gateway's health checks also list models."""
@@ -123,6 +133,12 @@ class AsyncFakeControl(AsyncControlClient):
     async def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
         """As `FakeServer.set_default`."""
         response = await self._http.post("/default", json=default_body(behaviours, model))
+        response.raise_for_status()
+
+    async def set_conversation(self, model: str, turns: Sequence[Behaviour]) -> None:
+        """As `FakeServer.set_conversation`."""
+        body = conversation_body(model, turns)
+        response = await self._http.post("/conversation", json=body)
         response.raise_for_status()
 
     async def stats(self) -> FakeStats:

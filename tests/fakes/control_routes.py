@@ -1,11 +1,13 @@
 """The `/_fake/*` HTTP endpoints that script a fake running in another process.
 
-POST /_fake/script   JSON list of behaviours, queued in order
-POST /_fake/default  {"behaviours": [...], "model": "x" | null}, as `set_default`; a bare
-                     behaviour object is still accepted as a one-behaviour general default
-POST /_fake/reset    clears script, defaults, recordings and counters
-GET  /_fake/requests recorded requests, oldest first
-GET  /_fake/stats    {"hits", "in_flight", "cancelled", "hits_by_model", "last_cancelled_at"}
+POST /_fake/script        JSON list of behaviours, queued in order
+POST /_fake/default       {"behaviours": [...], "model": "x" | null}, as `set_default`; a
+                          bare behaviour object is still a one-behaviour general default
+POST /_fake/conversation  {"model": "x", "turns": [...]}, as `set_conversation`
+POST /_fake/reset         clears script, conversations, defaults, recordings and counters
+GET  /_fake/requests      recorded requests, oldest first
+GET  /_fake/stats         {"hits", "in_flight", "cancelled", "hits_by_model",
+                          "last_cancelled_at"}
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ def parse_default(payload: Any) -> tuple[list[Behaviour], str | None]:
     return [Behaviour.from_dict(item) for item in items], model
 
 
+def parse_conversation(payload: Any) -> tuple[str, list[Behaviour]]:
+    """(model, turns) from a `/_fake/conversation` body."""
+    if not isinstance(payload, Mapping):
+        raise ValueError('expected a JSON object {"model": ..., "turns": [...]}')
+    unknown = set(payload) - {"model", "turns"}
+    if unknown:
+        raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
+    model, turns = payload.get("model"), payload.get("turns")
+    if not isinstance(model, str) or not model:
+        raise ValueError("model must be a non-empty string")
+    if not isinstance(turns, list):
+        raise ValueError("turns must be a JSON list")
+    return model, [Behaviour.from_dict(turn) for turn in turns]
+
+
 def control_routes(state: FakeState) -> list[web.RouteDef]:
     async def script(request: web.Request) -> web.Response:
         try:
@@ -65,6 +82,14 @@ def control_routes(state: FakeState) -> list[web.RouteDef]:
         state.set_default(behaviours, model)
         return _json({})
 
+    async def conversation(request: web.Request) -> web.Response:
+        try:
+            model, turns = parse_conversation(loads(await request.read()))
+        except (ValueError, TypeError, KeyError) as error:
+            return _bad_request(str(error))
+        state.set_conversation(model, turns)
+        return _json({"turns": len(turns)})
+
     async def reset(request: web.Request) -> web.Response:
         state.reset()
         return _json({})
@@ -78,6 +103,7 @@ def control_routes(state: FakeState) -> list[web.RouteDef]:
     return [
         web.post(f"{PREFIX}/script", script),
         web.post(f"{PREFIX}/default", default),
+        web.post(f"{PREFIX}/conversation", conversation),
         web.post(f"{PREFIX}/reset", reset),
         web.get(f"{PREFIX}/requests", requests),
         web.get(f"{PREFIX}/stats", stats),

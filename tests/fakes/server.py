@@ -132,8 +132,18 @@ class FakeServer(ServedFake):
         """Queues behaviours; each matching completion request consumes the first match."""
         self._state.script(list(behaviours))
 
+    def set_conversation(self, model: str, turns: Sequence[Behaviour]) -> None:
+        """Answers `model`'s requests with scripted turns: turn N for a request holding N
+        assistant messages, the last turn past the end; `{{cite:NEEDLE}}` in a turn becomes
+        the id of the request's `[cN]` tool-output block containing NEEDLE (see
+        `tests.fakes.conversation`). Queued behaviours still come first; a conversation
+        wins over the defaults. No turns drops the model's conversation.
+        """
+        self._state.set_conversation(model, turns)
+
     def set_default(self, *behaviours: Behaviour, model: str | None = None) -> None:
-        """The answers when nothing queued matches, taken in turn and cycling.
+        """The answers when nothing queued matches and the model has no conversation,
+        taken in turn and cycling.
 
         With `model`, they answer only requests for that model and win over the general
         default for them. Each call restarts its rotation; no behaviours drops the model's
@@ -204,7 +214,7 @@ class FakeServer(ServedFake):
             if rejection is not None:
                 return rejection
             call = Call(body, body["model"])
-            behaviour = state.take(call.model)
+            behaviour = state.take(call.model, body)
             if behaviour.delay > 0:
                 await asyncio.sleep(behaviour.delay)
             if behaviour.is_error:

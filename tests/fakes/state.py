@@ -1,4 +1,5 @@
-"""A fake's mutable state: the script queue, the defaults, recorded requests, counters.
+"""A fake's mutable state: the script queue, the conversations, the defaults, recorded
+requests, counters.
 
 Everything here runs on the fake's event loop thread; no locking is needed.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.behaviour import Behaviour
+from tests.fakes.conversation import Conversation
 
 _BUILTIN_DEFAULT = Behaviour()
 
@@ -98,6 +100,7 @@ class FakeState:
         self.queue: list[Behaviour] = []
         self.default = Rotation((_BUILTIN_DEFAULT,))
         self.model_defaults: dict[str, Rotation] = {}
+        self.conversations: dict[str, Conversation] = {}
         self.requests: list[RecordedRequest] = []
         self.hits = 0
         self.hits_by_model: dict[str, int] = {}
@@ -118,17 +121,29 @@ class FakeState:
         else:
             self.model_defaults.pop(model, None)
 
-    def take(self, model: str | None) -> Behaviour:
-        """The first queued behaviour that matches `model` (consumed), else the next of
-        the model's default rotation, else the next of the general one."""
+    def set_conversation(self, model: str, turns: Sequence[Behaviour]) -> None:
+        """Replaces `model`'s conversation; no turns drops it."""
+        if turns:
+            self.conversations[model] = Conversation(turns)
+        else:
+            self.conversations.pop(model, None)
+
+    def take(self, model: str | None, body: Mapping[str, Any] | None = None) -> Behaviour:
+        """The first queued behaviour that matches `model` (consumed), else the model's
+        conversation turn for `body` (None: an empty conversation), else the next of the
+        model's default rotation, else the next of the general one."""
         queue = self.queue
         if queue:
             for index, behaviour in enumerate(queue):
                 if behaviour.match_model is None or behaviour.match_model == model:
                     del queue[index]
                     return behaviour
-        rotation = self.model_defaults.get(model) if model is not None else None
-        return (rotation or self.default).take()
+        if model is None:
+            return self.default.take()
+        conversation = self.conversations.get(model)
+        if conversation is not None:
+            return conversation.answer(body if body is not None else {})
+        return (self.model_defaults.get(model) or self.default).take()
 
     def count_model(self, model: str) -> None:
         self.hits_by_model[model] = self.hits_by_model.get(model, 0) + 1
@@ -144,9 +159,10 @@ class FakeState:
             self.requests.append(RecordedRequest(method, path, lowered, body))
 
     def reset(self) -> None:
-        """Clears the script, every default and the recordings; counters start again too
-        (except `in_flight`, which counts answers still running)."""
+        """Clears the script, every conversation and default and the recordings; counters
+        start again too (except `in_flight`, which counts answers still running)."""
         self.queue.clear()
+        self.conversations.clear()
         self.default = Rotation((_BUILTIN_DEFAULT,))
         self.model_defaults.clear()
         self.requests.clear()
