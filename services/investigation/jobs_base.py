@@ -83,8 +83,10 @@ class StoreBase:
         cost: float | None,
         fence: str,
         entry_id: str,
+        result_event_too: bool = True,
     ) -> inv_pb2.Investigation | None:
         """Stores `record` finished in `state` (finish.lua); None on CONFLICT (read again).
+        The events: `result` (when given and `result_event_too`), then `state`.
         Raises Fenced when `fence` is given and no longer the record's, NotFound when gone."""
         now = self._now()
         inv = inv_pb2.Investigation()
@@ -103,7 +105,9 @@ class StoreBase:
             inv.progress_percent = 100
         name = inv.name
         result_bytes = (
-            result_event(name, result, now).SerializeToString() if result is not None else b""
+            result_event(name, result, now).SerializeToString()
+            if result is not None and result_event_too
+            else b""
         )
         fp = inv.alert.fingerprint
         script_keys = [

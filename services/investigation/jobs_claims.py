@@ -114,6 +114,7 @@ class WorkerSide(StoreBase):
                     cost=None,
                     fence="",
                     entry_id=entry_id,
+                    result_event_too=False,
                 )
                 if done is None:
                     continue

@@ -206,6 +206,7 @@ class JobStore(WorkerSide):
                     cost=None,
                     fence="",
                     entry_id="",
+                    result_event_too=False,
                 )
                 if cancelled is not None:
                     return cancelled

@@ -147,9 +147,7 @@ async def test_finish_stores_the_result_acks_and_starts_expiry(
         await store.emit(job, _progress("late"))
 
 
-async def test_finish_arms_the_dedup_window(
-    store: JobStore, redis_client: aioredis.Redis
-) -> None:
+async def test_finish_arms_the_dedup_window(store: JobStore, redis_client: aioredis.Redis) -> None:
     await store.open_for_alert(
         alert_investigation(fingerprint="fp"), investigation_id="i", owner="o", key_name=""
     )
@@ -185,7 +183,9 @@ async def test_concurrent_claims_never_hand_out_one_job_twice(redis_client: aior
         for _ in range(8)
     ]
     for n in range(20):
-        await stores[0].create(alert_investigation(), investigation_id=f"i{n}", owner="", key_name="")
+        await stores[0].create(
+            alert_investigation(), investigation_id=f"i{n}", owner="", key_name=""
+        )
 
     async def drain(n: int) -> list[str]:
         taken = []

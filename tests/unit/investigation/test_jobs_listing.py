@@ -46,7 +46,9 @@ async def test_pages_newest_first_including_creates_in_one_millisecond(
 async def test_owners_see_only_theirs_and_none_sees_all(store: JobStore, clock: Clock) -> None:
     for n, owner in enumerate(["a", "b", "a"]):
         clock.advance(1)
-        await store.create(alert_investigation(), investigation_id=f"i{n}", owner=owner, key_name="")
+        await store.create(
+            alert_investigation(), investigation_id=f"i{n}", owner=owner, key_name=""
+        )
 
     assert await _all_pages(store, "a", 10) == [["i2", "i0"]]
     assert await _all_pages(store, "b", 10) == [["i1"]]
