@@ -11,7 +11,9 @@ from services.investigation.jobs import JobStore
 from tests.unit.investigation.conftest import alert_investigation
 
 
-async def _open(store: JobStore, investigation_id: str, fingerprint: str = "fp", owner: str = "o"):  # type: ignore[no-untyped-def]
+async def _open(
+    store: JobStore, investigation_id: str, fingerprint: str = "fp", owner: str = "o"
+) -> tuple[inv_pb2.Investigation, bool]:
     return await store.open_for_alert(
         alert_investigation(fingerprint=fingerprint),
         investigation_id=investigation_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -136,7 +137,8 @@ async def test_finish_stores_the_result_acks_and_starts_expiry(
     assert events[-1].state == SUCCEEDED and events[-1].sequence == 4
     pending = await redis_client.xpending("inv:queue", "workers")
     assert pending["pending"] == 0
-    assert [e[1][b"id"] for e in await redis_client.xrange("inv:queue")] == [b"j"]
+    queue: Any = await redis_client.xrange("inv:queue")
+    assert [e[1][b"id"] for e in queue] == [b"j"]
     for key in ("inv:{i}:rec", "inv:{i}:events"):
         ttl = await redis_client.pttl(key)
         assert RETENTION_S * 1000 - 5000 < ttl <= RETENTION_S * 1000

@@ -10,20 +10,47 @@ from services.common.errors import InvalidArgument
 from services.investigation.jobs import JobStore
 from tests.unit.investigation.conftest import Clock, alert_investigation
 
-ANY = {"state": 0, "alert_name": "", "fingerprint": ""}
+
+async def _page(
+    store: JobStore,
+    owner: str | None,
+    page_size: int,
+    token: str = "",
+    *,
+    state: int = 0,
+    alert_name: str = "",
+    fingerprint: str = "",
+) -> tuple[list[inv_pb2.Investigation], str]:
+    return await store.list(
+        owner,
+        page_size=page_size,
+        page_token=token,
+        state=state,
+        alert_name=alert_name,
+        fingerprint=fingerprint,
+    )
 
 
 async def _all_pages(
-    store: JobStore, owner: str | None, page_size: int, **filters: object
+    store: JobStore,
+    owner: str | None,
+    page_size: int,
+    *,
+    state: int = 0,
+    alert_name: str = "",
+    fingerprint: str = "",
 ) -> list[list[str]]:
-    query = {**ANY, **filters}
-    pages, token = [], ""
+    pages: list[list[str]] = []
+    token = ""
     while True:
-        found, token = await store.list(
+        found, token = await _page(
+            store,
             owner,
-            page_size=page_size,
-            page_token=token,
-            **query,  # type: ignore[arg-type]
+            page_size,
+            token,
+            state=state,
+            alert_name=alert_name,
+            fingerprint=fingerprint,
         )
         pages.append([inv.name.removeprefix("investigations/") for inv in found])
         if not token:
@@ -91,7 +118,7 @@ async def test_results_come_without_tool_call_outputs(
         job, inv_pb2.INVESTIGATION_STATE_SUCCEEDED, result=result, error=None, usage=None, cost=0.0
     )
 
-    (listed,), _ = await store.list(None, page_size=10, page_token="", **ANY)  # type: ignore[arg-type]
+    (listed,), _ = await _page(store, None, 10)
 
     assert listed.result.summary == "crash loop"
     assert listed.result.tool_calls[0].id == "c1"
@@ -115,15 +142,15 @@ async def test_a_token_works_only_for_its_listing(store: JobStore, clock: Clock)
     for n in range(3):
         clock.advance(1)
         await store.create(alert_investigation(), investigation_id=f"i{n}", owner="o", key_name="")
-    _, token = await store.list("o", page_size=1, page_token="", **ANY)  # type: ignore[arg-type]
+    _, token = await _page(store, "o", 1)
     assert token
 
-    for owner, filters, bad in [
-        ("other", ANY, token),
-        ("o", {**ANY, "alert_name": "Disk"}, token),
-        ("o", ANY, token[:-2]),
-        ("o", ANY, "garbage"),
+    for owner, alert_name, bad in [
+        ("other", "", token),
+        ("o", "Disk", token),
+        ("o", "", token[:-2]),
+        ("o", "", "garbage"),
     ]:
         with pytest.raises(InvalidArgument) as refused:
-            await store.list(owner, page_size=1, page_token=bad, **filters)  # type: ignore[arg-type]
+            await _page(store, owner, 1, bad, alert_name=alert_name)
         assert refused.value.violations[0].field == "page_token"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -47,7 +49,8 @@ async def test_create_stores_it_queued_with_its_first_event(
     assert event.sequence == 1
     assert event.investigation == "investigations/inv-1"
     assert event.state == inv_pb2.INVESTIGATION_STATE_QUEUED
-    entry_id = (await redis_client.xrange("inv:{inv-1}:events"))[0][0]
+    entries: Any = await redis_client.xrange("inv:{inv-1}:events")
+    entry_id = entries[0][0]
     assert entry_id == b"1-1"
 
 
