@@ -136,6 +136,7 @@ class JobStore(WorkerSide):
         """Sets `alert.resolved_at` on the fingerprint's open or recent investigation;
         None when there is none."""
         fp_key = keys.fingerprint_key(owner, fingerprint)
+        seen = ""
         for _ in range(MAX_CONFLICT_RETRIES):
             seen = await self._fingerprint_id(fp_key)
             record = await self._read(seen) if seen else None
@@ -151,7 +152,7 @@ class JobStore(WorkerSide):
             )
             if status_of(reply) == "OK":
                 return inv
-        raise too_busy(fingerprint)
+        raise too_busy(seen)
 
     async def _fingerprint_id(self, fp_key: str) -> str:
         """The id the fingerprint key names, '' for none."""
