@@ -113,9 +113,9 @@ async def _run(*argv: str) -> None:
 
 async def backfill(data_dir: Path, history: Sequence[Series]) -> None:
     """TSDB blocks for `history` in `data_dir` (before Prometheus starts on it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     source = data_dir.parent / "history.om"
     source.write_text(openmetrics(history))
-    data_dir.mkdir(parents=True, exist_ok=True)
     promtool = binary("promtool")
     assert promtool, "promtool (Debian package prometheus) is not installed"
     await _run(promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir))
