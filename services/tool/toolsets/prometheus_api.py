@@ -70,7 +70,7 @@ class PrometheusApi:
             follow_redirects=False,
             transport=transport,
         )
-        self.backend = httpx.URL(self._base).netloc.decode("ascii")
+        self.backend = backend_of(httpx.URL(self._base))
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -182,6 +182,14 @@ class PrometheusApi:
             f"{said}",
             reason=_R.ERROR_REASON_UPSTREAM_UNAVAILABLE,
         )
+
+
+def backend_of(url: httpx.URL) -> str:
+    """`host:port` of a URL, the scheme's port when it names none (what the tool
+    service's breakers and metrics key by)."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{port}"
 
 
 async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:

@@ -26,6 +26,7 @@ from services.common.errors import (
     Unavailable,
 )
 from services.common.settings import SettingsError
+from services.tool.toolsets.base import Toolset
 from services.tool.toolsets.prometheus import PrometheusToolset, from_env
 from services.tool.toolsets.prometheus_api import MAX_ANSWER_BYTES, PrometheusApi
 
@@ -102,7 +103,19 @@ def test_from_env_needs_a_url_and_checks_it() -> None:
         assert "pw" not in str(caught.value)
 
 
+def test_backend_is_host_and_port() -> None:
+    for url, backend in [
+        ("http://prom", "prom:80"),
+        ("https://prom/prefix", "prom:443"),
+        ("http://10.0.0.5:9090", "10.0.0.5:9090"),
+        ("http://[::1]:9090", "[::1]:9090"),
+    ]:
+        assert PrometheusApi(url).backend == backend
+
+
 async def test_tools_have_closed_bounded_schemas(toolset: PrometheusToolset) -> None:
+    as_toolset: Toolset = toolset  # mypy checks the Protocol is met
+    assert as_toolset.name == "prometheus"
     names = [t.name for t in toolset.tools()]
     assert names == [
         "prometheus_query",
