@@ -9,10 +9,12 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 # Debian packages for the Go stubs (`make gen`, the Go client test), compose
-# validation and the load generator.
+# validation, the load generator, and the real Prometheus/Alertmanager the prometheus
+# toolset tests start.
 DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev \
-        golang-google-genproto-dev docker-compose wrk
+        golang-google-genproto-dev docker-compose wrk \
+        prometheus prometheus-alertmanager
 
 .PHONY: help venv system-deps gen render images model lint typecheck test test-unit fuzz up down status bench clean
 
