@@ -9,6 +9,7 @@ deduplicated by fingerprint (services/investigation/jobs.py does it atomically).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -22,11 +23,19 @@ from services.common.idempotency.run import once, request_scope
 from services.common.idempotency.store import IdempotencyStore
 from services.common.investigation_config import InvestigationConfig
 from services.common.owners import current_owner, required_owner
+from services.common.redis_errors import redis_errors_as_unavailable
 from services.common.text_checks import check_text
 from services.common.validation import Violations
 from services.investigation import checks, metrics, webhook
 from services.investigation.followup import FollowUp
 from services.investigation.jobs import JobStore
+
+# What a Redis failure is reported as.
+STORE = "the investigation store"
+
+
+def _store_errors() -> contextlib.AbstractAsyncContextManager[None]:
+    return redis_errors_as_unavailable(STORE)
 
 
 class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
@@ -59,12 +68,13 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         self, spec: inv_pb2.Investigation, investigation_id: str
     ) -> inv_pb2.Investigation:
         caller = current_caller()
-        return await self._store.create(
-            spec,
-            investigation_id=investigation_id or checks.new_investigation_id(),
-            owner=current_owner(),
-            key_name=caller.key_name,
-        )
+        async with _store_errors():
+            return await self._store.create(
+                spec,
+                investigation_id=investigation_id or checks.new_investigation_id(),
+                owner=current_owner(),
+                key_name=caller.key_name,
+            )
 
     async def CreateInvestigation(
         self, request: inv_pb2.CreateInvestigationRequest, context: grpc.aio.ServicerContext
@@ -89,7 +99,9 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
     async def GetInvestigation(
         self, request: inv_pb2.GetInvestigationRequest, context: grpc.aio.ServicerContext
     ) -> inv_pb2.GetInvestigationResponse:
-        found = await self._store.get(self._id(request.name), required_owner())
+        investigation_id = self._id(request.name)
+        async with _store_errors():
+            found = await self._store.get(investigation_id, required_owner())
         return inv_pb2.GetInvestigationResponse(investigation=found)
 
     async def ListInvestigations(
@@ -102,20 +114,23 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         check_text(violations, "fingerprint", request.fingerprint, 128, single_line=True)
         check_text(violations, "page_token", request.page_token, 1024, single_line=True)
         violations.raise_if_any()
-        found, token = await self._store.list(
-            required_owner(),
-            page_size=size,
-            page_token=request.page_token,
-            state=request.state,
-            alert_name=request.alert_name,
-            fingerprint=request.fingerprint,
-        )
+        async with _store_errors():
+            found, token = await self._store.list(
+                required_owner(),
+                page_size=size,
+                page_token=request.page_token,
+                state=request.state,
+                alert_name=request.alert_name,
+                fingerprint=request.fingerprint,
+            )
         return inv_pb2.ListInvestigationsResponse(investigations=found, next_page_token=token)
 
     async def CancelInvestigation(
         self, request: inv_pb2.CancelInvestigationRequest, context: grpc.aio.ServicerContext
     ) -> inv_pb2.CancelInvestigationResponse:
-        found = await self._store.cancel(self._id(request.name), required_owner())
+        investigation_id = self._id(request.name)
+        async with _store_errors():
+            found = await self._store.cancel(investigation_id, required_owner())
         return inv_pb2.CancelInvestigationResponse(investigation=found)
 
     async def StreamInvestigationEvents(
@@ -127,10 +142,12 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
             violations.add("after_sequence", "must not be negative")
             violations.raise_if_any()
         owner = required_owner()
-        # NOT_FOUND before the stream starts, as a status rather than a broken stream.
-        await self._store.get(investigation_id, owner)
-        async for event in self._store.events(investigation_id, owner, request.after_sequence):
-            yield inv_pb2.StreamInvestigationEventsResponse(event=event)
+        async with _store_errors():
+            # NOT_FOUND before the stream starts, as a status rather than a broken stream.
+            await self._store.get(investigation_id, owner)
+            events = self._store.events(investigation_id, owner, request.after_sequence)
+            async for event in events:
+                yield inv_pb2.StreamInvestigationEventsResponse(event=event)
 
     async def RunInvestigation(
         self, request: inv_pb2.RunInvestigationRequest, context: grpc.aio.ServicerContext
@@ -140,8 +157,9 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         violations.raise_if_any()
         created = await self._create(spec, request.investigation_id)
         investigation_id = checks.NAMES.parse(Violations(), "name", created.name)
-        async for event in self._store.events(investigation_id, required_owner(), 0):
-            yield inv_pb2.RunInvestigationResponse(event=event)
+        async with _store_errors():
+            async for event in self._store.events(investigation_id, required_owner(), 0):
+                yield inv_pb2.RunInvestigationResponse(event=event)
 
     async def ChatInvestigation(
         self, request: inv_pb2.ChatInvestigationRequest, context: grpc.aio.ServicerContext
@@ -154,7 +172,8 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         violations.raise_if_any()
 
         async def work(_: grpc.aio.ServicerContext) -> inv_pb2.ChatInvestigationResponse:
-            found = await self._store.get(investigation_id, required_owner())
+            async with _store_errors():
+                found = await self._store.get(investigation_id, required_owner())
             return await self._followup.ask(found, request.message, request.model)
 
         return await once(self._once, where, context, inv_pb2.ChatInvestigationResponse, work)
@@ -169,35 +188,45 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         violations.raise_if_any()
         reply = inv_pb2.ReceiveAlertmanagerWebhookResponse()
         owner, key_name = current_owner(), current_caller().key_name
-        for received in request.alerts:
-            alert = webhook.to_alert(received)
-            result = reply.results.add(fingerprint=alert.fingerprint)
-            if received.status == webhook.RESOLVED:
-                resolved_at = timestamp_pb2.Timestamp()
-                if received.HasField("ends_at"):
-                    resolved_at.CopyFrom(received.ends_at)
-                else:
-                    resolved_at.GetCurrentTime()
-                found = await self._store.record_resolved(alert.fingerprint, owner, resolved_at)
-                result.outcome = (
-                    inv_pb2.WEBHOOK_OUTCOME_RESOLVED if found else inv_pb2.WEBHOOK_OUTCOME_IGNORED
-                )
-                result.investigation = found.name if found else ""
-            else:
-                spec = checks.fresh(inv_pb2.Investigation(alert=alert))
-                opened, is_new = await self._store.open_for_alert(
-                    spec,
-                    investigation_id=checks.new_investigation_id(),
-                    owner=owner,
-                    key_name=key_name,
-                )
-                result.investigation = opened.name
-                if is_new:
-                    result.outcome = inv_pb2.WEBHOOK_OUTCOME_OPENED
-                    reply.investigations.append(opened)
-                else:
-                    result.outcome = inv_pb2.WEBHOOK_OUTCOME_DEDUPLICATED
-            if result.outcome != inv_pb2.WEBHOOK_OUTCOME_OPENED:
-                reply.skipped += 1
-            metrics.observe_webhook(result.outcome)
+        async with _store_errors():
+            for received in request.alerts:
+                await self._receive(reply, received, owner, key_name)
         return reply
+
+    async def _receive(
+        self,
+        reply: inv_pb2.ReceiveAlertmanagerWebhookResponse,
+        received: inv_pb2.AlertmanagerAlert,
+        owner: str,
+        key_name: str,
+    ) -> None:
+        alert = webhook.to_alert(received)
+        result = reply.results.add(fingerprint=alert.fingerprint)
+        if received.status == webhook.RESOLVED:
+            resolved_at = timestamp_pb2.Timestamp()
+            if received.HasField("ends_at"):
+                resolved_at.CopyFrom(received.ends_at)
+            else:
+                resolved_at.GetCurrentTime()
+            found = await self._store.record_resolved(alert.fingerprint, owner, resolved_at)
+            result.outcome = (
+                inv_pb2.WEBHOOK_OUTCOME_RESOLVED if found else inv_pb2.WEBHOOK_OUTCOME_IGNORED
+            )
+            result.investigation = found.name if found else ""
+        else:
+            spec = checks.fresh(inv_pb2.Investigation(alert=alert))
+            opened, is_new = await self._store.open_for_alert(
+                spec,
+                investigation_id=checks.new_investigation_id(),
+                owner=owner,
+                key_name=key_name,
+            )
+            result.investigation = opened.name
+            if is_new:
+                result.outcome = inv_pb2.WEBHOOK_OUTCOME_OPENED
+                reply.investigations.append(opened)
+            else:
+                result.outcome = inv_pb2.WEBHOOK_OUTCOME_DEDUPLICATED
+        if result.outcome != inv_pb2.WEBHOOK_OUTCOME_OPENED:
+            reply.skipped += 1
+        metrics.observe_webhook(result.outcome)

@@ -69,9 +69,20 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     port_file = run_dir / "kube.port"
     log = (run_dir / "kube.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.kubernetes_fake", "--scenario", "crashloop",
-         "--token", KUBE_TOKEN, "--port-file", str(port_file)],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.kubernetes_fake",
+            "--scenario",
+            "crashloop",
+            "--token",
+            KUBE_TOKEN,
+            "--port-file",
+            str(port_file),
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 20
@@ -246,9 +257,10 @@ def _check_evidence(result: inv_pb2.InvestigationResult) -> None:
     items = [e for f in result.findings for e in f.evidence] + list(result.root_cause_evidence)
     assert items
     for item in items:
-        assert item.excerpt in outputs[item.tool_call_id] or item.excerpt in json.loads(
-            outputs[item.tool_call_id]
-        ).__repr__(), item
+        assert (
+            item.excerpt in outputs[item.tool_call_id]
+            or item.excerpt in json.loads(outputs[item.tool_call_id]).__repr__()
+        ), item
 
 
 async def test_rest_create_stream_and_get_an_evidence_backed_result(
@@ -404,7 +416,9 @@ async def test_kill_9_of_the_worker_is_taken_over_without_repeating_calls(
     events = await _events(rest, name, alice)
     assert [int(e["sequence"]) for e in events] == list(range(1, len(events) + 1))
     assert any(e.get("progress", {}).get("stage") == "resumed" for e in events)
-    calls = [(c.tool, json.dumps(dict(c.arguments), sort_keys=True)) for c in done.result.tool_calls]
+    calls = [
+        (c.tool, json.dumps(dict(c.arguments), sort_keys=True)) for c in done.result.tool_calls
+    ]
     assert len(calls) == len(set(calls)), "a tool call was repeated after the takeover"
     assert [c.id for c in done.result.tool_calls] == [f"c{i}" for i in range(1, len(calls) + 1)]
     _check_evidence(done.result)
