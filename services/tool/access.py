@@ -20,7 +20,7 @@ from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.errors import PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
-from services.tool.entries import ToolEntry
+from services.tool.entries import Entry
 
 _CONSUMERS = "consumers/"
 REDACTED_HEADER = "[redacted]"
@@ -33,7 +33,7 @@ def _named(principal: Principal, allowed_consumers: Sequence[str]) -> bool:
     return any(entry.strip() in (principal.name, short) for entry in allowed_consumers)
 
 
-def _consumers_allow(principal: Principal, entry: ToolEntry) -> bool:
+def _consumers_allow(principal: Principal, entry: Entry) -> bool:
     allowed = entry.public.allowed_consumers
     return not allowed or _named(principal, allowed)
 
@@ -42,7 +42,7 @@ def _denied(principal: Principal, tool_id: str) -> PermissionDenied:
     return PermissionDenied(f"tool {tool_id!r} is not allowed for {principal.name}")
 
 
-def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
+def may_use(principal: Principal | None, entry: Entry) -> bool:
     """Whether the caller may see and run `entry` (ListTools filters with this)."""
     if principal is None or acl.is_admin(principal):
         return True
@@ -50,8 +50,8 @@ def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
 
 
 def usable_entry(
-    principal: Principal | None, tool_id: str, lookup: Callable[[str], ToolEntry]
-) -> ToolEntry:
+    principal: Principal | None, tool_id: str, lookup: Callable[[str], Entry]
+) -> Entry:
     """The tool `lookup` finds for `tool_id`, once the caller may use it.
 
     Raises PermissionDenied before calling `lookup` when the caller's groups forbid the
@@ -89,7 +89,7 @@ def shown_header(value: str) -> str:
     )
 
 
-def shown(principal: Principal | None, entry: ToolEntry) -> tool_pb2.Tool:
+def shown(principal: Principal | None, entry: Entry) -> tool_pb2.Tool:
     """The tool as the caller may see it: who else may use it is for admins only, and
     literal header values for nobody (admins included: responses are logged and cached
     by clients, and the value is in the definition its author holds)."""
