@@ -25,7 +25,7 @@ from services.common.caller import current_caller
 from services.common.errors import NotFound, PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
-from services.tool.entries import ToolEntry
+from services.tool.entries import Entry, ToolsetEntry
 
 _CONSUMERS = "consumers/"
 REDACTED_HEADER = "[redacted]"
@@ -38,7 +38,7 @@ def _named(principal: Principal, allowed_consumers: Sequence[str]) -> bool:
     return any(entry.strip() in (principal.name, short) for entry in allowed_consumers)
 
 
-def _consumers_allow(principal: Principal, entry: ToolEntry) -> bool:
+def _consumers_allow(principal: Principal, entry: Entry) -> bool:
     allowed = entry.public.allowed_consumers
     return not allowed or _named(principal, allowed)
 
@@ -47,16 +47,16 @@ def _denied(principal: Principal, tool_id: str) -> PermissionDenied:
     return PermissionDenied(f"tool {tool_id!r} is not allowed for {principal.name}")
 
 
-def _is_toolset(entry: ToolEntry) -> bool:
-    return entry.public.WhichOneof("executor") == "toolset"
+def _is_toolset(entry: Entry) -> bool:
+    return isinstance(entry, ToolsetEntry)
 
 
-def _investigating(entry: ToolEntry) -> bool:
+def _investigating(entry: Entry) -> bool:
     """A toolset tool asked for by the Investigation service for its caller."""
     return _is_toolset(entry) and current_caller().for_investigation
 
 
-def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
+def may_use(principal: Principal | None, entry: Entry) -> bool:
     """Whether the caller may see and run `entry` (ListTools filters with this)."""
     if principal is None or acl.is_admin(principal) or _investigating(entry):
         return True
@@ -64,8 +64,8 @@ def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
 
 
 def usable_entry(
-    principal: Principal | None, tool_id: str, lookup: Callable[[str], ToolEntry]
-) -> ToolEntry:
+    principal: Principal | None, tool_id: str, lookup: Callable[[str], Entry]
+) -> Entry:
     """The tool `lookup` finds for `tool_id`, once the caller may use it.
 
     Raises PermissionDenied before calling `lookup` when the caller's groups forbid the
@@ -111,7 +111,7 @@ def shown_header(value: str) -> str:
     )
 
 
-def shown(principal: Principal | None, entry: ToolEntry) -> tool_pb2.Tool:
+def shown(principal: Principal | None, entry: Entry) -> tool_pb2.Tool:
     """The tool as the caller may see it: who else may use it is for admins only, and
     literal header values for nobody (admins included: responses are logged and cached
     by clients, and the value is in the definition its author holds)."""
