@@ -269,7 +269,7 @@ async def test_rest_create_stream_and_get_an_evidence_backed_result(
     _script(gw)
     created = await rest.post("/v1/investigations", json=_alert_body(), headers=alice.headers)
     assert created.status_code == 200, created.text
-    body = created.json()
+    body = created.json()["investigation"]
     assert body["state"] == "INVESTIGATION_STATE_QUEUED" and body["owner"] == alice.consumer
     name = body["name"]
     events = await _events(rest, name, alice)
@@ -296,7 +296,7 @@ async def test_rest_create_stream_and_get_an_evidence_backed_result(
     titles = [f.title for f in result.findings if f.origin == "model"]
     assert titles == ["deployment payments has no available replica"]
     _check_evidence(result)
-    assert got.usage.total_tokens > 0 and result.model == UPSTREAM_MODEL
+    assert got.usage.total_tokens > 0 and result.model == MODEL
     # The model read every context output and made one call of its own.
     model_calls = [c for c in result.tool_calls if c.requested_by == "model"]
     assert [c.tool for c in model_calls] == ["kubernetes_list_deployments"]
@@ -311,7 +311,7 @@ async def test_another_consumer_sees_nothing(
 ) -> None:
     gw.fakes["openai"].control().set_conversation(UPSTREAM_MODEL, [Behaviour(text=_conclusion())])
     created = await rest.post("/v1/investigations", json=_alert_body(), headers=alice.headers)
-    name = created.json()["name"]
+    name = created.json()["investigation"]["name"]
     for method, path in (
         ("GET", f"/v1/{name}"),
         ("GET", f"/v1/{name}:streamEvents"),
@@ -359,7 +359,7 @@ async def test_limits_give_a_partial_result_never_an_error(
         "/v1/investigations", json=_alert_body(limits={"max_tokens": 1}), headers=alice.headers
     )
     stub = inv_grpc.InvestigationServiceStub(channel)
-    done = await _wait_state(stub, created.json()["name"], alice, FINAL)
+    done = await _wait_state(stub, created.json()["investigation"]["name"], alice, FINAL)
     assert done.state == inv_pb2.INVESTIGATION_STATE_SUCCEEDED
     assert done.result.completeness == inv_pb2.COMPLETENESS_PARTIAL
     assert done.result.partial_reason == inv_pb2.PARTIAL_REASON_TOKEN_BUDGET
@@ -380,7 +380,7 @@ async def test_cancel_a_running_investigation(
     created = await rest.post(
         "/v1/investigations", json=_alert_body(model=SLOW_MODEL), headers=alice.headers
     )
-    name = created.json()["name"]
+    name = created.json()["investigation"]["name"]
     stub = inv_grpc.InvestigationServiceStub(channel)
     await _wait_state(stub, name, alice, {inv_pb2.INVESTIGATION_STATE_RUNNING})
     started = time.monotonic()
@@ -398,7 +398,7 @@ async def test_kill_9_of_the_worker_is_taken_over_without_repeating_calls(
     created = await rest.post(
         "/v1/investigations", json=_alert_body(model=SLOW_MODEL), headers=alice.headers
     )
-    name = created.json()["name"]
+    name = created.json()["investigation"]["name"]
     stub = inv_grpc.InvestigationServiceStub(channel)
     await _wait_state(stub, name, alice, {inv_pb2.INVESTIGATION_STATE_RUNNING})
     client = aioredis.from_url(gw.stack.redis_url)
@@ -453,8 +453,8 @@ async def test_alertmanager_webhook_opens_dedups_and_resolves(
     )
     assert second.json()["results"][0]["outcome"] == "WEBHOOK_OUTCOME_RESOLVED"
     got = await rest.get(f"/v1/{opened['name']}", headers=alice.headers)
-    assert got.json()["duplicate_alerts"] == 1
-    assert got.json()["alert"]["resolved_at"].startswith("2026-01-01T11:00:00")
+    assert got.json()["investigation"]["duplicate_alerts"] == 1
+    assert got.json()["investigation"]["alert"]["resolved_at"].startswith("2026-01-01T11:00:00")
     bad = await rest.post(
         "/v1/alertmanager/webhook", json={**payload, "version": "3"}, headers=alice.headers
     )
@@ -466,7 +466,7 @@ async def test_follow_up_questions_are_kept_in_a_session(
 ) -> None:
     _script(gw)
     created = await rest.post("/v1/investigations", json=_alert_body(), headers=alice.headers)
-    name = created.json()["name"]
+    name = created.json()["investigation"]["name"]
     stub = inv_grpc.InvestigationServiceStub(channel)
     await _wait_state(stub, name, alice, FINAL)
     gw.fakes["openai"].control().set_conversation(
