@@ -100,9 +100,7 @@ async def test_missing_pod_is_not_found_through_the_service(
 async def test_breaker_opens_on_a_failing_api(
     cluster: FakeKubernetes, start_server: StartServer
 ) -> None:
-    server = await start_server(
-        breaker={"consecutive_failures": 2}
-    )
+    server = await start_server(breaker={"consecutive_failures": 2})
     cluster.fail_status = 500
     for _ in range(2):
         with pytest.raises(grpc.aio.AioRpcError):
