@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from services.common.settings import SettingsError
 from services.common.tool_config import TOOLSET_NAMES, ToolsetsConfig
-from services.tool.toolsets import kubernetes, kubernetes_config
+from services.tool.toolsets import kubernetes, kubernetes_config, prometheus
 from services.tool.toolsets.base import Toolset
 
 
@@ -41,6 +41,11 @@ FACTORIES: dict[str, ToolsetFactory] = {
         (kubernetes_config.KUBECONFIG_ENV, kubernetes_config.SERVICE_HOST_ENV),
         kubernetes_config.configured,
         kubernetes.from_env,
+    ),
+    "prometheus": ToolsetFactory(
+        (prometheus.URL_VARIABLE,),
+        lambda environ: bool(environ.get(prometheus.URL_VARIABLE)),
+        prometheus.from_env,
     ),
 }
 
