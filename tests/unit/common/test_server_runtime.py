@@ -373,9 +373,7 @@ async def test_without_hooks_a_reload_is_ignored(caplog: pytest.LogCaptureFixtur
     assert "nothing to reload" in caplog.text
 
 
-async def test_a_service_process_survives_sighup(
-    tmp_path: Path, redis_server: RedisServer
-) -> None:
+async def test_a_service_process_survives_sighup(tmp_path: Path, redis_server: RedisServer) -> None:
     """serve() itself: SIGHUP's default action would end the process; the service's
     reload hook runs instead."""
     port_file = tmp_path / "ports.json"
