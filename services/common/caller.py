@@ -21,6 +21,12 @@ API_KEY_HEADER = "x-api-key"
 CLIENT_ADDRESS_HEADER = "x-llmgw-client-address"
 
 
+def is_investigation_issuer(issuer: str) -> bool:
+    """`investigation`, or a replica of it (`investigation-2`)."""
+    name, _, replica = issuer.partition("-")
+    return name == "investigation" and (not replica or replica.isdigit())
+
+
 @dataclass(frozen=True)
 class Caller:
     """The admitted caller of one RPC.
@@ -36,12 +42,20 @@ class Caller:
     key_name: str = ""
     # The client's address as Envoy saw it ("" when unknown).
     address: str = ""
+    # The gateway service that vouched for the caller on this call (the principal
+    # assertion's issuer: `router-1`, `investigation`...); "" for a call from the edge.
+    vouched_by: str = ""
+
+    @property
+    def for_investigation(self) -> bool:
+        """Whether the Investigation service made this call on the caller's behalf."""
+        return is_investigation_issuer(self.vouched_by)
 
     @classmethod
-    def of(cls, principal: Principal | None, address: str) -> Caller:
+    def of(cls, principal: Principal | None, address: str, vouched_by: str = "") -> Caller:
         if principal is None:
-            return cls(principal=None, address=address)
-        return cls(principal, principal.name, principal.key_name, address)
+            return cls(principal=None, address=address, vouched_by=vouched_by)
+        return cls(principal, principal.name, principal.key_name, address, vouched_by)
 
 
 _OPEN = Caller(principal=None)

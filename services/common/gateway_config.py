@@ -22,6 +22,7 @@ from services.common.backoff import Backoff
 from services.common.breaker_config import BreakerSettings
 from services.common.cache_config import CacheConfig
 from services.common.config_base import Strict
+from services.common.investigation_config import InvestigationConfig
 from services.common.limits_config import RateLimitConfig, RateLimitsConfig
 from services.common.settings import SettingsError
 from services.common.tool_config import ToolsConfig
@@ -240,6 +241,7 @@ class GatewayConfig(Strict):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    investigations: InvestigationConfig = Field(default_factory=InvestigationConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -37,6 +37,9 @@ BUILTIN_TOOL_IDS = (
     "analyze_architecture",
     "generate_documentation",
 )
+# Read-only toolsets built into the tool service; every tool id `<toolset>_...` is
+# reserved for them (definitions and CreateTool may not take one).
+TOOLSET_NAMES = ("kubernetes", "prometheus")
 # Envoy ends a stream idle for 300 s; a longer tool would never answer.
 MAX_TIMEOUT_SECONDS = 300.0
 # A result must fit a gRPC message and the public listener's body limit.
@@ -53,6 +56,16 @@ _HOST_LABELS = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Base URI under which a parameters schema's local references are resolved.
 _SCHEMA_URI = "urn:llmgw:tool-parameters"
+
+
+def reserved_tool_id(tool_id: str) -> str | None:
+    """Why `tool_id` is reserved for a built-in tool, or None when it is free."""
+    if tool_id in BUILTIN_TOOL_IDS:
+        return f"'{tool_id}' is reserved for a built-in tool"
+    toolset = next((name for name in TOOLSET_NAMES if tool_id.startswith(f"{name}_")), None)
+    if toolset is not None:
+        return f"'{tool_id}' is reserved: ids starting with '{toolset}_' name the {toolset} toolset"
+    return None
 
 
 # --- URL templates --------------------------------------------------------------------
@@ -392,6 +405,41 @@ class DownstreamConfig(Strict):
 
 
 MAX_CALLS_PER_TURN_LIMIT = 256
+# A toolset result is capped in tokens of about this many bytes each.
+BYTES_PER_TOKEN = 4
+
+
+class ToolsetSwitch(Strict):
+    """Whether a toolset runs: `auto` when its environment is set (KUBECONFIG or
+    in-cluster credentials; PROMETHEUS_URL), `on` always (a startup error naming the
+    variable when it is missing), `off` never."""
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+
+class ToolsetsConfig(Strict):
+    """The read-only toolsets built into the tool service (services/tool/toolsets)."""
+
+    # A result larger than this many tokens (about 4 bytes each, as compact JSON) is cut:
+    # trailing list items dropped, `truncated` and a note saying how to narrow the call.
+    max_result_tokens: int = Field(default=4000, ge=100, le=MAX_OUTPUT_BYTES_LIMIT // 4)
+    # Of one call, every request to the backend included.
+    timeout_seconds: float = Field(default=20.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    kubernetes: ToolsetSwitch = Field(default_factory=ToolsetSwitch)
+    prometheus: ToolsetSwitch = Field(default_factory=ToolsetSwitch)
+
+    def switch(self, toolset: str) -> ToolsetSwitch:
+        value = getattr(self, toolset)
+        assert isinstance(value, ToolsetSwitch), toolset
+        return value
 
 
 class ToolsConfig(Strict):
@@ -408,6 +456,7 @@ class ToolsConfig(Strict):
     # The router's gateway-side tool loop runs at most this many calls of one model turn;
     # the model gets a refusal for each call beyond it (fan-out is bounded per turn).
     max_calls_per_turn: int = Field(default=16, ge=1, le=MAX_CALLS_PER_TURN_LIMIT)
+    toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -436,8 +485,11 @@ class ToolsConfig(Strict):
                 problems.append(f"downstream.{key}: {refusal}")
         seen: dict[str, int] = {}
         for i, definition in enumerate(self.definitions):
+            reserved = reserved_tool_id(definition.name)
             if definition.name in BUILTIN_TOOL_IDS:
                 problems.append(f"definitions.{i}.name: '{definition.name}' is a built-in tool")
+            elif reserved is not None:
+                problems.append(f"definitions.{i}.name: {reserved}")
             elif definition.name in seen:
                 problems.append(
                     f"definitions.{i}.name: '{definition.name}' repeats "

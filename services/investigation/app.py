@@ -1,41 +1,115 @@
-"""Wiring of the investigation service.
+"""Wiring of the investigation service: the job store in Redis, this replica's worker,
+and the clients of the Tool service, the Router and the Session service (all through
+Envoy's internal listener, vouching for each investigation's owner).
 
-Alert investigations arrive with their own issue; until then every
-InvestigationService RPC answers UNIMPLEMENTED (health and reflection are served). Calls
-are authenticated like every public RPC, so a caller without the `investigation`
-service learns PERMISSION_DENIED, not what is built.
+Redis is required: investigations are jobs and event logs there, so that any replica
+can serve any investigation and take over one whose worker died. SIGHUP re-reads the
+`investigations:` section (limits and defaults apply to investigations started after).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
+import os
 
-from llmgw.investigation.v1 import investigation_service_pb2, investigation_service_pb2_grpc
-from services.common.identity.wiring import build_gate
-from services.common.redis_store import create_redis
+import grpc
+
+from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
+from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
+from services.common.channels import InternalChannel
+from services.common.gateway_config import GatewayConfig, load_config
+from services.common.idempotency.wiring import idempotency_store
+from services.common.identity.wiring import build_gate, internal_keys
+from services.common.investigation_config import InvestigationConfig
+from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
-from services.common.settings import ServiceSettings
-from services.common.unimplemented import unimplemented_service
+from services.common.session_client import SessionClient
+from services.common.settings import ServiceSettings, SettingsError
+from services.common.tool_client import ToolClient
+from services.investigation.chat_client import ChatClient
+from services.investigation.followup import FollowUp
+from services.investigation.jobs import JobStore, Worker
+from services.investigation.runner import Runner
+from services.investigation.servicer import InvestigationServicer
+
+log = logging.getLogger("llmgw.investigation")
+
+SERVICE_NAME: str = inv_pb2.DESCRIPTOR.services_by_name["InvestigationService"].full_name
+
+
+class _Current:
+    """The configuration in force (replaced on reload)."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+
+    def investigations(self) -> InvestigationConfig:
+        return self.config.investigations
+
+    def default_model(self) -> str | None:
+        return self.config.investigations.default_model or self.config.default_model
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
-    definition = unimplemented_service(
-        investigation_service_pb2_grpc.InvestigationServiceServicer,
-        investigation_service_pb2_grpc.add_InvestigationServiceServicer_to_server,
-        investigation_service_pb2.DESCRIPTOR.services_by_name["InvestigationService"],
-        "alert investigations arrive with the investigation service",
+    if not settings.redis_url:
+        raise SettingsError(
+            "invalid investigation settings: LLMGW_REDIS_URL is required (investigations "
+            "are jobs and event logs in Redis)"
+        )
+    current = _Current(load_config(settings.config_path))
+    config = current.investigations()
+    redis = create_redis(settings.redis_url)
+    keys = internal_keys(settings)
+    gate = build_gate(settings, redis, keys)
+    internal = InternalChannel(settings.internal_target, keys)
+    chat = ChatClient(internal)
+    store = JobStore(
+        redis,
+        retention_s=config.retention_seconds,
+        dedup_window_s=config.dedup_window_seconds,
+        claim_idle_s=config.claim_idle_seconds,
     )
-    # Keys are verified in Redis; without authentication the service needs none.
-    redis = (
-        create_redis(settings.redis_url)
-        if settings.auth == "required" and settings.redis_url
-        else None
+    runner = Runner(
+        store,
+        ToolClient(internal),
+        chat,
+        current.investigations,
+        current.default_model,
+        redis=redis,
     )
-    gate = build_gate(settings, redis)
-    if redis is None:
-        return dataclasses.replace(definition, gate=gate)
+    worker = Worker(
+        store,
+        runner.run,
+        name=f"{settings.replica or settings.service}-{os.getpid()}",
+        concurrency=config.workers,
+        heartbeat_s=config.heartbeat_seconds,
+    )
+    servicer = InvestigationServicer(
+        store,
+        config,
+        FollowUp(SessionClient(internal), chat, current.default_model),
+        once_store=idempotency_store(settings, redis),
+    )
+    await worker.start()
+
+    def register(server: grpc.aio.Server) -> None:
+        inv_grpc.add_InvestigationServiceServicer_to_server(servicer, server)
 
     async def close() -> None:
+        await worker.stop()
+        await internal.close()
         await redis.aclose()
 
-    return dataclasses.replace(definition, gate=gate, on_stop=[close])
+    async def reload() -> None:
+        current.config = load_config(settings.config_path)
+        servicer.config = current.investigations()
+        log.info("investigations configuration reloaded")
+
+    return ServiceDefinition(
+        register=register,
+        service_names=[SERVICE_NAME],
+        checks=[redis_check(redis)],
+        on_stop=[close],
+        on_reload=[reload],
+        gate=gate,
+    )

@@ -25,7 +25,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.gateway_config import needs_local_model
+from services.common.gateway_config import load_config, needs_local_model
 from services.common.identity.assertion import (
     EDGE_TOKEN_ENV,
     MIN_SECRET_BYTES,
@@ -34,7 +34,7 @@ from services.common.identity.assertion import (
 )
 from services.common.redaction import url_without_password
 from services.common.server import EXIT_PORT_UNAVAILABLE
-from services.common.settings import DEFAULT_PORTS, is_loopback
+from services.common.settings import DEFAULT_PORTS, SettingsError, is_loopback
 from services.launcher import envoy_config, envoy_process, localmodel
 from services.launcher.processes import ChildProcess, ProcessError, free_port, port_open, wait_port
 from services.launcher.redis_process import redis_process
@@ -45,6 +45,7 @@ from services.launcher.topology import (
     load_topology,
     local_placement,
 )
+from services.tool.toolsets import enabled_toolsets
 
 log = logging.getLogger("llmgw.launcher")
 
@@ -56,8 +57,10 @@ EMBEDDED_REDIS_PORT = 6390
 BIND_ATTEMPTS = 5
 LOCAL_MODEL_PORT = 8090
 INTERNAL_SECRET_ENV = "LLMGW_INTERNAL_SECRET"
+# What configures the tool service's read-only toolsets (services/tool/toolsets).
+TOOLSET_ENV = ("KUBECONFIG", "PROMETHEUS_URL", "PROMETHEUS_TOKEN")
 # Secrets of the services that Envoy must not inherit from the launcher's environment.
-_NOT_FOR_ENVOY = (INTERNAL_SECRET_ENV, "LLMGW_ADMIN_KEY")
+_NOT_FOR_ENVOY = (INTERNAL_SECRET_ENV, "LLMGW_ADMIN_KEY", "PROMETHEUS_TOKEN")
 
 Progress = Callable[[str], None]
 
@@ -319,6 +322,36 @@ class Stack:
         await localmodel.wait_healthy(self.local_model_url, 120)
         self._env.setdefault("LLMGW_LOCAL_MODEL_URL", self.local_model_url)
 
+    def _toolset_env(self) -> dict[str, str]:
+        """The toolsets' variables (the services' environment, else the launcher's); a
+        relative KUBECONFIG made absolute, as the services run from the repository."""
+        env = {}
+        for name in TOOLSET_ENV:
+            value = self._env.get(name) or os.environ.get(name, "")
+            if value:
+                env[name] = value
+        if "KUBECONFIG" in env:
+            env["KUBECONFIG"] = os.pathsep.join(
+                str(Path(part).expanduser().resolve())
+                for part in env["KUBECONFIG"].split(os.pathsep)
+                if part
+            )
+        return env
+
+    def _announce_toolsets(self) -> None:
+        """Prints which read-only toolsets the tool service will run."""
+        environ = {**os.environ, **self._toolset_env()}
+        try:
+            tools = load_config(self.options.config_path, {**environ, **self._env}).tools
+            enabled = enabled_toolsets(tools.toolsets, environ)
+        except SettingsError as error:
+            self.progress(f"!! toolsets: {error}")
+            return
+        if enabled:
+            self.progress(f"==> toolsets enabled: {', '.join(enabled)}")
+        else:
+            self.progress("==> toolsets: none (set KUBECONFIG or PROMETHEUS_URL to enable)")
+
     def _service_env(self, replica: Replica) -> dict[str, str]:
         env = {
             **self._env,
@@ -329,6 +362,8 @@ class Stack:
         }
         if self.redis_url:
             env["LLMGW_REDIS_URL"] = self.redis_url
+        if replica.service == "tool":
+            env.update(self._toolset_env())
         if self.options.config_path is not None:
             env["LLMGW_CONFIG"] = str(self.options.config_path.resolve())
         return env
@@ -496,6 +531,7 @@ class Stack:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
         self._plan()
         self._check_ports_free()
+        self._announce_toolsets()
         try:
             await self._start_redis()
             await self._start_local_model()

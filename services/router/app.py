@@ -25,7 +25,9 @@ from services.common.identity.wiring import build_gate, internal_keys
 from services.common.limits_config import RateLimitsConfig
 from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
+from services.common.session_client import SessionClient
 from services.common.settings import ServiceSettings
+from services.common.tool_client import ToolClient
 from services.router import identity_service
 from services.router.admin import AdminServicer
 from services.router.cache.store import ResponseCache
@@ -36,9 +38,7 @@ from services.router.provider_client import ProviderClient
 from services.router.routing.breaker import BreakerRegistry
 from services.router.routing.layer import RoutingLayer
 from services.router.servicer import RouterServicer
-from services.router.session_client import SessionClient
 from services.router.tokenizer import PromptCounter
-from services.router.tool_client import ToolClient
 from services.router.usage.recorder import UsageRecorder
 
 log = logging.getLogger("llmgw.router")

@@ -31,7 +31,9 @@ from services.common.idempotency.run import once, once_streamed, request_scope
 from services.common.idempotency.store import IdempotencyStore, Scope
 from services.common.identity import acl
 from services.common.identity.principal import Principal
+from services.common.session_client import MAX_HISTORY_MESSAGES, SessionClient
 from services.common.session_names import parse_session_name
+from services.common.tool_client import ToolClient
 from services.common.validation import Violations
 from services.router import chat_response
 from services.router.admission import (
@@ -75,10 +77,8 @@ from services.router.routing.token_estimate import (
     estimate_output_tokens,
     estimate_prompt_tokens,
 )
-from services.router.session_client import MAX_HISTORY_MESSAGES, SessionClient
 from services.router.stream_assembly import StreamAssembly
 from services.router.tokenizer import PromptCounter
-from services.router.tool_client import ToolClient
 from services.router.tool_loop import (
     DEFAULT_MAX_ITERATIONS,
     MAX_GATEWAY_TOOLS,

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from services.router.tool_loop import ToolLoop
+from services.router.usage.cost import to_currency
+
+# What the request's model calls cost, in the gateway's currency (a trailer; the
+# investigation service adds it to an investigation's cost).
+COST_TRAILER = "x-llmgw-cost"
 
 
 def add_usage(total: common_pb2.Usage, part: common_pb2.Usage) -> None:
@@ -57,7 +62,7 @@ class Turn:
         return [*self.new_turn, *transcript, record]
 
     def metadata(self) -> list[tuple[str, str]]:
-        pairs = []
+        pairs = [(COST_TRAILER, f"{to_currency(self.cost_nanos):.9f}")]
         if self.session:
             pairs.append(("x-llmgw-session", self.session))
             pairs.append(("x-llmgw-history-messages", str(self.history_used)))

@@ -18,6 +18,7 @@ from services.common.enum_checks import check_enum
 from services.common.gateway_config import SessionConfig
 from services.common.idempotency.run import once, request_scope
 from services.common.idempotency.store import IdempotencyStore
+from services.common.owners import current_owner, listing_owner, required_owner
 from services.common.session_names import (
     check_session_id,
     new_session_id,
@@ -32,7 +33,6 @@ from services.session.metrics import (
     SESSIONS_CREATED,
     SESSIONS_DELETED,
 )
-from services.session.owner import current_owner, listing_owner, required_owner
 from services.session.page_tokens import decode_page_token, encode_page_token
 from services.session.request_checks import (
     MUTABLE_FIELDS,

@@ -30,6 +30,7 @@ from services.common.errors import (
     ResourceExhausted,
 )
 from services.common.lua_scripts import LuaScript, ScriptArg
+from services.common.redis_errors import redis_errors_as_unavailable
 from services.common.session_names import RESOURCE_TYPE, session_name
 from services.session import keys
 from services.session.codec import (
@@ -39,7 +40,6 @@ from services.session.codec import (
     session_from_meta,
     timestamp_from_us,
 )
-from services.session.redis_errors import redis_errors_as_unavailable
 from services.session.scripts import Scripts
 
 # The most bytes of messages one read returns (GetSession, a ListMessages page): well

@@ -5,6 +5,10 @@
   tool makes the gateway send HTTP requests where it says.
 - Anyone else may use a tool when one of their groups allows it (`acl.allows_tool`) and
   the tool's `allowed_consumers` is empty or names them, as `consumers/alice` or `alice`.
+- A call the Investigation service makes on a caller's behalf (admitted by the caller's
+  `investigation` access, services/common/identity/gate.py) may use the read-only
+  toolset tools, and only those: reading the cluster and the metrics is what an
+  investigation is; any other tool still needs the groups' `allowed_tools`.
 - A refusal never reveals whether the tool exists: the groups are asked before the tool
   is looked up, and a tool whose own list leaves the caller out is refused in the same
   words as one the groups forbid.
@@ -17,10 +21,11 @@ import re
 from collections.abc import Callable, Sequence
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
-from services.common.errors import PermissionDenied
+from services.common.caller import current_caller
+from services.common.errors import NotFound, PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
-from services.tool.entries import ToolEntry
+from services.tool.entries import Entry, ToolsetEntry
 
 _CONSUMERS = "consumers/"
 REDACTED_HEADER = "[redacted]"
@@ -33,7 +38,7 @@ def _named(principal: Principal, allowed_consumers: Sequence[str]) -> bool:
     return any(entry.strip() in (principal.name, short) for entry in allowed_consumers)
 
 
-def _consumers_allow(principal: Principal, entry: ToolEntry) -> bool:
+def _consumers_allow(principal: Principal, entry: Entry) -> bool:
     allowed = entry.public.allowed_consumers
     return not allowed or _named(principal, allowed)
 
@@ -42,16 +47,25 @@ def _denied(principal: Principal, tool_id: str) -> PermissionDenied:
     return PermissionDenied(f"tool {tool_id!r} is not allowed for {principal.name}")
 
 
-def may_use(principal: Principal | None, entry: ToolEntry) -> bool:
+def _is_toolset(entry: Entry) -> bool:
+    return isinstance(entry, ToolsetEntry)
+
+
+def _investigating(entry: Entry) -> bool:
+    """A toolset tool asked for by the Investigation service for its caller."""
+    return _is_toolset(entry) and current_caller().for_investigation
+
+
+def may_use(principal: Principal | None, entry: Entry) -> bool:
     """Whether the caller may see and run `entry` (ListTools filters with this)."""
-    if principal is None or acl.is_admin(principal):
+    if principal is None or acl.is_admin(principal) or _investigating(entry):
         return True
     return acl.allows_tool(principal, entry.tool_id) and _consumers_allow(principal, entry)
 
 
 def usable_entry(
-    principal: Principal | None, tool_id: str, lookup: Callable[[str], ToolEntry]
-) -> ToolEntry:
+    principal: Principal | None, tool_id: str, lookup: Callable[[str], Entry]
+) -> Entry:
     """The tool `lookup` finds for `tool_id`, once the caller may use it.
 
     Raises PermissionDenied before calling `lookup` when the caller's groups forbid the
@@ -60,6 +74,14 @@ def usable_entry(
     """
     if principal is None or acl.is_admin(principal):
         return lookup(tool_id)
+    if current_caller().for_investigation and not acl.allows_tool(principal, tool_id):
+        try:
+            entry = lookup(tool_id)
+        except NotFound:
+            raise _denied(principal, tool_id) from None
+        if _is_toolset(entry):
+            return entry
+        raise _denied(principal, tool_id)
     if not acl.allows_tool(principal, tool_id):
         raise _denied(principal, tool_id)
     entry = lookup(tool_id)
@@ -89,7 +111,7 @@ def shown_header(value: str) -> str:
     )
 
 
-def shown(principal: Principal | None, entry: ToolEntry) -> tool_pb2.Tool:
+def shown(principal: Principal | None, entry: Entry) -> tool_pb2.Tool:
     """The tool as the caller may see it: who else may use it is for admins only, and
     literal header values for nobody (admins included: responses are logged and cached
     by clients, and the value is in the definition its author holds)."""

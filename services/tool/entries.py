@@ -1,5 +1,10 @@
 """A registered tool, ready to run: its validated definition with every default applied,
-its compiled schema, and the `Tool` message ListTools and GetTool return."""
+its compiled schema, and the `Tool` message ListTools and GetTool return.
+
+An HTTP tool (file, run time, the HTTP built-ins) is a `ToolEntry`; a tool of a
+read-only toolset (services/tool/toolsets) is a `ToolsetEntry`, run in process by
+services/tool/executor_toolset.py. Both are looked up, listed and access-checked alike.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,15 @@ from jsonschema import Draft202012Validator
 
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.backoff import Backoff
-from services.common.tool_config import ToolDefinition, ToolsConfig, UrlTemplate
+from services.common.tool_config import (
+    BYTES_PER_TOKEN,
+    ToolDefinition,
+    ToolsConfig,
+    ToolsetsConfig,
+    UrlTemplate,
+)
 from services.tool.names import tool_name
+from services.tool.toolsets.base import Toolset, ToolsetTool
 
 # Each backoff is scaled by a random factor in [0.8, 1.2] so callers spread out.
 BACKOFF_MULTIPLIER = 2.0
@@ -105,4 +117,59 @@ def build_entry(
             BACKOFF_JITTER,
         ),
         max_output_bytes=max_output,
+    )
+
+
+@dataclass(frozen=True)
+class ToolsetEntry:
+    """A toolset's tool: built in, read-only, run in this process."""
+
+    tool_id: str
+    source: tool_pb2.ToolSource
+    public: tool_pb2.Tool
+    validator: Draft202012Validator
+    toolset: Toolset
+    tool: ToolsetTool
+    # Of the whole call.
+    timeout: float
+    # Of the result as compact JSON.
+    max_result_bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.public.name
+
+
+Entry = ToolEntry | ToolsetEntry
+
+
+def build_toolset_entry(
+    toolset: Toolset, tool: ToolsetTool, config: ToolsetsConfig
+) -> ToolsetEntry:
+    parameters = struct_pb2.Struct()
+    json_format.ParseDict(tool.parameters, parameters)
+    public = tool_pb2.Tool(
+        name=tool_name(tool.name),
+        description=tool.description,
+        parameters=parameters,
+        toolset=tool_pb2.ToolsetExecutor(
+            toolset=toolset.name,
+            read_only=True,
+            max_result_tokens=config.max_result_tokens,
+        ),
+        timeout=duration(config.timeout_seconds),
+        # Read-only calls of a backend with its own retries: one attempt.
+        retry_policy=tool_pb2.RetryPolicy(max_attempts=1),
+        source=tool_pb2.TOOL_SOURCE_BUILTIN,
+        max_output_bytes=config.max_result_tokens * BYTES_PER_TOKEN,
+    )
+    return ToolsetEntry(
+        tool_id=tool.name,
+        source=tool_pb2.TOOL_SOURCE_BUILTIN,
+        public=public,
+        validator=Draft202012Validator(tool.parameters),
+        toolset=toolset,
+        tool=tool,
+        timeout=config.timeout_seconds,
+        max_result_bytes=config.max_result_tokens * BYTES_PER_TOKEN,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
@@ -27,10 +27,11 @@ from services.common.errors import AlreadyExists, FailedPrecondition, NotFound, 
 from services.common.tasks import cancel_and_wait
 from services.common.tool_config import HostAllowList, ToolDefinition, ToolsConfig
 from services.tool.builtins import builtin_definitions
-from services.tool.entries import ToolEntry, build_entry
+from services.tool.entries import Entry, ToolEntry, build_entry, build_toolset_entry
 from services.tool.names import RESOURCE_TYPE, tool_name
 from services.tool.runtime_store import RuntimeStore
 from services.tool.tool_checks import load_stored, stored_form
+from services.tool.toolsets.base import Toolset
 
 log = logging.getLogger("llmgw.tool.registry")
 
@@ -43,11 +44,16 @@ UNREACHABLE = (RedisError, OSError, TimeoutError)
 HeaderTemplates = Mapping[str, Mapping[str, str]]
 
 
-def static_entries(tools: ToolsConfig, headers: HeaderTemplates) -> dict[str, ToolEntry]:
-    entries = {
+def static_entries(
+    tools: ToolsConfig, headers: HeaderTemplates, toolsets: Sequence[Toolset] = ()
+) -> dict[str, Entry]:
+    entries: dict[str, Entry] = {
         d.name: build_entry(d, tool_pb2.TOOL_SOURCE_BUILTIN, tools)
         for d in builtin_definitions(tools.downstream)
     }
+    for toolset in toolsets:
+        for tool in toolset.tools():
+            entries[tool.name] = build_toolset_entry(toolset, tool, tools.toolsets)
     for definition in tools.definitions:
         entries[definition.name] = build_entry(
             definition, tool_pb2.TOOL_SOURCE_CONFIG, tools, headers.get(definition.name)
@@ -75,12 +81,15 @@ class ToolRegistry:
         headers: HeaderTemplates | None = None,
         *,
         refresh_interval: float = REFRESH_INTERVAL,
+        toolsets: Sequence[Toolset] = (),
     ) -> None:
         self._store = store
         self._refresh_interval = refresh_interval
         self._config = tools
         self._allow = tools.allow_list
-        self._static = static_entries(tools, headers or {})
+        # Built once at start (their clients live as long as the service).
+        self._toolsets = tuple(toolsets)
+        self._static = static_entries(tools, headers or {}, self._toolsets)
         self._runtime: dict[str, ToolEntry] = {}
         # What each run-time entry was compiled from: unchanged tools are not recompiled.
         self._sources: dict[str, bytes] = {}
@@ -94,10 +103,11 @@ class ToolRegistry:
     def reconfigure(self, tools: ToolsConfig, headers: HeaderTemplates | None = None) -> None:
         """A reloaded `tools:` section: its file and built-in tools, allow-list and
         defaults replace the old ones at once; run-time tools are compiled again against
-        it on the next refresh (their hosts are checked on every call anyway)."""
+        it on the next refresh (their hosts are checked on every call anyway). The
+        toolsets keep running; their timeout and result cap follow the new section."""
         self._config = tools
         self._allow = tools.allow_list
-        self._static = static_entries(tools, headers or {})
+        self._static = static_entries(tools, headers or {}, self._toolsets)
         self._runtime = {}
         self._sources = {}
         self._version = None
@@ -108,18 +118,18 @@ class ToolRegistry:
 
     # Lookups (no I/O) -----------------------------------------------------------------
 
-    def get(self, tool_id: str) -> ToolEntry | None:
+    def get(self, tool_id: str) -> Entry | None:
         return self._static.get(tool_id) or self._runtime.get(tool_id)
 
-    def require(self, tool_id: str) -> ToolEntry:
+    def require(self, tool_id: str) -> Entry:
         entry = self.get(tool_id)
         if entry is None:
             raise not_found(tool_id)
         return entry
 
-    def entries(self) -> list[ToolEntry]:
+    def entries(self) -> list[Entry]:
         """Every tool, sorted by id (which sorts by name)."""
-        merged = {**self._runtime, **self._static}
+        merged: dict[str, Entry] = {**self._runtime, **self._static}
         return [merged[key] for key in sorted(merged)]
 
     # Changes ------------------------------------------------------------------------

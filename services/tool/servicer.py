@@ -2,7 +2,8 @@
 
 Every RPC is limited to what the caller may do (services/tool/access.py): lists, reads
 and executions to the tools its groups and each tool's `allowed_consumers` allow,
-registering and deleting tools to admins.
+registering and deleting tools to admins. HTTP tools run in services/tool/executor_http.py,
+the toolsets' read-only tools in services/tool/executor_toolset.py.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from services.common.errors import GatewayError, Internal
 from services.common.idempotency.run import once, request_scope
 from services.common.idempotency.store import IdempotencyStore
 from services.common.identity.principal import Principal
-from services.common.tool_config import BUILTIN_TOOL_IDS
+from services.common.tool_config import ToolBreakerConfig, reserved_tool_id
 from services.common.validation import Violations
 from services.tool.access import may_use, require_registrar, shown, usable_entry
-from services.tool.entries import duration
+from services.tool.breakers import DownstreamBreakers
+from services.tool.entries import ToolsetEntry, duration
 from services.tool.executor_http import HttpExecutor
+from services.tool.executor_toolset import ToolsetExecutor
 from services.tool.metrics import UNKNOWN_TOOL, observe_execution
 from services.tool.names import check_tool_id, parse_tool_name
 from services.tool.page_tokens import decode_page_token, encode_page_token
@@ -62,9 +65,12 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         executor: HttpExecutor,
         clock: Callable[[], float] = time.monotonic,
         once: IdempotencyStore | None = None,
+        toolsets: ToolsetExecutor | None = None,
     ) -> None:
         self._registry = registry
         self._executor = executor
+        # Runs the read-only toolsets' tools (services/tool/toolsets) in process.
+        self._toolsets = toolsets or ToolsetExecutor(DownstreamBreakers(ToolBreakerConfig()), clock)
         self._clock = clock
         # Request ids of CreateTool and the executions (None without Redis: refused).
         self._once = once
@@ -112,8 +118,9 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         violations = Violations()
         tool_id = request.tool_id
         check_tool_id(violations, "tool_id", tool_id)
-        if tool_id in BUILTIN_TOOL_IDS and self._registry.get(tool_id) is None:
-            violations.add("tool_id", f"'{tool_id}' is reserved for a built-in tool")
+        reserved = reserved_tool_id(tool_id)
+        if reserved is not None and self._registry.get(tool_id) is None:
+            violations.add("tool_id", reserved)
         definition = None
         if not request.HasField("tool"):
             violations.add("tool", "is required")
@@ -173,7 +180,10 @@ class ToolServicer(tool_grpc.ToolServiceServicer):
         entry = usable_entry(principal, tool_id, self._registry.require)
         arguments = arguments_of(call.arguments)
         check_arguments(entry.validator, arguments, entry.name)
-        execution = await self._executor.execute(entry, arguments, deadline)
+        if isinstance(entry, ToolsetEntry):
+            execution = await self._toolsets.execute(entry, arguments, deadline)
+        else:
+            execution = await self._executor.execute(entry, arguments, deadline)
         return tool_pb2.ExecuteToolResponse(
             name=entry.name,
             result=execution.result,

@@ -28,8 +28,8 @@ OUTAGE_REASONS = frozenset(
 SERVER_FAULTS = frozenset(
     {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 )
-# Not built yet (issue 12): every investigation RPC answers UNIMPLEMENTED.
-UNBUILT_SERVICES = frozenset({"llmgw.investigation.v1.InvestigationService"})
+# Services whose RPCs may answer UNIMPLEMENTED (none: every public RPC is built).
+UNBUILT_SERVICES: frozenset[str] = frozenset()
 
 # Internals that must never reach a caller: tracebacks and this machine's paths.
 LEAKS = re.compile(

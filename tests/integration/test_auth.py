@@ -493,16 +493,15 @@ async def test_investigations_need_the_investigation_service(
     )
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
 
-    # Admitted, the call reaches the service, which does not build investigations yet.
+    # Admitted, the call reaches the service: the consumer's own (empty) list.
     admitted = await _identity(sgw, group=_group("router", "investigation"))
     response = await rest.get("/v1/investigations", headers=admitted.headers)
-    assert response.status_code == 501, response.text
-    error = await _rpc_error(
-        api.investigations.ListInvestigations(
-            investigation_pb2.ListInvestigationsRequest(), metadata=admitted.metadata, timeout=10
-        )
+    assert response.status_code == 200, response.text
+    assert response.json().get("investigations", []) == []
+    listed = await api.investigations.ListInvestigations(
+        investigation_pb2.ListInvestigationsRequest(), metadata=admitted.metadata, timeout=10
     )
-    assert error.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert list(listed.investigations) == []
 
 
 # -- 5. IP allow-lists -----------------------------------------------------------------

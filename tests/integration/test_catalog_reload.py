@@ -23,8 +23,6 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from llmgw.investigation.v1 import investigation_service_pb2 as investigation_pb2
-from llmgw.investigation.v1 import investigation_service_pb2_grpc as investigation_grpc
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from llmgw.router.v1 import (
@@ -223,19 +221,6 @@ async def test_an_invalid_file_is_refused_and_the_old_catalogue_serves(
     _write(gw, _document(gw))
     after = await admin.ReloadCatalog(admin_service_pb2.ReloadCatalogRequest(), timeout=10)
     assert after.version == before.version
-
-
-async def test_unbuilt_rpcs_stay_unimplemented(gw: Gateway) -> None:
-    async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
-        investigations = investigation_grpc.InvestigationServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await investigations.ListInvestigations(
-                investigation_pb2.ListInvestigationsRequest(), timeout=5
-            )
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "InvestigationService.ListInvestigations is not implemented yet" in (
-        caught.value.details() or ""
-    )
 
 
 def _content(chunk: object) -> list[str]:

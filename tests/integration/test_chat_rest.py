@@ -218,8 +218,8 @@ async def test_models_are_listed_and_fetched_in_openai_shape(gw: Gateway) -> Non
     assert missing.status_code == 404 and "nothing-like-this" in missing.json()["error"]["message"]
 
 
-async def test_unbuilt_services_answer_501_not_fake_success(gw: Gateway) -> None:
+async def test_an_unknown_investigation_is_a_404_naming_it(gw: Gateway) -> None:
     async with _client(gw) as client:
-        investigations = await client.get("/v1/investigations")
-    assert investigations.status_code == 501
-    assert "not implemented yet" in investigations.json()["message"]
+        missing = await client.get("/v1/investigations/no-such-one")
+    assert missing.status_code == 404
+    assert "investigations/no-such-one" in missing.json()["message"]

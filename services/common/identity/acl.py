@@ -29,6 +29,8 @@ from services.common.identity.principal import Principal
 
 OPEN_SERVICES = frozenset({"router"})
 ADMIN_SERVICE = "admin"
+TOOL_SERVICE = "tool"
+INVESTIGATION_SERVICE = "investigation"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

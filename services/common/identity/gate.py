@@ -35,6 +35,7 @@ from services.common.caller import (
     AUTHORIZATION_HEADER,
     CLIENT_ADDRESS_HEADER,
     Caller,
+    is_investigation_issuer,
 )
 from services.common.errors import PermissionDenied, Unauthenticated
 from services.common.identity import acl
@@ -101,6 +102,16 @@ ADMIN_DISABLED = (
 )
 
 _BEARER = "bearer "
+
+
+def _acl_service(service: str, issuer: str) -> str:
+    """The service whose ACL admits a vouched call: the Investigation service reads the
+    toolsets in the Tool service on its caller's behalf, which the caller's
+    `investigation` access allows (services/tool/access.py limits such calls to the
+    read-only toolset tools)."""
+    if service == acl.TOOL_SERVICE and is_investigation_issuer(issuer):
+        return acl.INVESTIGATION_SERVICE
+    return service
 
 
 def service_of(method_path: str) -> str | None:
@@ -231,10 +242,10 @@ class Gate:
             AUTH_FAILURES.labels("assertion_invalid").inc()
             raise Unauthenticated(INVALID)
         if not self._load or service in INTERNAL_ONLY:
-            return Caller(None, vouched.consumer, vouched.key_name, vouched.address)
+            return Caller(None, vouched.consumer, vouched.key_name, vouched.address, vouched.issuer)
         principal = await self._vouched_principal(service, vouched)
-        self._check(principal, service, vouched.address)
-        return Caller.of(principal, vouched.address)
+        self._check(principal, _acl_service(service, vouched.issuer), vouched.address)
+        return Caller.of(principal, vouched.address, vouched.issuer)
 
     async def _vouched_principal(self, service: str, vouched: Assertion) -> Principal | None:
         if vouched.consumer == BOOTSTRAP_CONSUMER:

@@ -41,6 +41,7 @@ from services.common.server import (
 )
 from services.common.settings import ServiceSettings
 from services.common.unimplemented import unimplemented_servicer
+from tests.conftest import RedisServer
 from tests.support.trust import TEST_INTERNAL_SECRET
 
 SESSION = "llmgw.session.v1.SessionService"
@@ -372,8 +373,9 @@ async def test_without_hooks_a_reload_is_ignored(caplog: pytest.LogCaptureFixtur
     assert "nothing to reload" in caplog.text
 
 
-async def test_a_service_process_survives_sighup(tmp_path: Path) -> None:
-    """serve() itself: SIGHUP's default action would end the process."""
+async def test_a_service_process_survives_sighup(tmp_path: Path, redis_server: RedisServer) -> None:
+    """serve() itself: SIGHUP's default action would end the process; the service's
+    reload hook runs instead."""
     port_file = tmp_path / "ports.json"
     log_path = tmp_path / "investigation.log"
     with log_path.open("wb") as log:
@@ -390,14 +392,18 @@ async def test_a_service_process_survives_sighup(tmp_path: Path) -> None:
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[3],
-            env={**os.environ, "LLMGW_INTERNAL_SECRET": TEST_INTERNAL_SECRET},
+            env={
+                **os.environ,
+                "LLMGW_INTERNAL_SECRET": TEST_INTERNAL_SECRET,
+                "LLMGW_REDIS_URL": redis_server.url,
+            },
         )
     try:
         await _until(lambda: port_file.exists() or process.returncode is not None, 30)
         assert process.returncode is None, log_path.read_text()
         port = json.loads(port_file.read_text())["port"]
         process.send_signal(signal.SIGHUP)
-        await _until(lambda: "nothing to reload" in log_path.read_text())
+        await _until(lambda: "investigations configuration reloaded" in log_path.read_text())
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             reply = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=5

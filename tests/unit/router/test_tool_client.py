@@ -13,7 +13,7 @@ from llmgw.tool.v1 import tool_service_pb2_grpc as tool_grpc
 from services.common.caller import Caller, reset_caller, set_caller
 from services.common.channels import InternalChannel
 from services.common.identity.assertion import ASSERTION_HEADER, InternalKeys
-from services.router.tool_client import ToolClient
+from services.common.tool_client import ToolClient
 from tests.support.trust import TEST_INTERNAL_SECRET
 
 

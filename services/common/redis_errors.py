@@ -10,7 +10,7 @@ from redis import exceptions
 
 from services.common.errors import Unavailable
 
-log = logging.getLogger("llmgw.session.redis")
+log = logging.getLogger("llmgw.redis")
 
 # Connection refused or lost, timeouts, pool exhausted, Redis loading its data set.
 _TRANSPORT_ERRORS = (exceptions.ConnectionError, exceptions.TimeoutError, TimeoutError, OSError)
@@ -22,21 +22,20 @@ _STATE_PREFIXES = ("MISCONF", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUS
 RETRY_AFTER_SECONDS = 1.0
 
 
-def _unavailable(error: Exception) -> Unavailable:
-    log.warning("session store unavailable: %s: %s", type(error).__name__, error)
-    return Unavailable(
-        "the session store is unavailable; retry later", retry_after=RETRY_AFTER_SECONDS
-    )
+def _unavailable(error: Exception, what: str) -> Unavailable:
+    log.warning("%s unavailable: %s: %s", what, type(error).__name__, error)
+    return Unavailable(f"{what} is unavailable; retry later", retry_after=RETRY_AFTER_SECONDS)
 
 
 @asynccontextmanager
-async def redis_errors_as_unavailable() -> AsyncIterator[None]:
-    """Raise `Unavailable` for any failure of Redis itself; other errors pass unchanged."""
+async def redis_errors_as_unavailable(what: str = "the session store") -> AsyncIterator[None]:
+    """Raise `Unavailable` (naming `what`) for any failure of Redis itself; other errors
+    pass unchanged."""
     try:
         yield
     except (*_TRANSPORT_ERRORS, *_STATE_ERRORS) as error:
-        raise _unavailable(error) from None
+        raise _unavailable(error, what) from None
     except exceptions.ResponseError as error:
         if str(error).startswith(_STATE_PREFIXES):
-            raise _unavailable(error) from None
+            raise _unavailable(error, what) from None
         raise

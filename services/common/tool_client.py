@@ -1,5 +1,6 @@
-"""Calls to the Tool service for the gateway-side tool loop, through Envoy's internal
-listener: the registered tools' definitions (cached briefly) and their execution."""
+"""Calls to the Tool service, through Envoy's internal listener: the registered tools'
+definitions (cached briefly) and their execution, for the router's gateway-side tool loop
+and the investigation service's toolsets."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ MAX_CACHED_DEFINITIONS = 4096
 
 
 class ToolClient:
-    """A ToolService stub on the router's shared internal channel.
+    """A ToolService stub on a service's shared internal channel.
 
     What GetTool answers depends on who asks (the caller's groups decide which tools it
     may see, a tool's `allowed_consumers` narrows that, and only admins see that list), so
@@ -69,6 +70,25 @@ class ToolClient:
         while len(self._cache) > self._max_entries:
             del self._cache[next(iter(self._cache))]
         return reply.tool
+
+    async def list_all(self, timeout: float | None, *, max_pages: int = 20) -> list[tool_pb2.Tool]:
+        """Every tool the current caller may see (at most `max_pages` pages of 1,000)."""
+        tools: list[tool_pb2.Tool] = []
+        token = ""
+        for _ in range(max_pages):
+            try:
+                reply = await self._stub.ListTools(
+                    tool_pb2.ListToolsRequest(page_size=1000, page_token=token),
+                    timeout=timeout,
+                    metadata=self._metadata(timeout),
+                )
+            except grpc.aio.AioRpcError as error:
+                raise translate_rpc_error(error, "tool") from None
+            tools.extend(reply.tools)
+            token = reply.next_page_token
+            if not token:
+                break
+        return tools
 
     async def get_many(self, tool_ids: Sequence[str], timeout: float | None) -> list[tool_pb2.Tool]:
         return list(await asyncio.gather(*(self.get(t, timeout) for t in tool_ids)))

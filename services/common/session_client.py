@@ -1,4 +1,5 @@
-"""Calls to the Session service for session-aware chat, through Envoy's internal listener."""
+"""Calls to the Session service (session-aware chat, an investigation's follow-up
+conversation), through Envoy's internal listener."""
 
 from __future__ import annotations
 
@@ -17,11 +18,28 @@ MAX_HISTORY_MESSAGES = 1000
 
 
 class SessionClient:
-    """A SessionService stub on the router's shared internal channel."""
+    """A SessionService stub on a service's shared internal channel."""
 
     def __init__(self, internal: InternalChannel) -> None:
         self._stub = session_grpc.SessionServiceStub(internal.channel)
         self._metadata = internal.metadata
+
+    async def create(
+        self, session_id: str, session: session_pb2.Session, timeout: float | None
+    ) -> str:
+        """Creates `sessions/{session_id}` for the current caller; an existing session of
+        that id (a repeat, or a race with another replica) is used as it is. Returns its
+        name."""
+        request = session_pb2.CreateSessionRequest(session=session, session_id=session_id)
+        try:
+            reply = await self._stub.CreateSession(
+                request, timeout=timeout, metadata=self._metadata(timeout)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.ALREADY_EXISTS:
+                return f"sessions/{session_id}"
+            raise translate_rpc_error(error, "session") from None
+        return reply.session.name
 
     async def load(
         self, name: str, limit: int, max_bytes: int, timeout: float | None

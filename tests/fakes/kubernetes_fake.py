@@ -1,0 +1,348 @@
+"""A fake Kubernetes API server over a scenario, faithful enough for `kubectl`.
+
+Read-only: `GET` of `/version`, discovery (`/api`, `/api/v1`, `/apis`,
+`/apis/<group>/<version>`), and the resources of tests/fakes/kube_wire.py, listed
+cluster-wide (`/api/v1/pods`), per namespace (`/api/v1/namespaces/N/pods`) or read one
+by name, with `labelSelector`, `fieldSelector`, `limit` and `continue`; pod logs
+(`/api/v1/namespaces/N/pods/P/log` with `container`, `previous`, `tailLines`,
+`sinceSeconds`, `limitBytes`, `timestamps`). Lists are JSON, or the `Table` kubectl
+asks for with `Accept: application/json;as=Table;...`. Errors are real `kind: Status`
+bodies: 404 NotFound, 400 BadRequest (a log that does not exist, a bad selector), 401
+Unauthorized (a wrong bearer token, when the fake has one), 403 Forbidden (resources
+the test forbids), 405 for any other method.
+
+Tests read `requests` (method, path with query, Accept) and may set `fail_status` (every
+API request answered with that status) or `delay` (seconds before each answer).
+
+`python -m tests.fakes.kubernetes_fake --scenario crashloop --port 0 [--token T]`
+serves a scenario and prints the bound port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes import kube_wire as wire
+from tests.fakes.kube_scenario import ContainerLogs, Scenario, load_scenario
+from tests.fakes.kube_select import field_matcher, label_matcher
+from tests.fakes.server import ServedFake
+from tests.fakes.wire import dumps
+
+SERVICE_ACCOUNT = "system:serviceaccount:observability:llm-gateway"
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    accept: str
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
+
+
+class _Refused(Exception):
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["message"])
+        self.body = body
+
+
+def _bad_request(message: str) -> _Refused:
+    return _Refused(wire.status(400, "BadRequest", message))
+
+
+class FakeKubernetes(ServedFake):
+    def __init__(
+        self,
+        scenario: Scenario | str | Path = "healthy",
+        *,
+        token: str | None = None,
+        forbidden: frozenset[str] = frozenset(),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(host=host, port=port)
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.token = token
+        # Plurals (`pods`, `secrets`...) every request for which is answered 403.
+        self.forbidden = set(forbidden)
+        self.requests: list[SeenRequest] = []
+        self.fail_status: int | None = None
+        self.delay = 0.0
+
+    @property
+    def url(self) -> str:
+        return self.root_url
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    def paths(self, contains: str = "") -> list[str]:
+        return [seen.path for seen in self.requests if contains in seen.path]
+
+    # --- Dispatch -----------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        accept = request.headers.get("Accept", "")
+        self.requests.append(SeenRequest(request.method, request.path_qs, accept))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if (
+            self.token is not None
+            and request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
+            return _json(wire.status(401, "Unauthorized", "Unauthorized"), 401)
+        if request.method != "GET":
+            return _json(
+                wire.status(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                ),
+                405,
+            )
+        if self.fail_status is not None:
+            code = self.fail_status
+            return _json(wire.status(code, "InternalError", "etcdserver: request timed out"), code)
+        try:
+            return self._route(request, [p for p in request.path.split("/") if p], accept)
+        except _Refused as refused:
+            return _json(refused.body, refused.body["code"])
+
+    def _route(self, request: web.Request, parts: list[str], accept: str) -> web.StreamResponse:
+        if parts == ["version"]:
+            return _json(wire.VERSION)
+        if parts == ["api"]:
+            return _json(wire.api_versions(request.host))
+        if parts == ["apis"]:
+            return _json(wire.api_group_list())
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise _Refused(
+                wire.status(404, "NotFound", "the server could not find the requested resource")
+            )
+        if not rest:
+            listing = wire.api_resource_list(group, version)
+            if listing is None:
+                raise _Refused(
+                    wire.status(404, "NotFound", "the server could not find the requested resource")
+                )
+            return _json(listing)
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        item = wire.resource(group, version, rest[0])
+        if (
+            item is None
+            or len(rest) > 3
+            or (len(rest) == 3 and (item.plural, rest[2]) != ("pods", "log"))
+        ):
+            raise _Refused(
+                wire.status(404, "NotFound", "the server could not find the requested resource")
+            )
+        verb = "get" if len(rest) > 1 else "list"
+        if item.plural in self.forbidden:
+            raise _Refused(wire.forbidden(item, verb, namespace, SERVICE_ACCOUNT))
+        if len(rest) == 1:
+            return self._list(request, item, namespace, accept)
+        obj = self._get(item, rest[1], namespace)
+        if len(rest) == 3:
+            return self._log(request, obj)
+        if wire.wants_table(accept):
+            include = request.query.get("includeObject", "Metadata")
+            return _json(wire.table(item.kind, [obj], self._version(), include))
+        return _json(obj)
+
+    # --- Objects ------------------------------------------------------------------------
+
+    def _version(self) -> str:
+        return str(1000 + len(self.scenario.objects))
+
+    def _objects(self, item: wire.Resource, namespace: str | None) -> list[dict[str, Any]]:
+        if item.kind == "Namespace":
+            names = sorted({o["metadata"].get("namespace") for o in self.scenario.objects} - {None})
+            return [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": name},
+                    "status": {"phase": "Active"},
+                }
+                for name in names
+            ]
+        return [
+            obj
+            for obj in self.scenario.objects
+            if obj["kind"] == item.kind
+            and (namespace is None or obj["metadata"].get("namespace") == namespace)
+        ]
+
+    def _get(self, item: wire.Resource, name: str, namespace: str | None) -> dict[str, Any]:
+        for obj in self._objects(item, namespace):
+            if obj["metadata"]["name"] == name:
+                return obj
+        raise _Refused(wire.not_found(item, name))
+
+    def _list(
+        self, request: web.Request, item: wire.Resource, namespace: str | None, accept: str
+    ) -> web.Response:
+        objects = self._objects(item, namespace)
+        try:
+            if request.query.get("labelSelector"):
+                matches = label_matcher(request.query["labelSelector"])
+                objects = [obj for obj in objects if matches(obj)]
+            if request.query.get("fieldSelector"):
+                matches = field_matcher(request.query["fieldSelector"])
+                objects = [obj for obj in objects if matches(obj)]
+        except ValueError as error:
+            raise _bad_request(f"unable to parse requirement: {error}") from None
+        start = 0
+        if request.query.get("continue"):
+            try:
+                start = int(base64.urlsafe_b64decode(request.query["continue"]).decode())
+            except ValueError:
+                raise _bad_request("continue key is not valid") from None
+        limit = int(request.query.get("limit") or 0)
+        end = start + limit if limit > 0 else len(objects)
+        page = objects[start:end]
+        metadata: dict[str, Any] = {"resourceVersion": self._version()}
+        if end < len(objects):
+            metadata["continue"] = base64.urlsafe_b64encode(str(end).encode()).decode()
+            metadata["remainingItemCount"] = len(objects) - end
+        if wire.wants_table(accept):
+            include = request.query.get("includeObject", "Metadata")
+            document = wire.table(item.kind, page, self._version(), include)
+            document["metadata"].update(metadata)
+            return _json(document)
+        return _json(
+            {
+                "kind": f"{item.kind}List",
+                "apiVersion": item.api_version,
+                "metadata": metadata,
+                "items": page,
+            }
+        )
+
+    # --- Logs ---------------------------------------------------------------------------
+
+    def _container(self, pod: dict[str, Any], wanted: str) -> str:
+        name = pod["metadata"]["name"]
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        if not wanted:
+            if len(containers) != 1:
+                raise _bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(containers)}]"
+                )
+            return containers[0]
+        if wanted not in containers:
+            raise _bad_request(f"container {wanted} is not valid for pod {name}")
+        return wanted
+
+    def _logs(self, pod: dict[str, Any], container: str, previous: bool) -> ContainerLogs:
+        meta = pod["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}/{container}"
+        logs = self.scenario.logs.get(key)
+        if previous:
+            if logs is None or logs.previous is None:
+                raise _bad_request(
+                    f'previous terminated container "{container}" in pod "{meta["name"]}" not found'
+                )
+            return logs
+        if logs is None:
+            statuses = pod.get("status", {}).get("containerStatuses", [])
+            state = next((s for s in statuses if s["name"] == container), {}).get("state", {})
+            waiting = state.get("waiting")
+            if waiting is not None or not statuses:
+                reason = (waiting or {}).get("reason", "ContainerCreating")
+                if reason in ("ImagePullBackOff", "ErrImagePull"):
+                    reason = "trying and failing to pull image"
+                raise _bad_request(
+                    f'container "{container}" in pod "{meta["name"]}" is waiting to start: {reason}'
+                )
+            return ContainerLogs()
+        return logs
+
+    def _log(self, request: web.Request, pod: dict[str, Any]) -> web.Response:
+        query = request.query
+        container = self._container(pod, query.get("container", ""))
+        previous = query.get("previous") == "true"
+        logs = self._logs(pod, container, previous)
+        lines = (logs.previous or []) if previous else logs.current
+        try:
+            if query.get("sinceSeconds"):
+                cutoff = datetime.now(UTC).timestamp() - int(query["sinceSeconds"])
+                lines = [line for line in lines if line.at >= cutoff]
+            if query.get("tailLines"):
+                tail = int(query["tailLines"])
+                lines = lines[-tail:] if tail > 0 else []
+            limit = int(query.get("limitBytes") or 0)
+        except ValueError:
+            raise _bad_request("invalid log options") from None
+        stamped = query.get("timestamps") == "true"
+        text = "".join(
+            (
+                datetime.fromtimestamp(line.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z ")
+                if stamped
+                else ""
+            )
+            + line.text
+            + "\n"
+            for line in lines
+        )
+        body = text.encode()
+        if limit > 0:
+            body = body[:limit]
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeKubernetes(args.scenario, token=args.token, host=args.host, port=args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await fake.start()
+    try:
+        if args.port_file is not None:
+            partial = args.port_file.with_name(args.port_file.name + ".partial")
+            partial.write_text(f"{fake.port}\n")
+            partial.replace(args.port_file)
+        print(fake.port, flush=True)
+        await stop.wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.kubernetes_fake")
+    parser.add_argument("--scenario", default="healthy", help="a name or a YAML path")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token", default=None, help="require this bearer token")
+    parser.add_argument("--port-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The fake Kubernetes API checked with the real `kubectl`: discovery, JSON and Table
+lists, describe (pod and its events by uid), logs of the previous instance, events,
+rollout history and Status errors.
+
+kubectl sends no bearer token to an http:// server, so it talks to a fake without one
+here; the fake's 401 is checked by kubectl's reading of it (a fake that wants a token
+kubectl does not send). lightkube, which does send it, is checked with a token in
+tests/unit/tool/test_kubernetes_toolset.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.kubernetes_fake import FakeKubernetes
+from tests.support.kube import write_kubeconfig
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+
+class Kubectl:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+
+    async def __call__(self, *args: str) -> tuple[int, str, str]:
+        assert KUBECTL is not None
+        process = await asyncio.create_subprocess_exec(
+            KUBECTL,
+            "--kubeconfig",
+            str(self.config),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={"HOME": str(self.config.parent), "PATH": "/usr/bin:/bin"},
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKubernetes]:
+    async with FakeKubernetes("bad_rollout") as running:
+        yield running
+
+
+@pytest.fixture
+def kubectl(fake: FakeKubernetes, tmp_path: Path) -> Kubectl:
+    return Kubectl(write_kubeconfig(tmp_path / "kubeconfig", fake.url))
+
+
+async def test_get_pods_json(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("get", "pods", "-n", "shop", "-o", "json")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert listing["kind"] == "List"
+    names = [item["metadata"]["name"] for item in listing["items"]]
+    assert "api-7f6b9c5d4-zzzzz" in names and len(names) == 4
+
+
+async def test_get_pods_table(kubectl: Kubectl, fake: FakeKubernetes) -> None:
+    code, out, err = await kubectl("get", "pods", "-n", "shop")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    crashing = next(row.split() for row in rows if row.startswith("api-7f6b9c5d4-zzzzz"))
+    assert crashing[1:4] == ["0/1", "CrashLoopBackOff", "6"]
+    assert any("as=Table" in seen.accept for seen in fake.requests)
+
+
+async def test_describe_pod_shows_its_events(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("describe", "pod", "api-7f6b9c5d4-zzzzz", "-n", "shop")
+    assert code == 0, err
+    assert "registry.example.com/api:2.4.0" in out
+    assert "CrashLoopBackOff" in out
+    events = out.split("Events:", 1)[1]
+    assert "BackOff" in events and "Back-off restarting failed container api" in events
+
+
+async def test_logs_previous(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("logs", "--previous", "api-7f6b9c5d4-zzzzz", "-n", "shop")
+    assert code == 0, err
+    assert out.splitlines()[-1] == 'panic: pricing rules table "price_rules_v2" does not exist'
+    code, out, err = await kubectl("logs", "--previous", "api-6c7d8e9f0-aaaaa", "-n", "shop")
+    assert code != 0
+    assert 'previous terminated container "api" in pod "api-6c7d8e9f0-aaaaa" not found' in err
+
+
+async def test_get_events(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("get", "events", "-n", "shop")
+    assert code == 0, err
+    assert "Scaled up replica set api-7f6b9c5d4 to 1" in out
+    assert "pod/api-7f6b9c5d4-zzzzz" in out
+
+
+async def test_rollout_history(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("rollout", "history", "deployment/api", "-n", "shop")
+    assert code == 0, err
+    rows = [line.split(None, 1) for line in out.splitlines()[2:] if line.strip()]
+    assert rows == [
+        ["1", "initial release"],
+        ["2", "bump to 2.3.1"],
+        ["3", "release 2.4.0 with new pricing"],
+    ]
+    code, out, err = await kubectl(
+        "rollout", "history", "deployment/api", "-n", "shop", "--revision", "2"
+    )
+    assert code == 0, err
+    assert "registry.example.com/api:2.3.1" in out
+
+
+async def test_errors_are_status_objects(kubectl: Kubectl, fake: FakeKubernetes) -> None:
+    code, _, err = await kubectl("get", "pod", "ghost", "-n", "shop")
+    assert code != 0 and 'Error from server (NotFound): pods "ghost" not found' in err
+    fake.forbidden.add("nodes")
+    code, _, err = await kubectl("get", "nodes")
+    assert code != 0 and "Error from server (Forbidden)" in err
+    fake.token = "a-token-kubectl-does-not-have"
+    code, _, err = await kubectl("get", "pods", "-n", "shop")
+    assert code != 0 and "You must be logged in to the server" in err
