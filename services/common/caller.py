@@ -21,6 +21,11 @@ API_KEY_HEADER = "x-api-key"
 CLIENT_ADDRESS_HEADER = "x-llmgw-client-address"
 
 
+# Sent by the Investigation service on its model calls: the investigation the call works
+# for (`investigations/{id}`); the router believes it only from that service.
+INVESTIGATION_HEADER = "x-llmgw-investigation"
+
+
 def is_investigation_issuer(issuer: str) -> bool:
     """`investigation`, or a replica of it (`investigation-2`)."""
     name, _, replica = issuer.partition("-")

@@ -29,7 +29,8 @@ class PlannedCall:
 
     def key(self) -> str:
         """Identity of the call: the same tool with the same arguments is one call."""
-        return self.tool + " " + json.dumps(self.arguments, sort_keys=True, separators=(",", ":"))
+        arguments = plain(self.arguments)
+        return self.tool + " " + json.dumps(arguments, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ToolCall:
     duration_s: float = 0.0
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON from a protobuf Value has every number as a float: whole numbers become ints
     again, so `5` is shown as `5`, not `5.0`."""
     if (
@@ -70,12 +71,12 @@ def _plain(value: Any) -> Any:
     ):
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def render(result: Any) -> str:
     """The text of a tool result: compact JSON, keys in the tool's order, non-ASCII kept."""
-    return json.dumps(_plain(result), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(plain(result), ensure_ascii=False, separators=(",", ":"))

@@ -13,6 +13,7 @@ from google.protobuf import json_format, struct_pb2
 
 from llmgw.router.v1 import chat_pb2 as router_chat_pb2
 from llmgw.router.v1 import router_service_pb2_grpc as router_grpc
+from services.common.caller import INVESTIGATION_HEADER
 from services.common.channels import InternalChannel
 from services.common.errors import GatewayError
 from services.common.remote import translate_rpc_error
@@ -73,12 +74,15 @@ class ChatClient:
         self,
         request: router_chat_pb2.CreateChatCompletionRequest,
         timeout: float | None,
+        *,
+        investigation: str = "",
     ) -> ModelAnswer:
-        """The answer of one model call; the router's refusal or failure is raised as
-        the GatewayError it reported."""
-        call = self._stub.CreateChatCompletion(
-            request, timeout=timeout, metadata=self._metadata(timeout)
-        )
+        """The answer of one model call for `investigation` (its name); the router's
+        refusal or failure is raised as the GatewayError it reported."""
+        metadata = self._metadata(timeout)
+        if investigation:
+            metadata = (*metadata, (INVESTIGATION_HEADER, investigation))
+        call = self._stub.CreateChatCompletion(request, timeout=timeout, metadata=metadata)
         try:
             reply = await call
             trailers = await call.trailing_metadata()

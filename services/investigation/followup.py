@@ -95,7 +95,9 @@ class FollowUp:
         )
         request.gateway.session = name
         request.gateway.cache = "bypass"
-        answer = await self._chat.complete(request, ANSWER_SECONDS)
+        answer = await self._chat.complete(
+            request, ANSWER_SECONDS, investigation=investigation.name
+        )
         reply = inv_pb2.ChatInvestigationResponse(answer=answer.content, session=name)
         reply.usage.input_tokens = answer.input_tokens
         reply.usage.output_tokens = answer.output_tokens

@@ -174,7 +174,6 @@ class ModelLoop:
         )
         request.gateway.cache = "bypass"
         request.gateway.request_id = f"inv.{self._id}.a{self._attempt}.s{step}"
-        request.metadata["investigation"] = f"investigations/{self._id}"
         if offer_tools and self._toolbox.tools:
             for name, tool in sorted(self._toolbox.tools.items()):
                 entry = request.tools.add(type="function")
@@ -194,7 +193,9 @@ class ModelLoop:
     async def _call(self, step: int, *, offer_tools: bool) -> ModelAnswer:
         left = self._check_limits()
         request = self._request(step, offer_tools)
-        task = asyncio.ensure_future(self._chat.complete(request, timeout=left))
+        task = asyncio.ensure_future(
+            self._chat.complete(request, timeout=left, investigation=f"investigations/{self._id}")
+        )
         cancel = asyncio.ensure_future(self._cancelled.wait())
         try:
             await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)

@@ -26,7 +26,7 @@ from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.errors import GatewayError
 from services.common.tool_client import ToolClient
-from services.investigation.calls import PlannedCall, ToolCall, render
+from services.investigation.calls import PlannedCall, ToolCall, plain, render
 
 # The most bytes of one call's output kept (the Tool service caps results first; this
 # bounds what a misconfigured cap could let through).
@@ -265,7 +265,7 @@ def call_from_invocation(invocation: inv_pb2.ToolInvocation) -> ToolCall:
         id=invocation.id,
         toolset=invocation.toolset,
         tool=invocation.tool,
-        arguments=json_format.MessageToDict(invocation.arguments),
+        arguments=plain(json_format.MessageToDict(invocation.arguments)),
         result=result,
         output=invocation.output,
         truncated=invocation.truncated,

@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from llmgw.identity.v1 import identity_pb2
+from services.common.caller import INVESTIGATION_HEADER, current_caller
 from services.common.errors import PermissionDenied
 from services.common.identity import acl
 from services.common.identity.principal import Principal
@@ -48,6 +50,23 @@ def usage_subjects(principal: Principal | None) -> list[str]:
     if principal is None:
         return [ANONYMOUS]
     return [principal.name, *(group.name for group in principal.groups)]
+
+
+# A model call the Investigation service makes names its investigation
+# (INVESTIGATION_HEADER): the call's usage is also recorded under it (GetUsage subject
+# `investigations/{id}`, admins only; owners read it on the investigation itself).
+_INVESTIGATION = re.compile(r"investigations/[a-z0-9][a-z0-9-]{0,62}")
+
+
+def investigation_subjects(metadata: Iterable[tuple[str, str | bytes]]) -> list[str]:
+    """`[investigations/{id}]` for a call the Investigation service vouched for that names
+    one; nothing for any other caller, whatever headers it sends."""
+    if not current_caller().for_investigation:
+        return []
+    for key, value in metadata:
+        if key == INVESTIGATION_HEADER and isinstance(value, str):
+            return [value] if _INVESTIGATION.fullmatch(value) else []
+    return []
 
 
 def cache_namespace(principal: Principal | None, cache: ResponseCache) -> str:

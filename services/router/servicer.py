@@ -40,6 +40,7 @@ from services.router.admission import (
     cache_namespace,
     check_model,
     check_tools,
+    investigation_subjects,
     permitted,
     request_limits,
     usage_subjects,
@@ -170,6 +171,9 @@ class _Prepared:
     # The max_tokens each deployment is sent when the caller named none (empty when it
     # did): what the reservations count on, so a call cannot generate more.
     output_limits: Mapping[str, int]
+    # Whom the request's usage is recorded for (usage_subjects, plus the investigation
+    # a vouched call works for).
+    subjects: Sequence[str] = ()
     # Set once the request's usage was recorded.
     accounted: bool = False
 
@@ -357,6 +361,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             quota,
             principal,
             output_limits,
+            [*usage_subjects(principal), *investigation_subjects(context.invocation_metadata())],
         )
 
     def _call_estimate(
@@ -546,7 +551,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         prepared.accounted = True
         record = UsageRecord(model, turn.usage, turn.cost_nanos, cache_hit=cache_hit)
         await self._usage.record(
-            usage_subjects(prepared.principal),
+            prepared.subjects,
             record,
             prepared.quota.settlement(turn.usage, turn.cost_nanos) if settle else NO_ADJUSTMENTS,
         )

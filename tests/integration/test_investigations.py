@@ -301,9 +301,39 @@ async def test_rest_create_stream_and_get_an_evidence_backed_result(
     model_calls = [c for c in result.tool_calls if c.requested_by == "model"]
     assert [c.tool for c in model_calls] == ["kubernetes_list_deployments"]
     assert model_calls[0].step == 1
+    # The model calls' usage is recorded under the investigation too (admins read it).
+    usage = await rest.get(
+        "/v1/usage",
+        params={"subject": name},
+        headers={"authorization": f"Bearer {DEFAULT_ADMIN_KEY}"},
+    )
+    assert usage.status_code == 200, usage.text
+    totals = usage.json()["totals"]
+    assert int(totals["requests"]) == 2
+    assert int(totals["input_tokens"]) + int(totals["output_tokens"]) == got.usage.total_tokens
+    own = await rest.get("/v1/usage", params={"subject": name}, headers=alice.headers)
+    assert own.status_code == 403
     # Resuming after a sequence gives the rest only.
     tail = await _events(rest, name, alice, after=len(events) - 2)
     assert [int(e["sequence"]) for e in tail] == sequences[-2:]
+
+
+async def test_a_chat_caller_cannot_tag_usage_to_an_investigation(
+    gw: Gateway, rest: httpx.AsyncClient, alice: Identity
+) -> None:
+    subject = "investigations/tagged-by-hand"
+    chat = await rest.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        headers={**alice.headers, "x-llmgw-investigation": subject},
+    )
+    assert chat.status_code == 200, chat.text
+    usage = await rest.get(
+        "/v1/usage",
+        params={"subject": subject},
+        headers={"authorization": f"Bearer {DEFAULT_ADMIN_KEY}"},
+    )
+    assert int(usage.json()["totals"].get("requests", 0)) == 0
 
 
 async def test_another_consumer_sees_nothing(

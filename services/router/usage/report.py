@@ -15,7 +15,10 @@ from services.router.usage.recorder import ANONYMOUS, FIELDS, UsageRecorder, day
 CURRENCY = "USD"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-_SUBJECT = re.compile(r"(consumers|groups)/[a-z][a-z0-9-]{0,62}")
+# A consumer, a group, or an investigation (whose model calls are recorded under it too).
+_SUBJECT = re.compile(
+    r"(consumers|groups)/[a-z][a-z0-9-]{0,62}|investigations/[a-z0-9][a-z0-9-]{0,62}"
+)
 # Dates a report may name: usage is recorded from the epoch on, and a period's default
 # start (30 days before its end) must remain a date.
 FIRST_DATE = dt.date(1970, 1, 1)
@@ -70,7 +73,7 @@ async def usage_report(
     problems.require(
         _SUBJECT.fullmatch(subject) is not None,
         "subject",
-        "must be consumers/{consumer} or groups/{group}",
+        "must be consumers/{consumer}, groups/{group} or investigations/{investigation}",
     )
     check_text(problems, "model", request.model, MAX_MODEL_NAME_CHARS, single_line=True)
     today = dt.date.fromisoformat(day_of(now))

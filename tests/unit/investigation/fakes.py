@@ -82,14 +82,20 @@ class FakeChat:
     def __init__(self, script: list[Script]) -> None:
         self.script = script
         self.requests: list[router_chat_pb2.CreateChatCompletionRequest] = []
+        self.investigations: list[str] = []
         self.block = asyncio.Event()
         self.block.set()
         # Set once a call has arrived.
         self.called = asyncio.Event()
 
     async def complete(
-        self, request: router_chat_pb2.CreateChatCompletionRequest, timeout: float | None
+        self,
+        request: router_chat_pb2.CreateChatCompletionRequest,
+        timeout: float | None,
+        *,
+        investigation: str = "",
     ) -> ModelAnswer:
+        self.investigations.append(investigation)
         copy = router_chat_pb2.CreateChatCompletionRequest()
         copy.CopyFrom(request)
         self.requests.append(copy)

@@ -108,7 +108,7 @@ async def test_tool_then_conclusion_is_complete_and_numbers_calls_after_the_cont
     assert "panic: missing DATABASE_URL" in tool_message.content.string_value
     first = chat.requests[0]
     assert first.gateway.request_id == "inv.inv-1.a2.s1" and first.gateway.cache == "bypass"
-    assert first.metadata["investigation"] == "investigations/inv-1"
+    assert chat.investigations == ["investigations/inv-1"] * 2 and not first.metadata
     assert {t.function.name for t in first.tools} == {
         "kubernetes_describe_pod",
         "kubernetes_pod_logs",
