@@ -19,9 +19,9 @@ from redis.exceptions import ResponseError
 
 from llmgw.common.v1 import chat_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
-from services.investigation import jobs_keys as keys
-from services.investigation.jobs_base import MAX_CONFLICT_RETRIES, StoreBase, status_of, too_busy
-from services.investigation.jobs_records import (
+from services.investigation.jobs import keys
+from services.investigation.jobs.base import MAX_CONFLICT_RETRIES, StoreBase, status_of, too_busy
+from services.investigation.jobs.records import (
     FINAL_STATES,
     RUNNING,
     Record,
@@ -29,7 +29,7 @@ from services.investigation.jobs_records import (
     progress_event,
     state_event,
 )
-from services.investigation.jobs_types import Fenced, Job
+from services.investigation.jobs.types import Fenced, Job
 
 log = logging.getLogger("llmgw.investigation.jobs")
 

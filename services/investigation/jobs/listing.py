@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.errors import InvalidArgument
 from services.common.page_tokens import seal, unseal
-from services.investigation import jobs_keys as keys
-from services.investigation.jobs_records import without_outputs
+from services.investigation.jobs import keys
+from services.investigation.jobs.records import without_outputs
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -1,5 +1,5 @@
--- Prepended to every investigation job script (services/investigation/jobs_scripts.py).
--- Layout: services/investigation/jobs_keys.py. The record hash `inv:{<id>}:rec` is
+-- Prepended to every investigation job script (services/investigation/jobs/scripts.py).
+-- Layout: services/investigation/jobs/keys.py. The record hash `inv:{<id>}:rec` is
 -- KEYS[1] of every script; its `rev` is bumped whenever `pb` changes and is the
 -- compare-and-set guard of every rewrite of `pb` (Python builds the new proto from the
 -- revision it read; a script refuses with CONFLICT when another write came between).

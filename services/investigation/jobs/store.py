@@ -1,7 +1,7 @@
 """Investigations as durable jobs in Redis: the store the servicer and the workers share.
 
 The caller side (this module) creates, reads, lists and cancels investigations and
-follows their events; the worker side (`jobs_claims.py`) claims and runs them. Records
+follows their events; the worker side (`claims.py`) claims and runs them. Records
 are protos rewritten whole: a method reads the record, builds the next version in
 Python and writes it with a Lua script that refuses (CONFLICT) when the record's
 revision moved on meanwhile, then reads again; so every write is atomic with the read
@@ -18,11 +18,11 @@ from google.protobuf import timestamp_pb2
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.errors import AlreadyExists
-from services.investigation import jobs_keys as keys
-from services.investigation.jobs_base import MAX_CONFLICT_RETRIES, not_found, status_of, too_busy
-from services.investigation.jobs_claims import WorkerSide
-from services.investigation.jobs_listing import list_page
-from services.investigation.jobs_records import (
+from services.investigation.jobs import keys
+from services.investigation.jobs.base import MAX_CONFLICT_RETRIES, not_found, status_of, too_busy
+from services.investigation.jobs.claims import WorkerSide
+from services.investigation.jobs.listing import list_page
+from services.investigation.jobs.records import (
     FINAL_STATES,
     QUEUED,
     Record,
@@ -40,7 +40,7 @@ _Events = list[inv_pb2.InvestigationEvent]
 
 
 class JobStore(WorkerSide):
-    """The investigation job store (see the module docstring and `jobs_keys.py`)."""
+    """The investigation job store (see the module docstring and `keys.py`)."""
 
     async def create(
         self, inv: inv_pb2.Investigation, *, investigation_id: str, owner: str, key_name: str
@@ -178,7 +178,7 @@ class JobStore(WorkerSide):
         alert_name: str,
         fingerprint: str,
     ) -> tuple[list[inv_pb2.Investigation], str]:
-        """Newest first, filtered, without tool call outputs (`jobs_listing.py`)."""
+        """Newest first, filtered, without tool call outputs (`listing.py`)."""
         return await list_page(
             self._redis,
             owner,

@@ -21,8 +21,8 @@ from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.backoff import Backoff
 from services.common.errors import GatewayError
 from services.common.tasks import cancel_and_wait
-from services.investigation.jobs_store import JobStore
-from services.investigation.jobs_types import Fenced, Job
+from services.investigation.jobs.store import JobStore
+from services.investigation.jobs.types import Fenced, Job
 
 log = logging.getLogger("llmgw.investigation.worker")
 

@@ -13,8 +13,8 @@ from google.rpc import status_pb2
 from llmgw.common.v1 import chat_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.errors import Aborted, NotFound
-from services.investigation import jobs_keys as keys
-from services.investigation.jobs_records import (
+from services.investigation.jobs import keys
+from services.investigation.jobs.records import (
     RECORD_FIELDS,
     RESOURCE_TYPE,
     Record,
@@ -23,8 +23,8 @@ from services.investigation.jobs_records import (
     state_event,
     timestamp,
 )
-from services.investigation.jobs_scripts import Scripts
-from services.investigation.jobs_types import Fenced
+from services.investigation.jobs.scripts import Scripts
+from services.investigation.jobs.types import Fenced
 
 # Rewrites of one record retried after a concurrent write (CONFLICT) before giving up.
 # Conflicts need another write to the same investigation in the same few milliseconds
