@@ -651,6 +651,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     *prepared.cache.metadata(),
                     *prepared.quota.metadata(),
                     *turn.metadata(),
+                    turn.cost_metadata(),
                     *saved,
                 )
             )
@@ -712,6 +713,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 *prepared.cache.metadata(),
                 *prepared.quota.metadata(),
                 *turn.metadata(),
+                turn.cost_metadata(),
                 *saved,
             )
         )
@@ -846,7 +848,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             if recorded is not None and _complete(finish):
                 await prepared.cache.store(from_events(recorded, decision.model, decision.provider))
             await self._account(prepared, decision.model)
-            context.set_trailing_metadata(tuple(await self._save(turn, answer, finish)))
+            saved = await self._save(turn, answer, finish)
+            context.set_trailing_metadata((turn.cost_metadata(), *saved))
             if include_usage and (turn.usage.input_tokens or turn.usage.output_tokens):
                 yield chunks.usage(turn.usage)
         except asyncio.CancelledError:

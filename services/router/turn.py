@@ -61,8 +61,13 @@ class Turn:
         transcript = self.loop.transcript if self.loop is not None else []
         return [*self.new_turn, *transcript, record]
 
+    def cost_metadata(self) -> tuple[str, str]:
+        """The cost trailer: sent once the turn's model calls are all done (a stream's
+        trailers, a unary answer's), never with a stream's first chunk."""
+        return (COST_TRAILER, f"{to_currency(self.cost_nanos):.9f}")
+
     def metadata(self) -> list[tuple[str, str]]:
-        pairs = [(COST_TRAILER, f"{to_currency(self.cost_nanos):.9f}")]
+        pairs = []
         if self.session:
             pairs.append(("x-llmgw-session", self.session))
             pairs.append(("x-llmgw-history-messages", str(self.history_used)))

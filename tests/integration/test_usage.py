@@ -53,10 +53,17 @@ async def test_unary_and_streamed_costs_follow_the_price_table(
             Behaviour(text="one", usage=(1000, 200)),
             Behaviour(chunks=["t", "wo"], usage=(3000, 500)),
         )
-    await router.CreateChatCompletion(_request("gpt-4o-mini", "unary"), timeout=10)
-    streamed = _request("gpt-4o-mini", "stream")
-    async for _chunk in router.StreamChatCompletion(streamed, timeout=10):
+    unary = router.CreateChatCompletion(_request("gpt-4o-mini", "unary"), timeout=10)
+    await unary
+    stream = router.StreamChatCompletion(_request("gpt-4o-mini", "stream"), timeout=10)
+    async for _chunk in stream:
         pass  # usage comes from the final chunk even when the caller did not ask for it
+    # Each answer says what it cost in its trailers (a stream's only once it is over).
+    for call, tokens in ((unary, (1000, 200)), (stream, (3000, 500))):
+        trailers = dict(await call.trailing_metadata())
+        cost = (tokens[0] * INPUT + tokens[1] * OUTPUT) / 1_000_000
+        assert float(trailers["x-llmgw-cost"]) == pytest.approx(cost, abs=1e-9)
+    assert "x-llmgw-cost" not in dict(await stream.initial_metadata())
 
     after = await _usage(channel, "gpt-4o-mini")
     expected = (1000 * INPUT + 200 * OUTPUT + 3000 * INPUT + 500 * OUTPUT) / 1_000_000

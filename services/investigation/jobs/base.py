@@ -18,6 +18,7 @@ from services.investigation.jobs.records import (
     RECORD_FIELDS,
     RESOURCE_TYPE,
     Record,
+    cancelled_result,
     investigation_name,
     result_event,
     state_event,
@@ -70,6 +71,24 @@ class StoreBase:
     async def _read(self, investigation_id: str) -> Record | None:
         values: Any = await self._redis.hmget(keys.record_key(investigation_id), RECORD_FIELDS)
         return Record.parse(values)
+
+    async def _cancel_unstarted(
+        self, investigation_id: str, record: Record, entry_id: str
+    ) -> inv_pb2.Investigation | None:
+        """Finishes a job no worker has started as CANCELLED (its state event only); None on
+        CONFLICT."""
+        return await self._write_final(
+            investigation_id,
+            record,
+            inv_pb2.INVESTIGATION_STATE_CANCELLED,
+            result=cancelled_result("cancelled before a worker took it up"),
+            error=None,
+            usage=None,
+            cost=None,
+            fence="",
+            entry_id=entry_id,
+            result_event_too=False,
+        )
 
     async def _write_final(
         self,

@@ -25,7 +25,6 @@ from services.investigation.jobs.records import (
     FINAL_STATES,
     RUNNING,
     Record,
-    cancelled_result,
     progress_event,
     state_event,
 )
@@ -104,18 +103,7 @@ class WorkerSide(StoreBase):
                 await self._drop_entry(entry_id)
                 return None
             if record.cancel:
-                done = await self._write_final(
-                    investigation_id,
-                    record,
-                    inv_pb2.INVESTIGATION_STATE_CANCELLED,
-                    result=cancelled_result("cancelled before a worker took it up"),
-                    error=None,
-                    usage=None,
-                    cost=None,
-                    fence="",
-                    entry_id=entry_id,
-                    result_event_too=False,
-                )
+                done = await self._cancel_unstarted(investigation_id, record, entry_id)
                 if done is None:
                     continue
                 return None

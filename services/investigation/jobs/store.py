@@ -26,7 +26,6 @@ from services.investigation.jobs.records import (
     FINAL_STATES,
     QUEUED,
     Record,
-    cancelled_result,
     investigation_name,
     is_final_state_event,
     queued,
@@ -197,18 +196,7 @@ class JobStore(WorkerSide):
             if record.final:
                 return record.investigation
             if record.investigation.state == QUEUED:
-                cancelled = await self._write_final(
-                    investigation_id,
-                    record,
-                    inv_pb2.INVESTIGATION_STATE_CANCELLED,
-                    result=cancelled_result("cancelled before a worker took it up"),
-                    error=None,
-                    usage=None,
-                    cost=None,
-                    fence="",
-                    entry_id="",
-                    result_event_too=False,
-                )
+                cancelled = await self._cancel_unstarted(investigation_id, record, "")
                 if cancelled is not None:
                     return cancelled
                 continue

@@ -6,7 +6,7 @@ import asyncio
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.investigation.jobs import JobStore
-from tests.unit.investigation.conftest import Clock, alert_investigation
+from tests.unit.investigation.conftest import CLAIM_IDLE_S, Clock, alert_investigation
 
 QUEUED = inv_pb2.INVESTIGATION_STATE_QUEUED
 RUNNING = inv_pb2.INVESTIGATION_STATE_RUNNING
@@ -57,7 +57,7 @@ async def test_a_takeover_of_a_cancelled_running_job_finishes_it_cancelled(
     await store.create(alert_investigation(), investigation_id="i", owner="", key_name="")
     assert await store.claim("dead", block_ms=10) is not None
     await store.cancel("i", None)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(CLAIM_IDLE_S * 1.5)
 
     assert await store.claim("w", block_ms=10) is None
 
