@@ -319,16 +319,18 @@ class Alertmanager:
 
 @asynccontextmanager
 async def running_alertmanager(
-    workdir: Path, config: Mapping[str, Any]
+    workdir: Path, config: Mapping[str, Any], *, port: int | None = None
 ) -> AsyncIterator[Alertmanager]:
-    """Alertmanager on a free port with `config` (its alertmanager.yml as a mapping),
-    storage in `workdir`, and no cluster listener."""
+    """Alertmanager on `port` (default: a free one) with `config` (its alertmanager.yml
+    as a mapping), storage in `workdir`, and no cluster listener. A port chosen up front
+    lets a Prometheus started earlier name it in `alertmanagers`, when the receiver's
+    configuration needs something that Prometheus' address is needed for first."""
     alertmanager = binary("prometheus-alertmanager", "alertmanager")
     assert alertmanager, "alertmanager (Debian package prometheus-alertmanager) is not installed"
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(dict(config)))
-    port = free_port()
+    port = port or free_port()
     process = ChildProcess(
         "alertmanager",
         [

@@ -130,13 +130,27 @@ def range_window(
 ) -> Window:
     """The window a range query asks Prometheus for: the last hour by default, and a step
     at least wide enough that no series gets more than `MAX_POINTS` points (a caller's
-    finer step is widened, never refused)."""
+    finer step is widened, never refused).
+
+    Prometheus evaluates at start, start + step, ... up to end, so unless the span is a
+    whole number of steps the last point falls short of `end` by up to a step (11 s of
+    the default hour): a condition that began since, the very one an alert that just
+    fired is about, would be missing. The start is therefore moved back by less than one
+    step so that `end` is a point; the point count stays within `MAX_POINTS`, because
+    `step_for` keeps the span within `MAX_POINTS - 1` steps.
+    """
     end_s = now if end is None else parse_time(end, "end", now)
     start_s = end_s - DEFAULT_RANGE_SECONDS if start is None else parse_time(start, "start", now)
     if start_s > end_s:
         raise InvalidArgument.for_field("start", "must not be after end")
     asked = None if step is None else parse_duration(step, "step")
-    return Window(start_s, end_s, step_for(end_s - start_s, asked))
+    step_s = step_for(end_s - start_s, asked)
+    # In whole milliseconds, as Prometheus evaluates (and `format_number` writes) them,
+    # so no rounding puts the last point a millisecond past `end`.
+    end_ms, step_ms = round(end_s * 1000), max(1, round(step_s * 1000))
+    steps = math.ceil((end_ms - round(start_s * 1000)) / step_ms)
+    start_ms = max(0, end_ms - steps * step_ms)
+    return Window(start_ms / 1000, end_ms / 1000, step_ms / 1000)
 
 
 def step_for(span: float, asked: float | None) -> float:

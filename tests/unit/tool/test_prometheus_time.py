@@ -90,10 +90,42 @@ def points_of(window_span: float, step: float) -> int:
 
 def test_default_window_is_the_last_hour_with_at_most_100_points() -> None:
     window = range_window(None, None, None, NOW)
-    assert (window.start, window.end) == (NOW - 3600, NOW)
-    assert points_of(window.end - window.start, window.step) <= MAX_POINTS
     # The finest whole-second step that keeps to the bound.
     assert window.step == 37
+    # The hour, and the part of a step before it that puts a point at the end.
+    assert (window.start, window.end) == (NOW - 98 * 37, NOW)
+    assert points_of(window.end - window.start, window.step) == 99 <= MAX_POINTS
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "step"),
+    [
+        (None, None, None),
+        ("-1h", "now", "1s"),
+        ("-1h", "now", "7m"),
+        ("-90s", "now", None),
+        ("-86399s", NOW - 0.4567, None),
+        (NOW - 1000.123, NOW + 0.789, "0.25"),
+        (NOW - 3600, NOW, "60"),
+    ],
+)
+def test_the_last_point_is_the_end_and_the_asked_range_is_covered(
+    start: str | float | None, end: str | float | None, step: str | None
+) -> None:
+    """Prometheus evaluates at start + k * step up to end: the span must be a whole
+    number of (millisecond) steps, or the newest part of the range (where an alert that
+    just fired has its only values) is left out."""
+    asked_end = NOW if end is None else parse_time(end, "end", NOW)
+    asked_start = asked_end - 3600 if start is None else parse_time(start, "start", NOW)
+    window = range_window(start, end, step, NOW)
+    start_ms, end_ms, step_ms = (round(v * 1000) for v in (window.start, window.end, window.step))
+    assert end_ms == round(asked_end * 1000)
+    assert (end_ms - start_ms) % step_ms == 0
+    assert asked_start - window.step < window.start <= asked_start + 0.001
+    assert points_of(window.end - window.start, window.step) <= MAX_POINTS
+    # As written on the wire, the points still end at the end.
+    sent = [float(format_number(v)) for v in (window.start, window.end, window.step)]
+    assert round((sent[1] - sent[0]) * 1000) % round(sent[2] * 1000) == 0
 
 
 def test_a_fine_caller_step_is_widened_a_coarse_one_kept() -> None:
