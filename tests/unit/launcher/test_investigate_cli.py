@@ -47,20 +47,19 @@ def _tool_call(call_id: str, tool: str, code: int = 0, message: str = "") -> dic
     }
 
 
-RESULT = {
+FINDING: dict[str, Any] = {
+    "title": "pod payments-1 is crash looping",
+    "detail": "restarted 7 times",
+    "evidence": [{"tool_call_id": "c1", "excerpt": "CrashLoopBackOff"}],
+    "origin": "analyzer:crash_loop",
+}
+RESULT: dict[str, Any] = {
     "summary": "The payments api exits at start.",
     "root_cause": "PAYMENT_API_KEY is not set.",
     "root_cause_evidence": [
         {"tool_call_id": "c3", "excerpt": "required key PAYMENT_API_KEY is not set"}
     ],
-    "findings": [
-        {
-            "title": "pod payments-1 is crash looping",
-            "detail": "restarted 7 times",
-            "evidence": [{"tool_call_id": "c1", "excerpt": "CrashLoopBackOff"}],
-            "origin": "analyzer:crash_loop",
-        }
-    ],
+    "findings": [FINDING],
     "recommendations": ["Set PAYMENT_API_KEY."],
     "confidence": 0.72,
     "tool_calls": [_tool_call("c1", "kubernetes_describe_pod")],
@@ -79,7 +78,7 @@ def _events(final_state: str = "INVESTIGATION_STATE_SUCCEEDED") -> list[dict[str
         _event(2, progress={"stage": "gathering_context", "message": "reading", "percent": 10}),
         _event(3, tool_call=_tool_call("c3", "kubernetes_pod_logs")),
         _event(4, tool_call=_tool_call("c4", "kubernetes_events", 14, "the API is down")),
-        _event(5, finding=RESULT["findings"][0]),
+        _event(5, finding=FINDING),
         _event(6, result=RESULT),
         _event(7, state=final_state),
     ]
@@ -195,7 +194,7 @@ def test_sse_data_joins_data_lines_and_skips_comments() -> None:
 
 
 def test_follow_resumes_after_a_dropped_connection_without_repeating_events() -> None:
-    gateway, sleeps = FakeGateway(drops=[3, 1]), []
+    gateway, sleeps = FakeGateway(drops=[3, 1]), list[float]()
     events = list(_client(gateway, sleeps).follow(NAME))
     assert [int(e["sequence"]) for e in events] == list(range(1, 8))
     assert gateway.stream_afters() == ["0", "3", "4"]
