@@ -2,7 +2,7 @@
 make.
 
   llmgw investigate --alert-name NAME [--namespace NS] [--label k=v ...] [...]
-  llmgw investigate get NAME | list | cancel NAME | ask NAME "question"
+  llmgw investigate get NAME [--follow] | list | cancel NAME | ask NAME "question"
 
 The connection flags (`--url`, `--api-key`, `--json`) are accepted before or after the
 action, so they carry SUPPRESS defaults and `connection()` fills them in afterwards.
@@ -109,6 +109,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="action", metavar="{get,list,cancel,ask}")
     get = actions.add_parser("get", help="show an investigation (its result once finished)")
     get.add_argument("name", help="investigations/{id} or the id")
+    get.add_argument(
+        "--follow", action="store_true", help="print its progress and wait until it ends"
+    )
     listing = actions.add_parser("list", help="list your investigations, newest first")
     listing.add_argument("--state", choices=STATES, default="")
     listing.add_argument("--alert-name", dest="filter_alert_name", default="")

@@ -15,7 +15,11 @@ from typing import Any, TextIO
 import httpx
 
 from services.launcher import investigate_args, investigate_render
-from services.launcher.investigate_client import GatewayHTTPError, InvestigationClient
+from services.launcher.investigate_client import (
+    FINAL_STATES,
+    GatewayHTTPError,
+    InvestigationClient,
+)
 
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1  # failed, or cancelled
@@ -70,26 +74,37 @@ class Investigate:
                 self._out.write(name + "\n")
             return EXIT_COMPLETE
         self._note(f"==> {name} created ({investigate_render.state_of(created)})")
+        return self._follow(name, 0)
+
+    def _follow(self, name: str, after: int) -> int:
+        """Progress lines until `name` ends, then the stored investigation."""
         try:
-            for event in self._client.follow(name):
+            for event in self._client.follow(name, after):
                 line = investigate_render.event_line(event)
                 if line is not None:
                     self._note(line)
         except KeyboardInterrupt:
             self._note(
                 f"!! interrupted; {name} goes on in the gateway "
-                f"(`llmgw investigate get {name}`, `llmgw investigate cancel {name}`)"
+                f"(`llmgw investigate get {name} --follow`, `llmgw investigate cancel {name}`)"
             )
             return EXIT_INTERRUPTED
         # The stored resource, not the result event: it has usage, cost and times too.
         return self._show(self._client.get(name))
 
-    def get(self, name: str) -> int:
+    def get(self, name: str, *, follow: bool = False) -> int:
+        if follow:
+            return self._follow(name, 0)
         return self._show(self._client.get(name))
 
     def cancel(self, name: str) -> int:
         cancelled = self._client.cancel(name)
         self._show(cancelled)
+        if cancelled.get("state") not in FINAL_STATES:
+            self._note(
+                f"(cancelling: its worker stops it in a moment; "
+                f"`llmgw investigate get {name} --follow` waits for it)"
+            )
         return EXIT_COMPLETE
 
     def list(self, args: argparse.Namespace) -> int:
@@ -122,7 +137,7 @@ class Investigate:
 def dispatch(command: Investigate, args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
     if action == "get":
-        return command.get(investigate_args.resource_name(args.name))
+        return command.get(investigate_args.resource_name(args.name), follow=args.follow)
     if action == "list":
         return command.list(args)
     if action == "cancel":

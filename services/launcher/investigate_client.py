@@ -205,8 +205,9 @@ class InvestigationClient:
 
     def follow(self, name: str, after: int = 0) -> Iterator[Json]:
         """Every event of `name` after sequence `after`, once each and in order, until
-        the one to a final state; reconnects (with a growing pause) when the stream
-        breaks or ends early, and gives up after MAX_RECONNECTS in a row without news."""
+        the one to a final state (or a stream that ends while the stored investigation
+        is final); reconnects (with a growing pause) when the stream breaks or ends
+        early, and gives up after MAX_RECONNECTS in a row without news."""
         last, failures = after, 0
         while True:
             progressed = False
@@ -220,6 +221,10 @@ class InvestigationClient:
                     yield event
                     if event.get("state") in FINAL_STATES:
                         return
+                # Ended without the final event: it may have expired meanwhile, or the
+                # gateway cut the stream; the stored state says which.
+                if self.get(name).get("state") in FINAL_STATES:
+                    return
             except httpx.HTTPError as error:
                 problem = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             except GatewayHTTPError as error:

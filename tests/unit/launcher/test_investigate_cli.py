@@ -204,6 +204,7 @@ def test_follow_resumes_after_a_dropped_connection_without_repeating_events() ->
 def test_follow_resumes_a_stream_that_ended_before_the_final_state() -> None:
     gateway = FakeGateway()
     gateway.events = gateway.events[:4]
+    gateway.investigation["state"] = "INVESTIGATION_STATE_RUNNING"
     sleeps: list[float] = []
     client = _client(gateway, sleeps)
     with pytest.raises(GatewayHTTPError, match="lost the event stream of investigations/inv-1"):
@@ -211,6 +212,14 @@ def test_follow_resumes_a_stream_that_ended_before_the_final_state() -> None:
     # Every reconnect asked for what came after the last event seen.
     assert gateway.stream_afters() == ["0"] + ["4"] * MAX_RECONNECTS
     assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]  # the pause grows while nothing comes
+
+
+def test_follow_stops_when_the_stream_ends_and_the_investigation_is_final() -> None:
+    gateway = FakeGateway()
+    gateway.events = gateway.events[:4]
+    events = list(_client(gateway, []).follow(NAME))
+    assert len(events) == 4
+    assert gateway.paths()[-1] == f"GET /v1/{NAME}"
 
 
 def test_follow_does_not_retry_a_refusal() -> None:
@@ -368,6 +377,13 @@ def test_get_list_cancel_and_ask(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     assert {r.headers["authorization"] for r in requests} == {"Bearer llmgw_k_secret"}
     assert json.loads(requests[-1].content) == {"message": "why?", "model": "m"}
+
+
+def test_get_follow_prints_progress_until_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway = FakeGateway()
+    run = _run(gateway, ["get", "inv-1", "--follow", "--url", "http://gw"], monkeypatch)
+    assert run.code == 0 and "[c3] kubernetes_pod_logs" in run.err
+    assert gateway.paths() == [f"GET /v1/{NAME}:streamEvents", f"GET /v1/{NAME}"]
 
 
 def test_get_of_a_partial_investigation_exits_3() -> None:
