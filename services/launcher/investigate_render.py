@@ -58,9 +58,10 @@ def _milliseconds(duration: object) -> str:
 def _arguments(arguments: object) -> str:
     if not isinstance(arguments, dict) or not arguments:
         return ""
+    # Sorted: a Struct's fields come in no particular order, and lines should compare.
     shown = " ".join(
         f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-        for key, value in arguments.items()
+        for key, value in sorted(arguments.items())
     )
     return shown if len(shown) <= MAX_ARGUMENTS else shown[: MAX_ARGUMENTS - 1] + "…"
 

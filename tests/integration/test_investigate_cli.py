@@ -88,7 +88,10 @@ def test_a_run_prints_progress_and_an_evidence_backed_result(gw: Gateway, alice:
     _script(gw)
     done = llmgw(gw, alice, *ALERT, "--label", "container=api", "--annotation", "summary=down")
     assert done.code == 0, done.err
-    assert "kubernetes_describe_pod name=payments-5c8d7f9b6-x2x7q namespace=shop ok" in done.err, (
+    assert "[c1] kubernetes_describe_pod name=payments-5c8d7f9b6-x2x7q namespace=shop ok" in (
+        done.err
+    )
+    assert "kubernetes_pod_logs container=api name=payments-5c8d7f9b6-x2x7q namespace=shop" in (
         done.err
     )
     assert "kubernetes_list_deployments namespace=shop ok" in done.err

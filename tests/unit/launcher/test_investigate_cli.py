@@ -265,8 +265,8 @@ def test_run_follows_progress_and_prints_the_result(monkeypatch: pytest.MonkeyPa
         "limits": {"max_steps": 4, "time_limit": "120s", "max_tokens": "5000"},
     }
     assert gateway.paths()[-1] == f"GET /v1/{NAME}"
-    assert "[c3] kubernetes_pod_logs namespace=shop name=payments-1 ok 120 ms" in run.err
-    assert "[c4] kubernetes_events namespace=shop name=payments-1 UNAVAILABLE: the API is down" in (
+    assert "[c3] kubernetes_pod_logs name=payments-1 namespace=shop ok 120 ms" in run.err
+    assert "[c4] kubernetes_events name=payments-1 namespace=shop UNAVAILABLE: the API is down" in (
         run.err
     )
     assert "finding: pod payments-1 is crash looping (analyzer:crash_loop) [c1]" in run.err
