@@ -4,6 +4,7 @@
   llmgw down
   llmgw status
   llmgw reload
+  llmgw investigate --alert-name NAME [...] | get NAME | list | cancel NAME | ask NAME Q
 
 `up` installs nothing itself beyond what the stack needs at run time (the Makefile
 creates the virtualenv); it starts Redis, the local model when no provider is
@@ -11,6 +12,7 @@ configured, the five services and Envoy, prints what runs where, and stops every
 on Ctrl-C or SIGTERM. With `--detach` it keeps running in the background until
 `llmgw down`. `reload` sends SIGHUP to the running stack's supervisor, which forwards
 it to every service replica: routers reload the catalogue, providers their instances.
+`investigate` is a client of a running gateway (services/launcher/investigate_cli.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import uvloop
 
 from services.common.gateway_config import ConfigError, load_config
 from services.common.redaction import url_without_password
+from services.launcher import investigate_args, investigate_cli
 from services.launcher.envoy_process import EnvoyError
 from services.launcher.localmodel import (
     LocalModelError,
@@ -94,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "reload", help="re-read the configuration file in every service replica (SIGHUP)"
     )
+    investigate_args.add_parser(commands)
     return parser
 
 
@@ -297,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reload(args.run_dir)
     if args.command == "prepare-model":
         return _prepare_model()
+    if args.command == "investigate":
+        stack = _read_state(args.run_dir)
+        public_url = stack.get("public_url") if stack else None
+        return investigate_cli.main(
+            args, running_url=public_url if isinstance(public_url, str) else None
+        )
     running = _read_state(args.run_dir)
     if running is not None:
         print(f"a stack is already running (pid {running['pid']}); `make down` stops it")

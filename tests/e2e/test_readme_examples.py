@@ -56,6 +56,8 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "curl-usage",
         "grpcurl",
         "openai-sdk",
+        "curl-investigation",
+        "curl-alertmanager-webhook",
     }
 
 
@@ -144,3 +146,32 @@ def test_openai_sdk(repo_root: Path, local_gateway: Gateway) -> None:
     out = run_example(repo_root, local_gateway, "openai-sdk")
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) >= 2  # the unary answer, then the streamed one
+
+
+def _cancel(gw: Gateway, name: str) -> None:
+    """Ends an example's investigation: the local model has better things to do."""
+    httpx.post(f"{gw.public_url}/v1/{name}:cancel", json={}, timeout=30)
+
+
+def test_curl_investigation(repo_root: Path, local_gateway: Gateway) -> None:
+    got, listing = _documents(run_example(repo_root, local_gateway, "curl-investigation"))
+    assert isinstance(got, dict) and isinstance(listing, dict)
+    investigation = got["investigation"]
+    name = investigation["name"]
+    try:
+        assert name.startswith("investigations/")
+        assert investigation["alert"]["alert_name"] == "KubePodCrashLooping"
+        assert investigation["alert"]["priority"] == "PRIORITY_CRITICAL"
+        assert investigation["limits"]["max_steps"] == 4
+        assert name in [i["name"] for i in listing["investigations"]]
+    finally:
+        _cancel(local_gateway, name)
+
+
+def test_curl_alertmanager_webhook(repo_root: Path, local_gateway: Gateway) -> None:
+    body = json.loads(run_example(repo_root, local_gateway, "curl-alertmanager-webhook"))
+    (result,) = body["results"]
+    assert result["fingerprint"] == "5e1f2a3b4c5d6e7f"
+    assert result["outcome"] in ("WEBHOOK_OUTCOME_OPENED", "WEBHOOK_OUTCOME_DEDUPLICATED")
+    assert result["investigation"].startswith("investigations/")
+    _cancel(local_gateway, result["investigation"])
