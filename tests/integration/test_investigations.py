@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,7 @@ async def _events(
 
 
 async def _wait_state(
-    stub: inv_grpc.InvestigationServiceStub, name: str, who: Identity, states: set[int]
+    stub: inv_grpc.InvestigationServiceStub, name: str, who: Identity, states: Collection[int]
 ) -> inv_pb2.Investigation:
     deadline = time.monotonic() + 60
     while True:
@@ -436,7 +436,10 @@ async def test_kill_9_of_the_worker_is_taken_over_without_repeating_calls(
         pending = await client.xpending_range("inv:queue", "workers", "-", "+", 10)
     finally:
         await client.aclose()
-    holders = {p["consumer"].decode() for p in pending}
+    holders = {
+        str(p["consumer"], "utf-8") if isinstance(p["consumer"], bytes) else str(p["consumer"])
+        for p in pending
+    }
     replicas = gw.stack.replicas["investigation"]
     victims = [r for r in replicas if any(h.endswith(f"-{r.process.pid}") for h in holders)]
     assert len(victims) == 1, holders
