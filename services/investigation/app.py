@@ -9,10 +9,12 @@ can serve any investigation and take over one whose worker died. SIGHUP re-reads
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
 import grpc
+from redis.exceptions import RedisError
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
@@ -25,7 +27,9 @@ from services.common.redis_store import create_redis, redis_check
 from services.common.server import ServiceDefinition
 from services.common.session_client import SessionClient
 from services.common.settings import ServiceSettings, SettingsError
+from services.common.tasks import cancel_and_wait
 from services.common.tool_client import ToolClient
+from services.investigation import metrics
 from services.investigation.chat_client import ChatClient
 from services.investigation.followup import FollowUp
 from services.investigation.jobs import JobStore, Worker
@@ -33,6 +37,8 @@ from services.investigation.runner import Runner
 from services.investigation.servicer import InvestigationServicer
 
 log = logging.getLogger("llmgw.investigation")
+# How often the queue gauges are refreshed.
+QUEUE_SAMPLE_SECONDS = 5.0
 
 SERVICE_NAME: str = inv_pb2.DESCRIPTOR.services_by_name["InvestigationService"].full_name
 
@@ -48,6 +54,16 @@ class _Current:
 
     def default_model(self) -> str | None:
         return self.config.investigations.default_model or self.config.default_model
+
+
+async def _sample_queue(store: JobStore) -> None:
+    """Keeps the queue gauges current (one XLEN, XINFO and XRANGE every few seconds)."""
+    while True:
+        try:
+            metrics.observe_queue(*await store.queue_stats())
+        except (RedisError, OSError) as error:
+            log.debug("queue sample failed: %s", error)
+        await asyncio.sleep(QUEUE_SAMPLE_SECONDS)
 
 
 async def build(settings: ServiceSettings) -> ServiceDefinition:
@@ -91,11 +107,13 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         once_store=idempotency_store(settings, redis),
     )
     await worker.start()
+    sampler = asyncio.create_task(_sample_queue(store), name="investigation queue sampler")
 
     def register(server: grpc.aio.Server) -> None:
         inv_grpc.add_InvestigationServiceServicer_to_server(servicer, server)
 
     async def close() -> None:
+        await cancel_and_wait(sampler)
         await worker.stop()
         await internal.close()
         await redis.aclose()

@@ -3,6 +3,8 @@ completeness, partial reasons, toolsets, outcomes), never an alert's or caller's
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
@@ -24,9 +26,12 @@ STEPS = Histogram(
 )
 TOOL_CALLS = Counter(
     "llmgw_investigation_tool_calls_total",
-    "Tool calls made by investigations, by toolset, who asked (context or model) and outcome.",
-    ["toolset", "requested_by", "outcome"],
+    "Tool calls made by investigations, by toolset, tool (the toolsets' own names; 'other' "
+    "for anything else), who asked (context or model) and outcome.",
+    ["toolset", "tool", "requested_by", "outcome"],
 )
+# A toolset tool's name: `<toolset>_<verb>`, defined by the gateway, never by a caller.
+_TOOL_NAME = re.compile(r"(kubernetes|prometheus)_[a-z_]{1,48}")
 TOKENS = Counter(
     "llmgw_investigation_tokens_total",
     "Model tokens spent by investigations, by direction (input or output).",
@@ -38,6 +43,16 @@ EVIDENCE_REJECTED = Counter(
     "Claims of the model dropped because their evidence did not check out.",
 )
 RUNNING = Gauge("llmgw_investigations_running", "Investigations this replica works on now.")
+QUEUE_DEPTH = Gauge(
+    "llmgw_investigation_queue_depth",
+    "Investigations in the shared queue (every replica reports the same figure): waiting "
+    "for a worker, or running.",
+    ["state"],
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "llmgw_investigation_queue_oldest_age_seconds",
+    "Age of the oldest investigation waiting for a worker (0 when none waits).",
+)
 WEBHOOK_ALERTS = Counter(
     "llmgw_investigation_webhook_alerts_total",
     "Alerts received on the Alertmanager webhook, by what was done with them.",
@@ -70,9 +85,10 @@ def observe_finished(
         EVIDENCE_REJECTED.inc(len(result.rejected_claims))
 
 
-def observe_tool_call(toolset: str, requested_by: str, ok: bool) -> None:
+def observe_tool_call(toolset: str, tool: str, requested_by: str, ok: bool) -> None:
     TOOL_CALLS.labels(
         toolset if toolset in KNOWN_TOOLSETS else "other",
+        tool if _TOOL_NAME.fullmatch(tool) else "other",
         "model" if requested_by == "model" else "context",
         "ok" if ok else "error",
     ).inc()
@@ -82,6 +98,12 @@ def observe_usage(input_tokens: int, output_tokens: int, cost: float) -> None:
     TOKENS.labels("input").inc(max(input_tokens, 0))
     TOKENS.labels("output").inc(max(output_tokens, 0))
     COST.inc(max(cost, 0.0))
+
+
+def observe_queue(waiting: int, running: int, oldest_age: float) -> None:
+    QUEUE_DEPTH.labels("waiting").set(waiting)
+    QUEUE_DEPTH.labels("running").set(running)
+    QUEUE_OLDEST_AGE.set(oldest_age)
 
 
 def observe_webhook(outcome: int) -> None:

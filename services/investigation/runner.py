@@ -90,7 +90,7 @@ class Runner:
         await self._store.update(job, job.investigation)
 
     async def _tool_call(self, job: Job, call: ToolCall) -> None:
-        metrics.observe_tool_call(call.toolset, call.requested_by, call.ok)
+        metrics.observe_tool_call(call.toolset, call.tool, call.requested_by, call.ok)
         await self._store.emit(job, inv_pb2.InvestigationEvent(tool_call=to_invocation(call)))
 
     async def _run(self, job: Job) -> None:

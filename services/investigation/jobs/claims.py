@@ -182,6 +182,30 @@ class WorkerSide(StoreBase):
             raise Fenced(f"investigation {job.id!r}: fence {job.fence} lost")
         return status_of(reply) == "1"
 
+    async def queue_stats(self) -> tuple[int, int, float]:
+        """(waiting, running, age in seconds of the oldest waiting job; 0 when none).
+        Acknowledged entries are deleted, so the queue holds exactly the waiting entries
+        (after the group's last delivered id) and the running ones (pending)."""
+        await self._ensure_group()
+        length = await self._redis.xlen(keys.QUEUE)
+        groups = await self._redis.xinfo_groups(keys.QUEUE)
+        group = next((g for g in groups if _text(g.get("name")) == keys.GROUP), None)
+        running = int(group.get("pending", 0)) if group else 0
+        last = _text(group.get("last-delivered-id")) if group else "0-0"
+        waiting = max(0, length - running)
+        age = 0.0
+        if waiting:
+            oldest = await self._redis.xrange(keys.QUEUE, min=f"({last}", count=1)
+            if oldest:
+                millis = int(_text(oldest[0][0]).split("-", 1)[0])
+                age = max(0.0, self._clock() - millis / 1000)
+        return waiting, running, age
+
+    async def cancel_requested(self, job: Job) -> bool:
+        """Whether a cancel was asked for (one HGET: cheap enough to ask twice a second)."""
+        flag = await self._redis.hget(keys.record_key(job.id), "cancel")
+        return flag in (b"1", "1")
+
     async def emit(self, job: Job, event: inv_pb2.InvestigationEvent) -> inv_pb2.InvestigationEvent:
         """Appends `event` (investigation, sequence and time set here); returns it as stored."""
         stored = inv_pb2.InvestigationEvent()
@@ -262,3 +286,7 @@ def _entry(entry: Any) -> tuple[str, str]:
     entry_id, fields = entry
     value = (fields or {}).get(b"id", b"")
     return entry_id.decode(), value.decode()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -32,6 +32,9 @@ _CLAIM_BACKOFF = Backoff(initial=0.1, maximum=5.0)
 _STORE_ERRORS = (RedisError, OSError, GatewayError)
 
 FAILED_MESSAGE = "the investigation failed"
+# How often a running job looks for a cancel between heartbeats: a cancel stops the run
+# within about this long, whatever the heartbeat interval.
+CANCEL_POLL_SECONDS = 0.5
 
 
 class Worker:
@@ -46,6 +49,7 @@ class Worker:
         concurrency: int,
         heartbeat_s: float,
         block_ms: int = 1000,
+        cancel_poll_s: float = CANCEL_POLL_SECONDS,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -53,6 +57,7 @@ class Worker:
         self._run = run
         self._name = name
         self._heartbeat_s = heartbeat_s
+        self._cancel_poll_s = min(cancel_poll_s, heartbeat_s)
         self._block_ms = block_ms
         self._slots = asyncio.Semaphore(concurrency)
         self._loop: asyncio.Task[None] | None = None
@@ -141,9 +146,16 @@ class Worker:
             log.warning("investigation %s: could not be failed: %s", job.id, store_error)
 
     async def _heartbeats(self, job: Job, run: asyncio.Task[None]) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self._heartbeat_s
         while True:
-            await asyncio.sleep(self._heartbeat_s)
+            await asyncio.sleep(self._cancel_poll_s)
             try:
+                if loop.time() < next_beat:
+                    if not job.cancelled.is_set() and await self._store.cancel_requested(job):
+                        job.cancelled.set()
+                    continue
+                next_beat = loop.time() + self._heartbeat_s
                 if await self._store.heartbeat(job):
                     job.cancelled.set()
             except Fenced:

@@ -239,3 +239,16 @@ async def test_a_takeover_loses_to_a_heartbeat_that_came_before_its_claim(
     pending = await redis_client.xpending_range("inv:queue", "workers", "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"w1"]
     await store.emit(old, _progress("analyzing"))
+
+
+async def test_queue_stats_count_waiting_and_running(store: JobStore) -> None:
+    assert await store.queue_stats() == (0, 0, 0.0)
+    for name in ("a", "b", "c"):
+        await store.create(alert_investigation(), investigation_id=name, owner="", key_name="")
+    assert (await store.queue_stats())[:2] == (3, 0)
+    job = await store.claim("w", block_ms=10)
+    assert job is not None
+    waiting, running, _ = await store.queue_stats()
+    assert (waiting, running) == (2, 1)
+    await store.finish(job, SUCCEEDED, result=inv_pb2.InvestigationResult(), error=None)
+    assert (await store.queue_stats())[:2] == (2, 0)

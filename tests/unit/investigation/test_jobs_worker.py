@@ -124,6 +124,29 @@ async def test_a_cancel_reaches_the_run(store: JobStore, workers: StartWorker) -
     assert done.state == CANCELLED
 
 
+async def test_a_cancel_reaches_the_run_within_a_second_whatever_the_heartbeat(
+    store: JobStore, workers: StartWorker
+) -> None:
+    started = asyncio.Event()
+    seen: list[float] = []
+
+    async def run(job: Job) -> None:
+        started.set()
+        await job.cancelled.wait()
+        seen.append(asyncio.get_running_loop().time())
+        result = inv_pb2.InvestigationResult(partial_reason=inv_pb2.PARTIAL_REASON_CANCELLED)
+        await store.finish(job, CANCELLED, result=result, error=None)
+
+    # A heartbeat far apart: the cancel must not wait for it.
+    await workers(run, heartbeat_s=30)
+    await store.create(alert_investigation(), investigation_id="i", owner="", key_name="")
+    await asyncio.wait_for(started.wait(), TIMEOUT)
+    asked = asyncio.get_running_loop().time()
+    await store.cancel("i", None)
+    await asyncio.wait_for(_final(store, "i"), TIMEOUT)
+    assert seen and seen[0] - asked < 1.0
+
+
 async def test_stop_leaves_jobs_to_another_worker_which_resumes_them(
     store: JobStore,
     workers: StartWorker,
