@@ -7,6 +7,7 @@ key) and the caller's remaining deadline.
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
@@ -24,6 +25,15 @@ CHANNEL_OPTIONS: list[tuple[str, object]] = [
     # Envoy answers for every replica; a dead connection is re-established at once.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # Every call waits (within its deadline) for the connection to Envoy instead of
+    # failing at once while it is being made: services start before Envoy, and a call
+    # made while the channel was backing off from that (up to 2 s) failed "failed to
+    # connect to all addresses" although Envoy had come up. A call's deadline still
+    # bounds the wait.
+    (
+        "grpc.service_config",
+        json.dumps({"methodConfig": [{"name": [{}], "waitForReady": True}]}),
+    ),
 ]
 
 
