@@ -32,6 +32,9 @@ RoutingStrategy = Literal["priority", "weighted", "least_latency", "lowest_cost"
 
 LOCAL_PROVIDER = "local"
 LOCAL_MODEL = "smollm2-135m-instruct"
+# Tokens one request to the embedded model may hold: llama-server's --ctx-size divided by
+# its --parallel slots (services/launcher/localmodel.py; a test keeps the two in step).
+LOCAL_MODEL_CONTEXT = 4096
 
 
 class ConfigError(SettingsError):
@@ -423,7 +426,11 @@ def default_config(environ: Mapping[str, str]) -> GatewayConfig:
                 "name": LOCAL_MODEL,
                 "aliases": ["local"],
                 "deployments": [
-                    {"provider": LOCAL_PROVIDER, "model": LOCAL_MODEL, "context_window": 8192}
+                    {
+                        "provider": LOCAL_PROVIDER,
+                        "model": LOCAL_MODEL,
+                        "context_window": LOCAL_MODEL_CONTEXT,
+                    }
                 ],
             }
         )

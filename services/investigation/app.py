@@ -55,6 +55,15 @@ class _Current:
     def default_model(self) -> str | None:
         return self.config.investigations.default_model or self.config.default_model
 
+    def context_window(self, model: str) -> int | None:
+        """The smallest context window of the catalogue model's deployments (None when
+        none states one, or the name is not in the catalogue)."""
+        for entry in self.config.models:
+            if model == entry.name or model in entry.aliases:
+                windows = [d.context_window for d in entry.deployments if d.context_window]
+                return min(windows) if windows else None
+        return None
+
 
 async def _sample_queue(store: JobStore) -> None:
     """Keeps the queue gauges current (one XLEN, XINFO and XRANGE every few seconds)."""
@@ -91,6 +100,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         chat,
         current.investigations,
         current.default_model,
+        context_window=current.context_window,
         redis=redis,
     )
     worker = Worker(

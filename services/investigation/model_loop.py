@@ -32,8 +32,6 @@ from services.investigation.toolbox import Toolbox
 
 # A model call is not started with less time than this left.
 MIN_CALL_SECONDS = 1.0
-# Output tokens one model call may generate at most.
-MAX_CALL_TOKENS = 4096
 
 OnStep = Callable[[int], Awaitable[None]]
 OnToolCall = Callable[[ToolCall], Awaitable[None]]
@@ -77,8 +75,10 @@ class ModelLoop:
         cancelled: asyncio.Event,
         on_step: OnStep,
         on_tool_call: OnToolCall,
+        budget: prompts.Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._budget = budget or prompts.Budget()
         self._chat = chat
         self._toolbox = toolbox
         self._model = model
@@ -170,7 +170,7 @@ class ModelLoop:
         request = router_chat_pb2.CreateChatCompletionRequest(
             model=self._model,
             messages=self._messages,
-            max_tokens=max(1, min(MAX_CALL_TOKENS, left_tokens)),
+            max_tokens=max(1, min(self._budget.call_tokens, left_tokens)),
         )
         request.gateway.cache = "bypass"
         request.gateway.request_id = f"inv.{self._id}.a{self._attempt}.s{step}"
@@ -243,7 +243,7 @@ class ModelLoop:
             await self._on_tool_call(call)
         for requested in answer.tool_calls:
             if requested.id in results:
-                content = prompts.tool_message(results[requested.id])
+                content = prompts.tool_message(results[requested.id], self._budget.call_bytes)
             else:
                 content = refusals[requested.id]
             self._messages.append(message("tool", content, tool_call_id=requested.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.investigation.analyzers import AnalyzerFinding
@@ -15,6 +16,38 @@ from services.investigation.calls import ToolCall
 CONTEXT_BYTES = 48_000
 # The most bytes of one call's output shown (the rest is cut with a note).
 CALL_BYTES = 16_000
+
+# Output tokens one model call may generate at most.
+MAX_CALL_TOKENS = 4096
+# Tokens the instructions, the alert and the message framing take, about.
+_OVERHEAD_TOKENS = 800
+# Bytes of tool output per token, counted low so the context fits (JSON runs near 3.5).
+_BYTES_PER_TOKEN = 3
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one investigation's prompts may hold, for the model's context window."""
+
+    # max_tokens of each model call.
+    call_tokens: int = MAX_CALL_TOKENS
+    # Tool output in the first message.
+    context_bytes: int = CONTEXT_BYTES
+    # One call's output, in the first message or a tool message.
+    call_bytes: int = CALL_BYTES
+
+
+def budget_for(context_window: int | None) -> Budget:
+    """The budget for a model whose requests hold `context_window` tokens (None: unknown,
+    the defaults): a small local model gets a first message that fits its window with
+    room for the answer, instead of a request the model server refuses."""
+    if not context_window:
+        return Budget()
+    call_tokens = max(256, min(MAX_CALL_TOKENS, context_window // 4))
+    room = context_window - call_tokens - _OVERHEAD_TOKENS
+    context_bytes = max(1500, min(CONTEXT_BYTES, room * _BYTES_PER_TOKEN))
+    return Budget(call_tokens, context_bytes, max(800, min(CALL_BYTES, context_bytes // 3)))
+
 
 INSTRUCTIONS = """You are the on-call investigator of an alert. You have read-only tools \
 over the cluster and its metrics. Work out the most likely root cause from evidence.
@@ -89,14 +122,15 @@ def first_message(
     calls: Sequence[ToolCall],
     findings: Sequence[AnalyzerFinding],
     *,
-    budget: int = CONTEXT_BYTES,
+    budget: Budget | None = None,
 ) -> tuple[str, set[str]]:
     """The first user message, and the ids of the calls whose output it shows."""
+    budget = budget or Budget()
     parts = [_alert(alert), "", _findings(findings), "", "Context gathered:"]
     shown: set[str] = set()
-    left = budget
+    left = budget.context_bytes
     for call in calls:
-        text = block(call)
+        text = block(call, budget.call_bytes)
         if len(text.encode()) <= left:
             parts.append(text)
             shown.add(call.id)
@@ -108,6 +142,6 @@ def first_message(
     return "\n".join(parts), shown
 
 
-def tool_message(call: ToolCall) -> str:
+def tool_message(call: ToolCall, limit: int = CALL_BYTES) -> str:
     """A tool message's content for a call the model asked for."""
-    return block(call)
+    return block(call, limit)

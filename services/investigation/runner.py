@@ -51,6 +51,7 @@ class Runner:
         config: Callable[[], InvestigationConfig],
         default_model: Callable[[], str | None],
         *,
+        context_window: Callable[[str], int | None] = lambda model: None,
         redis: aioredis.Redis | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -60,6 +61,7 @@ class Runner:
         self._chat = chat
         self._config = config
         self._default_model = default_model
+        self._context_window = context_window
         self._redis = redis
         self._clock = clock
         self._monotonic = monotonic
@@ -153,7 +155,10 @@ class Runner:
             )
         if model == NO_MODEL:
             return _Outcome(LoopOutcome(None, 0, ""))
-        first, _ = prompts.first_message(job.investigation.alert, toolbox.calls, findings)
+        budget = prompts.budget_for(self._context_window(model))
+        first, _ = prompts.first_message(
+            job.investigation.alert, toolbox.calls, findings, budget=budget
+        )
         max_steps = limits.max_steps
 
         async def on_step(step: int) -> None:
@@ -172,6 +177,7 @@ class Runner:
             cancelled=job.cancelled,
             on_step=on_step,
             on_tool_call=lambda call: self._tool_call(job, call),
+            budget=budget,
             clock=self._monotonic,
         )
         outcome = await loop.run(first)

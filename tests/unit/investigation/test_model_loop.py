@@ -12,6 +12,7 @@ from services.common.errors import Unavailable
 from services.investigation.calls import PlannedCall, ToolCall
 from services.investigation.limits import Limits
 from services.investigation.model_loop import ModelLoop
+from services.investigation.prompts import budget_for
 from services.investigation.toolbox import Toolbox
 from tests.unit.investigation.fakes import FakeChat, FakeTools, answer, toolset_tool
 
@@ -132,6 +133,14 @@ async def test_step_limit_forces_a_conclusion_without_tools_and_is_partial() -> 
     assert (
         last.messages[-1].role == "user" and "last step" in last.messages[-1].content.string_value
     )
+
+
+async def test_calls_ask_for_what_the_models_window_leaves() -> None:
+    chat = FakeChat([answer(CONCLUSION)])
+    loop = _loop(chat, await _toolbox(_tools()), steps=1)
+    loop._budget = budget_for(4096)
+    await loop.run("alert")
+    assert chat.requests[0].max_tokens == 1024
 
 
 async def test_one_step_conclusion_is_complete() -> None:

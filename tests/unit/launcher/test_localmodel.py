@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from services.common.gateway_config import LOCAL_MODEL_CONTEXT
 from services.launcher import localmodel as lm
 
 # --- cache location ----------------------------------------------------------------------------
@@ -524,3 +525,8 @@ def test_log_tails_are_short() -> None:
     tail = lm.tail_lines(text).splitlines()
     assert len(tail) == 20 and tail[0] == "line 81"
     assert tail[-1] == "x" * 300 + "…"
+
+
+def test_the_catalogue_states_the_context_one_request_really_has() -> None:
+    """Each request gets one of llama-server's slots: --ctx-size / --parallel tokens."""
+    assert lm.CTX_SIZE // lm.PARALLEL_SLOTS == LOCAL_MODEL_CONTEXT
