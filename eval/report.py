@@ -39,12 +39,11 @@ def _row(s: Score) -> str:
     partial = s.completeness + (
         f" ({s.partial_reason})" if s.partial_reason != "unspecified" else ""
     )
-    rejected = "; ".join(s.rejected_claims)
     return (
         f"| {s.scenario} | {'yes' if s.correct else '**no**'} ({s.judged_by}) | "
         f"{_cell(s.root_cause) or '—'} | {s.analyzer_kind or '—'} | "
-        f"{s.evidence_valid}/{s.evidence_invalid} | {len(s.rejected_claims)}"
-        f"{': ' + _cell(rejected, 120) if rejected else ''} | {s.state}, {partial} | "
+        f"{s.evidence_valid}/{s.evidence_invalid} | {len(s.rejected_claims)} | "
+        f"{s.state}, {partial} | "
         f"{s.confidence:.2f} | {s.steps} | {s.tool_calls} ({s.model_tool_calls}) | "
         f"{s.tokens} | {s.seconds:.1f} |"
     )
@@ -58,6 +57,11 @@ def _table(scores: Sequence[Score]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(_row(s) for s in scores),
     ]
+
+
+def _rejected(scores: Sequence[Score]) -> list[str]:
+    lines = [f"- {s.scenario}: {_cell(claim, 400)}" for s in scores for claim in s.rejected_claims]
+    return ["Rejected claims (title, then the reason):", "", *lines, ""] if lines else []
 
 
 def _total(scores: Sequence[Score]) -> str:
@@ -129,7 +133,8 @@ def render(setup: Setup, results: Mapping[str, Sequence[Score]]) -> str:
         "",
     ]
     for mode, scores in results.items():
-        lines += [f"## {MODE_TITLES[mode]}", "", *_table(scores), "", _total(scores), ""]
+        lines += [f"## {MODE_TITLES[mode]}", "", *_table(scores), ""]
+        lines += [*_rejected(scores), _total(scores), ""]
     lines += ["## What the figures say", ""]
     lines += [_reading(mode, scores) + "\n" for mode, scores in results.items()]
     return "\n".join(lines).rstrip() + "\n"
