@@ -79,6 +79,7 @@ class Score:
     evidence_valid: int
     evidence_invalid: int
     rejected_claims: tuple[str, ...]
+    finding_titles: tuple[str, ...]
     completeness: str
     partial_reason: str
     confidence: float
@@ -120,6 +121,7 @@ def score(scenario: Scenario, investigation: inv_pb2.Investigation, seconds: flo
         evidence_valid=valid,
         evidence_invalid=len(items) - valid,
         rejected_claims=tuple(f"{r.title} ({r.reason})" for r in result.rejected_claims),
+        finding_titles=tuple(f.title for f in result.findings),
         completeness=_enum(inv_pb2.Completeness, result.completeness, "COMPLETENESS_"),
         partial_reason=_enum(inv_pb2.PartialReason, result.partial_reason, "PARTIAL_REASON_"),
         confidence=result.confidence,
