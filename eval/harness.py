@@ -189,13 +189,7 @@ async def environment(
     """Everything started, in order; everything stopped on exit, whatever happened."""
     run_dir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
-        kube_url, kube_seconds = stack.enter_context(_kube_fake(run_dir))
-        kubeconfig = write_kubeconfig(run_dir / "kubeconfig", kube_url, token=KUBE_TOKEN)
-        progress(f"fake Kubernetes API at {kube_url} ({kube_seconds:.2f} s to start)")
-        prometheus = await stack.enter_async_context(
-            running_storefront_prometheus(run_dir / "prometheus")
-        )
-        progress(f"Prometheus at {prometheus.url}, alert firing")
+        # First: a first run builds llama-server (minutes), which must not age the rest.
         local_url: str | None = None
         if real_model:
             server = LocalModelServer(
@@ -204,6 +198,13 @@ async def environment(
             await stack.enter_async_context(server)
             local_url = server.base_url + "/v1"
             progress(f"llama-server at {server.base_url}")
+        kube_url, kube_seconds = stack.enter_context(_kube_fake(run_dir))
+        kubeconfig = write_kubeconfig(run_dir / "kubeconfig", kube_url, token=KUBE_TOKEN)
+        progress(f"fake Kubernetes API at {kube_url} ({kube_seconds:.2f} s to start)")
+        prometheus = await stack.enter_async_context(
+            running_storefront_prometheus(run_dir / "prometheus")
+        )
+        progress(f"Prometheus at {prometheus.url}, alert firing")
         gateway_cm = running_gateway(
             run_dir / "gateway",
             replicas={"investigation": 1},

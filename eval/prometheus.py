@@ -88,7 +88,9 @@ class TrafficExporter(Exporter):
 
 def history(traffic: Traffic, end: float, instance: str) -> list[Series]:
     """The last hour before `end`, as the exporter would have been scraped."""
-    times = [end - HISTORY_SECONDS + i * HISTORY_STEP for i in range(HISTORY_SECONDS // 15)]
+    times = [
+        end - HISTORY_SECONDS + i * HISTORY_STEP for i in range(HISTORY_SECONDS // HISTORY_STEP)
+    ]
     labels = {**LABELS, "job": JOB, "instance": instance}
     return [
         Series(

@@ -108,6 +108,21 @@ def _reading(mode: str, scores: Sequence[Score]) -> str:
         parts.append(f"{len(partial)}/{n} partial ({', '.join(reasons)}).")
     if failed:
         parts.append(f"Not succeeded: {', '.join(failed)}.")
+    model_roots = [
+        s.scenario for s in scores if any(c.startswith("root cause: ") for c in s.rejected_claims)
+    ]
+    if model_roots:
+        parts.append(
+            f"The model's own root cause was rejected (its evidence did not check out) in "
+            f"{len(model_roots)}/{n}: {', '.join(model_roots)}; the strongest analyzer root "
+            "cause, where there was one, stands in its place."
+        )
+    if mode != "analyzers":
+        seconds = [s.seconds for s in scores]
+        parts.append(
+            f"Per investigation: {statistics.median(seconds):.1f} s median, "
+            f"{max(seconds):.1f} s at most; {sum(s.tokens for s in scores)} tokens in all."
+        )
     return " ".join(parts)
 
 
