@@ -86,7 +86,11 @@ def _reading(mode: str, scores: Sequence[Score]) -> str:
     invalid = sum(s.evidence_invalid for s in scores)
     partial = [s for s in scores if s.completeness != "complete"]
     failed = [s.scenario for s in scores if s.state != "succeeded"]
-    rejected = [s.scenario for s in scores if s.rejected_claims]
+    rejected = [
+        f"{s.scenario} ({len(s.rejected_claims)}, confidence then {s.confidence:.2f})"
+        for s in scores
+        if s.rejected_claims
+    ]
     parts = [
         f"{MODE_TITLES[mode]}: {correct}/{n} correct "
         f"({by_keyword} by a keyword of the root-cause sentence, {by_kind} by the strongest "

@@ -25,6 +25,14 @@ from eval.scoring import Score, score
 
 MODES = ("analyzers", "scripted", "real")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+NOTES = {
+    "scripted": "Scripted model: the fake OpenAI upstream counts tokens as words; its "
+    "conversations are eval/scripts.py, written knowing the scenarios (a check of the "
+    "pipeline and of evidence verification, not of a model).",
+    "real": "Real model: SmolLM2-135M-Instruct (Q4_1 GGUF) on llama-server, CPU only, "
+    f"limits {REAL_LIMITS['max_steps']} steps and {REAL_LIMITS['time_limit']} per "
+    "investigation; its tokens are llama-server's counts.",
+}
 
 
 async def run_mode(
@@ -89,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kube_start_seconds=env.kube_start_seconds,
         switch_ms=env.switch_ms,
         prometheus_start_seconds=env.prometheus_start_seconds,
+        notes=[NOTES[mode] for mode in modes if mode in NOTES],
     )
     args.output.write_text(report.render(setup, results))
     print(f"wrote {args.output}")
