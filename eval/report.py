@@ -64,6 +64,15 @@ def _rejected(scores: Sequence[Score]) -> list[str]:
     return ["Rejected claims (title, then the reason):", "", *lines, ""] if lines else []
 
 
+def _partial(scores: Sequence[Score]) -> list[str]:
+    lines = [
+        f"- {s.scenario}: {s.partial_reason}: {_cell(s.partial_detail, 400)}"
+        for s in scores
+        if s.partial_detail
+    ]
+    return ["Why partial (the service's own words):", "", *lines, ""] if lines else []
+
+
 def _total(scores: Sequence[Score]) -> str:
     correct = sum(s.correct for s in scores)
     invalid = sum(s.evidence_invalid for s in scores)
@@ -112,6 +121,12 @@ def _reading(mode: str, scores: Sequence[Score]) -> str:
         parts.append(f"{len(partial)}/{n} partial ({', '.join(reasons)}).")
     if failed:
         parts.append(f"Not succeeded: {', '.join(failed)}.")
+    silent = [s for s in scores if s.partial_reason == "model_unavailable" and s.tokens == 0]
+    if mode != "analyzers" and silent:
+        parts.append(
+            f"In {len(silent)}/{n} the model answered nothing (model_unavailable, 0 tokens): "
+            "there the root cause, findings and verdict are the analyzers' alone."
+        )
     model_roots = [
         s.scenario for s in scores if any(c.startswith("root cause: ") for c in s.rejected_claims)
     ]
@@ -153,7 +168,7 @@ def render(setup: Setup, results: Mapping[str, Sequence[Score]]) -> str:
     ]
     for mode, scores in results.items():
         lines += [f"## {MODE_TITLES[mode]}", "", *_table(scores), ""]
-        lines += [*_rejected(scores), _total(scores), ""]
+        lines += [*_rejected(scores), *_partial(scores), _total(scores), ""]
     lines += ["## What the figures say", ""]
     lines += [_reading(mode, scores) + "\n" for mode, scores in results.items()]
     return "\n".join(lines).rstrip() + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or not modes:
         parser.error(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
     command = "python -m eval.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("MAKELEVEL"):
+        command = f"make eval ({command.strip()})"
     with tempfile.TemporaryDirectory(prefix="llmgw-eval-") as scratch:
         run_dir = args.run_dir or Path(scratch)
         results, env = asyncio.run(evaluate(modes, run_dir))

@@ -82,6 +82,7 @@ class Score:
     finding_titles: tuple[str, ...]
     completeness: str
     partial_reason: str
+    partial_detail: str
     confidence: float
     steps: int
     tool_calls: int
@@ -124,6 +125,7 @@ def score(scenario: Scenario, investigation: inv_pb2.Investigation, seconds: flo
         finding_titles=tuple(f.title for f in result.findings),
         completeness=_enum(inv_pb2.Completeness, result.completeness, "COMPLETENESS_"),
         partial_reason=_enum(inv_pb2.PartialReason, result.partial_reason, "PARTIAL_REASON_"),
+        partial_detail=result.partial_detail,
         confidence=result.confidence,
         steps=result.steps,
         tool_calls=len(result.tool_calls),
