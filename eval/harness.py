@@ -16,7 +16,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,8 @@ from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.stack import REPO_ROOT
-from tests.fakes.control import FakeControl
+from tests.fakes import Behaviour
+from tests.fakes.control import AsyncFakeControl
 from tests.fakes.kubernetes_fake import CONTROL_PATH
 from tests.support.gateway import DEFAULT_ADMIN_KEY, Gateway, running_gateway
 from tests.support.identity import Identity, create_identity
@@ -45,7 +46,9 @@ REAL_MODEL = LOCAL_MODEL_NAME
 KUBE_TOKEN = "eval-fake-kube-token-0123456789"
 # Limits of the real-model mode: the model is small and slow on two cores.
 REAL_LIMITS = {"max_steps": 3, "time_limit": "120s"}
-# A run's investigation is given this long beyond its own time limit.
+# The service's default time limit (`investigations.defaults.time_limit_seconds`), and
+# how long beyond its time limit an investigation's stream is waited for.
+DEFAULT_TIME_LIMIT_SECONDS = 300.0
 RPC_SLACK_SECONDS = 60.0
 FINAL_STATES = frozenset(
     {
@@ -74,7 +77,6 @@ class Environment:
     switch_ms: list[float] = field(default_factory=list)
     kube_start_seconds: float = 0.0
     prometheus_start_seconds: float = 0.0
-    local_model: bool = False
 
     async def use_kube_scenario(self, name: str) -> None:
         started = time.perf_counter()
@@ -83,8 +85,10 @@ class Environment:
         answer.raise_for_status()
         self.switch_ms.append((time.perf_counter() - started) * 1000)
 
-    def script(self) -> FakeControl:
-        return self.gateway.fakes["openai"].control()
+    async def script(self, turns: Sequence[Behaviour]) -> None:
+        """The scripted model's conversation from now on (the fake OpenAI upstream)."""
+        async with AsyncFakeControl(self.gateway.fakes["openai"].root_url) as control:
+            await control.set_conversation(SCRIPTED_UPSTREAM, turns)
 
     async def investigate(
         self, scenario: Scenario, model: str, limits: dict[str, Any] | None = None
@@ -96,7 +100,8 @@ class Environment:
         if limits:
             spec["limits"] = limits
         investigation = json_format.ParseDict(spec, inv_pb2.Investigation())
-        timeout = 300.0 + RPC_SLACK_SECONDS
+        limit = str((limits or {}).get("time_limit", ""))
+        timeout = (float(limit[:-1]) if limit else DEFAULT_TIME_LIMIT_SECONDS) + RPC_SLACK_SECONDS
         started = time.monotonic()
         async with grpc.aio.insecure_channel(self.gateway.grpc_target) as channel:
             stub = inv_grpc.InvestigationServiceStub(channel)
@@ -233,5 +238,4 @@ async def environment(
             caller=caller,
             kube_start_seconds=kube_seconds,
             prometheus_start_seconds=prometheus.start_seconds,
-            local_model=real_model,
         )

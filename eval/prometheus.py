@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.scenarios import ERROR_RATE_EXPR
 from tests.support.prometheus import Exporter, Prometheus, Series, running_prometheus
 
 JOB = "storefront-frontend"
@@ -39,11 +40,7 @@ RULE_GROUPS: list[dict[str, Any]] = [
         "rules": [
             {
                 "alert": ALERT,
-                "expr": (
-                    'sum by (namespace, deployment) (rate(http_requests_total{namespace="'
-                    'storefront",code=~"5.."}[5m])) / sum by (namespace, deployment) '
-                    '(rate(http_requests_total{namespace="storefront"}[5m])) > 0.05'
-                ),
+                "expr": ERROR_RATE_EXPR,
                 "for": "0s",
                 "labels": {"severity": "page"},
                 "annotations": {

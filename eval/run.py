@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.run import machine
 from eval import report, scripts
-from eval.harness import REAL_LIMITS, REAL_MODEL, SCRIPTED_MODEL, SCRIPTED_UPSTREAM, Environment
+from eval.harness import REAL_LIMITS, REAL_MODEL, SCRIPTED_MODEL, Environment
 from eval.harness import environment as start_environment
 from eval.scenarios import SCENARIOS, Scenario
 from eval.scoring import Score, score
@@ -44,7 +44,7 @@ async def run_mode(
         if mode == "analyzers":
             run = await env.investigate(scenario, "none")
         elif mode == "scripted":
-            env.script().set_conversation(SCRIPTED_UPSTREAM, scripts.conversation(scenario))
+            await env.script(scripts.conversation(scenario))
             run = await env.investigate(scenario, SCRIPTED_MODEL)
         else:
             run = await env.investigate(scenario, REAL_MODEL, REAL_LIMITS)

@@ -81,6 +81,7 @@ def _not_ready(namespace: str) -> str:
     )
 
 
+# The error-rate alert's rule, which its graph link carries as Prometheus writes it.
 ERROR_RATE_EXPR = (
     'sum by (namespace, deployment) (rate(http_requests_total{namespace="storefront",'
     'code=~"5.."}[5m])) / sum by (namespace, deployment) (rate(http_requests_total'
