@@ -16,7 +16,7 @@ DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-genproto-dev docker-compose wrk \
         prometheus prometheus-alertmanager
 
-.PHONY: help venv system-deps gen render images model lint typecheck test test-unit fuzz up down status bench clean
+.PHONY: help venv system-deps gen render images model lint typecheck test test-unit fuzz up down status bench eval clean
 
 help:
 	@echo "make up      install what is missing and run the whole stack (Ctrl-C stops it)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test    lint and run every test tier"
 	@echo "make gen     regenerate gen/ from protos/"
 	@echo "make bench   run the benchmark and write bench/RESULTS.md"
+	@echo "make eval    run the investigation eval and write eval/RESULTS.md"
 	@echo "make fuzz    a long random run of the fuzz tier (FUZZ_EXAMPLES=12000)"
 	@echo "make render  re-render the compose Envoy config from envoy/topology.yaml"
 
@@ -59,8 +60,8 @@ images: render
 
 lint: venv
 	@$(BIN)/python tools/third_party.py
-	@$(BIN)/ruff check services tests tools bench deploy
-	@$(BIN)/ruff format --check services tests tools bench deploy
+	@$(BIN)/ruff check services tests tools bench deploy eval
+	@$(BIN)/ruff format --check services tests tools bench deploy eval
 	@$(BIN)/buf lint
 
 typecheck: venv
@@ -93,6 +94,12 @@ status: venv
 
 bench: venv system-deps
 	@$(BIN)/python -m bench.run
+
+# Ten alerts investigated by the analyzers alone, a scripted model and the embedded model
+# (which `model` builds); EVAL_ARGS="--modes analyzers,scripted" leaves the model out.
+EVAL_ARGS ?=
+eval: venv system-deps model
+	@$(BIN)/python -m eval.run $(EVAL_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache third_party

@@ -14,6 +14,13 @@ the test forbids), 405 for any other method.
 Tests read `requests` (method, path with query, Accept) and may set `fail_status` (every
 API request answered with that status) or `delay` (seconds before each answer).
 
+A fake in another process switches scenario on `POST /_fake/scenario {"name": "oomkilled"}`
+(a name of tests/fakes/kube_scenarios only, never a path; 404 for an unknown one, 400 for
+a body that is not that object); `GET /_fake/scenario` says which one it serves. Both
+answer without the bearer token (they are the test's controls, not the API), and they
+are not recorded among `requests`. One fake can so serve a run of scenarios without the
+Tool service that reads it being restarted.
+
 `python -m tests.fakes.kubernetes_fake --scenario crashloop --port 0 [--token T]`
 serves a scenario and prints the bound port.
 """
@@ -24,6 +31,8 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -34,12 +43,15 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import kube_wire as wire
-from tests.fakes.kube_scenario import ContainerLogs, Scenario, load_scenario
+from tests.fakes.kube_scenario import SCENARIOS, ContainerLogs, Scenario, load_scenario
 from tests.fakes.kube_select import field_matcher, label_matcher
 from tests.fakes.server import ServedFake
 from tests.fakes.wire import dumps
 
 SERVICE_ACCOUNT = "system:serviceaccount:observability:llm-gateway"
+CONTROL_PATH = "/_fake/scenario"
+# A scenario name the control endpoint accepts: a file stem, never a path.
+_SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class FakeKubernetes(ServedFake):
     ) -> None:
         super().__init__(host=host, port=port)
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        # What `GET /_fake/scenario` reports: the name or path given, "" for an object.
+        self.scenario_name = "" if isinstance(scenario, Scenario) else str(scenario)
         self.token = token
         # Plurals (`pods`, `secrets`...) every request for which is answered 403.
         self.forbidden = set(forbidden)
@@ -88,11 +102,44 @@ class FakeKubernetes(ServedFake):
 
     def build_app(self) -> web.Application:
         app = web.Application()
+        app.router.add_get(CONTROL_PATH, self._current_scenario)
+        app.router.add_post(CONTROL_PATH, self._switch_scenario)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
+    def set_scenario(self, name: str) -> None:
+        """Serve the scenario `name` (a file of tests/fakes/kube_scenarios) from now on;
+        ValueError for a name that is not one, FileNotFoundError for an unknown one."""
+        if _SCENARIO_NAME.fullmatch(name) is None:
+            raise ValueError("name must be a scenario name like 'crashloop', not a path")
+        if not (SCENARIOS / f"{name}.yaml").is_file():
+            raise FileNotFoundError(f"no scenario named {name!r}")
+        self.scenario = load_scenario(name)
+        self.scenario_name = name
+
     def paths(self, contains: str = "") -> list[str]:
         return [seen.path for seen in self.requests if contains in seen.path]
+
+    # --- Control ------------------------------------------------------------------------
+
+    async def _current_scenario(self, request: web.Request) -> web.Response:
+        return _json({"name": self.scenario_name})
+
+    async def _switch_scenario(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        name = body.get("name") if isinstance(body, dict) and set(body) == {"name"} else None
+        if not isinstance(name, str):
+            return _json({"error": 'the body must be {"name": "<scenario>"}'}, 400)
+        try:
+            self.set_scenario(name)
+        except ValueError as error:
+            return _json({"error": str(error)}, 400)
+        except FileNotFoundError as error:
+            return _json({"error": str(error)}, 404)
+        return _json({"name": name})
 
     # --- Dispatch -----------------------------------------------------------------------
 
