@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from services.investigation.calls import ToolCall
@@ -54,6 +55,18 @@ def items(value: Any) -> list[dict[str, Any]]:
 
 def strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def moment(value: Any) -> datetime | None:
+    """An RFC 3339 time from a result (`2024-05-02T10:00:00Z`), None when it is not one."""
+    raw = text(value)
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def successful(calls: Sequence[ToolCall], tool: str) -> Iterator[ToolCall]:
@@ -121,6 +134,16 @@ class ContainerView:
         return text(limits.get("memory"))
 
     @property
+    def ports(self) -> list[str]:
+        """`8080/TCP`, `http:8080/TCP` (describe only)."""
+        return strings(self.raw.get("ports"))
+
+    def probe(self, kind: str) -> dict[str, Any]:
+        """`{type, port, path}` of the `liveness`/`readiness`/`startup` probe (describe
+        only), {} when it has none."""
+        return mapping(mapping(self.raw.get("probes")).get(kind))
+
+    @property
     def trouble(self) -> str:
         """The reason this container is failing (`CrashLoopBackOff`...), or ""."""
         if self.state == "waiting" and self.reason in WAITING_TROUBLE:
@@ -158,6 +181,15 @@ class PodView:
     @property
     def node(self) -> str:
         return text(self.raw.get("node"))
+
+    @property
+    def reason(self) -> str:
+        """The pod's own status reason (`Evicted`), "" when none."""
+        return text(self.raw.get("reason"))
+
+    @property
+    def message(self) -> str:
+        return text(self.raw.get("message"))
 
     @property
     def owner(self) -> str:
@@ -234,6 +266,10 @@ class EventView:
     @property
     def message(self) -> str:
         return text(self.raw.get("message"))
+
+    @property
+    def first_seen(self) -> datetime | None:
+        return moment(self.raw.get("first_seen"))
 
     @property
     def object_kind(self) -> str:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 
 import redis.asyncio as aioredis
 
@@ -122,7 +123,11 @@ class Runner:
             log.warning("investigation %s: no toolsets (%s)", job.id, error.message)
         await self._gather(job, toolbox)
         await self._progress(job, "analyzing", "running the analyzers", 30)
-        findings = verified_analyzer_findings(analyze(toolbox.calls), toolbox.by_id())
+        alert = investigation.alert
+        alert_started = alert.starts_at.ToDatetime(UTC) if alert.HasField("starts_at") else None
+        findings = verified_analyzer_findings(
+            analyze(toolbox.calls, alert_started=alert_started), toolbox.by_id()
+        )
         for finding in findings:
             await self._store.emit(job, inv_pb2.InvestigationEvent(finding=finding_proto(finding)))
         outcome = await self._model_loop(job, toolbox, findings, limits, deadline)

@@ -19,6 +19,16 @@ What the API server would fill in is filled in here: `metadata.uid`,
 and `apiVersion` of an `ownerReferences` entry that names another object of the
 scenario by kind and name (`controller: true` unless said otherwise), and the `uid` of
 an Event's `involvedObject` (kubectl describe selects events by it).
+
+Events are written as core `v1` Events, in either of the shapes a real cluster holds:
+one recorded by the kubelet (or another core-API recorder: `count`, `firstTimestamp`,
+`lastTimestamp`, `source`) or one recorded through `events.k8s.io` by the scheduler
+(`eventTime`, `series: {count, lastObservedTime}`, `reportingComponent`, `action`, and
+no count or timestamps). The fields the other shape has are filled in as the server
+shows them: null times (`eventTime: null` for the kubelet's, `firstTimestamp: null`
+and `lastTimestamp: null` for the scheduler's), an empty `source`, and the reporting
+component and instance; `eventTime` and `lastObservedTime` are MicroTimes
+(microseconds).
 """
 
 from __future__ import annotations
@@ -112,6 +122,25 @@ def _fill_metadata(obj: dict[str, Any], now: datetime, version: int) -> None:
         meta.setdefault("namespace", "default")
 
 
+def _micro(value: Any) -> Any:
+    """An RFC 3339 time as a MicroTime (`...:05.000000Z`); anything else as it is."""
+    if isinstance(value, str) and value.endswith("Z") and "." not in value:
+        return value[:-1] + ".000000Z"
+    return value
+
+
+def _fill_event(event: dict[str, Any]) -> None:
+    source = event.setdefault("source", {})
+    event["eventTime"] = _micro(event.get("eventTime"))
+    series = event.get("series")
+    if isinstance(series, dict):
+        series["lastObservedTime"] = _micro(series.get("lastObservedTime"))
+    event.setdefault("firstTimestamp", None)
+    event.setdefault("lastTimestamp", None)
+    event.setdefault("reportingComponent", source.get("component", ""))
+    event.setdefault("reportingInstance", source.get("host", ""))
+
+
 def _link_owners(scenario: Scenario) -> None:
     for obj in scenario.objects:
         meta = obj["metadata"]
@@ -144,6 +173,8 @@ def scenario_from_document(document: dict[str, Any], now: datetime | None = None
     objects = _render(document.get("objects") or [], moment)
     for index, obj in enumerate(objects):
         _fill_metadata(obj, moment, index)
+        if obj["kind"] == "Event" and obj.get("apiVersion", "v1") == "v1":
+            _fill_event(obj)
     logs = {
         key: ContainerLogs(
             current=_lines(value.get("current"), moment),

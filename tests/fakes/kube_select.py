@@ -81,7 +81,84 @@ def _field(obj: dict[str, Any], path: str) -> str:
     return "" if value is None else str(value)
 
 
-def field_matcher(selector: str) -> Matcher:
+_META = frozenset({"metadata.name", "metadata.namespace"})
+_CORE_EVENT = _META | {
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+}
+_EVENTS_V1 = _META | {
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reason",
+    "reportingController",
+    "source",
+    "type",
+}
+# (group, kind) -> the field labels the real server accepts; kinds not here have the
+# generic conversion (metadata.name and metadata.namespace, another message).
+FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "Pod"): _META
+    | {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    },
+    ("", "Event"): _CORE_EVENT,
+    ("events.k8s.io", "Event"): _EVENTS_V1,
+    ("", "Node"): frozenset({"metadata.name", "spec.unschedulable"}),
+    ("", "Namespace"): frozenset({"metadata.name", "status.phase"}),
+    ("", "Secret"): _META | {"type"},
+    ("", "PersistentVolumeClaim"): _META,
+    ("", "ConfigMap"): _META,
+    ("apps", "ReplicaSet"): _META | {"status.replicas"},
+}
+# Field labels whose value is not at their own path in the object.
+_PATHS: dict[tuple[str, str], Callable[[dict[str, Any]], str]] = {
+    ("", "source"): lambda obj: _field(obj, "source.component"),
+    ("events.k8s.io", "source"): lambda obj: (
+        _field(obj, "deprecatedSource.component") or _field(obj, "reportingController")
+    ),
+}
+
+
+class UnsupportedField(ValueError):
+    """A field label the kind does not register: the real server's exact message."""
+
+
+def _supported(group: str, kind: str, label: str) -> None:
+    labels = FIELD_LABELS.get((group, kind))
+    if labels is None:
+        if label not in _META:
+            raise UnsupportedField(
+                f'"{label}" is not a known field selector: only "metadata.name", '
+                '"metadata.namespace"'
+            )
+    elif label not in labels:
+        raise UnsupportedField(f"field label not supported: {label}")
+
+
+def field_matcher(selector: str, group: str = "", kind: str = "") -> Matcher:
+    """A matcher of `selector`; with a kind, only the field labels it supports."""
     terms: list[tuple[str, bool, str]] = []
     for term in _split(selector):
         for op in ("!=", "==", "="):
@@ -91,8 +168,14 @@ def field_matcher(selector: str) -> Matcher:
                 break
         else:
             raise ValueError(f"invalid field selector term {term!r}")
+        if kind:
+            _supported(group, kind, terms[-1][0])
+
+    def read(obj: dict[str, Any], path: str) -> str:
+        special = _PATHS.get((group, path))
+        return special(obj) if special is not None else _field(obj, path)
 
     def matches(obj: dict[str, Any]) -> bool:
-        return all((_field(obj, path) == value) == equal for path, equal, value in terms)
+        return all((read(obj, path) == value) == equal for path, equal, value in terms)
 
     return matches

@@ -4,6 +4,15 @@ error bodies and the `meta.k8s.io/v1` `Table` that kubectl asks for when it prin
 Discovery is the legacy form (`/api`, `/api/v1`, `/apis`, `/apis/<group>/<version>`,
 answered as plain `application/json`): kubectl asks for aggregated discovery first and
 falls back to it when the answer's content type is not the aggregated one.
+
+Events are served twice, as the real server does: as core `v1` Events (what a scenario
+writes) and as `events.k8s.io/v1` Events made from them by `event_v1`. The two views
+differ the way a real cluster's do: an event the kubelet recorded through the core API
+has `count`, `firstTimestamp` and `lastTimestamp` and, in `events.k8s.io/v1`, a null
+`eventTime` with `deprecatedCount`, `deprecatedFirstTimestamp`,
+`deprecatedLastTimestamp` and `deprecatedSource`; an event the scheduler recorded through
+`events.k8s.io` has `eventTime` and a `series` {count, lastObservedTime}, and in core
+`v1` no `count` and null `firstTimestamp`/`lastTimestamp`.
 """
 
 from __future__ import annotations
@@ -52,8 +61,9 @@ RESOURCES = (
     Resource("deployments", "Deployment", "apps", "v1", True, ("deploy",)),
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",)),
     Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, ("sc",)),
+    Resource("events", "Event", "events.k8s.io", "v1", True, ("ev",)),
 )
-GROUPS = {("apps", "v1"), ("storage.k8s.io", "v1")}
+GROUPS = {("apps", "v1"), ("storage.k8s.io", "v1"), ("events.k8s.io", "v1")}
 VERBS = ["get", "list"]
 
 
@@ -62,6 +72,40 @@ def resource(group: str, version: str, plural: str) -> Resource | None:
         if (item.group, item.version, item.plural) == (group, version, plural):
             return item
     return None
+
+
+def event_v1(event: dict[str, Any]) -> dict[str, Any]:
+    """A core `v1` Event as `events.k8s.io/v1` shows it (the server's conversion: fields
+    renamed, the core-only ones kept as `deprecated*`, empty ones left out)."""
+    shown: dict[str, Any] = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": event["metadata"],
+        "eventTime": event.get("eventTime"),
+        "reportingController": event.get("reportingComponent", ""),
+        "reportingInstance": event.get("reportingInstance", ""),
+        "reason": event.get("reason", ""),
+        "regarding": event.get("involvedObject", {}),
+        "note": event.get("message", ""),
+        "type": event.get("type", ""),
+    }
+    for core, renamed in (
+        ("series", "series"),
+        ("action", "action"),
+        ("related", "related"),
+        ("source", "deprecatedSource"),
+        ("firstTimestamp", "deprecatedFirstTimestamp"),
+        ("lastTimestamp", "deprecatedLastTimestamp"),
+        ("count", "deprecatedCount"),
+    ):
+        if event.get(core):
+            shown[renamed] = event[core]
+    return shown
+
+
+def served(item: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` (as the scenario holds it) as `item`'s API version serves it."""
+    return event_v1(obj) if (item.group, item.kind) == ("events.k8s.io", "Event") else obj
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -167,7 +211,8 @@ def wants_table(accept: str) -> bool:
 def _age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # A MicroTime (`eventTime`, `series.lastObservedTime`) has microseconds.
+    moment = datetime.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     seconds = max(int((datetime.now(UTC) - moment).total_seconds()), 0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -200,14 +245,21 @@ def _pod_row(pod: dict[str, Any]) -> list[Any]:
 
 
 def _event_row(event: dict[str, Any]) -> list[Any]:
-    involved = event.get("involvedObject", {})
-    seen = event.get("lastTimestamp") or event.get("eventTime")
+    """Either view of an event (core `v1` or `events.k8s.io/v1`)."""
+    involved = event.get("involvedObject") or event.get("regarding") or {}
+    series = event.get("series") or {}
+    seen = (
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("deprecatedLastTimestamp")
+        or event.get("eventTime")
+    )
     return [
         _age(seen),
         event.get("type", ""),
         event.get("reason", ""),
         f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
-        event.get("message", ""),
+        event.get("message", event.get("note", "")),
     ]
 
 

@@ -44,7 +44,7 @@ from aiohttp import web
 
 from tests.fakes import kube_wire as wire
 from tests.fakes.kube_scenario import SCENARIOS, ContainerLogs, Scenario, load_scenario
-from tests.fakes.kube_select import field_matcher, label_matcher
+from tests.fakes.kube_select import UnsupportedField, field_matcher, label_matcher
 from tests.fakes.server import ServedFake
 from tests.fakes.wire import dumps
 
@@ -69,6 +69,13 @@ class _Refused(Exception):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body["message"])
         self.body = body
+
+
+# What the kubelet says of a waiting container's logs, by its waiting reason.
+_WAITING_SAID = {
+    "ErrImagePull": "image can't be pulled",
+    "ImagePullBackOff": "trying and failing to pull image",
+}
 
 
 def _bad_request(message: str) -> _Refused:
@@ -235,7 +242,7 @@ class FakeKubernetes(ServedFake):
                 for name in names
             ]
         return [
-            obj
+            wire.served(item, obj)
             for obj in self.scenario.objects
             if obj["kind"] == item.kind
             and (namespace is None or obj["metadata"].get("namespace") == namespace)
@@ -256,8 +263,10 @@ class FakeKubernetes(ServedFake):
                 matches = label_matcher(request.query["labelSelector"])
                 objects = [obj for obj in objects if matches(obj)]
             if request.query.get("fieldSelector"):
-                matches = field_matcher(request.query["fieldSelector"])
+                matches = field_matcher(request.query["fieldSelector"], item.group, item.kind)
                 objects = [obj for obj in objects if matches(obj)]
+        except UnsupportedField as error:
+            raise _bad_request(str(error)) from None
         except ValueError as error:
             raise _bad_request(f"unable to parse requirement: {error}") from None
         start = 0
@@ -304,28 +313,34 @@ class FakeKubernetes(ServedFake):
         return wanted
 
     def _logs(self, pod: dict[str, Any], container: str, previous: bool) -> ContainerLogs:
+        """The logs the kubelet would serve, or its refusal (400, the kubelet's words):
+        `previous` needs a terminated last instance; the current logs of a container
+        that never ran are refused with why it waits; a pod with no node has none."""
         meta = pod["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}/{container}"
-        logs = self.scenario.logs.get(key)
+        logs = self.scenario.logs.get(f"{meta['namespace']}/{meta['name']}/{container}")
+        statuses = pod.get("status", {}).get("containerStatuses", [])
+        status = next((s for s in statuses if s["name"] == container), None)
+        where = f'container "{container}" in pod "{meta["name"]}"'
+        if not pod.get("spec", {}).get("nodeName"):
+            # Not scheduled: the API server has no kubelet to ask and answers nothing.
+            return ContainerLogs(previous=[])
+        state = (status or {}).get("state", {})
+        ran_before = "terminated" in (status or {}).get("lastState", {})
         if previous:
-            if logs is None or logs.previous is None:
-                raise _bad_request(
-                    f'previous terminated container "{container}" in pod "{meta["name"]}" not found'
-                )
+            if not ran_before or logs is None or logs.previous is None:
+                raise _bad_request(f"previous terminated {where} not found")
             return logs
-        if logs is None:
-            statuses = pod.get("status", {}).get("containerStatuses", [])
-            state = next((s for s in statuses if s["name"] == container), {}).get("state", {})
-            waiting = state.get("waiting")
-            if waiting is not None or not statuses:
-                reason = (waiting or {}).get("reason", "ContainerCreating")
-                if reason in ("ImagePullBackOff", "ErrImagePull"):
-                    reason = "trying and failing to pull image"
-                raise _bad_request(
-                    f'container "{container}" in pod "{meta["name"]}" is waiting to start: {reason}'
-                )
-            return ContainerLogs()
-        return logs
+        if status is None:
+            raise _bad_request(f"{where} is not available")
+        if "running" in state or "terminated" in state or ran_before:
+            return logs if logs is not None else ContainerLogs()
+        reason = state.get("waiting", {}).get("reason", "")
+        said = _WAITING_SAID.get(reason, reason)
+        raise _bad_request(
+            f"{where} is waiting to start: {said}"
+            if said
+            else f"{where} is waiting to start - no logs yet"
+        )
 
     def _log(self, request: web.Request, pod: dict[str, Any]) -> web.Response:
         query = request.query

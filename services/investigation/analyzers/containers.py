@@ -2,15 +2,17 @@
 pulled, configuration a container cannot start without.
 
 Evidence quotes the container's reason and message from the pod call, the pod's
-events, and for a crash loop the last error line of the previous instance's logs.
+events, and for a crash loop the error that ended the last instance: from its previous
+logs, else from its current logs (between restarts the kubelet serves the last
+instance's log as the current one).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from services.investigation.analyzers.finding import AnalyzerFinding, clipped, finding, quote
+from services.investigation.analyzers.logs import last_error_line
 from services.investigation.analyzers.observations import Observations
 from services.investigation.evidence import EvidenceRef
 from services.investigation.results import (
@@ -24,7 +26,6 @@ from services.investigation.results import (
 
 # Restarts that make a running container a crash loop even between back-offs.
 RESTART_THRESHOLD = 3
-_ERROR_LINE = re.compile(r"error|exception|fatal|panic|traceback", re.IGNORECASE)
 _IMAGE_PULL = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
@@ -47,14 +48,6 @@ def _where(pod: PodView, container: ContainerView) -> str:
     return f"container {container.name} of pod {pod.namespace}/{pod.name}"
 
 
-def last_error_line(lines: list[str]) -> str:
-    """The last line that reads like an error, or ""."""
-    for line in reversed(lines):
-        if _ERROR_LINE.search(line) and line.strip():
-            return line
-    return ""
-
-
 def crash_loop(obs: Observations) -> Iterator[AnalyzerFinding | None]:
     for pod, container in _containers(obs):
         looping = container.reason == "CrashLoopBackOff"
@@ -70,7 +63,9 @@ def crash_loop(obs: Observations) -> Iterator[AnalyzerFinding | None]:
             if event.reason == "BackOff" and "restarting" in event.message:
                 evidence.append(quote(event.call, event.message))
         error = ""
-        for call in obs.logs(pod.namespace, pod.name, container.name, previous=True):
+        logs = obs.logs(pod.namespace, pod.name, container.name, previous=True)
+        logs += obs.logs(pod.namespace, pod.name, container.name, previous=False)
+        for call in logs:
             error = last_error_line(strings(mapping(call.result).get("lines")))
             if error:
                 evidence.insert(0, quote(call, error))
@@ -83,7 +78,7 @@ def crash_loop(obs: Observations) -> Iterator[AnalyzerFinding | None]:
                 detail += f" (exit code {container.last_exit_code})"
         detail += "."
         if error:
-            detail += f" The previous instance's last error: {clipped(error)}"
+            detail += f" The last error it logged: {clipped(error)}"
         yield finding(
             "crash_loop",
             title=f"{_cap(where)} is crash looping"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.investigation.calls import ToolCall
 from services.investigation.results import (
@@ -34,6 +35,8 @@ class Observations:
     namespaces: frozenset[str]
     # `(namespace, pod)` of the pods the calls named.
     pod_names: frozenset[tuple[str, str]]
+    # When the alert began firing, when known.
+    alert_started: datetime | None = None
 
     def events_of(self, namespace: str, kind: str, name: str) -> list[EventView]:
         """Events about one object (`Pod`, `web-1`) of `namespace`."""
@@ -62,7 +65,7 @@ class Observations:
         return found
 
 
-def observe(calls: Sequence[ToolCall]) -> Observations:
+def observe(calls: Sequence[ToolCall], alert_started: datetime | None = None) -> Observations:
     unique: dict[str, PodView] = {}
     for pod in pods(calls):
         if pod.name:
@@ -83,4 +86,5 @@ def observe(calls: Sequence[ToolCall]) -> Observations:
         events=tuple(events(calls)),
         namespaces=frozenset(namespaces),
         pod_names=frozenset(pod_names),
+        alert_started=alert_started,
     )

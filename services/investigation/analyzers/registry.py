@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from services.investigation.analyzers import (
+    changes,
     containers,
+    logs,
+    nodes,
     probes,
     prometheus,
     rollout,
@@ -35,18 +39,26 @@ ANALYZERS: tuple[tuple[str, Analyzer], ...] = (
     ("image_pull", containers.image_pull),
     ("config_error", containers.config_error),
     ("node_not_ready", scheduling.node_not_ready),
+    ("node_pressure", nodes.node_pressure),
     ("pvc_pending", storage.pvc_pending),
     ("unschedulable", scheduling.unschedulable),
-    ("crash_loop", containers.crash_loop),
     ("probe_failure", probes.probe_failure),
+    ("recent_change", changes.recent_change),
+    ("crash_loop", containers.crash_loop),
+    ("stuck_rollout", rollout.stuck_rollout),
+    ("log_errors", logs.log_errors),
     ("metric_spike", prometheus.metric_spike),
     ("prometheus_alert", prometheus.prometheus_alert),
 )
 
 
-def analyze(calls: Sequence[ToolCall]) -> list[AnalyzerFinding]:
-    """Every analyzer's findings over `calls`, strongest first, at most `MAX_FINDINGS`."""
-    obs = observe(calls)
+def analyze(
+    calls: Sequence[ToolCall], *, alert_started: datetime | None = None
+) -> list[AnalyzerFinding]:
+    """Every analyzer's findings over `calls`, strongest first, at most `MAX_FINDINGS`;
+    `alert_started` (when the alert began firing) dates the failure for the analyzers
+    that compare times."""
+    obs = observe(calls, alert_started)
     merged: dict[tuple[str, str, str], AnalyzerFinding] = {}
     order: dict[tuple[str, str, str], int] = {}
     for index, (_, analyzer) in enumerate(ANALYZERS):

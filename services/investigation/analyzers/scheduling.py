@@ -91,7 +91,9 @@ def node_not_ready(obs: Observations) -> Iterator[AnalyzerFinding | None]:
                 subject=f"node/{name}",
                 evidence=evidence,
                 severity=4,
-                root_cause=f"Node {name} is not ready ({state}); its pods cannot run.",
+                root_cause=f"Node {name} is not ready ({state}"
+                + (f": {clipped(message)}" if message else "")
+                + "); its pods cannot run.",
                 recommendations=(
                     f"Check the kubelet and the container runtime on node {name}.",
                     f"Cordon and drain node {name} if it does not recover.",

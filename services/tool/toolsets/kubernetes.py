@@ -5,6 +5,11 @@ kubeconfig and in-cluster credentials). What each tool returns is shaped by
 kubernetes_pods.py, kubernetes_rollouts.py, kubernetes_cluster.py and
 kubernetes_logs.py; the argument schemas live in kubernetes_schemas.py.
 
+Events are read as core `v1` Events, which every cluster serves for both kinds of
+recorder (kubernetes_pods.py reads either shape). The `events.k8s.io/v1` view is not
+used: there the kubelet's events have `eventTime: null`, which lightkube's model of
+that API version refuses (it declares `eventTime` required).
+
 No tool reads a Secret: environment variables from Secrets are shown by reference, and
 no tool lists or gets the `secrets` resource. Lists are bounded: a tool asks for at
 most its limit plus one object (to know whether more exist), and events are scanned up
@@ -46,7 +51,11 @@ from services.tool.toolsets.kubernetes_pods import (
     pod_summary,
 )
 from services.tool.toolsets.kubernetes_rollouts import deployment_summary, history, selector_pairs
-from services.tool.toolsets.kubernetes_selectors import field_selector, label_selector
+from services.tool.toolsets.kubernetes_selectors import (
+    field_selector,
+    label_selector,
+    pod_field_hint,
+)
 
 NAME = "kubernetes"
 # Events are kept in arbitrary order by the API; the newest are found by reading them
@@ -148,7 +157,7 @@ class KubernetesToolset:
         limit = arguments.get("limit", schemas.DEFAULT_LIMIT)
         labels = label_selector("label_selector", arguments.get("label_selector"))
         fields = field_selector("field_selector", arguments.get("field_selector"))
-        async with api_errors(f"the pods of namespace '{namespace}'"):
+        async with api_errors(f"the pods of namespace '{namespace}'", hint=pod_field_hint):
             listing = self._client.list(
                 Pod, namespace=namespace, labels=labels, fields=fields, chunk_size=limit + 1
             )

@@ -6,8 +6,11 @@ The API server explains every refusal in a `kind: Status` body; its message is q
 - 404 -> NOT_FOUND naming the object looked for (`pod 'web-1' in namespace 'shop'`);
 - 403 -> PERMISSION_DENIED: the service account may not read it (RBAC);
 - 401 -> FAILED_PRECONDITION: the configured credentials were refused;
-- 400, 422 -> INVALID_ARGUMENT (a selector or option the server refused), except where
-  the caller says otherwise (a log that does not exist is FAILED_PRECONDITION);
+- 400, 422 -> INVALID_ARGUMENT (a selector or option the server refused: a field label
+  the kind does not support is `field label not supported: <label>`), except where
+  the caller says otherwise (a log that does not exist is FAILED_PRECONDITION: the
+  kubelet's `container "x" in pod "y" is waiting to start: <reason>` or `previous
+  terminated container "x" in pod "y" not found`); the caller's hint says what to do;
 - 429, 5xx, connection failures and unreadable answers -> UNAVAILABLE;
 - a request that timed out -> DEADLINE_EXCEEDED.
 
@@ -18,7 +21,7 @@ circuit breaker counts those, and nothing else.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx2
 import msgspec
@@ -45,7 +48,9 @@ def backend_failed(error: GatewayError) -> bool:
     return isinstance(error, Unavailable | DeadlineExceeded)
 
 
-def _refusal(status: int, said: str, what: str, bad_request: type[GatewayError]) -> GatewayError:
+def _refusal(
+    status: int, said: str, what: str, bad_request: type[GatewayError], hint: str = ""
+) -> GatewayError:
     reason = quote(said)
     if status == 404:
         return NotFound(
@@ -64,12 +69,13 @@ def _refusal(status: int, said: str, what: str, bad_request: type[GatewayError])
             reason=_R.ERROR_REASON_UPSTREAM_AUTH_FAILED,
         )
     if status in (400, 422):
+        advice = f" ({hint})" if hint else ""
         if bad_request is InvalidArgument:
             return InvalidArgument(
-                f"the Kubernetes API refused the request for {what}: {reason}",
+                f"the Kubernetes API refused the request for {what}: {reason}{advice}",
                 reason=_R.ERROR_REASON_TOOL_ARGUMENTS_INVALID,
             )
-        return bad_request(f"{what}: {reason}", reason=_R.ERROR_REASON_TOOL_FAILED)
+        return bad_request(f"{what}: {reason}{advice}", reason=_R.ERROR_REASON_TOOL_FAILED)
     if status == 429 or status >= 500:
         return Unavailable(
             f"the Kubernetes API failed (HTTP {status}): {reason}",
@@ -83,19 +89,27 @@ def _refusal(status: int, said: str, what: str, bad_request: type[GatewayError])
 
 @contextlib.asynccontextmanager
 async def api_errors(
-    what: str, *, bad_request: type[GatewayError] = InvalidArgument
+    what: str,
+    *,
+    bad_request: type[GatewayError] = InvalidArgument,
+    hint: Callable[[str], str] | None = None,
 ) -> AsyncIterator[None]:
-    """Turns what lightkube raises inside the block into a GatewayError about `what`."""
+    """Turns what lightkube raises inside the block into a GatewayError about `what`;
+    `hint` makes advice from the server's message of a 400 ("" for none)."""
     try:
         yield
     except ApiError as error:
         status = error.status.code or error.response.status_code
-        raise _refusal(status, error.status.message or "", what, bad_request) from None
+        said = error.status.message or ""
+        advice = hint(said) if hint is not None and status in (400, 422) else ""
+        raise _refusal(status, said, what, bad_request, advice) from None
     except httpx2.HTTPStatusError as error:
         # An error answer that is not a Status object (a proxy's page, a plain-text 400).
         response = error.response
         said = response.text[:1024] if response.is_stream_consumed else ""
-        raise _refusal(response.status_code, said, what, bad_request) from None
+        status = response.status_code
+        advice = hint(said) if hint is not None and status in (400, 422) else ""
+        raise _refusal(status, said, what, bad_request, advice) from None
     except httpx2.TimeoutException:
         raise DeadlineExceeded(
             f"the Kubernetes API did not answer in time (reading {what})",

@@ -31,6 +31,21 @@ DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 _NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
 
 
+def log_hint(said: str) -> str:
+    """What to do about the kubelet's refusal of a log (its message is quoted before)."""
+    if "is waiting to start" in said or "is not available" in said:
+        return (
+            "the container has not started, so it has no log yet; kubernetes_describe_pod "
+            "shows why it waits"
+        )
+    if "previous terminated container" in said:
+        return (
+            "the container has no earlier instance: it has not restarted since the pod "
+            "started, or that instance's log is gone; read the current log instead"
+        )
+    return ""
+
+
 def line_filter(pattern: str | None) -> re.Pattern[str] | None:
     """The compiled filter; InvalidArgument for a pattern that could backtrack badly."""
     if not pattern:
@@ -93,7 +108,7 @@ async def read_log(
         f"the logs of container '{container}' ({instance}) of pod '{name}' "
         f"in namespace '{namespace}'"
     )
-    async with api_errors(what, bad_request=FailedPrecondition):
+    async with api_errors(what, bad_request=FailedPrecondition, hint=log_hint):
         response = await generic.send(generic.build_adapter_request(request))
         generic.raise_for_status(response)
     text = response.content.decode(errors="replace")

@@ -5,6 +5,14 @@ termination, resources, conditions, events), none of the API object's bookkeepin
 Secret values are never read: an environment variable taken from a Secret is shown as
 `secret:<name>/<key>`, and a literal value passes through the log redactor (a key
 pasted into a manifest is shown masked).
+
+Events come in two shapes, as the API server holds them: one recorded through the core
+API (the kubelet's: `count`, `firstTimestamp`, `lastTimestamp`, `source`, no
+`eventTime`) and one recorded through `events.k8s.io` (the scheduler's: `eventTime`, a
+`series` {count, lastObservedTime} when it repeated, `reportingComponent`, and no count
+or timestamps). Both read the same here: the count is `count`, else the series' count,
+else 1; last seen is the series' last observation, else `lastTimestamp`, else
+`eventTime`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from lightkube.models.core_v1 import (
     ContainerStatus,
     EnvFromSource,
     EnvVar,
+    Probe,
     Volume,
 )
 from lightkube.models.meta_v1 import ObjectMeta
@@ -119,6 +128,9 @@ def pod_summary(pod: Pod, now: datetime) -> JsonObject:
         "name": meta.name if meta is not None else "",
         "namespace": meta.namespace if meta is not None else "",
         "phase": (status.phase if status is not None else None) or "Unknown",
+        # The pod's own reason and message (`Evicted` and the kubelet's why).
+        "reason": (status.reason if status is not None else None) or "",
+        "message": (status.message if status is not None else None) or "",
         "ready": f"{sum(1 for c in shown if c['ready'])}/{len(shown)}",
         "restarts": sum(int(c["restart_count"]) for c in shown),
         "node": (spec.nodeName if spec is not None else None) or "",
@@ -186,10 +198,53 @@ def environment(containers: Sequence[Container]) -> list[JsonObject]:
     return shown
 
 
+def _probe(probe: Probe | None) -> JsonObject | None:
+    """`{type, port, path}` of a probe (port as written: a number or a port's name)."""
+    if probe is None:
+        return None
+    if probe.httpGet is not None:
+        scheme = (probe.httpGet.scheme or "HTTP").lower()
+        return {
+            "type": f"{scheme}Get",
+            "port": str(probe.httpGet.port),
+            "path": probe.httpGet.path or "/",
+        }
+    if probe.tcpSocket is not None:
+        return {"type": "tcpSocket", "port": str(probe.tcpSocket.port), "path": ""}
+    if probe.grpc is not None:
+        return {"type": "grpc", "port": str(probe.grpc.port), "path": probe.grpc.service or ""}
+    command = " ".join(probe.exec.command or []) if probe.exec is not None else ""
+    return {"type": "exec", "port": "", "path": command}
+
+
+def probes_and_ports(container: Container) -> JsonObject:
+    """A container's ports (`8080/TCP`, `http:8080/TCP` when named) and its probes
+    (`liveness`, `readiness`, `startup`: those it has)."""
+    ports = [
+        (f"{port.name}:" if port.name else "") + f"{port.containerPort}/{port.protocol or 'TCP'}"
+        for port in container.ports or []
+    ]
+    probes = {
+        kind: shown
+        for kind, probe in (
+            ("liveness", container.livenessProbe),
+            ("readiness", container.readinessProbe),
+            ("startup", container.startupProbe),
+        )
+        if (shown := _probe(probe)) is not None
+    }
+    return {"ports": ports, "probes": probes}
+
+
 def pod_details(pod: Pod, now: datetime) -> JsonObject:
-    """The pod summary with conditions, labels, node selector, volumes and environment."""
+    """The pod summary with conditions, labels, node selector, volumes and environment,
+    and each container's ports and probes."""
     spec, status = pod.spec, pod.status
     details = pod_summary(pod, now)
+    for shown, container in zip(
+        details["containers"], spec.containers if spec is not None else [], strict=True
+    ):
+        shown.update(probes_and_ports(container))
     details["conditions"] = conditions(status.conditions if status is not None else None)
     details["labels"] = dict((pod.metadata.labels if pod.metadata is not None else None) or {})
     details["node_selector"] = dict((spec.nodeSelector if spec is not None else None) or {})
@@ -202,7 +257,13 @@ def pod_details(pod: Pod, now: datetime) -> JsonObject:
 
 
 def _last_seen(event: Event) -> datetime | None:
-    return event.lastTimestamp or event.eventTime or event.firstTimestamp
+    series = event.series.lastObservedTime if event.series is not None else None
+    return series or event.lastTimestamp or event.eventTime or event.firstTimestamp
+
+
+def _count(event: Event) -> int:
+    series = event.series.count if event.series is not None else None
+    return event.count or series or 1
 
 
 def event_summary(event: Event) -> JsonObject:
@@ -212,7 +273,7 @@ def event_summary(event: Event) -> JsonObject:
         "type": event.type or "",
         "reason": event.reason or "",
         "message": event.message or "",
-        "count": event.count or 1,
+        "count": _count(event),
         "object": f"{involved.kind or ''}/{involved.name or ''}",
         "first_seen": timestamp(event.firstTimestamp or event.eventTime),
         "last_seen": timestamp(_last_seen(event)),

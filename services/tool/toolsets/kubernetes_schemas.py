@@ -132,10 +132,12 @@ CONFIGMAP_KEYS = obj(
 )
 
 DESCRIPTIONS = {
-    "kubernetes_list_pods": "Lists pods of a namespace with phase, readiness, restarts, node, "
-    "owner and each container's state, last termination (reason, exit code) and resources.",
-    "kubernetes_describe_pod": "One pod in detail: containers, conditions, labels, volumes, "
-    "environment (Secret values never shown) and its recent events.",
+    "kubernetes_list_pods": "Lists pods of a namespace with phase (and reason, e.g. Evicted), "
+    "readiness, restarts, node, owner and each container's state, last termination (reason, "
+    "exit code) and resources.",
+    "kubernetes_describe_pod": "One pod in detail: containers (with their ports and liveness, "
+    "readiness and startup probes), conditions, labels, volumes, environment (Secret values "
+    "never shown) and its recent events.",
     "kubernetes_events": "Recent events of a namespace (newest last), optionally about one "
     "object (kind and/or name): scheduling failures, back-offs, image pulls, kills.",
     "kubernetes_pod_logs": "A container's log lines, current or previous instance (why it "

@@ -112,6 +112,28 @@ def label_selector(field: str, selector: str | None) -> LabelPairs | None:
     return pairs
 
 
+# The field labels the API server supports for pods (any other is refused with 400).
+POD_FIELD_LABELS = (
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+)
+
+
+def pod_field_hint(said: str) -> str:
+    """Advice on a pod field selector the API server refused ("" for other refusals)."""
+    if "field label not supported" not in said and "not a known field selector" not in said:
+        return ""
+    return "pods can be selected by the fields " + ", ".join(POD_FIELD_LABELS)
+
+
 def field_selector(field: str, selector: str | None) -> FieldPairs | None:
     """`selector` as lightkube field pairs (`=`, `==`, `!=` only); None when not given."""
     if not selector:

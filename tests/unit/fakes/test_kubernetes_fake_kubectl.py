@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.kube_scenario import SCENARIOS
 from tests.fakes.kubernetes_fake import FakeKubernetes
 from tests.support.kube import write_kubeconfig
 
@@ -125,3 +126,30 @@ async def test_errors_are_status_objects(kubectl: Kubectl, fake: FakeKubernetes)
     fake.token = "a-token-kubectl-does-not-have"
     code, _, err = await kubectl("get", "pods", "-n", "shop")
     assert code != 0 and "You must be logged in to the server" in err
+
+
+async def test_events_k8s_io_and_refused_field_selectors(kubectl: Kubectl) -> None:
+    code, out, err = await kubectl("get", "events.v1.events.k8s.io", "-n", "shop", "-o", "json")
+    assert code == 0, err
+    backoff = next(e for e in json.loads(out)["items"] if e["reason"] == "BackOff")
+    assert backoff["eventTime"] is None and backoff["deprecatedCount"] == 14
+    code, out, err = await kubectl("get", "events.events.k8s.io", "-n", "shop")
+    assert code == 0, err
+    assert "Scaled up replica set api-7f6b9c5d4 to 1" in out
+    code, _, err = await kubectl("get", "pods", "-n", "shop", "--field-selector", "spec.image=x")
+    assert code != 0
+    assert "field label not supported: spec.image" in err
+    code, out, err = await kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=node-a")
+    assert code == 0 and "api-7f6b9c5d4-zzzzz" in out, err
+
+
+@pytest.mark.parametrize("scenario", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+async def test_kubectl_reads_every_scenario(scenario: str, tmp_path: Path) -> None:
+    async with FakeKubernetes(scenario) as running:
+        kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
+        for kind in ("pods", "events", "deployments", "nodes", "events.events.k8s.io"):
+            code, out, err = await kubectl("get", kind, "-A", "-o", "json")
+            assert code == 0, (kind, err)
+            assert json.loads(out)["kind"] == "List"
+        code, _, err = await kubectl("get", "pods", "-A")
+        assert code == 0, err

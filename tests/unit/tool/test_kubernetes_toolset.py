@@ -200,11 +200,13 @@ async def test_pod_logs_refusals(start: Start) -> None:
         FailedPrecondition, kube.call("pod_logs", namespace="shop", name="checkout-7b9c8d-qq2lm")
     )
     assert "is waiting to start: trying and failing to pull image" in error.message
+    assert "has not started, so it has no log yet" in error.message
     error = await _raises(
         FailedPrecondition,
         kube.call("pod_logs", namespace="shop", name="checkout-7b9c8d-qq2lm", previous=True),
     )
     assert 'previous terminated container "checkout"' in error.message
+    assert "has no earlier instance" in error.message
     error = await _raises(
         InvalidArgument,
         kube.call("pod_logs", namespace="shop", name="checkout-7b9c8d-qq2lm", container="nope"),
@@ -267,7 +269,7 @@ async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
     assert claims["data-postgres-0"] == {
         "name": "data-postgres-0",
         "phase": "Pending",
-        "storage_class": "fast-ssd",
+        "storage_class": "fast-ssd-z9",
         "requested": "50Gi",
         "capacity": "",
         "volume": "",
@@ -284,6 +286,62 @@ async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
         "namespace": "shop",
         "keys": ["ORDERS_DB_HOST", "ORDERS_QUEUE"],
     }
+
+
+async def test_scheduler_events_count_and_last_seen_come_from_their_series(start: Start) -> None:
+    # The scheduler records through events.k8s.io: no count and no lastTimestamp in v1.
+    kube = await start("unschedulable")
+    (event,) = (await kube.call("events", namespace="ml"))["events"]
+    assert event["reason"] == "FailedScheduling" and event["count"] == 12
+    assert event["source"] == "default-scheduler"
+    now = datetime.now(UTC)
+    first = datetime.strptime(event["first_seen"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    last = datetime.strptime(event["last_seen"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert 24 * 60 < (now - first).total_seconds() < 26 * 60
+    assert 0 < (now - last).total_seconds() < 120
+
+
+async def test_unsupported_field_selector_is_invalid_argument_naming_the_supported(
+    start: Start,
+) -> None:
+    kube = await start("healthy")
+    error = await _raises(
+        InvalidArgument,
+        kube.call("list_pods", namespace="shop", field_selector="spec.containers.image=x"),
+    )
+    assert "field label not supported: spec.containers.image" in error.message
+    assert "pods can be selected by the fields metadata.name" in error.message
+    assert "status.phase" in error.message
+
+
+async def test_describe_pod_shows_ports_and_probes(start: Start) -> None:
+    kube = await start("liveness_wrong_port")
+    result = await kube.call("describe_pod", namespace="web", name="storefront-6f8d9b7c4-j5k2l")
+    (container,) = result["pod"]["containers"]
+    assert container["ports"] == ["http:8080/TCP"]
+    assert container["probes"] == {
+        "liveness": {"type": "httpGet", "port": "8181", "path": "/healthz"},
+        "readiness": {"type": "httpGet", "port": "http", "path": "/ready"},
+    }
+    neighbour = await kube.call("describe_pod", namespace="web", name="catalog-5d7c6b9f8-p3q4r")
+    assert neighbour["pod"]["containers"][0]["probes"]["readiness"] == {
+        "type": "tcpSocket",
+        "port": "9090",
+        "path": "",
+    }
+    # A listing stays a summary.
+    listed = (await kube.call("list_pods", namespace="web"))["pods"][0]["containers"][0]
+    assert "probes" not in listed and "ports" not in listed
+
+
+async def test_evicted_pods_show_the_kubelets_reason(start: Start) -> None:
+    kube = await start("node_disk_pressure")
+    pods = {p["name"]: p for p in (await kube.call("list_pods", namespace="reports"))["pods"]}
+    evicted = pods["report-api-7c9f6b8d5-4kz8p"]
+    assert (evicted["phase"], evicted["reason"]) == ("Failed", "Evicted")
+    assert evicted["message"].startswith("The node was low on resource: ephemeral-storage.")
+    assert evicted["node"] == "node-d4k"
+    assert pods["report-scheduler-0"]["reason"] == ""
 
 
 # --- Errors ---------------------------------------------------------------------------
