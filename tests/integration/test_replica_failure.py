@@ -158,7 +158,15 @@ async def test_killing_a_provider_mid_stream_ends_its_streams_cleanly(
             streams.append((text, code, time.monotonic()))
 
         async def kill_soon() -> None:
-            await asyncio.sleep(0.4)  # unary calls waiting upstream, streams mid-way
+            # Once most calls are waiting upstream and streams are mid-way (a fixed delay
+            # missed them on a loaded machine).
+            control = gw.fakes["openai"].control()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                stats = await asyncio.to_thread(control.stats)
+                if stats.in_flight >= 150:
+                    break
+                await asyncio.sleep(0.05)
             gw.stack.replicas["provider"][0].process.kill()
             killed_at.append(time.monotonic())
 
