@@ -55,7 +55,8 @@ def _run_rows(runs: Sequence[RunResult]) -> list[str]:
     for run in runs:
         f = run.figures
         rows.append(
-            f"| {_label(run)} ({run.slots}) | {f.succeeded} / {f.count} | {run.wall_s:.2f} |"
+            f"| {_label(run)} ({run.slots}) | {f.succeeded} / {f.count} ({f.concluded}) |"
+            f" {run.wall_s:.2f} |"
             f" {_s(f.duration.p50)} / {_s(f.duration.p95)} / {_s(f.duration.max)} |"
             f" {_s(f.queue.p50)} / {_s(f.queue.p95)} | {_s(f.run.p50)} |"
             f" {_ms(f.step_added.p50)} / {_ms(f.step_added.p95)} |"
@@ -135,13 +136,16 @@ def section(
         f" `investigations.workers` (8 is the default), in brackets the investigations that"
         f" run at once.",
         "",
-        "| replicas x workers (slots) | succeeded | batch wall s | duration p50 / p95 / max s |"
+        "| replicas x workers (slots) | succeeded (concluded) | batch wall s |"
+        " duration p50 / p95 / max s |"
         " queue wait p50 / p95 s | run time p50 s | gateway per model step p50 / p95 ms |"
         " investigation RSS before / peak / after MiB |",
         "|---|---|---|---|---|---|---|---|",
         *_run_rows(runs),
         "",
-        f"Per investigation: {shape} (context + the model's). Batch wall: from sending the"
+        f"Per investigation: {shape} (context + the model's). Concluded: a complete"
+        " result whose root cause kept its evidence (the scripted conclusion held)."
+        " Batch wall: from sending the"
         " creates until the last event stream ended (load client's clock). Every other time"
         " is the investigation service's own: duration = create to end time, queue wait ="
         " create to start time, run time = start to end time (a worker slot held). Gateway"
@@ -175,10 +179,17 @@ def section(
         " slots than investigations, the batch runs in waves (ceil(investigations / slots))"
         " of one run time each, and throughput is slots / run time: the model's delay, not"
         " the CPU, bounds it, and more workers or replicas raise it. With a slot for every"
-        " investigation, all run at once and the batch takes about one run time, stretched by"
-        " the cores all processes share: then the CPU bound (every process of the run, the"
-        " fakes and the load client included, over these cores) is the nearer one. A real"
-        " model answers in seconds, not half a second, so the same slots give proportionally"
-        " fewer investigations per second while the CPU per investigation stays the same.",
+        " investigation the slots stop bounding it, and two other limits show. A replica's"
+        " worker claims one job at a time (a queue read, a claim script and the record, on"
+        " the event loop the running investigations share), so the last investigations of"
+        " the batch still wait in the queue while the first already run: that is the queue"
+        " wait of those rows, and a second replica claims in parallel. And every process"
+        " runs at once on these cores, which stretches each investigation's run time and the"
+        " gateway's time per model step: the CPU bound (every process of the run, the fakes"
+        " and the load client included, over these cores) is then the nearer one. A real"
+        " model answers in seconds, not half a second: the same slots then give"
+        " proportionally fewer investigations per second while the CPU per investigation"
+        " stays the same, so on a real model the slots (replicas x workers) are what bounds"
+        " throughput long before the CPU.",
         "",
     ]

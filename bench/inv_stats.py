@@ -25,6 +25,7 @@ from typing import Any
 from bench.ttft import percentile
 
 SUCCEEDED = "INVESTIGATION_STATE_SUCCEEDED"
+COMPLETE = "COMPLETENESS_COMPLETE"
 # The processes of the gateway an investigation uses (the CPU meter's groups).
 GATEWAY_PROCESSES = ("investigation", "tool", "router", "provider", "envoy", "redis")
 
@@ -46,6 +47,8 @@ class InvestigationFigures:
     """One investigation's figures; times in seconds."""
 
     succeeded: bool
+    # A complete result whose root cause kept its evidence: the model's conclusion held.
+    concluded: bool
     # From create_time to end_time: what the caller waited.
     duration_s: float
     # From create_time to start_time: time in the queue before a worker claimed it.
@@ -94,6 +97,9 @@ def figures(
     by_model = sum(c.get("requested_by") == "model" for c in calls)
     return InvestigationFigures(
         succeeded=investigation.get("state") == SUCCEEDED,
+        concluded=result.get("completeness") == COMPLETE
+        and bool(result.get("root_cause"))
+        and bool(result.get("root_cause_evidence")),
         duration_s=ended - created,
         queue_s=started - created,
         run_s=ended - started,
@@ -127,6 +133,7 @@ class BatchFigures:
 
     count: int
     succeeded: int
+    concluded: int
     duration: Spread
     queue: Spread
     run: Spread
@@ -144,6 +151,7 @@ def batch(items: Sequence[InvestigationFigures], model_delay_s: float) -> BatchF
     return BatchFigures(
         count=len(items),
         succeeded=sum(i.succeeded for i in items),
+        concluded=sum(i.concluded for i in items),
         duration=Spread.of([i.duration_s for i in items]),
         queue=Spread.of([i.queue_s for i in items]),
         run=Spread.of([i.run_s for i in items]),

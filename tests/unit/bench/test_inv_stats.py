@@ -68,6 +68,9 @@ def test_figures_of_one_investigation() -> None:
         "start_time": _at(0.25),
         "end_time": _at(2.0),
         "result": {
+            "completeness": "COMPLETENESS_COMPLETE",
+            "root_cause": "PAYMENT_API_KEY is not set",
+            "root_cause_evidence": [{"tool_call_id": "c3", "excerpt": "PAYMENT_API_KEY"}],
             "steps": 2,
             "tool_calls": [
                 {"requested_by": "context", "duration": "0.100s"},
@@ -77,7 +80,7 @@ def test_figures_of_one_investigation() -> None:
         },
     }
     got = inv_stats.figures(resource, EVENTS)
-    assert got.succeeded
+    assert got.succeeded and got.concluded
     assert got.duration_s == pytest.approx(2.0)
     assert got.queue_s == pytest.approx(0.25)
     assert got.run_s == pytest.approx(1.75)
@@ -89,7 +92,7 @@ def test_figures_of_one_investigation() -> None:
 def test_a_failed_investigation_without_a_result_counts_as_not_succeeded() -> None:
     resource = {"state": "INVESTIGATION_STATE_FAILED", "create_time": T0, "end_time": _at(1.0)}
     got = inv_stats.figures(resource, [])
-    assert not got.succeeded
+    assert not got.succeeded and not got.concluded
     assert (got.queue_s, got.steps, got.model_calls, got.step_s) == (0.0, 0, 0, ())
 
 
@@ -102,6 +105,7 @@ def test_duration_needs_the_protobuf_seconds_suffix() -> None:
 def _figures(queue: float, step: float, steps: int = 2) -> inv_stats.InvestigationFigures:
     return inv_stats.InvestigationFigures(
         succeeded=True,
+        concluded=True,
         duration_s=queue + 2.0,
         queue_s=queue,
         run_s=2.0,
@@ -117,7 +121,7 @@ def test_batch_spreads_and_the_step_time_less_the_model_delay() -> None:
     items = [_figures(queue=float(i), step=0.5 + i / 100) for i in range(20)]
     items.append(_figures(queue=0.0, step=0.5, steps=3))
     got = inv_stats.batch(items, model_delay_s=0.5)
-    assert (got.count, got.succeeded) == (21, 21)
+    assert (got.count, got.succeeded, got.concluded) == (21, 21, 21)
     assert got.queue.max == 19.0 and got.queue.p50 == 9.0
     assert got.queue.p95 == 18.0
     assert got.step_added.p50 == pytest.approx(0.09)
@@ -161,8 +165,8 @@ def test_the_section_has_a_row_per_run_and_a_cpu_column_per_run() -> None:
         [_run((1, 8), 14.0), _run((1, 50), 3.0)], "today", "`cmd`", model_delay_s=0.5
     )
     assert lines[0] == "## Concurrent investigations"
-    assert any(line.startswith("| 1 x 8 (8) | 50 / 50 | 14.00 |") for line in lines)
-    assert any(line.startswith("| 1 x 50 (50) | 50 / 50 | 3.00 |") for line in lines)
+    assert any(line.startswith("| 1 x 8 (8) | 50 / 50 (50) | 14.00 |") for line in lines)
+    assert any(line.startswith("| 1 x 50 (50) | 50 / 50 (50) | 3.00 |") for line in lines)
     assert "| **gateway total** | **120** | **120** |" in lines
 
 
