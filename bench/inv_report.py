@@ -97,13 +97,49 @@ def _cpu_rows(runs: Sequence[RunResult]) -> list[str]:
     rows.append(
         row("load client", [run.client_cpu_s / n * 1000 for run, n in zip(runs, per, strict=True)])
     )
-    rows.append(
-        row(
-            "other processes of the machine",
-            [run.other_cpu_s / n * 1000 for run, n in zip(runs, per, strict=True)],
-        )
-    )
     return rows
+
+
+def other_cores(run: RunResult) -> float:
+    """Cores the rest of the machine used on average during the batch."""
+    return run.other_cpu_s / run.wall_s if run.wall_s > 0 else 0.0
+
+
+# Above this many cores of other work on average, the section says the machine was shared.
+SHARED_CORES = 0.1
+
+
+def _shape(runs: Sequence[RunResult]) -> str:
+    """Model steps and tool calls per investigation, once when every run agrees."""
+
+    def of(run: RunResult) -> str:
+        f = run.figures
+        return (
+            f"{_values(f.steps)} model steps, {_values(f.context_calls)} context tool calls"
+            f" and {_values(f.model_calls)} the model asked for"
+        )
+
+    shapes = [of(run) for run in runs]
+    if len(set(shapes)) == 1:
+        return f"every run: {shapes[0]}"
+    return "; ".join(f"{_label(run)}: {shape}" for run, shape in zip(runs, shapes, strict=True))
+
+
+def _sharing(runs: Sequence[RunResult]) -> str:
+    cores = ", ".join(f"{other_cores(run):.2f}" for run in runs)
+    loads = ", ".join(f"{run.load_before:.1f}" for run in runs)
+    shared = max(other_cores(run) for run in runs) > SHARED_CORES
+    verdict = (
+        "**This measurement shared the machine with other work**, which took CPU from the"
+        " runs and stretched their times: compare runs with that in mind."
+        if shared
+        else "The machine had no other notable work during the runs."
+    )
+    return (
+        f"Other work on the machine during each batch (every process but the run's, from"
+        f" /proc/stat), in cores on average: {cores}; load average before each run:"
+        f" {loads}. {verdict}"
+    )
 
 
 def section(
@@ -112,12 +148,6 @@ def section(
     """The section: `measured` says when and where, `command` (Markdown) how."""
     cores = os.cpu_count() or 1
     first = runs[0].figures
-    shape = ", ".join(
-        f"{_label(r)}: {_values(r.figures.steps)} steps,"
-        f" {_values(r.figures.context_calls)} + {_values(r.figures.model_calls)} tool calls"
-        for r in runs
-    )
-    loads = ", ".join(f"{run.load_before:.1f}" for run in runs)
     return [
         "## Concurrent investigations",
         "",
@@ -143,7 +173,7 @@ def section(
         "|---|---|---|---|---|---|---|---|",
         *_run_rows(runs),
         "",
-        f"Per investigation: {shape} (context + the model's). Concluded: a complete"
+        f"Per investigation, {_shape(runs)}. Concluded: a complete"
         " result whose root cause kept its evidence (the scripted conclusion held)."
         " Batch wall: from sending the"
         " creates until the last event stream ended (load client's clock). Every other time"
@@ -163,9 +193,7 @@ def section(
         *_cpu_rows(runs),
         "",
         "The fakes and the load client share the machine's cores with the gateway but are not"
-        " part of it. Other processes of the machine: the CPU the rest of the machine spent"
-        " during the batch (idle services of the run, the system, and anything else running)"
-        f" per investigation; load average before each run: {loads}.",
+        " part of it. " + _sharing(runs),
         "",
         "What bounds throughput:",
         "",
@@ -182,8 +210,8 @@ def section(
         " investigation the slots stop bounding it, and two other limits show. A replica's"
         " worker claims one job at a time (a queue read, a claim script and the record, on"
         " the event loop the running investigations share), so the last investigations of"
-        " the batch still wait in the queue while the first already run: that is the queue"
-        " wait of those rows, and a second replica claims in parallel. And every process"
+        " the batch still wait in the queue while the first already run (the queue wait of"
+        " those rows), and a second replica claims in parallel. And every process"
         " runs at once on these cores, which stretches each investigation's run time and the"
         " gateway's time per model step: the CPU bound (every process of the run, the fakes"
         " and the load client included, over these cores) is then the nearer one. A real"

@@ -132,7 +132,7 @@ def test_an_empty_spread_is_nan() -> None:
     assert math.isnan(inv_stats.Spread.of([]).p50)
 
 
-def _run(slots: tuple[int, int], wall: float) -> RunResult:
+def _run(slots: tuple[int, int], wall: float, other_cpu: float = 0.0) -> RunResult:
     items = [_figures(queue=0.0, step=0.6) for _ in range(50)]
     cpu = dict.fromkeys(GATEWAY_PROCESSES, 1.0) | {"fake model": 0.5, "fake Kubernetes API": 0.5}
     return RunResult(
@@ -142,7 +142,7 @@ def _run(slots: tuple[int, int], wall: float) -> RunResult:
         wall_s=wall,
         cpu_s=cpu,
         client_cpu_s=1.0,
-        other_cpu_s=0.0,
+        other_cpu_s=other_cpu,
         rss_before_mib=80,
         rss_peak_mib=90,
         rss_after_mib=85,
@@ -175,3 +175,13 @@ def test_runs_are_replicas_x_workers() -> None:
     for bad in ("2", "x8", "0x8", "2x-1", "ax8"):
         with pytest.raises(ValueError, match=r"like 2x8|at least 1"):
             parse_runs(bad)
+
+
+def test_the_section_says_when_other_work_shared_the_machine() -> None:
+    quiet = inv_report.section([_run((1, 8), 10.0, other_cpu=0.5)], "today", "`cmd`", 0.5)
+    busy = inv_report.section([_run((1, 8), 10.0, other_cpu=5.0)], "today", "`cmd`", 0.5)
+    assert any("in cores on average: 0.05;" in line for line in quiet)
+    assert not any("shared the machine" in line for line in quiet)
+    assert any("in cores on average: 0.50;" in line for line in busy)
+    assert any("**This measurement shared the machine with other work**" in line for line in busy)
+    assert any("every run: 2 model steps, 5 context tool calls" in line for line in busy)
