@@ -5,9 +5,11 @@ The same requests go to the fake OpenAI upstream directly and through the whole 
 and 16, and streamed time to first token from one sequential client. Then the fallback
 scenario (bench/fallback.py): a model whose primary deployment fails every other request,
 through the gateway at the same concurrencies, and per route from one sequential client.
-Last, thousands of concurrent paced streams through the default stack (bench/streams.py).
+Then thousands of concurrent paced streams through the default stack (bench/streams.py),
+and last fifty investigations started at once (bench/investigations.py).
 Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`;
-`--scenario streams` runs only the streams scenario and replaces its section of RESULTS.md.
+`--scenario streams` (or `investigations`) runs only that scenario and replaces its
+section of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fallback, streams
+from bench import fallback, inv_report, investigations, streams
 from bench.cpu import CpuMeter, bare_grpc_call_cpu
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
@@ -239,6 +241,7 @@ def report(
         dict[tuple[str, int], WrkResult], dict[tuple[str, int], float], dict[str, float]
     ],
     streams_section: list[str],
+    investigations_section: list[str],
 ) -> str:
     c1d, c1g = runs[("direct", 1)], runs[("gateway", 1)]
     c16d, c16g = runs[("direct", 16)], runs[("gateway", 16)]
@@ -320,6 +323,7 @@ def report(
         *_features_section(runs, cpu, features),
         "",
         *streams_section,
+        *investigations_section,
     ]
     return "\n".join(lines).rstrip("\n")
 
@@ -427,6 +431,27 @@ def _streams_section() -> list[str]:
     )
 
 
+def _investigations_section() -> list[str]:
+    """The concurrent-investigations scenario, each run on a gateway of its own."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-investigations-") as tmp:
+        results = investigations.run_scenario(Path(tmp))
+    runs = ",".join(f"{r}x{w}" for r, w in investigations.RUNS)
+    return inv_report.section(
+        results,
+        f"{today} on {machine()}",
+        "`make bench` (this section alone: `python -m bench.run --scenario investigations`;"
+        f" the same runs, printed: `python -m bench.investigations --runs {runs}`)",
+        investigations.MODEL_DELAY_S,
+    )
+
+
+SCENARIOS = {
+    streams.SECTION: ("streams", _streams_section),
+    investigations.SECTION: ("investigations", _investigations_section),
+}
+
+
 def replace_section(text: str, heading: str, lines: list[str]) -> str:
     """`text` with the section under `heading` (up to the next `## `) replaced by
     `lines`, or with `lines` appended when it has no such section."""
@@ -451,13 +476,16 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--replicas", dest="replicas_text", default="router=1,provider=1")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--scenario", choices=["all", "streams"], default="all")
+    parser.add_argument(
+        "--scenario", choices=["all", *(name for name, _ in SCENARIOS.values())], default="all"
+    )
     args = parser.parse_args()
-    if args.scenario == "streams":
-        current = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
-        args.output.write_text(replace_section(current, streams.SECTION, _streams_section()))
-        print(args.output.read_text())
-        return 0
+    for heading, (name, produce) in SCENARIOS.items():
+        if args.scenario == name:
+            current = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
+            args.output.write_text(replace_section(current, heading, produce()))
+            print(args.output.read_text())
+            return 0
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
         work = Path(tmp)
         unary, streamed = work / "unary.json", work / "stream.json"
@@ -509,6 +537,7 @@ def main() -> int:
             runs.update(flaky_runs)
         features = run_features(work, BODY, args.duration, _replicas(args.replicas_text), wrk)
     streams_section = _streams_section()
+    investigations_section = _investigations_section()
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
     text = report(
         args,
@@ -520,6 +549,7 @@ def main() -> int:
         routes=routes,
         features=features,
         streams_section=streams_section,
+        investigations_section=investigations_section,
     )
     args.output.write_text(text + "\n")
     print(text)
