@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from google.protobuf import duration_pb2
+
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.investigation_config import InvestigationConfig
@@ -27,6 +29,12 @@ class Limits:
         return out
 
 
+def _seconds(duration: duration_pb2.Duration) -> float:
+    """A Duration in seconds, whatever its size (ToTimedelta overflows past 999,999,999
+    days, which a caller can send)."""
+    return duration.seconds + duration.nanos / 1e9
+
+
 def check_limits(
     limits: inv_pb2.InvestigationLimits, config: InvestigationConfig, prefix: str
 ) -> list[FieldViolation]:
@@ -35,7 +43,7 @@ def check_limits(
     c = config.ceilings
     if limits.max_steps < 0 or limits.max_steps > c.max_steps:
         out.append(FieldViolation(f"{prefix}.max_steps", f"must be 0..{c.max_steps}"))
-    seconds = limits.time_limit.ToTimedelta().total_seconds()
+    seconds = _seconds(limits.time_limit)
     if seconds < 0 or seconds > c.time_limit_seconds:
         out.append(
             FieldViolation(f"{prefix}.time_limit", f"must be at most {c.time_limit_seconds:g}s")
@@ -52,7 +60,7 @@ def check_limits(
 def effective_limits(limits: inv_pb2.InvestigationLimits, config: InvestigationConfig) -> Limits:
     """The limits an investigation runs with (request values checked by check_limits)."""
     d = config.defaults
-    seconds = limits.time_limit.ToTimedelta().total_seconds()
+    seconds = _seconds(limits.time_limit)
     return Limits(
         max_steps=limits.max_steps or d.max_steps,
         time_limit_s=seconds or d.time_limit_seconds,

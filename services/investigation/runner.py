@@ -100,9 +100,7 @@ class Runner:
         config = self._config()
         investigation = job.investigation
         limits = effective_limits(investigation.limits, config)
-        started = (
-            investigation.start_time.ToSeconds() if investigation.HasField("start_time") else 0
-        )
+        started = _started(investigation)
         elapsed = max(0.0, self._clock() - started) if started else 0.0
         deadline = self._monotonic() + max(0.0, limits.time_limit_s - elapsed)
         toolbox = Toolbox(
@@ -226,9 +224,7 @@ class Runner:
             usage=investigation.usage,
             cost=investigation.cost,
         )
-        started = (
-            investigation.start_time.ToSeconds() if investigation.HasField("start_time") else 0
-        )
+        started = _started(investigation)
         metrics.observe_finished(state, result, self._clock() - started if started else 0.0)
 
 

@@ -273,5 +273,5 @@ def call_from_invocation(invocation: inv_pb2.ToolInvocation) -> ToolCall:
         error_code=code,
         requested_by=invocation.requested_by or "context",
         step=invocation.step,
-        duration_s=invocation.duration.ToTimedelta().total_seconds(),
+        duration_s=invocation.duration.seconds + invocation.duration.nanos / 1e9,
     )
