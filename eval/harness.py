@@ -26,7 +26,7 @@ import grpc
 import httpx
 from google.protobuf import json_format
 
-from eval.prometheus import running_storefront_prometheus
+from eval.prometheus import running_error_rate_prometheus
 from eval.scenarios import Scenario
 from llmgw.identity.v1 import identity_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
@@ -44,8 +44,9 @@ SCRIPTED_MODEL = "eval-scripted"
 SCRIPTED_UPSTREAM = "eval-scripted-upstream"
 REAL_MODEL = LOCAL_MODEL_NAME
 KUBE_TOKEN = "eval-fake-kube-token-0123456789"
-# Limits of the real-model mode: the model is small and slow on two cores.
-REAL_LIMITS = {"max_steps": 3, "time_limit": "120s"}
+# Limits of the real-model mode: the model is small and slow on two cores (2 steps, 90 s
+# keep a run of the ten under 15 minutes).
+REAL_LIMITS = {"max_steps": 2, "time_limit": "90s"}
 # The service's default time limit (`investigations.defaults.time_limit_seconds`), and
 # how long beyond its time limit an investigation's stream is waited for.
 DEFAULT_TIME_LIMIT_SECONDS = 300.0
@@ -207,7 +208,7 @@ async def environment(
         kubeconfig = write_kubeconfig(run_dir / "kubeconfig", kube_url, token=KUBE_TOKEN)
         progress(f"fake Kubernetes API at {kube_url} ({kube_seconds:.2f} s to start)")
         prometheus = await stack.enter_async_context(
-            running_storefront_prometheus(run_dir / "prometheus")
+            running_error_rate_prometheus(run_dir / "prometheus")
         )
         progress(f"Prometheus at {prometheus.url}, alert firing")
         gateway_cm = running_gateway(
