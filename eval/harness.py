@@ -31,6 +31,7 @@ from eval.scenarios import Scenario
 from llmgw.identity.v1 import identity_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
+from services.common.gateway_config import LOCAL_MODEL_CONTEXT
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.stack import REPO_ROOT
 from tests.fakes import Behaviour
@@ -140,7 +141,15 @@ def _configure(local_model_url: str | None) -> Callable[[dict[str, Any]], None]:
             document["models"].append(
                 {
                     "name": REAL_MODEL,
-                    "deployments": [{"provider": "local", "model": LOCAL_MODEL_NAME}],
+                    # The window the investigation sizes its prompts to (llama-server's
+                    # slot), as the default catalogue states it for the embedded model.
+                    "deployments": [
+                        {
+                            "provider": "local",
+                            "model": LOCAL_MODEL_NAME,
+                            "context_window": LOCAL_MODEL_CONTEXT,
+                        }
+                    ],
                 }
             )
         document["investigations"] = {

@@ -14,9 +14,10 @@ the token was not read from this cluster.
 For the model modes, whose root cause stood is reported apart: `model_root` is
 "accepted" (the model's own, its evidence checked), "rejected" (the model's, among the
 rejected claims) or "none" (the model gave none, or never concluded). An analyzer root
-cause is stored with that finding's evidence, all of it; the model's with what it cited
-that checked out, so a root cause whose evidence is exactly one analyzer finding's is
-that finding's.
+cause is stored with that finding's evidence, all of it, and names the finding's subject
+(`batch/report-worker-0`, `node-d4k`); the model's with what it cited that checked out.
+A root cause with exactly one analyzer finding's evidence that names its subject is
+taken for that finding's (the stored result does not say whose it is).
 """
 
 from __future__ import annotations
@@ -122,7 +123,12 @@ def model_root(result: inv_pb2.InvestigationResult, with_model: bool) -> str:
         return "none"
     stored = _key(result.root_cause_evidence)
     analyzers = (f for f in result.findings if f.origin.startswith("analyzer:"))
-    return "none" if any(_key(f.evidence) == stored for f in analyzers) else "accepted"
+    for found in analyzers:
+        # `pod/ns/name` -> `ns/name`, `node/name` -> `name`: every analyzer root cause names it.
+        named = found.subject.partition("/")[2]
+        if _key(found.evidence) == stored and named and named in result.root_cause:
+            return "none"
+    return "accepted"
 
 
 def score(
