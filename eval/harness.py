@@ -45,9 +45,11 @@ SCRIPTED_MODEL = "eval-scripted"
 SCRIPTED_UPSTREAM = "eval-scripted-upstream"
 REAL_MODEL = LOCAL_MODEL_NAME
 KUBE_TOKEN = "eval-fake-kube-token-0123456789"
-# Limits of the real-model mode: the model is small and slow on two cores (2 steps, 90 s
-# keep a run of the ten under 15 minutes).
-REAL_LIMITS = {"max_steps": 2, "time_limit": "90s"}
+# Limits of the real-model mode: one step, the conclusion, offered no tools. With tools
+# offered, the first request carries the fifteen tool definitions (about 9.4 KB of JSON
+# schema) besides the first message the budget sized, 6.7k-8k tokens in all, which the
+# model's 4,096-token slot refuses (the prompt budget does not count the tools).
+REAL_LIMITS = {"max_steps": 1, "time_limit": "90s"}
 # The service's default time limit (`investigations.defaults.time_limit_seconds`), and
 # how long beyond its time limit an investigation's stream is waited for.
 DEFAULT_TIME_LIMIT_SECONDS = 300.0

@@ -3,7 +3,8 @@ every scenario investigated in each mode, scored, and written to RESULTS.md.
 
 Modes: `analyzers` (`model: none`), `scripted` (the fake OpenAI upstream plays one
 conversation per scenario, eval/scripts.py), `real` (the embedded SmolLM2 through
-llama-server, which `make model` / `llmgw prepare-model` builds; limits: 2 steps, 90 s).
+llama-server, which `make model` / `llmgw prepare-model` builds; limits: 1 step, no tools
+offered (see eval/harness.py), 90 s).
 """
 
 from __future__ import annotations
