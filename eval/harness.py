@@ -26,11 +26,12 @@ import grpc
 import httpx
 from google.protobuf import json_format
 
-from eval.prometheus import running_storefront_prometheus
+from eval.prometheus import running_error_rate_prometheus
 from eval.scenarios import Scenario
 from llmgw.identity.v1 import identity_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
+from services.common.gateway_config import LOCAL_MODEL_CONTEXT
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.stack import REPO_ROOT
 from tests.fakes import Behaviour
@@ -44,8 +45,11 @@ SCRIPTED_MODEL = "eval-scripted"
 SCRIPTED_UPSTREAM = "eval-scripted-upstream"
 REAL_MODEL = LOCAL_MODEL_NAME
 KUBE_TOKEN = "eval-fake-kube-token-0123456789"
-# Limits of the real-model mode: the model is small and slow on two cores.
-REAL_LIMITS = {"max_steps": 3, "time_limit": "120s"}
+# Limits of the real-model mode: one step, the conclusion, offered no tools. With tools
+# offered, the first request carries the fifteen tool definitions (about 9.4 KB of JSON
+# schema) besides the first message the budget sized, 6.7k-8k tokens in all, which the
+# model's 4,096-token slot refuses (the prompt budget does not count the tools).
+REAL_LIMITS = {"max_steps": 1, "time_limit": "90s"}
 # The service's default time limit (`investigations.defaults.time_limit_seconds`), and
 # how long beyond its time limit an investigation's stream is waited for.
 DEFAULT_TIME_LIMIT_SECONDS = 300.0
@@ -139,7 +143,15 @@ def _configure(local_model_url: str | None) -> Callable[[dict[str, Any]], None]:
             document["models"].append(
                 {
                     "name": REAL_MODEL,
-                    "deployments": [{"provider": "local", "model": LOCAL_MODEL_NAME}],
+                    # The window the investigation sizes its prompts to (llama-server's
+                    # slot), as the default catalogue states it for the embedded model.
+                    "deployments": [
+                        {
+                            "provider": "local",
+                            "model": LOCAL_MODEL_NAME,
+                            "context_window": LOCAL_MODEL_CONTEXT,
+                        }
+                    ],
                 }
             )
         document["investigations"] = {
@@ -207,7 +219,7 @@ async def environment(
         kubeconfig = write_kubeconfig(run_dir / "kubeconfig", kube_url, token=KUBE_TOKEN)
         progress(f"fake Kubernetes API at {kube_url} ({kube_seconds:.2f} s to start)")
         prometheus = await stack.enter_async_context(
-            running_storefront_prometheus(run_dir / "prometheus")
+            running_error_rate_prometheus(run_dir / "prometheus")
         )
         progress(f"Prometheus at {prometheus.url}, alert firing")
         gateway_cm = running_gateway(

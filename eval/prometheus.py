@@ -1,4 +1,4 @@
-"""The Prometheus side of the error-rate scenario: an hour of the storefront frontend's
+"""The Prometheus side of the error-rate scenario: an hour of billing's invoice-api
 request counters (5xx at 0.5% of traffic, then 30% for the last few minutes), an
 alerting rule over their ratio, and an exporter that keeps the counters growing at the
 same rates so the alert stays firing however long a run takes.
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.scenarios import ERROR_RATE_EXPR
+from eval.scenarios import ERROR_RATE_ALERT, ERROR_RATE_EXPR
 from tests.support.prometheus import Exporter, Prometheus, Series, running_prometheus
 
-JOB = "storefront-frontend"
-LABELS = {"namespace": "storefront", "deployment": "frontend"}
+JOB = "invoice-api"
+LABELS = {"namespace": "billing", "deployment": "invoice-api"}
 REQUESTS_PER_SECOND = 20.0
 ERRORS_BEFORE = 0.1  # per second: 0.5% of requests
 ERRORS_DURING = 6.0  # per second: 30% of requests
@@ -31,11 +31,11 @@ ERRORS_DURING = 6.0  # per second: 30% of requests
 SPIKE_AGE_SECONDS = 240
 HISTORY_SECONDS = 3600
 HISTORY_STEP = 15
-ALERT = "HighErrorRate"
+ALERT = ERROR_RATE_ALERT
 
 RULE_GROUPS: list[dict[str, Any]] = [
     {
-        "name": "storefront-slo",
+        "name": "billing-slo",
         "interval": "1s",
         "rules": [
             {
@@ -70,7 +70,7 @@ class Traffic:
 
 
 class TrafficExporter(Exporter):
-    """The frontend's counters, computed at each scrape from the clock."""
+    """invoice-api's counters, computed at each scrape from the clock."""
 
     def __init__(self, traffic: Traffic) -> None:
         super().__init__()
@@ -78,7 +78,7 @@ class TrafficExporter(Exporter):
 
     def exposition(self) -> str:
         now = time.time()
-        self.set("http_requests_total", {**LABELS, "code": "503"}, self.traffic.errors(now))
+        self.set("http_requests_total", {**LABELS, "code": "500"}, self.traffic.errors(now))
         self.set("http_requests_total", {**LABELS, "code": "200"}, self.traffic.successes(now))
         return super().exposition()
 
@@ -92,7 +92,7 @@ def history(traffic: Traffic, end: float, instance: str) -> list[Series]:
     return [
         Series(
             "http_requests_total",
-            {**labels, "code": "503"},
+            {**labels, "code": "500"},
             [(t, traffic.errors(t)) for t in times],
         ),
         Series(
@@ -104,8 +104,8 @@ def history(traffic: Traffic, end: float, instance: str) -> list[Series]:
 
 
 @asynccontextmanager
-async def running_storefront_prometheus(workdir: Path) -> AsyncIterator[Prometheus]:
-    """Prometheus with the storefront's history, its live exporter and the alert rule,
+async def running_error_rate_prometheus(workdir: Path) -> AsyncIterator[Prometheus]:
+    """Prometheus with invoice-api's history, its live exporter and the alert rule,
     returned once the alert fires."""
     now = time.time()
     traffic = Traffic(origin=now - HISTORY_SECONDS - 60, spike=now - SPIKE_AGE_SECONDS)

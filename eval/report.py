@@ -35,12 +35,16 @@ def _cell(text: str, limit: int = ROOT_CAUSE_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _found(s: Score) -> str:
+    return "yes" if s.correct else "**no**"
+
+
 def _row(s: Score) -> str:
     partial = s.completeness + (
         f" ({s.partial_reason})" if s.partial_reason != "unspecified" else ""
     )
     return (
-        f"| {s.scenario} | {'yes' if s.correct else '**no**'} ({s.judged_by}) | "
+        f"| {s.scenario} | `{s.token}` | {_found(s)} | {s.model_root or '—'} | "
         f"{_cell(s.root_cause) or '—'} | {s.analyzer_kind or '—'} | "
         f"{s.evidence_valid}/{s.evidence_invalid} | {len(s.rejected_claims)} | "
         f"{s.state}, {partial} | "
@@ -51,12 +55,33 @@ def _row(s: Score) -> str:
 
 def _table(scores: Sequence[Score]) -> list[str]:
     return [
-        "| scenario | correct (by) | root cause | strongest analyzer kind | evidence valid/invalid "
-        "| rejected claims | state, completeness | confidence | steps | tool calls (by model) "
-        "| tokens | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | token | token in root cause | model's own root cause | root cause "
+        "| strongest analyzer kind | evidence valid/invalid | rejected claims "
+        "| state, completeness | confidence | steps | tool calls (by model) | tokens | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(_row(s) for s in scores),
     ]
+
+
+def _overview(results: Mapping[str, Sequence[Score]]) -> list[str]:
+    """One row per scenario, one column per mode: the token found, and for a model
+    mode whose root cause it was."""
+    modes = list(results)
+    rows = {s.scenario: [s] for s in next(iter(results.values()))}
+    for mode in modes[1:]:
+        for s in results[mode]:
+            rows.setdefault(s.scenario, []).append(s)
+    head = "| scenario | token | an analyzer covers it | " + " | ".join(modes) + " |"
+    lines = [head, "|---|---|---|" + "---|" * len(modes)]
+    for name, scores in rows.items():
+        cells = [
+            _found(s) + (f" (model's root cause: {s.model_root})" if s.model_root else "")
+            for s in scores
+        ]
+        first = scores[0]
+        covered = "yes" if first.covered else "no"
+        lines.append(f"| {name} | `{first.token}` | {covered} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _rejected(scores: Sequence[Score]) -> list[str]:
@@ -80,7 +105,7 @@ def _total(scores: Sequence[Score]) -> str:
     rejected = sum(len(s.rejected_claims) for s in scores)
     seconds = [s.seconds for s in scores]
     return (
-        f"**{correct}/{len(scores)} correct**; evidence {valid} valid, {invalid} invalid; "
+        f"**token found in {correct}/{len(scores)}**; evidence {valid} valid, {invalid} invalid; "
         f"{rejected} rejected claim(s); {sum(s.tokens for s in scores)} tokens; "
         f"median {statistics.median(seconds):.1f} s, total {sum(seconds):.0f} s."
     )
@@ -90,32 +115,39 @@ def _reading(mode: str, scores: Sequence[Score]) -> str:
     """One paragraph per mode, from the figures only."""
     n = len(scores)
     correct = sum(s.correct for s in scores)
-    by_keyword = sum(s.judged_by == "keyword" for s in scores)
-    by_kind = sum(s.judged_by == "kind" for s in scores)
     invalid = sum(s.evidence_invalid for s in scores)
     partial = [s for s in scores if s.completeness != "complete"]
     failed = [s.scenario for s in scores if s.state != "succeeded"]
-    rejected = [
+    parts = [
+        f"{MODE_TITLES[mode]}: the token in the stored root cause in {correct}/{n}; "
+        f"{invalid} stored evidence item(s) failed the eval's own check."
+    ]
+    wrong = [s.scenario for s in scores if not s.correct]
+    if wrong:
+        parts.append(f"Token missing: {', '.join(wrong)}.")
+    if mode == "analyzers":
+        covered = [s for s in scores if s.covered]
+        parts.append(
+            f"Where an analyzer covers the class: {sum(s.correct for s in covered)}/{len(covered)}."
+        )
+    else:
+        accepted = [s for s in scores if s.model_root == "accepted"]
+        rejected = [s.scenario for s in scores if s.model_root == "rejected"]
+        parts.append(
+            f"The model's own root cause stood in {len(accepted)}/{n} "
+            f"({sum(s.model_correct for s in accepted)} with the token); "
+            f"rejected in {len(rejected)}"
+            + (f" ({', '.join(rejected)})" if rejected else "")
+            + f"; in {n - len(accepted) - len(rejected)} the model gave none or never "
+            "concluded, and the strongest analyzer root cause stands."
+        )
+    claims = [
         f"{s.scenario} ({len(s.rejected_claims)}, confidence then {s.confidence:.2f})"
         for s in scores
         if s.rejected_claims
     ]
-    parts = [
-        f"{MODE_TITLES[mode]}: {correct}/{n} correct "
-        f"({by_keyword} by a keyword of the root-cause sentence, {by_kind} by the strongest "
-        f"analyzer kind alone"
-        + (
-            ", the healthy scenario by no root cause and low confidence"
-            if any(s.judged_by == "healthy" for s in scores)
-            else ""
-        )
-        + f"); {invalid} stored evidence item(s) failed the eval's own check."
-    ]
-    wrong = [s.scenario for s in scores if not s.correct]
-    if wrong:
-        parts.append(f"Not correct: {', '.join(wrong)}.")
-    if rejected:
-        parts.append(f"Claims were rejected in: {', '.join(rejected)}.")
+    if claims:
+        parts.append(f"Claims were rejected in: {', '.join(claims)}.")
     if partial:
         reasons = sorted({s.partial_reason for s in partial})
         parts.append(f"{len(partial)}/{n} partial ({', '.join(reasons)}).")
@@ -124,17 +156,7 @@ def _reading(mode: str, scores: Sequence[Score]) -> str:
     silent = [s for s in scores if s.partial_reason == "model_unavailable" and s.tokens == 0]
     if mode != "analyzers" and silent:
         parts.append(
-            f"In {len(silent)}/{n} the model answered nothing (model_unavailable, 0 tokens): "
-            "there the root cause, findings and verdict are the analyzers' alone."
-        )
-    model_roots = [
-        s.scenario for s in scores if any(c.startswith("root cause: ") for c in s.rejected_claims)
-    ]
-    if model_roots:
-        parts.append(
-            f"The model's own root cause was rejected (its evidence did not check out) in "
-            f"{len(model_roots)}/{n}: {', '.join(model_roots)}; the strongest analyzer root "
-            "cause, where there was one, stands in its place."
+            f"In {len(silent)}/{n} the model answered nothing (model_unavailable, 0 tokens)."
         )
     if mode != "analyzers":
         seconds = [s.seconds for s in scores]
@@ -158,14 +180,17 @@ def render(setup: Setup, results: Mapping[str, Sequence[Score]]) -> str:
         f"per switch, against {setup.kube_start_seconds:.2f} s to start a fake process, "
         "before any Tool-service restart a fake per scenario would also need); a real "
         f"Prometheus (ready in {setup.prometheus_start_seconds:.2f} s) for the error-rate "
-        "scenario.",
-        "- Correct: the root-cause sentence contains a keyword of the scenario, or the "
-        "strongest analyzer finding is of an expected kind; the healthy scenario: no root "
-        "cause and confidence ≤ 0.3. Evidence valid/invalid: every stored excerpt checked "
-        "again by the eval against the stored output of the call it names.",
+        "scenario. Alerts carry Alertmanager's labels and start time.",
+        "- The issue's ten incidents, each with distractors and a unique token in its true "
+        "cause. Found: the stored root cause (the model's where it stood, else the "
+        "strongest analyzer's) contains the token, case folded. Model's own root cause: "
+        "accepted (its evidence checked out), rejected, or none (none given, or no "
+        "conclusion). Evidence valid/invalid: every stored excerpt checked again by the "
+        "eval against the stored output of the call it names.",
         *(f"- {note}" for note in setup.notes),
         "",
     ]
+    lines += ["## Token found, per scenario and mode", "", *_overview(results), ""]
     for mode, scores in results.items():
         lines += [f"## {MODE_TITLES[mode]}", "", *_table(scores), ""]
         lines += [*_rejected(scores), *_partial(scores), _total(scores), ""]

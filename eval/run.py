@@ -3,7 +3,8 @@ every scenario investigated in each mode, scored, and written to RESULTS.md.
 
 Modes: `analyzers` (`model: none`), `scripted` (the fake OpenAI upstream plays one
 conversation per scenario, eval/scripts.py), `real` (the embedded SmolLM2 through
-llama-server, which `make model` / `llmgw prepare-model` builds; limits: 3 steps, 120 s).
+llama-server, which `make model` / `llmgw prepare-model` builds; limits: 1 step, no tools
+offered (see eval/harness.py), 90 s).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ async def run_mode(
             run = await env.investigate(scenario, SCRIPTED_MODEL)
         else:
             run = await env.investigate(scenario, REAL_MODEL, REAL_LIMITS)
-        scored = score(scenario, run.investigation, run.seconds)
+        scored = score(scenario, run.investigation, run.seconds, with_model=mode != "analyzers")
         progress(
-            f"{mode:9} {scenario.name:15} correct={scored.correct!s:5} "
+            f"{mode:9} {scenario.name:23} token={scored.correct!s:5} "
+            f"model_root={scored.model_root or '-'} "
             f"evidence={scored.evidence_valid}/{scored.evidence_invalid} "
             f"rejected={len(scored.rejected_claims)} {scored.seconds:.1f}s"
         )

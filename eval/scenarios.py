@@ -1,19 +1,28 @@
-"""The ten scenarios: an alert as Alertmanager labels it, the fake cluster (and, for one,
-the Prometheus history) behind it, and what a correct investigation concludes.
+"""The issue's ten incidents: an alert as Alertmanager labels it, the fake cluster (and,
+for the error-rate one, the Prometheus history) behind it, and the unique token its
+true cause carries.
 
-`expected_kinds` are analyzer kinds (the vocabulary of `Finding.kind`) that name the
-root cause; `keywords` are words a correct root-cause sentence contains (any one, case
-folded). The healthy scenario expects neither: no root cause and a low confidence.
+Each fake scenario (tests/fakes/kube_scenarios/) hides one cause among distractors (a
+healthy neighbour, an old restart, an unrelated warning) and writes that cause with a
+token nothing else in the cluster contains (`LEDGER_DSN_7Q2`, `317Mi`...): a root cause
+holding the token was read from the evidence, one without it was not, however plausible
+it sounds. `covered` says whether an analyzer handles the incident's class at all (the
+analyzers alone are expected to find the token exactly where it is true).
+
+Alerts carry what Alertmanager sends: the rule's name, its labels (the kube-state-metrics
+ones for Kubernetes alerts), a summary, the graph link of the rule's expression, and the
+start (`starts_ago` seconds before the request, placed in each scenario's timeline:
+after the change that caused it, as long after its first sign as the rule's `for`).
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-# What "low" means for the healthy scenario's confidence.
-LOW_CONFIDENCE = 0.3
 PROMETHEUS_GRAPH = "http://prometheus.monitoring.svc:9090/graph"
+KSM = 'job="kube-state-metrics"'
 
 
 def graph_url(expr: str) -> str:
@@ -23,30 +32,35 @@ def graph_url(expr: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    """The alert: name, namespace, labels (`alertname` and `severity` among them),
-    annotations and graph link, as the Investigation API takes them."""
+    """The alert: name, namespace ("" for a cluster-wide one such as a node's), labels
+    (`alertname` and `severity` among them), summary, the rule's expression and when it
+    started, as the Investigation API takes them."""
 
     name: str
     namespace: str
     labels: dict[str, str]
     summary: str
-    expr: str = ""
+    expr: str
+    starts_ago: int
 
-    def request(self) -> dict[str, object]:
+    def request(self, now: datetime.datetime | None = None) -> dict[str, object]:
         """The `alert` field of an investigation (REST/JSON field names)."""
         labels = {"alertname": self.name, **self.labels}
         if self.namespace:
             labels["namespace"] = self.namespace
+        started = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(
+            seconds=self.starts_ago
+        )
         body: dict[str, object] = {
             "alert_name": self.name,
             "labels": labels,
             "annotations": {"summary": self.summary},
             "source": "alertmanager",
+            "generator_url": graph_url(self.expr),
+            "starts_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if self.namespace:
             body["namespace"] = self.namespace
-        if self.expr:
-            body["generator_url"] = graph_url(self.expr)
         return body
 
 
@@ -56,134 +70,98 @@ class Scenario:
     # The fake Kubernetes API's scenario (tests/fakes/kube_scenarios/<kube>.yaml).
     kube: str
     alert: Alert
-    expected_kinds: tuple[str, ...]
-    keywords: tuple[str, ...]
+    # The unique token of the true cause (matched case-insensitively).
+    token: str
+    # Whether an analyzer covers the incident's class.
+    covered: bool = True
     # The Prometheus-led scenario (its series and firing rule are in eval/prometheus.py).
     prometheus: bool = False
     notes: str = field(default="", compare=False)
 
-    @property
-    def healthy(self) -> bool:
-        return not self.expected_kinds
 
-
-def _waiting(reason: str, namespace: str) -> str:
-    return (
-        'max_over_time(kube_pod_container_status_waiting_reason{job="kube-state-metrics",'
-        f'namespace="{namespace}",reason="{reason}"}}[5m]) >= 1'
+def _crash_looping(namespace: str, pod: str, container: str, starts_ago: int) -> Alert:
+    return Alert(
+        "KubePodCrashLooping",
+        namespace,
+        {"pod": pod, "container": container, "severity": "warning"},
+        f"Pod {namespace}/{pod} ({container}) is in waiting state (reason: CrashLoopBackOff).",
+        f'max_over_time(kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff", '
+        f'{KSM}, namespace="{namespace}"}}[5m]) >= 1',
+        starts_ago,
     )
 
 
-def _not_ready(namespace: str) -> str:
-    return (
-        'sum by (namespace, pod) (max by (namespace, pod) (kube_pod_status_phase{job="kube-'
-        f'state-metrics",namespace="{namespace}",phase=~"Pending|Unknown|Failed"}})) > 0'
+def _replicas_mismatch(namespace: str, deployment: str, starts_ago: int) -> Alert:
+    return Alert(
+        "KubeDeploymentReplicasMismatch",
+        namespace,
+        {"deployment": deployment, "severity": "warning"},
+        f"Deployment {namespace}/{deployment} has not matched the expected number of "
+        "replicas for longer than 15 minutes.",
+        f'kube_deployment_spec_replicas{{{KSM}, namespace="{namespace}", '
+        f'deployment="{deployment}"}} > kube_deployment_status_replicas_available'
+        f'{{{KSM}, namespace="{namespace}", deployment="{deployment}"}}',
+        starts_ago,
     )
 
 
-# The error-rate alert's rule, which its graph link carries as Prometheus writes it.
+# The error-rate alert's rule (eval/prometheus.py loads it), which its graph link carries.
 ERROR_RATE_EXPR = (
-    'sum by (namespace, deployment) (rate(http_requests_total{namespace="storefront",'
+    'sum by (namespace, deployment) (rate(http_requests_total{namespace="billing", '
     'code=~"5.."}[5m])) / sum by (namespace, deployment) (rate(http_requests_total'
-    '{namespace="storefront"}[5m])) > 0.05'
+    '{namespace="billing"}[5m])) > 0.05'
 )
+ERROR_RATE_ALERT = "HTTPHighErrorRatio"
 
 SCENARIOS: tuple[Scenario, ...] = (
     # First: its series are freshest at the start of a run (see eval/prometheus.py).
     Scenario(
-        name="error_rate",
-        kube="error_rate",
+        name="error_rate_after_deploy",
+        kube="error_rate_after_deploy",
         alert=Alert(
-            "HighErrorRate",
-            "storefront",
-            {"deployment": "frontend", "severity": "page"},
-            "frontend answers more than 5% of requests with 5xx",
+            ERROR_RATE_ALERT,
+            "billing",
+            {"deployment": "invoice-api", "severity": "page"},
+            "invoice-api answers more than 5% of requests with 5xx",
             ERROR_RATE_EXPR,
+            240,
         ),
-        expected_kinds=("metric_spike", "prometheus_alert"),
-        keywords=("5xx", "error rate", "503"),
+        token="tax_region_v3",
         prometheus=True,
+        notes="every pod is ready: only the pods' logs show the failing query",
     ),
     Scenario(
-        name="crashloop",
-        kube="crashloop",
-        alert=Alert(
-            "KubePodCrashLooping",
-            "shop",
-            {"pod": "payments-5c8d7f9b6-x2x7q", "container": "api", "severity": "warning"},
-            "Pod shop/payments-5c8d7f9b6-x2x7q (api) is in waiting state (CrashLoopBackOff).",
-            _waiting("CrashLoopBackOff", "shop"),
-        ),
-        expected_kinds=("crash_loop", "config_error"),
-        keywords=("PAYMENT_API_KEY",),
+        name="crashloop_env_removed",
+        kube="crashloop_env_removed",
+        alert=_crash_looping("ledger", "ledger-api-6d8e7f9c5-k2m4p", "api", 12 * 60),
+        token="LEDGER_DSN_7Q2",
     ),
     Scenario(
         name="oomkilled",
         kube="oomkilled",
-        alert=Alert(
-            "KubePodCrashLooping",
-            "batch",
-            {"pod": "report-worker-0", "container": "worker", "severity": "warning"},
-            "Pod batch/report-worker-0 (worker) is in waiting state (CrashLoopBackOff).",
-            _waiting("CrashLoopBackOff", "batch"),
-        ),
-        expected_kinds=("oom_killed",),
-        keywords=("OOMKilled", "memory limit", "out of memory"),
+        alert=_crash_looping("batch", "report-worker-0", "worker", 12 * 60),
+        token="317Mi",
     ),
     Scenario(
-        name="imagepull",
-        kube="imagepull",
+        name="rollout_bad_tag",
+        kube="rollout_bad_tag",
         alert=Alert(
-            "KubePodNotReady",
-            "shop",
-            {"pod": "checkout-7b9c8d-qq2lm", "severity": "warning"},
-            "Pod shop/checkout-7b9c8d-qq2lm has been in a non-ready state for longer than 15m.",
-            _not_ready("shop"),
+            "KubeDeploymentRolloutStuck",
+            "cart",
+            {"deployment": "cart", "severity": "warning"},
+            "Rollout of deployment cart/cart is not progressing for longer than 15 minutes.",
+            f'kube_deployment_status_condition{{condition="Progressing", status="false", '
+            f'{KSM}, namespace="cart", deployment="cart"}} != 0',
+            8 * 60,
         ),
-        expected_kinds=("image_pull",),
-        keywords=("3.1.0-rc9",),
+        token="v2.3.9-rc7x",
     ),
     Scenario(
-        name="bad_rollout",
-        kube="bad_rollout",
-        alert=Alert(
-            "KubeDeploymentReplicasMismatch",
-            "shop",
-            {"deployment": "api", "severity": "warning"},
-            "Deployment shop/api has not matched the expected number of replicas for 15m.",
-            'kube_deployment_spec_replicas{job="kube-state-metrics",namespace="shop",'
-            'deployment="api"} > kube_deployment_status_replicas_available{job="kube-state-'
-            'metrics",namespace="shop",deployment="api"}',
-        ),
-        expected_kinds=("bad_rollout",),
-        keywords=("2.4.0", "revision 3", "price_rules_v2"),
-    ),
-    Scenario(
-        name="unschedulable",
-        kube="unschedulable",
-        alert=Alert(
-            "KubePodNotReady",
-            "ml",
-            {"pod": "ml-trainer-0", "severity": "warning"},
-            "Pod ml/ml-trainer-0 has been in a non-ready state for longer than 15m.",
-            _not_ready("ml"),
-        ),
-        expected_kinds=("unschedulable",),
-        keywords=("Insufficient cpu", "cpu"),
-    ),
-    Scenario(
-        name="node_not_ready",
-        kube="node_not_ready",
-        alert=Alert(
-            "KubeNodeNotReady",
-            "",
-            {"node": "node-b", "severity": "warning"},
-            "node-b has been unready for more than 15 minutes.",
-            'kube_node_status_condition{job="kube-state-metrics",condition="Ready",'
-            'status="true"} == 0',
-        ),
-        expected_kinds=("node_not_ready",),
-        keywords=("cni", "network plugin", "NetworkPluginNotReady"),
+        name="dns_egress_blocked",
+        kube="dns_egress_blocked",
+        alert=_crash_looping("shop", "payments-84f6d9c7b5-6xq2v", "payments", 10 * 60),
+        token="payments-db.shop.svc.cluster.local",
+        notes="the egress policy is not visible to the toolset: only the log line shows it",
     ),
     Scenario(
         name="pvc_pending",
@@ -192,39 +170,53 @@ SCENARIOS: tuple[Scenario, ...] = (
             "KubePersistentVolumeClaimPending",
             "db",
             {"persistentvolumeclaim": "data-postgres-0", "severity": "warning"},
-            "PersistentVolumeClaim db/data-postgres-0 has been Pending for more than 15m.",
-            'kube_persistentvolumeclaim_status_phase{job="kube-state-metrics",'
-            'namespace="db",phase="Pending"} == 1',
+            "PersistentVolumeClaim db/data-postgres-0 has been Pending for more than 15 minutes.",
+            f'kube_persistentvolumeclaim_status_phase{{{KSM}, namespace="db", '
+            'phase="Pending"} == 1',
+            15 * 60,
         ),
-        expected_kinds=("pvc_pending",),
-        keywords=("fast-ssd",),
+        token="fast-ssd-z9",
     ),
     Scenario(
-        name="config_missing",
-        kube="config_missing",
+        name="node_disk_pressure",
+        kube="node_disk_pressure",
         alert=Alert(
-            "KubePodNotReady",
-            "shop",
-            {"pod": "orders-6f7d9-k8s2n", "container": "orders", "severity": "warning"},
-            "Pod shop/orders-6f7d9-k8s2n has been in a non-ready state for longer than 15m.",
-            _not_ready("shop"),
+            "KubeNodePressure",
+            "",
+            {"node": "node-d4k", "condition": "DiskPressure", "severity": "info"},
+            "node-d4k has active Condition DiskPressure. This is caused by resource usage "
+            "exceeding eviction thresholds.",
+            f'kube_node_status_condition{{{KSM}, condition=~"(MemoryPressure|DiskPressure|'
+            'PIDPressure)", status="true"} == 1',
+            12 * 60,
         ),
-        expected_kinds=("config_error",),
-        keywords=("ORDERS_TIMEOUT",),
+        token="node-d4k",
     ),
     Scenario(
-        name="healthy",
-        kube="healthy",
+        name="unschedulable",
+        kube="unschedulable",
         alert=Alert(
             "KubePodNotReady",
-            "shop",
-            {"pod": "web-6d4cf56db6-abcde", "severity": "warning"},
-            "Pod shop/web-6d4cf56db6-abcde has been in a non-ready state for longer than 15m.",
-            _not_ready("shop"),
+            "ml",
+            {"pod": "ml-trainer-0", "severity": "warning"},
+            "Pod ml/ml-trainer-0 has been in a non-ready state for longer than 15 minutes.",
+            f"sum by (namespace, pod) (max by (namespace, pod) (kube_pod_status_phase{{{KSM}, "
+            'namespace="ml", phase=~"Pending|Unknown|Failed"})) > 0',
+            10 * 60,
         ),
-        expected_kinds=(),
-        keywords=(),
-        notes="a stale alert: the pod is ready and nothing in the cluster is wrong",
+        token="Insufficient cpu",
+    ),
+    Scenario(
+        name="liveness_wrong_port",
+        kube="liveness_wrong_port",
+        alert=_crash_looping("web", "storefront-6f8d9b7c4-j5k2l", "web", 10 * 60),
+        token="8181",
+    ),
+    Scenario(
+        name="pool_exhaustion",
+        kube="pool_exhaustion",
+        alert=_replicas_mismatch("orders", "orders-api", 7 * 60),
+        token="DB_POOL_MAX",
     ),
 )
 

@@ -6,9 +6,18 @@ characters, at most 500) occurs, whitespace runs made one space on both sides, i
 call's stored `output` or in one of the string leaves of that output read as JSON (a
 log line with quotes is escaped in JSON text and quoted as it was logged).
 
-Correct: for a scenario with a cause, the root-cause sentence contains one of its
-keywords (case folded), or the strongest analyzer finding is of an expected kind; for
-the healthy scenario, no root cause and a confidence of at most `LOW_CONFIDENCE`.
+Correct: the stored root cause (the model's, or the strongest analyzer's where the
+model gave none or its own was rejected) contains the scenario's unique token, case
+folded. Nothing else counts: a root cause that names the right kind of failure without
+the token was not read from this cluster.
+
+For the model modes, whose root cause stood is reported apart: `model_root` is
+"accepted" (the model's own, its evidence checked), "rejected" (the model's, among the
+rejected claims) or "none" (the model gave none, or never concluded). An analyzer root
+cause is stored with that finding's evidence, all of it, and names the finding's subject
+(`batch/report-worker-0`, `node-d4k`); the model's with what it cited that checked out.
+A root cause with exactly one analyzer finding's evidence that names its subject is
+taken for that finding's (the stored result does not say whose it is).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eval.scenarios import LOW_CONFIDENCE, Scenario
+from eval.scenarios import Scenario
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 
 MIN_NONSPACE = 3
@@ -69,10 +78,15 @@ def stored_evidence(result: inv_pb2.InvestigationResult) -> list[inv_pb2.Evidenc
 @dataclass(frozen=True)
 class Score:
     scenario: str
+    token: str
+    covered: bool
     state: str
+    # The stored root cause contains the token.
     correct: bool
-    # How it was judged correct (or why not): "keyword", "kind", "none", "healthy".
-    judged_by: str
+    # "accepted", "rejected" or "none" (see the module's docstring); "" without a model.
+    model_root: str
+    # The model's own root cause was accepted and contains the token.
+    model_correct: bool
     root_cause: str
     # The kind of the strongest analyzer finding ("" when there is none).
     analyzer_kind: str
@@ -95,30 +109,53 @@ def _enum(enum: Any, value: int, prefix: str) -> str:
     return str(enum.Name(value)).removeprefix(prefix).lower()
 
 
-def score(scenario: Scenario, investigation: inv_pb2.Investigation, seconds: float) -> Score:
+def _key(items: Any) -> list[tuple[str, str]]:
+    return [(e.tool_call_id, e.excerpt) for e in items]
+
+
+def model_root(result: inv_pb2.InvestigationResult, with_model: bool) -> str:
+    """Whose root cause stood: see the module's docstring."""
+    if not with_model:
+        return ""
+    if any(r.title.startswith("root cause: ") for r in result.rejected_claims):
+        return "rejected"
+    if not result.root_cause:
+        return "none"
+    stored = _key(result.root_cause_evidence)
+    analyzers = (f for f in result.findings if f.origin.startswith("analyzer:"))
+    for found in analyzers:
+        # `pod/ns/name` -> `ns/name`, `node/name` -> `name`: every analyzer root cause names it.
+        named = found.subject.partition("/")[2]
+        if _key(found.evidence) == stored and named and named in result.root_cause:
+            return "none"
+    return "accepted"
+
+
+def score(
+    scenario: Scenario,
+    investigation: inv_pb2.Investigation,
+    seconds: float,
+    *,
+    with_model: bool = False,
+) -> Score:
     result = investigation.result
     calls = {c.id: c for c in result.tool_calls}
     items = stored_evidence(result)
     valid = sum(evidence_valid(item, calls) for item in items)
     analyzer = [f for f in result.findings if f.origin.startswith("analyzer:")]
-    kind = analyzer[0].kind if analyzer else ""
     succeeded = investigation.state == inv_pb2.INVESTIGATION_STATE_SUCCEEDED
-    if scenario.healthy:
-        correct = succeeded and not result.root_cause and result.confidence <= LOW_CONFIDENCE
-        judged = "healthy" if correct else "none"
-    else:
-        sentence = result.root_cause.casefold()
-        by_keyword = any(k.casefold() in sentence for k in scenario.keywords)
-        by_kind = kind in scenario.expected_kinds
-        correct = succeeded and (by_keyword or by_kind)
-        judged = "keyword" if by_keyword else ("kind" if by_kind else "none")
+    found = scenario.token.casefold() in result.root_cause.casefold()
+    whose = model_root(result, with_model)
     return Score(
         scenario=scenario.name,
+        token=scenario.token,
+        covered=scenario.covered,
         state=_enum(inv_pb2.InvestigationState, investigation.state, "INVESTIGATION_STATE_"),
-        correct=correct,
-        judged_by=judged,
+        correct=succeeded and found,
+        model_root=whose,
+        model_correct=succeeded and found and whose == "accepted",
         root_cause=result.root_cause,
-        analyzer_kind=kind,
+        analyzer_kind=analyzer[0].kind if analyzer else "",
         evidence_valid=valid,
         evidence_invalid=len(items) - valid,
         rejected_claims=tuple(f"{r.title} ({r.reason})" for r in result.rejected_claims),

@@ -15,12 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eval.scenarios import Scenario
+from eval.scenarios import ERROR_RATE_ALERT, Scenario
 from tests.fakes import Behaviour, ToolCallSpec
 
-POISONED = "crashloop"
+POISONED = "crashloop_env_removed"
 MISSING_CALL_ID = "c99"
-MADE_UP_EXCERPT = "connection refused by db.shop.svc:5432"
+MADE_UP_EXCERPT = "connection refused by ledger-db.ledger.svc:5432"
 
 
 @dataclass(frozen=True)
@@ -58,51 +58,54 @@ class Script:
 
 
 SCRIPTS: dict[str, Script] = {
-    "error_rate": Script(
-        tool="kubernetes_pod_logs",
-        arguments={"namespace": "storefront", "name": "frontend-7c6d5b8f9-m4k2p", "tail_lines": 50},
-        summary="The frontend answers 503 when its inventory upstream times out.",
-        root_cause="The frontend's 5xx error rate rose because inventory.storefront.svc times "
-        "out after 2000ms and the frontend answers 503.",
-        root_evidence=(Cite("upstream inventory.storefront.svc:8080 timed out after 2000ms"),),
+    "error_rate_after_deploy": Script(
+        tool="kubernetes_describe_pod",
+        arguments={"namespace": "billing", "name": "invoice-api-58b7d6c9f4-c4d8s"},
+        summary="invoice-api 4.8.0 fails POST /v1/invoices on a column the database lacks.",
+        root_cause="Revision 12 of invoice-api (4.8.0, regional tax rules) queries column "
+        "tax_region_v3, which the database does not have: POST /v1/invoices answers 500.",
+        root_evidence=(
+            Cite("tax_region_v3", 'pq: column "tax_region_v3" does not exist'),
+            Cite("regional tax rules", "invoice-api 4.8.0: regional tax rules"),
+        ),
         findings=(
             Claim(
-                "HighErrorRate is firing for storefront/frontend",
+                f"{ERROR_RATE_ALERT} is firing for billing/invoice-api",
                 "Prometheus reports the alert firing.",
-                (Cite("HighErrorRate"),),
+                (Cite(ERROR_RATE_ALERT),),
             ),
             Claim(
-                "frontend pods are ready and not restarting",
+                "invoice-api pods are ready and not restarting",
                 "the deployment reports minimum availability",
                 (Cite("MinimumReplicasAvailable"),),
             ),
         ),
-        recommendation="Look at inventory.storefront.svc: its latency causes the 503s.",
-        confidence=0.7,
+        recommendation="Run the tax_region_v3 migration, or roll invoice-api back to 4.7.3.",
+        confidence=0.8,
     ),
-    "crashloop": Script(
+    "crashloop_env_removed": Script(
         tool="kubernetes_list_deployments",
-        arguments={"namespace": "shop"},
-        summary="The payments api exits at start: its configuration lacks a key.",
-        root_cause="PAYMENT_API_KEY is not set, so the payments api exits at start.",
-        root_evidence=(Cite("required key PAYMENT_API_KEY is not set"),),
+        arguments={"namespace": "ledger"},
+        summary="ledger-api revision 4 exits at start: an environment variable it needs is gone.",
+        root_cause="Revision 4 of ledger-api removed the LEDGER_DSN_7Q2 environment variable, "
+        "which the api requires: its new pod exits at start.",
+        root_evidence=(Cite("LEDGER_DSN_7Q2 is required but not set"),),
         findings=(
             Claim(
-                "deployment payments has no available replica",
-                "its only pod crash-loops",
-                (Cite("MinimumReplicasUnavailable"),),
+                "the rollout of ledger-api is in progress",
+                "the new replica set is not ready",
+                (Cite("ReplicaSetUpdated"),),
             ),
         ),
-        recommendation="Set PAYMENT_API_KEY in the payments configuration.",
+        recommendation="Restore LEDGER_DSN_7Q2 in the ledger-api deployment.",
         confidence=0.9,
     ),
     "oomkilled": Script(
         tool="kubernetes_list_pods",
         arguments={"namespace": "batch"},
         summary="The report worker is killed for exceeding its memory limit.",
-        root_cause="The worker is OOMKilled: it builds a pivot table in memory beyond its "
-        "256Mi memory limit.",
-        root_evidence=(Cite("OOMKilled"), Cite("building pivot table in memory")),
+        root_cause="The worker is OOMKilled at its 317Mi memory limit.",
+        root_evidence=(Cite("OOMKilled"), Cite("317Mi")),
         findings=(
             Claim(
                 "report-worker-0 keeps restarting",
@@ -113,50 +116,93 @@ SCRIPTS: dict[str, Script] = {
         recommendation="Raise the worker's memory limit or stream the report batch.",
         confidence=0.85,
     ),
-    "imagepull": Script(
-        tool="kubernetes_list_pods",
-        arguments={"namespace": "shop"},
-        summary="The checkout image tag does not exist in the registry.",
-        root_cause="Image registry.example.com/checkout:3.1.0-rc9 does not exist in the "
-        "registry, so the pod cannot start.",
-        root_evidence=(Cite("registry.example.com/checkout:3.1.0-rc9: not found"),),
+    "rollout_bad_tag": Script(
+        tool="kubernetes_events",
+        arguments={"namespace": "cart", "kind": "Deployment", "name": "cart"},
+        summary="Revision 5 of cart points at an image tag that does not exist.",
+        root_cause="Revision 5 of cart uses image tag v2.3.9-rc7x, which the registry does not "
+        "have: the new pod cannot pull it and the rollout timed out.",
+        root_evidence=(
+            Cite("v2.3.9-rc7x", "registry.example.com/cart:v2.3.9-rc7x"),
+            Cite("ProgressDeadlineExceeded"),
+        ),
         findings=(
             Claim(
-                "the pod waits in ImagePullBackOff",
-                "the kubelet backs off pulling",
-                (Cite("ImagePullBackOff"),),
+                "the previous revision's pods keep serving",
+                "the deployment reports minimum availability",
+                (Cite("MinimumReplicasAvailable"),),
             ),
         ),
-        recommendation="Deploy an existing tag of checkout.",
+        recommendation="Push v2.3.9-rc7x or roll cart back to v2.3.8.",
         confidence=0.9,
     ),
-    "bad_rollout": Script(
-        tool="kubernetes_events",
-        arguments={"namespace": "shop", "kind": "Deployment", "name": "api"},
-        summary="Revision 3 of api (2.4.0, new-pricing) crashes on a missing table.",
-        root_cause="Revision 3 (api 2.4.0 with FEATURE_FLAGS=new-pricing) needs the table "
-        "price_rules_v2, which does not exist, so its pod panics.",
+    "dns_egress_blocked": Script(
+        tool="kubernetes_list_deployments",
+        arguments={"namespace": "shop"},
+        summary="payments cannot resolve its database's name: DNS lookups time out.",
+        root_cause="payments exits at start because the DNS lookup of "
+        "payments-db.shop.svc.cluster.local times out (i/o timeout): DNS egress from the "
+        "shop namespace looks blocked.",
+        root_evidence=(Cite("lookup payments-db.shop.svc.cluster.local"),),
+        findings=(
+            Claim(
+                "deployment payments has no available replica",
+                "both pods crash-loop",
+                (Cite("MinimumReplicasUnavailable"),),
+            ),
+        ),
+        recommendation="Check the shop namespace's egress network policies for port 53.",
+        confidence=0.75,
+    ),
+    "pvc_pending": Script(
+        tool="kubernetes_list_pods",
+        arguments={"namespace": "db"},
+        summary="The postgres data claim names a storage class that does not exist.",
+        root_cause="PVC data-postgres-0 asks for storage class fast-ssd-z9, which does not "
+        "exist (only standard does), so it stays Pending.",
         root_evidence=(
-            Cite("price_rules_v2", 'panic: pricing rules table "price_rules_v2" does not exist'),
-            Cite("registry.example.com/api:2.4.0"),
+            Cite(
+                "storageclass.storage.k8s.io",
+                'storageclass.storage.k8s.io "fast-ssd-z9" not found',
+            ),
         ),
         findings=(
             Claim(
-                "the rollout to revision 3 started 12 minutes ago",
-                "the deployment scaled up the new replica set",
-                (Cite("Scaled up replica set api-7f6b9c5d4 to 1"),),
+                "postgres-0 is Pending",
+                "its claim is not bound to a volume",
+                (Cite("Pending"),),
             ),
         ),
-        recommendation="Roll back api to revision 2 or create price_rules_v2 first.",
+        recommendation="Use storage class standard or create fast-ssd-z9.",
+        confidence=0.9,
+    ),
+    "node_disk_pressure": Script(
+        tool="kubernetes_list_pods",
+        arguments={"namespace": "reports"},
+        summary="node-d4k ran low on ephemeral storage and evicted pods.",
+        root_cause="Node node-d4k has DiskPressure (ephemeral storage low, a log exporter "
+        "filled it): the kubelet evicted the report-api pods on it.",
+        root_evidence=(
+            Cite("KubeletHasDiskPressure"),
+            Cite("node.kubernetes.io/disk-pressure:NoSchedule"),
+        ),
+        findings=(
+            Claim(
+                "report-api pods were evicted",
+                "two pods failed with reason Evicted",
+                (Cite("Evicted"),),
+            ),
+        ),
+        recommendation="Free node-d4k's disk and cap the log exporter's ephemeral storage.",
         confidence=0.85,
     ),
     "unschedulable": Script(
         tool="kubernetes_list_pods",
         arguments={"namespace": "ml"},
         summary="ml-trainer-0 asks for more CPU than any node has.",
-        root_cause="ml-trainer-0 requests 8 CPUs while each node has 1900m allocatable: "
+        root_cause="ml-trainer-0 requests 7300m CPU while each node has 1900m allocatable: "
         "Insufficient cpu on all 3 nodes.",
-        root_evidence=(Cite("3 Insufficient cpu"), Cite("1900m")),
+        root_evidence=(Cite("3 Insufficient cpu"), Cite("7300m")),
         findings=(
             Claim(
                 "ml-trainer-0 is Pending",
@@ -167,86 +213,52 @@ SCRIPTS: dict[str, Script] = {
         recommendation="Lower the trainer's CPU request or add a larger node.",
         confidence=0.9,
     ),
-    "node_not_ready": Script(
+    "liveness_wrong_port": Script(
         tool="kubernetes_list_pods",
-        arguments={"namespace": "shop"},
-        summary="node-b is not ready: its network plugin is not initialized.",
-        root_cause="node-b is NotReady because its CNI network plugin is not initialized.",
-        root_evidence=(Cite("cni plugin not initialized"),),
-        findings=(
-            Claim(
-                "cache-0 runs on node-b and is not ready",
-                "the pod is bound to the failing node",
-                (Cite("cache-0"),),
-            ),
-        ),
-        recommendation="Restart or repair the CNI plugin on node-b.",
-        confidence=0.8,
-    ),
-    "pvc_pending": Script(
-        tool="kubernetes_list_pods",
-        arguments={"namespace": "db"},
-        summary="The postgres data claim names a storage class that does not exist.",
-        root_cause="PVC data-postgres-0 asks for storage class fast-ssd, which does not exist "
-        "(only standard does), so it stays Pending.",
+        arguments={"namespace": "web"},
+        summary="storefront's liveness probe checks a port nothing listens on.",
+        root_cause="The liveness probe of storefront checks port 8181 while the server "
+        "listens on 8080: every probe is refused and the kubelet restarts the container.",
         root_evidence=(
-            Cite("storageclass.storage.k8s.io", 'storageclass.storage.k8s.io "fast-ssd" not found'),
+            Cite("10.244.1.23:8181", "dial tcp 10.244.1.23:8181: connect: connection refused"),
         ),
         findings=(
             Claim(
-                "data-postgres-0 is Pending",
-                "the claim is not bound to a volume",
-                (Cite("Pending"),),
+                "the kubelet restarts web after failed liveness probes",
+                "the probe fails, the container is restarted",
+                (Cite("failed liveness probe, will be restarted"),),
             ),
         ),
-        recommendation="Use storage class standard or create fast-ssd.",
-        confidence=0.9,
+        recommendation="Point the liveness probe at port 8080 (http).",
+        confidence=0.85,
     ),
-    "config_missing": Script(
-        tool="kubernetes_list_pods",
-        arguments={"namespace": "shop"},
-        summary="orders cannot start: its ConfigMap lacks a key it reads.",
-        root_cause="ConfigMap orders-config has no key ORDERS_TIMEOUT, which container "
-        "orders reads from its environment.",
+    "pool_exhaustion": Script(
+        tool="kubernetes_events",
+        arguments={"namespace": "orders", "kind": "Deployment", "name": "orders-api"},
+        summary="orders-api revision 7 cut its database pool to 2 connections.",
+        root_cause="Revision 7 of orders-api cut DB_POOL_MAX from 50 to 2: requests wait "
+        "for one of 2 connections and fail, and readiness answers 503.",
         root_evidence=(
-            Cite(
-                "find key ORDERS_TIMEOUT",
-                "couldn't find key ORDERS_TIMEOUT in ConfigMap shop/orders-config",
-            ),
+            Cite("DB_POOL_MAX=2"),
+            Cite("pool exhausted", "pool exhausted: 2/2 connections in use"),
         ),
         findings=(
             Claim(
-                "orders-config holds ORDERS_DB_HOST and ORDERS_QUEUE only",
-                "keys of the ConfigMap",
-                (Cite("ORDERS_QUEUE"),),
+                "orders-api readiness fails with 503",
+                "one pod is not ready",
+                (Cite("statuscode: 503", "Readiness probe failed: HTTP probe failed"),),
             ),
         ),
-        recommendation="Add ORDERS_TIMEOUT to orders-config.",
-        confidence=0.9,
-    ),
-    "healthy": Script(
-        tool="kubernetes_list_deployments",
-        arguments={"namespace": "shop"},
-        summary="Nothing is wrong: the pod is ready and its deployment available.",
-        root_cause="",
-        root_evidence=(),
-        findings=(
-            Claim(
-                "deployment web is available",
-                "both replicas are ready",
-                (Cite("MinimumReplicasAvailable"),),
-            ),
-        ),
-        recommendation="Check whether the alert's rule is stale.",
-        confidence=0.15,
+        recommendation="Set DB_POOL_MAX back to 50 (or roll back to revision 6).",
+        confidence=0.85,
     ),
 }
 
 _POISON = (
     Claim(
-        "the database refused the payments api's connections",
+        "the database refused the ledger api's connections",
         "an invented claim: the excerpt occurs in no output",
-        (Cite("PAYMENT_API_KEY", MADE_UP_EXCERPT),),
+        (Cite("LEDGER_DSN_7Q2", MADE_UP_EXCERPT),),
     ),
 )
 
@@ -267,7 +279,7 @@ def conclusion(scenario: Scenario) -> dict[str, Any]:
             {
                 "title": "the node's disk is full",
                 "detail": "an invented claim: it cites a call that was never made",
-                "evidence": [{"tool_call_id": MISSING_CALL_ID, "excerpt": "Started container api"}],
+                "evidence": [{"tool_call_id": MISSING_CALL_ID, "excerpt": "ledger-api"}],
             }
         )
     return {

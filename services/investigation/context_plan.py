@@ -3,11 +3,16 @@
 The first round (`plan`) reads only the alert: the objects its labels name (pod,
 deployment, statefulset, node, PVC, job) and the expression behind its Prometheus graph
 link. The second round (`followups`) reads what the first returned: the previous logs
-of a container that restarts, the worst failing pod of the alert's workload, the nodes
-when a pod is Pending, the PVCs when a pending pod mounts one, the keys of a ConfigMap a
-container cannot start without. Both rounds are bounded and ask only for tools that are
-available. Label values come from whoever fired the alert, so every value that becomes
-an argument is checked first and a bad one is skipped, never passed on.
+of a container that restarts, the worst failing pod of the alert's workload, the current
+logs of the workload's running pods (an alert naming only a deployment, a 5xx ratio,
+shows its cause in no status field, only in what the pods log), the rollout history and
+pods of the deployment that owns the alert's pod (a crash that began with a revision
+shows against the previous one), the nodes when a pod is Pending or was evicted (the
+node's condition is the cause), the PVCs when a pending pod mounts one, the keys of a
+ConfigMap a container cannot start without. Both rounds are bounded and ask only for
+tools that are available. Label values come from whoever fired the alert, so every
+value that becomes an argument is checked first and a bad one is skipped, never passed
+on.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from services.investigation.results import PodView, pods, text
 
 MAX_PLANNED_CALLS = 12
 MAX_FOLLOWUP_CALLS = 8
+# Running pods of the alert's workload whose current logs are read (worst first): enough
+# to see an error every replica logs, few enough to leave the model room.
+MAX_WORKLOAD_LOG_PODS = 2
 # Log lines asked for: enough for the error and what led to it, small for the model.
 LOG_TAIL_LINES = 200
 # Pods listed when only a workload's name is known (filtered by owner afterwards).
@@ -32,6 +40,8 @@ MAX_EXPR_CHARS = 2048
 MAX_NAME_CHARS = 253
 
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+# A Deployment's ReplicaSet: `<deployment>-<pod-template-hash>` (the hash has no `-`).
+_REPLICASET_OWNER = re.compile(r"ReplicaSet/(.+)-[a-z0-9]{5,10}")
 # `configmap "app-config" not found`, `couldn't find key X in ConfigMap ns/app-config`.
 _CONFIGMAP_NAMED = (
     re.compile(r'configmaps? "([^"]+)" not found', re.IGNORECASE),
@@ -273,10 +283,69 @@ def followups(calls: Sequence[ToolCall], tools: Collection[str]) -> list[Planned
                         namespace=pod.namespace,
                         name=configmap,
                     )
+    _workload_logs(out, calls, seen)
+    _owning_deployment(out, seen)
     pending = [pod for pod in seen if pod.phase == "Pending"]
     if pending:
         out.add("kubernetes_list_nodes", "nodes a pending pod could run on")
+    if any(pod.phase == "Failed" and pod.reason for pod in seen):
+        # Evicted, NodeLost, OutOfcpu...: the kubelet failed the pod for its node's sake.
+        out.add("kubernetes_list_nodes", "nodes of pods the kubelet failed (evicted...)")
     for pod in pending:
         if any(v.get("kind") == "persistentVolumeClaim" for v in pod.volumes):
             out.add("kubernetes_list_pvcs", "PVCs a pending pod mounts", namespace=pod.namespace)
     return out.calls
+
+
+def _workload_logs(out: _Plan, calls: Sequence[ToolCall], seen: Sequence[PodView]) -> None:
+    """Current logs of the listed workload pods that run, worst first, for pods whose
+    current logs were not asked for yet (the alert's own pod has them from the plan)."""
+    logged = {
+        (text(c.arguments.get("namespace")), text(c.arguments.get("name")))
+        for c in calls
+        if c.tool == "kubernetes_pod_logs" and not c.arguments.get("previous")
+    }
+    running = [
+        pod
+        for pod in seen
+        if pod.call.tool == "kubernetes_list_pods"
+        and pod.phase == "Running"
+        and (pod.namespace, pod.name) not in logged
+    ]
+    running.sort(key=lambda pod: (tuple(-n for n in pod.badness()), pod.name))
+    for pod in running[:MAX_WORKLOAD_LOG_PODS]:
+        for container in pod.containers:
+            if container.state == "running" and valid_name(container.name):
+                out.add(
+                    "kubernetes_pod_logs",
+                    f"current logs of the workload's container {container.name}",
+                    namespace=pod.namespace,
+                    name=pod.name,
+                    container=container.name,
+                    tail_lines=LOG_TAIL_LINES,
+                )
+
+
+def _owning_deployment(out: _Plan, seen: Sequence[PodView]) -> None:
+    """The rollout history and the pods of the deployment that owns a described (the
+    alert's) pod, when no deployment of the alert was read: a failure that began with a
+    revision shows as that revision's change and its pods against the previous one's."""
+    for pod in seen:
+        match = _REPLICASET_OWNER.fullmatch(pod.owner)
+        if pod.call.tool != "kubernetes_describe_pod" or match is None:
+            continue
+        deployment = match.group(1)
+        if not valid_name(deployment):
+            continue
+        out.add(
+            "kubernetes_rollout_history",
+            "revisions of the deployment that owns the alert's pod",
+            namespace=pod.namespace,
+            name=deployment,
+        )
+        out.add(
+            "kubernetes_list_pods",
+            "pods of the alert's namespace (its deployment's among them)",
+            namespace=pod.namespace,
+            limit=WORKLOAD_POD_LIMIT,
+        )

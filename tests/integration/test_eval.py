@@ -1,7 +1,9 @@
 """The investigation eval end to end (eval/): the analyzers alone and the scripted model
-over all ten scenarios on one gateway, the fake Kubernetes API switched between them and
-a real Prometheus behind the error-rate scenario; and, in the slow tier, the embedded
-model on two scenarios, checked for structure only (its wording is not under test)."""
+over the issue's ten incidents on one gateway, the fake Kubernetes API switched between
+them and a real Prometheus behind the error-rate one; each scored by its unique token.
+The analyzers alone find it wherever an analyzer covers the class; the scripted model's
+root causes stand but for the poisoned claims. In the slow tier, the embedded model on
+two scenarios, checked for structure only (its wording is not under test)."""
 
 from __future__ import annotations
 
@@ -31,35 +33,35 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Score]]:
 
 def _common(scores: list[Score]) -> None:
     assert [s.scenario for s in scores] == [s.name for s in SCENARIOS]
-    assert sum(s.correct for s in scores) >= 9, [(s.scenario, s.root_cause) for s in scores]
     assert sum(s.evidence_invalid for s in scores) == 0
     assert {s.state for s in scores} == {"succeeded"}
-    # Every scenario with a cause stored evidence for it.
-    assert all(s.evidence_valid > 0 for s in scores if by_name(s.scenario).expected_kinds)
+    assert all(s.evidence_valid > 0 for s in scores)
 
 
-def test_analyzers_alone(results: dict[str, list[Score]]) -> None:
+def test_analyzers_alone_find_every_covered_token(results: dict[str, list[Score]]) -> None:
     scores = results["analyzers"]
     _common(scores)
+    missed = [(s.scenario, s.token, s.root_cause) for s in scores if s.covered and not s.correct]
+    assert not missed
     assert all(s.steps == 0 and s.tokens == 0 and s.model_tool_calls == 0 for s in scores)
     assert not any(s.rejected_claims for s in scores)
-    healthy = next(s for s in scores if s.scenario == "healthy")
-    assert healthy.correct and not healthy.root_cause and not healthy.finding_titles
+    assert {s.model_root for s in scores} == {""}
 
 
 def test_scripted_model_and_the_poisoned_claims(results: dict[str, list[Score]]) -> None:
     scores = results["scripted"]
     _common(scores)
-    # Each conversation made its one tool call and concluded.
+    assert sum(s.correct for s in scores) >= 9, [(s.scenario, s.root_cause) for s in scores]
+    # Each conversation made its one tool call and concluded, its root cause standing.
     assert all(s.model_tool_calls == 1 and s.steps == 2 and s.tokens > 0 for s in scores)
-    assert sum(s.judged_by == "keyword" for s in scores) >= 8
+    assert sum(s.model_correct for s in scores) >= 9, [(s.scenario, s.model_root) for s in scores]
     poisoned = next(s for s in scores if s.scenario == POISONED)
     reasons = " | ".join(poisoned.rejected_claims)
     assert len(poisoned.rejected_claims) == 2, reasons
     assert f"{MISSING_CALL_ID} does not exist" in reasons
     assert f"{MADE_UP_EXCERPT}' not found in" in reasons
     assert "the node's disk is full" not in poisoned.finding_titles
-    # Two rejections: the model's 0.9, times 0.8 twice.
+    # Two rejections: the model's confidence, times 0.8 twice.
     assert poisoned.confidence == pytest.approx(SCRIPTS[POISONED].confidence * 0.8**2)
     assert not any(s.rejected_claims for s in scores if s.scenario != POISONED)
 
@@ -67,7 +69,7 @@ def test_scripted_model_and_the_poisoned_claims(results: dict[str, list[Score]])
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_embedded_model_on_two_scenarios(tmp_path: Path) -> None:
-    chosen = [by_name("crashloop"), by_name("healthy")]
+    chosen = [by_name("crashloop_env_removed"), by_name("pvc_pending")]
     scores, _ = asyncio.run(evaluate(["real"], tmp_path, chosen, progress=print))
     for score in scores["real"]:
         assert score.state != "failed", score

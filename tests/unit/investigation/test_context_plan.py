@@ -219,10 +219,14 @@ def test_followup_previous_logs_of_a_restarting_container() -> None:
                 "previous": True,
                 "tail_lines": 200,
             },
-        )
+        ),
+        # The pod's ReplicaSet names its deployment: its revisions and pods.
+        ("kubernetes_rollout_history", {"namespace": NS, "name": "api"}),
+        ("kubernetes_list_pods", {"namespace": NS, "limit": 200}),
     ]
     # Made already: not again.
-    calls.ok("kubernetes_pod_logs", planned[0].arguments, {"lines": []})
+    for call in planned:
+        calls.ok(call.tool, call.arguments, {"lines": []})
     assert followups(calls.made, TOOLS) == []
 
 
@@ -267,6 +271,11 @@ def test_followup_worst_pod_of_the_deployment_and_nodes_for_a_pending_one() -> N
                 "previous": True,
                 "tail_lines": 200,
             },
+        ),
+        # The running pod's current logs (the waiting one's are refused by the kubelet).
+        (
+            "kubernetes_pod_logs",
+            {"namespace": NS, "name": "api-7d9f8c6b5-aaaaa", "container": "api", "tail_lines": 200},
         ),
         ("kubernetes_list_nodes", {}),
     ]
@@ -313,3 +322,84 @@ def test_followups_are_bounded_and_skip_failed_and_unrelated_calls() -> None:
         "kubernetes_list_pods", {"namespace": NS}, {"pods": [pod("db-0", containers=[crashing()])]}
     )
     assert followups(unrelated.made, TOOLS) == []
+
+
+def _deployment_pods(*pods: dict[str, Any]) -> Calls:
+    calls = Calls()
+    calls.ok("kubernetes_rollout_history", {"namespace": NS, "name": "api"}, {"deployment": "api"})
+    calls.ok(
+        "kubernetes_list_pods",
+        {"namespace": NS, "limit": 200},
+        {"namespace": NS, "pods": list(pods), "truncated": False},
+    )
+    return calls
+
+
+def _logs(name: str, container_name: str = "api") -> tuple[str, dict[str, Any]]:
+    arguments = {"namespace": NS, "name": name, "container": container_name, "tail_lines": 200}
+    return ("kubernetes_pod_logs", arguments)
+
+
+def test_followup_current_logs_of_a_deployment_alerts_running_pods() -> None:
+    # A 5xx ratio alert names only the deployment; every pod is ready, and the cause is
+    # in what they log: the current logs of its running pods, the worst first, bounded.
+    calls = _deployment_pods(
+        pod(f"{NEW_RS}-aaaaa"),
+        pod(f"{NEW_RS}-bbbbb", containers=[container(ready=False), container("proxy")]),
+        pod(f"{NEW_RS}-ccccc"),
+        pod("web-5f6d7c8b9-zzzzz", owner="ReplicaSet/web-5f6d7c8b9"),
+    )
+    assert _shape(followups(calls.made, TOOLS)) == [
+        ("kubernetes_describe_pod", {"namespace": NS, "name": f"{NEW_RS}-bbbbb"}),
+        _logs(f"{NEW_RS}-bbbbb"),
+        _logs(f"{NEW_RS}-bbbbb", "proxy"),
+        _logs(f"{NEW_RS}-aaaaa"),
+    ]
+    # A pod whose current logs were read already is not read again; a Pending one has none.
+    calls.ok("kubernetes_pod_logs", {"namespace": NS, "name": f"{NEW_RS}-aaaaa"}, {"lines": []})
+    calls.ok("kubernetes_describe_pod", {"namespace": NS, "name": f"{NEW_RS}-bbbbb"}, {})
+    calls.ok(
+        "kubernetes_pod_logs",
+        {"namespace": NS, "name": f"{NEW_RS}-bbbbb", "previous": False},
+        {"lines": []},
+    )
+    assert _shape(followups(calls.made, TOOLS)) == [_logs(f"{NEW_RS}-ccccc")]
+    pending = _deployment_pods(pod(f"{NEW_RS}-ppppp", phase="Pending", node=""))
+    assert ("kubernetes_pod_logs") not in {c.tool for c in followups(pending.made, TOOLS)}
+
+
+def test_followup_nodes_for_evicted_pods() -> None:
+    evicted = pod(
+        f"{NEW_RS}-eeeee",
+        phase="Failed",
+        containers=[container(ready=False, state="terminated", reason="ContainerStatusUnknown")],
+    )
+    calls = _deployment_pods(
+        {**evicted, "reason": "Evicted", "message": "The node was low on resource: memory."}
+    )
+    planned = _shape(followups(calls.made, TOOLS))
+    assert ("kubernetes_list_nodes", {}) in planned
+    # A pod that failed on its own (no reason from the kubelet) says nothing of its node.
+    failed = _deployment_pods(evicted)
+    assert ("kubernetes_list_nodes", {}) not in _shape(followups(failed.made, TOOLS))
+
+
+def test_followup_revisions_of_the_deployment_owning_the_alerts_pod() -> None:
+    for owner, expected in (
+        ("ReplicaSet/ledger-api-6d8e7f9c5", "ledger-api"),
+        ("StatefulSet/ledger-db", None),
+        ("ReplicaSet/short", None),
+        ("ReplicaSet/Bad_Name-6d8e7f9c5", None),
+    ):
+        calls = Calls()
+        calls.ok(
+            "kubernetes_describe_pod",
+            {"namespace": NS, "name": "p"},
+            described(pod("p", owner=owner, containers=[container(ready=False)])),
+        )
+        histories = [
+            c.arguments["name"]
+            for c in followups(calls.made, TOOLS)
+            if c.tool == "kubernetes_rollout_history"
+        ]
+        assert histories == ([expected] if expected else []), owner
