@@ -174,7 +174,7 @@ class ModelLoop:
         )
         request.gateway.cache = "bypass"
         request.gateway.request_id = f"inv.{self._id}.a{self._attempt}.s{step}"
-        if offer_tools and self._toolbox.tools:
+        if offer_tools and self._toolbox.tools and self._budget.offer_tools:
             for name, tool in sorted(self._toolbox.tools.items()):
                 entry = request.tools.add(type="function")
                 entry.function.name = name

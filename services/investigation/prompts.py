@@ -35,18 +35,37 @@ class Budget:
     context_bytes: int = CONTEXT_BYTES
     # One call's output, in the first message or a tool message.
     call_bytes: int = CALL_BYTES
+    # Whether the tools are offered at all: their definitions take room in every request,
+    # and a small window cannot hold them and the context together (the model then
+    # concludes from the context in one step).
+    offer_tools: bool = True
 
 
-def budget_for(context_window: int | None) -> Budget:
+def budget_for(context_window: int | None, tool_bytes: int = 0) -> Budget:
     """The budget for a model whose requests hold `context_window` tokens (None: unknown,
-    the defaults): a small local model gets a first message that fits its window with
-    room for the answer, instead of a request the model server refuses."""
+    the defaults), with `tool_bytes` of tool definitions to offer: a small local model
+    gets a first message that fits its window with room for the answer, instead of a
+    request the model server refuses. Tools that would take more than half of the room
+    are not offered."""
     if not context_window:
         return Budget()
     call_tokens = max(256, min(MAX_CALL_TOKENS, context_window // 4))
     room = context_window - call_tokens - _OVERHEAD_TOKENS
+    tool_tokens = tool_bytes // _BYTES_PER_TOKEN
+    offer_tools = tool_tokens * 2 <= room
+    if offer_tools:
+        room -= tool_tokens
     context_bytes = max(1500, min(CONTEXT_BYTES, room * _BYTES_PER_TOKEN))
-    return Budget(call_tokens, context_bytes, max(800, min(CALL_BYTES, context_bytes // 3)))
+    call_bytes = max(800, min(CALL_BYTES, context_bytes // 3))
+    return Budget(call_tokens, context_bytes, call_bytes, offer_tools)
+
+
+def tool_definitions_bytes(tools: Sequence[tuple[str, str, object]]) -> int:
+    """About what `(name, description, parameters)` definitions take in a request."""
+    return sum(
+        len(name) + len(description) + len(json.dumps(parameters, separators=(",", ":")))
+        for name, description, parameters in tools
+    )
 
 
 INSTRUCTIONS = """You are the on-call investigator of an alert. You have read-only tools \

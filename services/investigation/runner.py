@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 import redis.asyncio as aioredis
+from google.protobuf import json_format
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common import context
@@ -158,7 +159,13 @@ class Runner:
             )
         if model == NO_MODEL:
             return _Outcome(LoopOutcome(None, 0, ""))
-        budget = prompts.budget_for(self._context_window(model))
+        definitions = [
+            (name, tool.description, json_format.MessageToDict(tool.parameters))
+            for name, tool in toolbox.tools.items()
+        ]
+        budget = prompts.budget_for(
+            self._context_window(model), prompts.tool_definitions_bytes(definitions)
+        )
         first, _ = prompts.first_message(
             job.investigation.alert, toolbox.calls, findings, budget=budget
         )

@@ -143,6 +143,16 @@ async def test_calls_ask_for_what_the_models_window_leaves() -> None:
     assert chat.requests[0].max_tokens == 1024
 
 
+async def test_tools_a_small_window_cannot_hold_are_not_offered() -> None:
+    chat = FakeChat([answer(CONCLUSION)])
+    loop = _loop(chat, await _toolbox(_tools()))
+    loop._budget = budget_for(4096, tool_bytes=9400)
+    outcome = await loop.run("alert")
+    first = chat.requests[0]
+    assert not first.tools and first.response_format.type == "json_schema"
+    assert outcome.partial_reason == 0 and outcome.steps == 1
+
+
 async def test_one_step_conclusion_is_complete() -> None:
     chat = FakeChat([answer(CONCLUSION)])
     outcome = await _loop(chat, await _toolbox(_tools()), steps=1).run("alert")

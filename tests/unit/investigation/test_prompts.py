@@ -10,6 +10,7 @@ from services.investigation.prompts import (
     Budget,
     budget_for,
     first_message,
+    tool_definitions_bytes,
     tool_message,
 )
 from tests.unit.investigation.toolcalls import NS, Calls, crashing, described, event, pod
@@ -51,3 +52,13 @@ def test_a_small_window_gets_a_first_message_that_fits_with_room_to_answer() -> 
 def test_every_output_is_labelled_with_its_call_id() -> None:
     calls = _calls()
     assert tool_message(calls.made[1], 200).startswith("[c2] kubernetes_pod_logs")
+
+
+def test_tool_definitions_count_against_a_small_window() -> None:
+    few = budget_for(4096, tool_bytes=1200)
+    assert few.offer_tools and few.context_bytes < budget_for(4096).context_bytes
+    # Fifteen toolset schemas (about 9.4 KB) leave a 4,096-token model no room: not offered.
+    many = budget_for(4096, tool_bytes=9400)
+    assert not many.offer_tools and many.context_bytes == budget_for(4096).context_bytes
+    assert budget_for(200_000, tool_bytes=9400).offer_tools
+    assert tool_definitions_bytes([("t", "d", {"type": "object"})]) == len('td{"type":"object"}')
