@@ -45,10 +45,10 @@ SCRIPTED_MODEL = "eval-scripted"
 SCRIPTED_UPSTREAM = "eval-scripted-upstream"
 REAL_MODEL = LOCAL_MODEL_NAME
 KUBE_TOKEN = "eval-fake-kube-token-0123456789"
-# Limits of the real-model mode: one step, the conclusion, offered no tools. With tools
-# offered, the first request carries the fifteen tool definitions (about 9.4 KB of JSON
-# schema) besides the first message the budget sized, 6.7k-8k tokens in all, which the
-# model's 4,096-token slot refuses (the prompt budget does not count the tools).
+# Limits of the real-model mode: one step, the conclusion. The fifteen tool definitions
+# (about 9.4 KB of JSON schema) do not fit the model's 4,096-token slot beside the
+# context, so the service offers it none (services/investigation/prompts.py budget_for)
+# and it concludes from the context the analyzers also read.
 REAL_LIMITS = {"max_steps": 1, "time_limit": "90s"}
 # The service's default time limit (`investigations.defaults.time_limit_seconds`), and
 # how long beyond its time limit an investigation's stream is waited for.
