@@ -19,19 +19,30 @@ MAX_FINDINGS = 20
 MAX_EVIDENCE = 10
 MAX_RECOMMENDATIONS = 10
 MAX_EXCERPT = 500
+# What the schema asks for: less than what is read, so an answer fits one call's output
+# tokens (a model server that enforces the schema by grammar, like llama-server, stops
+# each string there instead of running out of tokens mid-document).
+SCHEMA_TEXT = 600
+SCHEMA_TITLE = 160
+SCHEMA_EXCERPT = 200
+SCHEMA_EVIDENCE = 3
+SCHEMA_FINDINGS = 5
+SCHEMA_RECOMMENDATIONS = 5
 
 _EVIDENCE_SCHEMA: dict[str, Any] = {
     "type": "array",
-    "maxItems": MAX_EVIDENCE,
+    "maxItems": SCHEMA_EVIDENCE,
     "items": {
         "type": "object",
         "properties": {
             "tool_call_id": {
                 "type": "string",
+                "pattern": "^c[0-9]{1,4}$",
                 "description": "Id of the tool call whose output holds the excerpt (c1...).",
             },
             "excerpt": {
                 "type": "string",
+                "maxLength": SCHEMA_EXCERPT,
                 "description": "Text copied verbatim from that output.",
             },
         },
@@ -44,20 +55,25 @@ _EVIDENCE_SCHEMA: dict[str, Any] = {
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "summary": {"type": "string", "description": "A short paragraph for the on-call engineer."},
+        "summary": {
+            "type": "string",
+            "maxLength": SCHEMA_TEXT,
+            "description": "A short paragraph for the on-call engineer.",
+        },
         "root_cause": {
             "type": "string",
+            "maxLength": SCHEMA_TEXT,
             "description": "The most likely root cause, one or two sentences.",
         },
         "root_cause_evidence": _EVIDENCE_SCHEMA,
         "findings": {
             "type": "array",
-            "maxItems": MAX_FINDINGS,
+            "maxItems": SCHEMA_FINDINGS,
             "items": {
                 "type": "object",
                 "properties": {
-                    "title": {"type": "string"},
-                    "detail": {"type": "string"},
+                    "title": {"type": "string", "maxLength": SCHEMA_TITLE},
+                    "detail": {"type": "string", "maxLength": SCHEMA_TEXT},
                     "evidence": _EVIDENCE_SCHEMA,
                 },
                 "required": ["title", "detail", "evidence"],
@@ -66,8 +82,8 @@ SCHEMA: dict[str, Any] = {
         },
         "recommendations": {
             "type": "array",
-            "items": {"type": "string"},
-            "maxItems": MAX_RECOMMENDATIONS,
+            "items": {"type": "string", "maxLength": SCHEMA_TITLE},
+            "maxItems": SCHEMA_RECOMMENDATIONS,
         },
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     },
@@ -159,13 +175,50 @@ def _confidence(value: Any) -> float | None:
     return number if 0 <= number <= 1 else None
 
 
+def _closed(text: str) -> str | None:
+    """`text` (from its first `{`) as a complete JSON document: as far as its first
+    top-level object ends, or, when the answer was cut off (out of tokens), up to its last
+    complete value with the open arrays and objects closed. None when nothing is whole."""
+    closers: list[str] = []
+    in_string = escaped = False
+    cut: tuple[int, list[str]] | None = None
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            closers.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if closers:
+                closers.pop()
+            if not closers:
+                return text[: i + 1]
+            cut = (i + 1, list(closers))
+        elif ch == ",":
+            cut = (i, list(closers))
+    if cut is None:
+        return None
+    end, still_open = cut
+    return text[:end] + "".join(reversed(still_open))
+
+
 def _document(text: str) -> dict[str, Any] | None:
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
+    start = text.find("{")
+    if start < 0:
+        return None
+    whole = _closed(text[start:])
+    if whole is None:
         return None
     try:
         # NaN and Infinity are read as None: a bad number must not lose the document.
-        value = json.loads(text[start : end + 1], parse_constant=lambda _: None)
+        value = json.loads(whole, parse_constant=lambda _: None)
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None

@@ -57,3 +57,31 @@ def test_bounds() -> None:
 
 def test_schema_requires_every_field() -> None:
     assert set(SCHEMA["required"]) == set(SCHEMA["properties"])
+
+
+def test_an_answer_cut_off_by_its_token_limit_keeps_what_was_whole() -> None:
+    whole = json.dumps(
+        {
+            "summary": "the api {crashes}",
+            "root_cause": 'a "quoted" cause',
+            "root_cause_evidence": [{"tool_call_id": "c2", "excerpt": "OOMKilled"}],
+            "findings": [{"title": "one", "detail": "d", "evidence": []}],
+        }
+    )
+    cut = whole[: whole.index('"findings"') + 30]  # inside the first finding
+    found = parse("Here it is: " + cut)
+    assert found is not None and found.root_cause == 'a "quoted" cause'
+    assert found.summary == "the api {crashes}"
+    assert [e.excerpt for e in found.root_cause_evidence] == ["OOMKilled"]
+    assert [f.title for f in found.findings] == ["one"]  # its title was whole
+
+
+def test_prose_after_the_document_is_ignored() -> None:
+    found = parse('{"summary": "s", "root_cause": "r"} and {"more": 1}')
+    assert found is not None and found.root_cause == "r"
+
+
+def test_the_schema_bounds_every_string_an_answer_holds() -> None:
+    evidence = SCHEMA["properties"]["root_cause_evidence"]
+    assert evidence["maxItems"] <= 3 and evidence["items"]["properties"]["excerpt"]["maxLength"]
+    assert SCHEMA["properties"]["summary"]["maxLength"] <= 1000
