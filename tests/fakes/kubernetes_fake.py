@@ -21,8 +21,17 @@ answer without the bearer token (they are the test's controls, not the API), and
 are not recorded among `requests`. One fake can so serve a run of scenarios without the
 Tool service that reads it being restarted.
 
-`python -m tests.fakes.kubernetes_fake --scenario crashloop --port 0 [--token T]`
-serves a scenario and prints the bound port.
+HTTPS: given an `ssl_context` (the CLI: `--tls-dir DIR` holding `ca.crt`, `server.crt`,
+`server.key`, see tests/fakes/kube_tls.py and tests/support/kube_tls.py), the fake serves TLS and,
+when the context asks for client certificates, authenticates as a real API server does
+with `--client-ca-file`: the handshake succeeds without a certificate, a request with a
+verified one is the user of its CN (`requests[i].user`), and a request with neither it
+nor the bearer token is answered 401 (anonymous auth off). One difference: a client
+certificate the CA did not sign fails the TLS handshake here (OpenSSL checks what it
+asks for), where a real server completes it and answers 401.
+
+`python -m tests.fakes.kubernetes_fake --scenario crashloop --port 0 [--token T]
+[--tls-dir DIR]` serves a scenario and prints the bound port.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import contextlib
 import json
 import re
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +55,13 @@ from aiohttp import web
 from tests.fakes import kube_wire as wire
 from tests.fakes.kube_scenario import SCENARIOS, ContainerLogs, Scenario, load_scenario
 from tests.fakes.kube_select import UnsupportedField, field_matcher, label_matcher
+from tests.fakes.kube_tls import (
+    CA_FILE,
+    SERVER_CERT_FILE,
+    SERVER_KEY_FILE,
+    common_name,
+    tls_context,
+)
 from tests.fakes.server import ServedFake
 from tests.fakes.wire import dumps
 
@@ -59,6 +76,9 @@ class SeenRequest:
     method: str
     path: str
     accept: str
+    # Who the request authenticated as: the bearer token's service account, a client
+    # certificate's CN; "" when the fake checks no credentials or refused them.
+    user: str = ""
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -91,8 +111,12 @@ class FakeKubernetes(ServedFake):
         forbidden: frozenset[str] = frozenset(),
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(host=host, port=port)
+        """`token`: the bearer token accepted; `ssl_context`: serve HTTPS, and accept
+        client certificates when it verifies them. With neither credential configured,
+        every request is accepted."""
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         # What `GET /_fake/scenario` reports: the name or path given, "" for an object.
         self.scenario_name = "" if isinstance(scenario, Scenario) else str(scenario)
@@ -150,15 +174,31 @@ class FakeKubernetes(ServedFake):
 
     # --- Dispatch -----------------------------------------------------------------------
 
+    @property
+    def _checks_client_certs(self) -> bool:
+        return self.ssl_context is not None and self.ssl_context.verify_mode != ssl.CERT_NONE
+
+    def _user(self, request: web.Request) -> str | None:
+        """Who the request authenticates as ("" when no credential is configured);
+        None when it is refused: as a real API server, a verified client certificate
+        or the bearer token, either one."""
+        if self._checks_client_certs:
+            name = common_name(request.get_extra_info("peercert"))
+            if name:
+                return name
+        if self.token is not None:
+            if request.headers.get("Authorization") == f"Bearer {self.token}":
+                return SERVICE_ACCOUNT
+            return None
+        return None if self._checks_client_certs else ""
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
-        self.requests.append(SeenRequest(request.method, request.path_qs, accept))
+        user = self._user(request)
+        self.requests.append(SeenRequest(request.method, request.path_qs, accept, user or ""))
         if self.delay:
             await asyncio.sleep(self.delay)
-        if (
-            self.token is not None
-            and request.headers.get("Authorization") != f"Bearer {self.token}"
-        ):
+        if user is None:
             return _json(wire.status(401, "Unauthorized", "Unauthorized"), 401)
         if request.method != "GET":
             return _json(
@@ -376,7 +416,13 @@ class FakeKubernetes(ServedFake):
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeKubernetes(args.scenario, token=args.token, host=args.host, port=args.port)
+    fake = FakeKubernetes(
+        args.scenario,
+        token=args.token,
+        host=args.host,
+        port=args.port,
+        ssl_context=tls_context(args.tls_dir) if args.tls_dir is not None else None,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -400,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=None, help="require this bearer token")
     parser.add_argument("--port-file", type=Path, default=None)
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=None,
+        help=f"serve HTTPS with {CA_FILE}, {SERVER_CERT_FILE}, {SERVER_KEY_FILE} of this "
+        "directory, accepting client certificates its CA signed",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

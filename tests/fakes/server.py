@@ -7,6 +7,7 @@ A protocol subclass supplies the wire formats through the abstract hooks below.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,18 +50,20 @@ def token_counts(call: Call, behaviour: Behaviour) -> tuple[int, int]:
 
 class ServedFake(ABC):
     """An aiohttp app on `host:port` (0: a free port, known once started), usable as
-    `async with`. Subclasses build the app."""
+    `async with`; over HTTPS when given an `ssl_context`. Subclasses build the app."""
 
-    def __init__(self, *, host: str, port: int) -> None:
+    def __init__(self, *, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
 
     @property
     def root_url(self) -> str:
         """Where the `/_fake/*` control endpoints live."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @abstractmethod
     def build_app(self) -> web.Application: ...
@@ -72,7 +75,7 @@ class ServedFake(ABC):
             self.build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])

@@ -11,7 +11,9 @@ The API server explains every refusal in a `kind: Status` body; its message is q
   the caller says otherwise (a log that does not exist is FAILED_PRECONDITION: the
   kubelet's `container "x" in pod "y" is waiting to start: <reason>` or `previous
   terminated container "x" in pod "y" not found`); the caller's hint says what to do;
-- 429, 5xx, connection failures and unreadable answers -> UNAVAILABLE;
+- 429, 5xx, connection failures and unreadable answers -> UNAVAILABLE; a server
+  certificate the configured CA does not verify says so (TLS verification, and
+  OpenSSL's reason), as does another TLS failure;
 - a request that timed out -> DEADLINE_EXCEEDED.
 
 Only UNAVAILABLE and DEADLINE_EXCEEDED mean the API is unwell (`backend_failed`): the
@@ -21,6 +23,7 @@ circuit breaker counts those, and nothing else.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 
 import httpx2
@@ -87,6 +90,39 @@ def _refusal(
     )
 
 
+def _tls_failure(error: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a connection failure (httpx wraps the one ssl raised)."""
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain is short; bounded against a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unreachable(error: httpx2.HTTPError) -> Unavailable:
+    tls = _tls_failure(error)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        said = tls.verify_message or tls.reason or "certificate verify failed"
+        return Unavailable(
+            "TLS verification of the Kubernetes API's certificate failed: "
+            f"{quote(str(said))} (check the cluster's CA: certificate-authority in the "
+            "kubeconfig, or the service account's ca.crt)",
+            reason=_R.ERROR_REASON_UPSTREAM_CONNECTION_FAILED,
+        )
+    if tls is not None:
+        return Unavailable(
+            f"the TLS handshake with the Kubernetes API failed: {quote(tls.reason or str(tls))}",
+            reason=_R.ERROR_REASON_UPSTREAM_CONNECTION_FAILED,
+        )
+    return Unavailable(
+        f"cannot reach the Kubernetes API: {quote(str(error) or type(error).__name__)}",
+        reason=_R.ERROR_REASON_UPSTREAM_CONNECTION_FAILED,
+    )
+
+
 @contextlib.asynccontextmanager
 async def api_errors(
     what: str,
@@ -116,10 +152,7 @@ async def api_errors(
             reason=_R.ERROR_REASON_TOOL_TIMEOUT,
         ) from None
     except httpx2.HTTPError as error:
-        raise Unavailable(
-            f"cannot reach the Kubernetes API: {quote(str(error) or type(error).__name__)}",
-            reason=_R.ERROR_REASON_UPSTREAM_CONNECTION_FAILED,
-        ) from None
+        raise _unreachable(error) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise Unavailable(
             f"the Kubernetes API answered with {what} this client cannot read: {quote(str(error))}",

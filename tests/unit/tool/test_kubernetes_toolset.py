@@ -5,15 +5,11 @@ ever reads a Secret."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.common.errors import (
     DeadlineExceeded,
@@ -29,6 +25,7 @@ from services.tool.toolsets.kubernetes import KubernetesToolset
 from services.tool.toolsets.kubernetes_config import KubernetesConfigError
 from tests.fakes.kubernetes_fake import FakeKubernetes
 from tests.support.kube import write_kubeconfig
+from tests.support.kube_tls import make_ca
 
 TOKEN = "fake-service-account-token"
 
@@ -441,7 +438,7 @@ async def test_in_cluster_service_account(tmp_path: Path) -> None:
     account.mkdir()
     (account / "token").write_text("in-cluster-token\n")
     (account / "namespace").write_text("observability")
-    (account / "ca.crt").write_text(_ca_pem())
+    (account / "ca.crt").write_bytes(make_ca().cert_pem)
     environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     toolset = kubernetes.from_env(environ, service_account=account)
     assert toolset is not None
@@ -453,22 +450,3 @@ async def test_in_cluster_service_account(tmp_path: Path) -> None:
     (account / "token").unlink()
     with pytest.raises(KubernetesConfigError, match="service account is unreadable"):
         kubernetes.from_env(environ, service_account=account)
-
-
-def _ca_pem() -> str:
-    """A freshly made self-signed CA certificate (lightkube loads it into its TLS context)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
