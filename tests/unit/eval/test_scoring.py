@@ -51,16 +51,16 @@ def _investigation(root_cause: str, kind: str, confidence: float) -> inv_pb2.Inv
 
 
 def test_verdicts() -> None:
-    rollout = by_name("bad_rollout")
-    by_keyword = score(rollout, _investigation("price_rules_v2 is missing", "", 0.8), 1.0)
-    assert by_keyword.correct and by_keyword.judged_by == "keyword"
-    assert (by_keyword.evidence_valid, by_keyword.evidence_invalid) == (0, 1)
-    by_kind = score(rollout, _investigation("something", "bad_rollout", 0.8), 1.0)
-    assert by_kind.correct and by_kind.judged_by == "kind"
-    assert by_kind.evidence_valid == 1
-    wrong = score(rollout, _investigation("the disk is full", "crash_loop", 0.8), 1.0)
-    assert not wrong.correct and wrong.judged_by == "none"
-    healthy = by_name("healthy")
-    assert score(healthy, _investigation("", "", 0.1), 1.0).correct
-    assert not score(healthy, _investigation("", "", 0.5), 1.0).correct
-    assert not score(healthy, _investigation("the disk is full", "", 0.1), 1.0).correct
+    """Found = the stored root cause holds the scenario's unique token (case folded)."""
+    oom = by_name("oomkilled")
+    found = score(
+        oom, _investigation(f"OOMKilled at its {oom.token} limit", "oom_killed", 0.8), 1.0
+    )
+    assert found.correct and found.analyzer_kind == "oom_killed"
+    assert (found.evidence_valid, found.evidence_invalid) == (1, 1)
+    assert score(oom, _investigation(oom.token.upper(), "", 0.8), 1.0).correct
+    missed = score(oom, _investigation("the disk is full", "oom_killed", 0.8), 1.0)
+    assert not missed.correct
+    failed = _investigation(oom.token, "", 0.8)
+    failed.state = inv_pb2.INVESTIGATION_STATE_FAILED
+    assert not score(oom, failed, 1.0).correct
