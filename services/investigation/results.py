@@ -8,12 +8,14 @@ Each view keeps the call it came from: evidence names that call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from services.investigation.calls import ToolCall
+
+T = TypeVar("T")
 
 # Container reasons that mean the container cannot start or keeps failing.
 WAITING_TROUBLE = frozenset(
@@ -69,6 +71,22 @@ def moment(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+class _Read(Generic[T]):
+    """A view's field read from its raw JSON with one of the readers above: `reason =
+    _Read("reason", text)` instead of a property per field."""
+
+    def __init__(self, key: str, reader: Callable[[Any], T]) -> None:
+        self._key = key
+        self._reader = reader
+
+    def __get__(self, view: Any, owner: type | None = None) -> T:
+        return self._reader(view.raw.get(self._key))
+
+
+def _optional_number(value: Any) -> int | None:
+    return number(value) if value is not None else None
+
+
 def successful(calls: Sequence[ToolCall], tool: str) -> Iterator[ToolCall]:
     """The calls of `tool` that succeeded with an object result."""
     for call in calls:
@@ -82,42 +100,25 @@ class ContainerView:
 
     raw: dict[str, Any]
 
-    @property
-    def name(self) -> str:
-        return text(self.raw.get("name"))
+    name = _Read("name", text)
 
-    @property
-    def image(self) -> str:
-        return text(self.raw.get("image"))
+    image = _Read("image", text)
 
     @property
     def ready(self) -> bool:
         return self.raw.get("ready") is True
 
-    @property
-    def state(self) -> str:
-        return text(self.raw.get("state"))
+    state = _Read("state", text)
 
-    @property
-    def reason(self) -> str:
-        return text(self.raw.get("reason"))
+    reason = _Read("reason", text)
 
-    @property
-    def message(self) -> str:
-        return text(self.raw.get("message"))
+    message = _Read("message", text)
 
-    @property
-    def restart_count(self) -> int:
-        return number(self.raw.get("restart_count"))
+    restart_count = _Read("restart_count", number)
 
-    @property
-    def exit_code(self) -> int | None:
-        code = self.raw.get("exit_code")
-        return number(code) if code is not None else None
+    exit_code = _Read("exit_code", _optional_number)
 
-    @property
-    def last_state(self) -> dict[str, Any]:
-        return mapping(self.raw.get("last_state"))
+    last_state = _Read("last_state", mapping)
 
     @property
     def last_reason(self) -> str:
@@ -162,9 +163,7 @@ class PodView:
     # Events that came with the pod (describe only).
     events: tuple[EventView, ...] = ()
 
-    @property
-    def name(self) -> str:
-        return text(self.raw.get("name"))
+    name = _Read("name", text)
 
     @property
     def namespace(self) -> str:
@@ -174,42 +173,28 @@ class PodView:
     def subject(self) -> str:
         return f"pod/{self.namespace}/{self.name}"
 
-    @property
-    def phase(self) -> str:
-        return text(self.raw.get("phase"))
+    phase = _Read("phase", text)
 
-    @property
-    def node(self) -> str:
-        return text(self.raw.get("node"))
+    node = _Read("node", text)
 
     @property
     def reason(self) -> str:
         """The pod's own status reason (`Evicted`), "" when none."""
         return text(self.raw.get("reason"))
 
-    @property
-    def message(self) -> str:
-        return text(self.raw.get("message"))
+    message = _Read("message", text)
 
-    @property
-    def owner(self) -> str:
-        return text(self.raw.get("owner"))
+    owner = _Read("owner", text)
 
-    @property
-    def restarts(self) -> int:
-        return number(self.raw.get("restarts"))
+    restarts = _Read("restarts", number)
 
     @property
     def containers(self) -> list[ContainerView]:
         return [ContainerView(item) for item in items(self.raw.get("containers"))]
 
-    @property
-    def conditions(self) -> list[dict[str, Any]]:
-        return items(self.raw.get("conditions"))
+    conditions = _Read("conditions", items)
 
-    @property
-    def volumes(self) -> list[dict[str, Any]]:
-        return items(self.raw.get("volumes"))
+    volumes = _Read("volumes", items)
 
     @property
     def ready(self) -> bool:
@@ -255,21 +240,13 @@ class EventView:
     raw: dict[str, Any]
     namespace: str
 
-    @property
-    def type(self) -> str:
-        return text(self.raw.get("type"))
+    type = _Read("type", text)
 
-    @property
-    def reason(self) -> str:
-        return text(self.raw.get("reason"))
+    reason = _Read("reason", text)
 
-    @property
-    def message(self) -> str:
-        return text(self.raw.get("message"))
+    message = _Read("message", text)
 
-    @property
-    def first_seen(self) -> datetime | None:
-        return moment(self.raw.get("first_seen"))
+    first_seen = _Read("first_seen", moment)
 
     @property
     def object_kind(self) -> str:
