@@ -294,7 +294,7 @@ class RemoteError(GatewayError):
     def __init__(self, status: status_pb2.Status) -> None:
         super().__init__(status.message)
         self.status = status
-        self.code = _code_from_int(status.code)
+        self.code = code_from_int(status.code)
         info = find_detail(status, error_details_pb2.ErrorInfo)
         self.reason_text = info.reason if info else ""
         self.metadata = dict(info.metadata) if info else {}
@@ -316,7 +316,8 @@ class RemoteError(GatewayError):
         return cls(status)
 
 
-def _code_from_int(value: int) -> grpc.StatusCode:
+def code_from_int(value: int) -> grpc.StatusCode:
+    """The status code numbered `value` in google.rpc (UNKNOWN for a number it lacks)."""
     for code in grpc.StatusCode:
         if code.value[0] == value:
             return code

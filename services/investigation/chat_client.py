@@ -4,12 +4,11 @@ the worker), so routing, fallbacks, limits, budgets and usage apply as to any ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 
 from llmgw.router.v1 import chat_pb2 as router_chat_pb2
 from llmgw.router.v1 import router_service_pb2_grpc as router_grpc
@@ -43,7 +42,6 @@ class ModelAnswer:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
-    raw_tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _cost(trailers: Any) -> float:
@@ -107,11 +105,4 @@ def _answer(reply: router_chat_pb2.CreateChatCompletionResponse, cost: float) ->
         input_tokens=reply.usage.prompt_tokens,
         output_tokens=reply.usage.completion_tokens,
         cost=cost,
-        raw_tool_calls=[json_format.MessageToDict(c) for c in choice.message.tool_calls],
     )
-
-
-def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(value)
-    return out

@@ -17,6 +17,7 @@ from services.common.text_checks import (
     shown,
 )
 from services.common.validation import Violations
+from services.investigation.jobs.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from services.investigation.limits import check_limits
 
 NAMES = ResourceNames("investigations", "investigation", r"[a-z0-9][a-z0-9-]{0,62}")
@@ -27,8 +28,6 @@ MAX_ANNOTATIONS = 32
 MAX_LABEL_VALUE = 1024
 MAX_ANNOTATION_VALUE = 8192
 MAX_QUESTION = 8000
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 50
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,127}")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _FINGERPRINT = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.router.v1 import chat_pb2 as router_chat_pb2
+from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
 from services.common.errors import GatewayError
 from services.investigation import conclusion, prompts
 from services.investigation.calls import PlannedCall, ToolCall
@@ -75,10 +76,16 @@ class ModelLoop:
         cancelled: asyncio.Event,
         on_step: OnStep,
         on_tool_call: OnToolCall,
-        budget: prompts.Budget | None = None,
+        context_window: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._budget = budget or prompts.Budget()
+        # The tools as every step offers them, built once; what they take in a request
+        # counts against a small model's window (prompts.budget_for).
+        self._tools = [_definition(name, tool) for name, tool in sorted(toolbox.tools.items())]
+        self.budget = prompts.budget_for(
+            context_window,
+            sum(len(json_format.MessageToJson(t, indent=None)) for t in self._tools),
+        )
         self._chat = chat
         self._toolbox = toolbox
         self._model = model
@@ -170,16 +177,12 @@ class ModelLoop:
         request = router_chat_pb2.CreateChatCompletionRequest(
             model=self._model,
             messages=self._messages,
-            max_tokens=max(1, min(self._budget.call_tokens, left_tokens)),
+            max_tokens=max(1, min(self.budget.call_tokens, left_tokens)),
         )
         request.gateway.cache = "bypass"
         request.gateway.request_id = f"inv.{self._id}.a{self._attempt}.s{step}"
-        if offer_tools and self._toolbox.tools and self._budget.offer_tools:
-            for name, tool in sorted(self._toolbox.tools.items()):
-                entry = request.tools.add(type="function")
-                entry.function.name = name
-                entry.function.description = tool.description
-                entry.function.parameters.CopyFrom(tool.parameters)
+        if offer_tools and self._tools and self.budget.offer_tools:
+            request.tools.extend(self._tools)
             request.tool_choice.string_value = "auto"
         else:
             if self._messages[-1].role != "user":
@@ -243,7 +246,7 @@ class ModelLoop:
             await self._on_tool_call(call)
         for requested in answer.tool_calls:
             if requested.id in results:
-                content = prompts.tool_message(results[requested.id], self._budget.call_bytes)
+                content = prompts.tool_message(results[requested.id], self.budget.call_bytes)
             else:
                 content = refusals[requested.id]
             self._messages.append(message("tool", content, tool_call_id=requested.id))
@@ -270,6 +273,14 @@ class ModelLoop:
                 f"refused: this exact call was already made as [{previous.id}]; its output is above"
             )
         return planned, ""
+
+
+def _definition(name: str, tool: tool_pb2.Tool) -> router_chat_pb2.ChatTool:
+    entry = router_chat_pb2.ChatTool(type="function")
+    entry.function.name = name
+    entry.function.description = tool.description
+    entry.function.parameters.CopyFrom(tool.parameters)
+    return entry
 
 
 def _assistant_turn(answer: ModelAnswer) -> router_chat_pb2.ChatMessage:

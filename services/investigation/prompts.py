@@ -60,14 +60,6 @@ def budget_for(context_window: int | None, tool_bytes: int = 0) -> Budget:
     return Budget(call_tokens, context_bytes, call_bytes, offer_tools)
 
 
-def tool_definitions_bytes(tools: Sequence[tuple[str, str, object]]) -> int:
-    """About what `(name, description, parameters)` definitions take in a request."""
-    return sum(
-        len(name) + len(description) + len(json.dumps(parameters, separators=(",", ":")))
-        for name, description, parameters in tools
-    )
-
-
 INSTRUCTIONS = """You are the on-call investigator of an alert. You have read-only tools \
 over the cluster and its metrics. Work out the most likely root cause from evidence.
 

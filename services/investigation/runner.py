@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC
 
 import redis.asyncio as aioredis
-from google.protobuf import json_format
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common import context
@@ -80,8 +79,7 @@ class Runner:
             reset_caller(caller)
 
     def _model(self, investigation: inv_pb2.Investigation) -> str:
-        config = self._config()
-        return investigation.model or config.default_model or self._default_model() or NO_MODEL
+        return investigation.model or self._default_model() or NO_MODEL
 
     async def _progress(self, job: Job, stage: str, text: str, percent: int) -> None:
         await self._store.emit(
@@ -159,16 +157,6 @@ class Runner:
             )
         if model == NO_MODEL:
             return _Outcome(LoopOutcome(None, 0, ""))
-        definitions = [
-            (name, tool.description, json_format.MessageToDict(tool.parameters))
-            for name, tool in toolbox.tools.items()
-        ]
-        budget = prompts.budget_for(
-            self._context_window(model), prompts.tool_definitions_bytes(definitions)
-        )
-        first, _ = prompts.first_message(
-            job.investigation.alert, toolbox.calls, findings, budget=budget
-        )
         max_steps = limits.max_steps
 
         async def on_step(step: int) -> None:
@@ -187,8 +175,11 @@ class Runner:
             cancelled=job.cancelled,
             on_step=on_step,
             on_tool_call=lambda call: self._tool_call(job, call),
-            budget=budget,
+            context_window=self._context_window(model),
             clock=self._monotonic,
+        )
+        first, _ = prompts.first_message(
+            job.investigation.alert, toolbox.calls, findings, budget=loop.budget
         )
         outcome = await loop.run(first)
         return _Outcome(outcome, loop.input_tokens, loop.output_tokens, loop.cost)

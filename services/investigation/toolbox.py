@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
-from services.common.errors import GatewayError
+from services.common.errors import GatewayError, code_from_int
 from services.common.tool_client import ToolClient
 from services.investigation.calls import PlannedCall, ToolCall, plain, render
 
@@ -235,16 +235,10 @@ def to_invocation(call: ToolCall) -> inv_pb2.ToolInvocation:
     out.arguments.update(call.arguments)
     out.duration.FromNanoseconds(int(call.duration_s * 1e9))
     if not call.ok:
-        out.status.code = _code_number(call.error_code)
+        code = grpc.StatusCode.__members__.get(call.error_code, grpc.StatusCode.UNKNOWN)
+        out.status.code = code.value[0]
         out.status.message = call.output
     return out
-
-
-def _code_number(name: str) -> int:
-    for code in grpc.StatusCode:
-        if code.name == name:
-            return int(code.value[0])
-    return 2
 
 
 def call_from_invocation(invocation: inv_pb2.ToolInvocation) -> ToolCall:
@@ -256,11 +250,7 @@ def call_from_invocation(invocation: inv_pb2.ToolInvocation) -> ToolCall:
             result = json.loads(invocation.output)
         except ValueError:
             result = None
-    code = ""
-    if not ok:
-        code = next(
-            (c.name for c in grpc.StatusCode if c.value[0] == invocation.status.code), "UNKNOWN"
-        )
+    code = "" if ok else code_from_int(invocation.status.code).name
     return ToolCall(
         id=invocation.id,
         toolset=invocation.toolset,

@@ -15,8 +15,8 @@ from services.common.errors import GatewayError
 from services.investigation.chat_client import ModelAnswer, ModelToolCall
 
 
-def toolset_tool(name: str, toolset: str = "kubernetes") -> tool_pb2.Tool:
-    tool = tool_pb2.Tool(name=f"tools/{name}", description=f"{name} reads things")
+def toolset_tool(name: str, toolset: str = "kubernetes", *, description: str = "") -> tool_pb2.Tool:
+    tool = tool_pb2.Tool(name=f"tools/{name}", description=description or f"{name} reads things")
     tool.parameters.update({"type": "object", "additionalProperties": True})
     tool.toolset.toolset = toolset
     tool.toolset.read_only = True

@@ -12,7 +12,6 @@ from services.common.errors import Unavailable
 from services.investigation.calls import PlannedCall, ToolCall
 from services.investigation.limits import Limits
 from services.investigation.model_loop import ModelLoop
-from services.investigation.prompts import budget_for
 from services.investigation.toolbox import Toolbox
 from tests.unit.investigation.fakes import FakeChat, FakeTools, answer, toolset_tool
 
@@ -62,6 +61,7 @@ def _loop(
     cancelled: asyncio.Event | None = None,
     per_step: int = 8,
     seen: list[ToolCall] | None = None,
+    window: int | None = None,
 ) -> ModelLoop:
     clock = clock or Clock()
 
@@ -84,6 +84,7 @@ def _loop(
         cancelled=cancelled or asyncio.Event(),
         on_step=on_step,
         on_tool_call=on_call,
+        context_window=window,
         clock=clock,
     )
 
@@ -137,16 +138,20 @@ async def test_step_limit_forces_a_conclusion_without_tools_and_is_partial() -> 
 
 async def test_calls_ask_for_what_the_models_window_leaves() -> None:
     chat = FakeChat([answer(CONCLUSION)])
-    loop = _loop(chat, await _toolbox(_tools()), steps=1)
-    loop._budget = budget_for(4096)
+    loop = _loop(chat, await _toolbox(_tools()), steps=1, window=4096)
+    assert loop.budget.offer_tools  # two small tools fit beside the context
     await loop.run("alert")
     assert chat.requests[0].max_tokens == 1024
 
 
 async def test_tools_a_small_window_cannot_hold_are_not_offered() -> None:
     chat = FakeChat([answer(CONCLUSION)])
-    loop = _loop(chat, await _toolbox(_tools()))
-    loop._budget = budget_for(4096, tool_bytes=9400)
+    # Fifteen toolset schemas take about 9.4 KB: as much as these two long descriptions.
+    described = FakeTools(
+        [toolset_tool(f"kubernetes_t{i}", description="d" * 4700) for i in range(2)], {}
+    )
+    loop = _loop(chat, await _toolbox(described), window=4096)
+    assert not loop.budget.offer_tools
     outcome = await loop.run("alert")
     first = chat.requests[0]
     assert not first.tools and first.response_format.type == "json_schema"

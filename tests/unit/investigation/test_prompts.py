@@ -10,7 +10,6 @@ from services.investigation.prompts import (
     Budget,
     budget_for,
     first_message,
-    tool_definitions_bytes,
     tool_message,
 )
 from tests.unit.investigation.toolcalls import NS, Calls, crashing, described, event, pod
@@ -61,4 +60,3 @@ def test_tool_definitions_count_against_a_small_window() -> None:
     many = budget_for(4096, tool_bytes=9400)
     assert not many.offer_tools and many.context_bytes == budget_for(4096).context_bytes
     assert budget_for(200_000, tool_bytes=9400).offer_tools
-    assert tool_definitions_bytes([("t", "d", {"type": "object"})]) == len('td{"type":"object"}')
