@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from eval.scoring import evidence_valid, stored_evidence
 from llmgw.identity.v1 import identity_pb2
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.investigation.v1 import investigation_service_pb2_grpc as inv_grpc
@@ -252,15 +253,13 @@ async def _wait_state(
 
 
 def _check_evidence(result: inv_pb2.InvestigationResult) -> None:
-    """Every stored evidence item quotes the output of the call it names."""
-    outputs = {c.id: c.output for c in result.tool_calls}
-    items = [e for f in result.findings for e in f.evidence] + list(result.root_cause_evidence)
+    """Every stored evidence item quotes the output of the call it names, by the eval's
+    own check (eval/scoring.py), which is independent of the service's."""
+    calls = {c.id: c for c in result.tool_calls}
+    items = stored_evidence(result)
     assert items
     for item in items:
-        assert (
-            item.excerpt in outputs[item.tool_call_id]
-            or item.excerpt in json.loads(outputs[item.tool_call_id]).__repr__()
-        ), item
+        assert evidence_valid(item, calls), item
 
 
 async def test_rest_create_stream_and_get_an_evidence_backed_result(
@@ -464,7 +463,12 @@ async def test_alertmanager_webhook_opens_dedups_and_resolves(
     fingerprint = f"{time.time_ns():016x}"[-16:]
     alert = {
         "status": "firing",
-        "labels": {"alertname": "KubePodCrashLooping", "namespace": NS, "pod": POD},
+        "labels": {
+            "alertname": "KubePodCrashLooping",
+            "namespace": NS,
+            "pod": POD,
+            "severity": "critical",
+        },
         "annotations": {"summary": "crash looping"},
         "startsAt": "2026-01-01T10:00:00Z",
         "endsAt": "0001-01-01T00:00:00Z",
@@ -477,7 +481,9 @@ async def test_alertmanager_webhook_opens_dedups_and_resolves(
     outcomes = [r["outcome"] for r in first.json()["results"]]
     assert outcomes == ["WEBHOOK_OUTCOME_OPENED", "WEBHOOK_OUTCOME_DEDUPLICATED"]
     opened = first.json()["investigations"][0]
-    assert opened["alert"]["priority"] == "PRIORITY_UNSPECIFIED" or opened["alert"]["source"]
+    assert opened["alert"]["source"] == "alertmanager"
+    assert opened["alert"]["fingerprint"] == fingerprint
+    assert opened["alert"]["priority"] == "PRIORITY_CRITICAL"  # from its severity label
     resolved = {**alert, "status": "resolved", "endsAt": "2026-01-01T11:00:00Z"}
     second = await rest.post(
         "/v1/alertmanager/webhook",

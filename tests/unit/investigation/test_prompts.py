@@ -45,7 +45,7 @@ def test_a_small_window_gets_a_first_message_that_fits_with_room_to_answer() -> 
     assert len(text.encode()) // 3 + budget.call_tokens < 4096
     assert "[c1] kubernetes_describe_pod" in text and "c1" in shown
     # The long log is cut to the per-call share, with a note saying how to ask for less.
-    assert "call it again narrower" in text or "c2" not in shown
+    assert "c2" in shown and "call it again narrower" in text
 
 
 def test_every_output_is_labelled_with_its_call_id() -> None:
