@@ -11,6 +11,7 @@ from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.router.v1 import chat_pb2 as router_chat_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
 from services.common.errors import FailedPrecondition
+from services.common.owners import current_owner
 from services.common.session_client import SessionClient
 from services.investigation.chat_client import ChatClient, message
 
@@ -27,10 +28,12 @@ PREAMBLE = (
 )
 
 
-def session_id(investigation: inv_pb2.Investigation) -> str:
-    """The follow-up session's id: derived from the investigation's name (ids are bounded
-    to 64 characters, names to more)."""
-    return "inv-" + hashlib.sha256(investigation.name.encode()).hexdigest()[:32]
+def session_id(investigation: inv_pb2.Investigation, owner: str) -> str:
+    """The follow-up session's id: derived from the investigation's name and the asking
+    owner (ids are bounded to 64 characters, names to more), so an operator who may read
+    every investigation gets a conversation of their own instead of taking the owner's id."""
+    digest = hashlib.sha256(f"{investigation.name}\0{owner}".encode()).hexdigest()
+    return "inv-" + digest[:32]
 
 
 def context_text(investigation: inv_pb2.Investigation) -> str:
@@ -87,9 +90,7 @@ class FollowUp:
             raise FailedPrecondition(
                 "no model to answer with: name one in `model` (the investigation used none)"
             )
-        spec = session_pb2.Session(system_prompt=context_text(investigation))
-        spec.labels["investigation"] = investigation.name.removeprefix("investigations/")
-        name = await self._sessions.create(session_id(investigation), spec, ANSWER_SECONDS)
+        name = await self._open_session(investigation)
         request = router_chat_pb2.CreateChatCompletionRequest(
             model=chosen, messages=[message("user", question)]
         )
@@ -103,3 +104,12 @@ class FollowUp:
         reply.usage.output_tokens = answer.output_tokens
         reply.usage.total_tokens = answer.input_tokens + answer.output_tokens
         return reply
+
+    async def _open_session(self, investigation: inv_pb2.Investigation) -> str:
+        """The caller's follow-up session, created with the investigation as its system
+        prompt on the first question and found again on the next ones (its id is derived,
+        so a race between two first questions ends in the same session)."""
+        spec = session_pb2.Session(system_prompt=context_text(investigation))
+        spec.labels["investigation"] = investigation.name.removeprefix("investigations/")
+        sid = session_id(investigation, current_owner())
+        return await self._sessions.create(sid, spec, ANSWER_SECONDS)

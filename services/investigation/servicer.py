@@ -174,7 +174,13 @@ class InvestigationServicer(inv_grpc.InvestigationServiceServicer):
         async def work(_: grpc.aio.ServicerContext) -> inv_pb2.ChatInvestigationResponse:
             async with _store_errors():
                 found = await self._store.get(investigation_id, required_owner())
-            return await self._followup.ask(found, request.message, request.model)
+            reply = await self._followup.ask(found, request.message, request.model)
+            if reply.session != found.session:
+                async with _store_errors():
+                    await self._store.record_session(
+                        investigation_id, current_owner(), reply.session
+                    )
+            return reply
 
         return await once(self._once, where, context, inv_pb2.ChatInvestigationResponse, work)
 

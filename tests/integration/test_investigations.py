@@ -531,6 +531,18 @@ async def test_follow_up_questions_are_kept_in_a_session(
     assert "PAYMENT_API_KEY" in held.session.system_prompt
     last = gw.fakes["openai"].control().completions()[-1].json
     assert "[c" in json.dumps(last["messages"][0])
+    got = await rest.get(f"/v1/{name}", headers=alice.headers)
+    assert got.json()["investigation"]["session"] == session
+    # An operator who may read every investigation asks in a conversation of their own;
+    # the investigation keeps naming its owner's.
+    gw.fakes["openai"].control().set_conversation(UPSTREAM_MODEL, [Behaviour(text="Same.")])
+    operator = await rest.post(
+        f"/v1/{name}:chat", json={"message": "why?"}, headers=gw.admin_headers
+    )
+    assert operator.status_code == 200, operator.text
+    assert operator.json()["session"] != session
+    got = await rest.get(f"/v1/{name}", headers=alice.headers)
+    assert got.json()["investigation"]["session"] == session
 
 
 async def test_caller_mistakes_are_precise_400s(

@@ -153,6 +153,25 @@ class JobStore(WorkerSide):
                 return inv
         raise too_busy(seen)
 
+    async def record_session(self, investigation_id: str, asker: str, session: str) -> None:
+        """Sets `session` on the record when `asker` owns the investigation: the field names
+        the owner's follow-up conversation (an operator's own is not recorded)."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            record = await self._read(investigation_id)
+            if record is None or record.owner != asker or record.investigation.session == session:
+                return
+            inv = inv_pb2.Investigation()
+            inv.CopyFrom(record.investigation)
+            inv.session = session
+            reply = await self._scripts.save(
+                self._redis,
+                [keys.record_key(investigation_id)],
+                ["", record.rev, inv.SerializeToString()],
+            )
+            if status_of(reply) == "OK":
+                return
+        raise too_busy(investigation_id)
+
     async def _fingerprint_id(self, fp_key: str) -> str:
         """The id the fingerprint key names, '' for none."""
         value: Any = await self._redis.get(fp_key)
