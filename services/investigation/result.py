@@ -6,8 +6,13 @@ claim's evidence checked against the tool call it names before anything is store
 - The model's root cause stands when at least one of its evidence items checks out;
   otherwise it is rejected and the strongest analyzer root cause (if any) takes its
   place.
+- A quote that exists is not yet a relevant one: the model's root cause is then weighed
+  against the analyzers' (`root_cause_support`): corroborated when an analyzer's root
+  cause rests on the same excerpt of the same call, uncorroborated when no analyzer
+  established one, contradicted when one established another.
 - Confidence: the model's (or, without one, a figure from what the analyzers
-  established), lowered by a fifth for every rejected claim and capped while partial.
+  established), capped for an uncorroborated or contradicted root cause, lowered by a
+  fifth for every rejected claim and capped while partial.
 """
 
 from __future__ import annotations
@@ -27,6 +32,28 @@ REJECTION_FACTOR = 0.8
 # A partial result claims at most this confidence.
 PARTIAL_CEILING = 0.6
 MAX_RECOMMENDATIONS = 10
+# The most a model's root cause may claim when no analyzer established a root cause, and
+# when one established a different one.
+UNCORROBORATED_CEILING = 0.6
+CONTRADICTED_CEILING = 0.4
+# The confidence of a root cause an analyzer established, and of analyzer findings only.
+ANALYZER_ROOT_CONFIDENCE = 0.7
+ANALYZER_FINDINGS_CONFIDENCE = 0.4
+NOTHING_CONFIDENCE = 0.1
+# A model root cause that names no confidence of its own: as an analyzer's when one
+# corroborates it, else this.
+MODEL_DEFAULT_CONFIDENCE = 0.5
+# The shortest excerpt two claims may share to count as resting on the same evidence.
+MIN_SHARED_EXCERPT = 12
+_MODEL_SUPPORT = (
+    inv_pb2.ROOT_CAUSE_SUPPORT_CORROBORATED,
+    inv_pb2.ROOT_CAUSE_SUPPORT_UNCORROBORATED,
+    inv_pb2.ROOT_CAUSE_SUPPORT_CONTRADICTED,
+)
+_CEILINGS = {
+    inv_pb2.ROOT_CAUSE_SUPPORT_UNCORROBORATED: UNCORROBORATED_CEILING,
+    inv_pb2.ROOT_CAUSE_SUPPORT_CONTRADICTED: CONTRADICTED_CEILING,
+}
 
 
 def finding_proto(finding: AnalyzerFinding) -> inv_pb2.Finding:
@@ -107,6 +134,7 @@ def build(
         if found.root_cause and root.valid:
             result.root_cause = found.root_cause
             result.root_cause_evidence.extend(_evidence(e) for e in root.valid)
+            _weigh_model_root(result, root.valid, analyzer)
             model_root = True
         elif found.root_cause:
             rejected += 1
@@ -120,7 +148,7 @@ def build(
     if not result.summary:
         result.summary = _summary(analyzer, result.root_cause)
     result.recommendations.extend(_recommendations(found, analyzer))
-    result.confidence = _confidence(found, analyzer, model_root, rejected, ending)
+    result.confidence = _confidence(found, analyzer, result, rejected, ending)
     return result
 
 
@@ -159,7 +187,36 @@ def _analyzer_root(
         if finding.root_cause:
             result.root_cause = finding.root_cause
             result.root_cause_evidence.extend(_evidence(e) for e in finding.evidence)
+            result.root_cause_support = inv_pb2.ROOT_CAUSE_SUPPORT_ANALYZER
+            result.root_cause_analyzer = f"analyzer:{finding.analyzer}"
             return
+
+
+def _overlaps(a: EvidenceRef, b: EvidenceRef) -> bool:
+    """One verified excerpt inside the other (from the same call or two calls that both
+    show it, such as a pod's termination message and its logs), and long enough to be a
+    fact rather than a word: the two claims rest on the same evidence."""
+    short, long = sorted((a.excerpt, b.excerpt), key=len)
+    return len(short) >= MIN_SHARED_EXCERPT and short in long
+
+
+def _weigh_model_root(
+    result: inv_pb2.InvestigationResult,
+    cited: Sequence[EvidenceRef],
+    analyzer: Sequence[AnalyzerFinding],
+) -> None:
+    """Sets how the analyzers' root causes bear on the model's (verified) one."""
+    roots = [f for f in analyzer if f.root_cause]
+    if not roots:
+        result.root_cause_support = inv_pb2.ROOT_CAUSE_SUPPORT_UNCORROBORATED
+        return
+    for finding in roots:
+        if any(_overlaps(m, a) for m in cited for a in finding.evidence):
+            result.root_cause_support = inv_pb2.ROOT_CAUSE_SUPPORT_CORROBORATED
+            result.root_cause_analyzer = f"analyzer:{finding.analyzer}"
+            return
+    result.root_cause_support = inv_pb2.ROOT_CAUSE_SUPPORT_CONTRADICTED
+    result.root_cause_analyzer = f"analyzer:{roots[0].analyzer}"
 
 
 def _summary(analyzer: Sequence[AnalyzerFinding], root_cause: str) -> str:
@@ -184,19 +241,27 @@ def _recommendations(found: Conclusion | None, analyzer: Sequence[AnalyzerFindin
 def _confidence(
     found: Conclusion | None,
     analyzer: Sequence[AnalyzerFinding],
-    model_root: bool,
+    result: inv_pb2.InvestigationResult,
     rejected: int,
     ending: Ending,
 ) -> float:
-    if found is not None and model_root and found.confidence is not None:
-        base = found.confidence
-    elif any(f.root_cause for f in analyzer):
-        base = 0.7
+    support = result.root_cause_support
+    if found is not None and support in _MODEL_SUPPORT:
+        base = found.confidence if found.confidence is not None else _model_default(support)
+        base = min(base, _CEILINGS.get(support, 1.0))
+    elif support == inv_pb2.ROOT_CAUSE_SUPPORT_ANALYZER:
+        base = ANALYZER_ROOT_CONFIDENCE
     elif analyzer:
-        base = 0.4
+        base = ANALYZER_FINDINGS_CONFIDENCE
     else:
-        base = 0.1
+        base = NOTHING_CONFIDENCE
     value = base * REJECTION_FACTOR**rejected
     if ending.partial_reason:
         value = min(value, PARTIAL_CEILING)
     return round(max(0.0, min(1.0, value)), 3)
+
+
+def _model_default(support: int) -> float:
+    if support == inv_pb2.ROOT_CAUSE_SUPPORT_CORROBORATED:
+        return ANALYZER_ROOT_CONFIDENCE
+    return MODEL_DEFAULT_CONFIDENCE

@@ -35,6 +35,14 @@ _CODES = {
     16: "UNAUTHENTICATED",
 }
 
+# How the analyzers bear on the root cause, as the result says it (REST enum names).
+_SUPPORT = {
+    "ROOT_CAUSE_SUPPORT_ANALYZER": "root cause from the analyzers",
+    "ROOT_CAUSE_SUPPORT_CORROBORATED": "the model's root cause, corroborated by the analyzers",
+    "ROOT_CAUSE_SUPPORT_UNCORROBORATED": "the model's root cause, not corroborated",
+    "ROOT_CAUSE_SUPPORT_CONTRADICTED": "the model's root cause; the analyzers found another",
+}
+
 
 def enum_word(value: object, prefix: str) -> str:
     """`INVESTIGATION_STATE_SUCCEEDED` -> `succeeded` (what a person reads)."""
@@ -168,7 +176,9 @@ def render_result(investigation: Json) -> str:
     if rejected:
         lines += ["", "Rejected claims (evidence did not check out):"]
         lines += [f"  - {r.get('title', '')}: {r.get('reason', '')}" for r in rejected]
-    lines += ["", f"Confidence: {float(result.get('confidence', 0) or 0):.2f}"]
+    support = _SUPPORT.get(str(result.get("root_cause_support", "")), "")
+    confidence = f"Confidence: {float(result.get('confidence', 0) or 0):.2f}"
+    lines += ["", f"{confidence} ({support})" if support else confidence]
     usage = investigation.get("usage") or {}
     model = result.get("model") or "none (analyzers only)"
     lines.append(

@@ -292,6 +292,9 @@ async def test_rest_create_stream_and_get_an_evidence_backed_result(
     assert result.root_cause.startswith("PAYMENT_API_KEY is not set")
     assert [r.title for r in result.rejected_claims] == ["the node's disk is full"]
     assert result.confidence == pytest.approx(0.72)
+    # The crash-loop analyzer rests its own root cause on the same log line.
+    assert result.root_cause_support == inv_pb2.ROOT_CAUSE_SUPPORT_CORROBORATED
+    assert result.root_cause_analyzer == "analyzer:crash_loop"
     titles = [f.title for f in result.findings if f.origin == "model"]
     assert titles == ["deployment payments has no available replica"]
     _check_evidence(result)

@@ -3,6 +3,8 @@ costing confidence, analyzer findings as the floor."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.investigation.analyzers import analyze
 from services.investigation.conclusion import Cited, ClaimedFinding, Conclusion
@@ -66,6 +68,9 @@ def test_model_claims_are_verified_and_bad_ones_rejected() -> None:
     assert "not found in c1" in rejected["disk full"]
     assert "c9 does not exist" in rejected["ghost"]
     assert result.confidence == round(0.9 * 0.8 * 0.8, 3)
+    # The crash-loop analyzer rests its root cause on the same log line.
+    assert result.root_cause_support == inv_pb2.ROOT_CAUSE_SUPPORT_CORROBORATED
+    assert result.root_cause_analyzer.startswith("analyzer:")
     assert any(f.origin.startswith("analyzer:") for f in result.findings)
     for finding in result.findings:
         assert finding.evidence, finding.title
@@ -78,6 +83,8 @@ def test_unverifiable_root_cause_falls_back_to_the_analyzers() -> None:
     result = build(analyze(calls.made), bad, calls.made, Ending(1, "m"))
     assert result.root_cause != "DATABASE_URL is missing" and result.root_cause
     assert result.rejected_claims[0].title.startswith("root cause:")
+    assert result.root_cause_support == inv_pb2.ROOT_CAUSE_SUPPORT_ANALYZER
+    assert result.root_cause_analyzer.startswith("analyzer:")
     assert result.confidence == 0.56  # the analyzers' 0.7, one rejection
 
 
@@ -94,3 +101,49 @@ def test_nothing_found() -> None:
     result = build([], None, [], Ending())
     assert result.summary.startswith("No problem") and result.confidence == 0.1
     assert not result.findings and not result.root_cause
+
+
+def test_a_real_but_irrelevant_quote_is_contradicted_and_capped() -> None:
+    # "boot" does occur in c2, but the analyzers established another root cause.
+    calls = _calls()
+    off = _conclusion(
+        root_cause="the service is still booting",
+        root_cause_evidence=(Cited("c2", "boot"),),
+        findings=(),
+        confidence=1.0,
+    )
+    result = build(analyze(calls.made), off, calls.made, Ending(1, "m"))
+    assert result.root_cause == "the service is still booting"
+    assert result.root_cause_support == inv_pb2.ROOT_CAUSE_SUPPORT_CONTRADICTED
+    assert result.root_cause_analyzer.startswith("analyzer:")
+    assert result.confidence == 0.4
+    # The analyzers' own root cause is still there, as a finding with its evidence.
+    assert any("DATABASE_URL" in e.excerpt for f in result.findings for e in f.evidence)
+
+
+def test_a_model_root_cause_no_analyzer_established_is_capped() -> None:
+    calls = Calls()
+    calls.ok(
+        "kubernetes_pod_logs",
+        {"namespace": NS, "name": POD},
+        {
+            "pod": POD,
+            "container": "api",
+            "previous": False,
+            "lines": ["pool exhausted: 50 of 50 connections in use"],
+            "matched": None,
+            "truncated": False,
+        },
+    )
+    found = _conclusion(
+        root_cause="the connection pool is exhausted",
+        root_cause_evidence=(Cited("c1", "pool exhausted: 50 of 50"),),
+        findings=(),
+        confidence=0.95,
+    )
+    result = build(analyze(calls.made), found, calls.made, Ending(1, "m"))
+    assert result.root_cause_support == inv_pb2.ROOT_CAUSE_SUPPORT_UNCORROBORATED
+    assert result.root_cause_analyzer == ""
+    assert result.confidence == 0.6
+    unsure = build(analyze(calls.made), replace(found, confidence=None), calls.made, Ending(1, "m"))
+    assert unsure.confidence == 0.5

@@ -62,6 +62,8 @@ RESULT: dict[str, Any] = {
     "findings": [FINDING],
     "recommendations": ["Set PAYMENT_API_KEY."],
     "confidence": 0.72,
+    "root_cause_support": "ROOT_CAUSE_SUPPORT_CORROBORATED",
+    "root_cause_analyzer": "analyzer:crash_loop",
     "tool_calls": [_tool_call("c1", "kubernetes_describe_pod")],
     "completeness": "COMPLETENESS_COMPLETE",
     "partial_reason": "PARTIAL_REASON_UNSPECIFIED",
@@ -282,7 +284,7 @@ def test_run_follows_progress_and_prints_the_result(monkeypatch: pytest.MonkeyPa
     assert '[c1] "CrashLoopBackOff"' in out
     assert "  - Set PAYMENT_API_KEY." in out
     assert "Rejected claims" in out and "the disk is full" in out
-    assert "Confidence: 0.72" in out
+    assert "Confidence: 0.72 (the model's root cause, corroborated by the analyzers)" in out
     assert "Model: investigator; 2 steps, 1 tool calls, 1234 tokens" in out
 
 

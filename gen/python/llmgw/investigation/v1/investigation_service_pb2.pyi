@@ -48,6 +48,14 @@ class PartialReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARTIAL_REASON_MODEL_UNAVAILABLE: _ClassVar[PartialReason]
     PARTIAL_REASON_CANCELLED: _ClassVar[PartialReason]
 
+class RootCauseSupport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROOT_CAUSE_SUPPORT_UNSPECIFIED: _ClassVar[RootCauseSupport]
+    ROOT_CAUSE_SUPPORT_ANALYZER: _ClassVar[RootCauseSupport]
+    ROOT_CAUSE_SUPPORT_CORROBORATED: _ClassVar[RootCauseSupport]
+    ROOT_CAUSE_SUPPORT_UNCORROBORATED: _ClassVar[RootCauseSupport]
+    ROOT_CAUSE_SUPPORT_CONTRADICTED: _ClassVar[RootCauseSupport]
+
 class WebhookOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WEBHOOK_OUTCOME_UNSPECIFIED: _ClassVar[WebhookOutcome]
@@ -76,6 +84,11 @@ PARTIAL_REASON_TOKEN_BUDGET: PartialReason
 PARTIAL_REASON_COST_BUDGET: PartialReason
 PARTIAL_REASON_MODEL_UNAVAILABLE: PartialReason
 PARTIAL_REASON_CANCELLED: PartialReason
+ROOT_CAUSE_SUPPORT_UNSPECIFIED: RootCauseSupport
+ROOT_CAUSE_SUPPORT_ANALYZER: RootCauseSupport
+ROOT_CAUSE_SUPPORT_CORROBORATED: RootCauseSupport
+ROOT_CAUSE_SUPPORT_UNCORROBORATED: RootCauseSupport
+ROOT_CAUSE_SUPPORT_CONTRADICTED: RootCauseSupport
 WEBHOOK_OUTCOME_UNSPECIFIED: WebhookOutcome
 WEBHOOK_OUTCOME_OPENED: WebhookOutcome
 WEBHOOK_OUTCOME_DEDUPLICATED: WebhookOutcome
@@ -191,7 +204,7 @@ class RejectedClaim(_message.Message):
     def __init__(self, title: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class InvestigationResult(_message.Message):
-    __slots__ = ("summary", "root_cause", "findings", "recommendations", "confidence", "tool_calls", "completeness", "partial_reason", "partial_detail", "root_cause_evidence", "rejected_claims", "steps", "model")
+    __slots__ = ("summary", "root_cause", "findings", "recommendations", "confidence", "tool_calls", "completeness", "partial_reason", "partial_detail", "root_cause_evidence", "rejected_claims", "steps", "model", "root_cause_support", "root_cause_analyzer")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ROOT_CAUSE_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +218,8 @@ class InvestigationResult(_message.Message):
     REJECTED_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_ANALYZER_FIELD_NUMBER: _ClassVar[int]
     summary: str
     root_cause: str
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
@@ -218,7 +233,9 @@ class InvestigationResult(_message.Message):
     rejected_claims: _containers.RepeatedCompositeFieldContainer[RejectedClaim]
     steps: int
     model: str
-    def __init__(self, summary: _Optional[str] = ..., root_cause: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., recommendations: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ..., tool_calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., completeness: _Optional[_Union[Completeness, str]] = ..., partial_reason: _Optional[_Union[PartialReason, str]] = ..., partial_detail: _Optional[str] = ..., root_cause_evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., rejected_claims: _Optional[_Iterable[_Union[RejectedClaim, _Mapping]]] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+    root_cause_support: RootCauseSupport
+    root_cause_analyzer: str
+    def __init__(self, summary: _Optional[str] = ..., root_cause: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., recommendations: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ..., tool_calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., completeness: _Optional[_Union[Completeness, str]] = ..., partial_reason: _Optional[_Union[PartialReason, str]] = ..., partial_detail: _Optional[str] = ..., root_cause_evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., rejected_claims: _Optional[_Iterable[_Union[RejectedClaim, _Mapping]]] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ..., root_cause_support: _Optional[_Union[RootCauseSupport, str]] = ..., root_cause_analyzer: _Optional[str] = ...) -> None: ...
 
 class Investigation(_message.Message):
     __slots__ = ("name", "alert", "toolsets", "model", "state", "result", "error", "usage", "progress_percent", "owner", "create_time", "start_time", "end_time", "limits", "cost", "attempts", "duplicate_alerts", "session")
