@@ -40,6 +40,9 @@ class RateLimitsConfig(Strict):
     # True: admit requests uncounted while Redis is unreachable; False: refuse them
     # with UNAVAILABLE, so limits are never silently off.
     fail_open: bool = False
+    # Seconds between two readings of every budget's remaining amount into the
+    # llmgw_budget_remaining / llmgw_budget_limit gauges (router); 0 turns them off.
+    budget_gauge_interval_seconds: float = Field(default=15.0, ge=0)
     # By consumer name and by consumer group name.
     consumers: dict[str, RateLimitConfig] = Field(default_factory=dict)
     groups: dict[str, RateLimitConfig] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 
 from llmgw.common.v1 import chat_pb2
+from services.common import upstream_timing
 from services.common.errors import GatewayError, reason_name
 from services.common.gateway_config import GatewayConfig
 
@@ -85,21 +86,24 @@ def outcome_of(error: BaseException) -> str:
 class UpstreamCall:
     """Measures one completion from the moment it is sent."""
 
-    __slots__ = ("_first_token", "_method", "_model", "_provider", "_start")
+    __slots__ = ("_duration", "_first_token", "_method", "_model", "_provider", "_start")
 
     def __init__(self, provider: str, model: str, method: str) -> None:
         self._provider = provider
         self._model = model
         self._method = method
-        self._first_token = False
+        self._first_token: float | None = None
+        self._duration = 0.0
         self._start = time.perf_counter()
 
     def first_token(self) -> None:
-        if not self._first_token:
-            self._first_token = True
-            TIME_TO_FIRST_TOKEN.labels(self._provider, self._model).observe(
-                time.perf_counter() - self._start
-            )
+        if self._first_token is None:
+            self._first_token = time.perf_counter() - self._start
+            TIME_TO_FIRST_TOKEN.labels(self._provider, self._model).observe(self._first_token)
+
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        """The call's upstream timing for the router (`upstream_timing`), once it ended."""
+        return upstream_timing.trailers(self._duration, self._first_token)
 
     def succeeded(self, usage: chat_pb2.Usage | None) -> None:
         self._end("ok")
@@ -114,7 +118,6 @@ class UpstreamCall:
         self._end(outcome_of(error))
 
     def _end(self, outcome: str) -> None:
-        UPSTREAM_LATENCY.labels(self._provider, self._model, self._method).observe(
-            time.perf_counter() - self._start
-        )
+        self._duration = time.perf_counter() - self._start
+        UPSTREAM_LATENCY.labels(self._provider, self._model, self._method).observe(self._duration)
         REQUESTS.labels(self._provider, self._model, self._method, outcome).inc()

@@ -108,6 +108,7 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
                 call.failed(error)
                 raise
         call.succeeded(response.usage if response.HasField("usage") else None)
+        context.set_trailing_metadata(call.trailers())
         response.provider = request.provider
         return response
 
@@ -140,6 +141,7 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
                 raise
             else:
                 call.succeeded(usage)
+                context.set_trailing_metadata(call.trailers())
             finally:
                 active.dec()
 

@@ -133,11 +133,11 @@ def request_limits(principal: Principal | None, config: RateLimitsConfig) -> lis
     consumer_id = principal.name.split("/", 1)[1]
     found = config.limits_for(consumer_id, None)
     found += _own_limits("consumer", principal.name, principal.consumer.limits)
-    found += _budget_limits("consumer", principal.name, principal.consumer.budget)
+    found += budget_limits("consumer", principal.name, principal.consumer.budget)
     for group in principal.groups:
         found += config.limits_for(None, group.name.split("/", 1)[1])
         found += _own_limits("group", group.name, group.limits)
-        found += _budget_limits("group", group.name, group.budget)
+        found += budget_limits("group", group.name, group.budget)
     return found
 
 
@@ -151,7 +151,9 @@ def _own_limits(
     ]
 
 
-def _budget_limits(scope: Scope, subject: str, budget: identity_pb2.Budget) -> list[Limit]:
+def budget_limits(scope: Scope, subject: str, budget: identity_pb2.Budget) -> list[Limit]:
+    """`budget` as limits of unit `cost` (nano-units) on `subject`, one per window it
+    sets: what admission counts against, and what the budget gauges read."""
     found = []
     for window, amount in (("day", budget.daily_limit), ("month", budget.monthly_limit)):
         if amount <= 0:

@@ -27,9 +27,11 @@ from services.common.redis_store import create_redis
 from services.common.server import ServiceDefinition
 from services.common.session_client import SessionClient
 from services.common.settings import ServiceSettings
+from services.common.tasks import cancel_and_wait
 from services.common.tool_client import ToolClient
 from services.router import identity_service
 from services.router.admin import AdminServicer
+from services.router.budget_gauges import BudgetGauges
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
 from services.router.identity_admin import IdentityAdmin
@@ -123,6 +125,16 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
     _load_public_descriptors()
     await routing.start()
     store.start()
+    # Every budget's remaining amount as gauges (needs the identity records in Redis).
+    budgets = (
+        asyncio.create_task(
+            BudgetGauges(IdentityStore(redis), redis).run(
+                lambda: store.current.config.rate_limits.budget_gauge_interval_seconds
+            )
+        )
+        if redis is not None
+        else None
+    )
 
     def register(server: grpc.aio.Server) -> None:
         router_service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
@@ -132,6 +144,8 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         )
 
     async def close() -> None:
+        if budgets is not None:
+            await cancel_and_wait(budgets)
         await store.close()
         await routing.close()
         await internal.close()

@@ -15,6 +15,7 @@ from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from services.common.channels import InternalChannel
 from services.common.errors import GatewayError
 from services.common.remote import translate_rpc_error
+from services.common.upstream_timing import UpstreamTiming
 
 
 def _translate(error: grpc.aio.AioRpcError) -> GatewayError:
@@ -29,22 +30,35 @@ class ProviderClient:
         self._metadata = internal.metadata
 
     async def complete(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
+        self,
+        request: provider_pb2.CompleteRequest,
+        timeout: float | None,
+        timing: UpstreamTiming | None = None,
     ) -> provider_pb2.CompleteResponse:
+        """The answer; `timing` gets the upstream time the provider reported with it."""
+        call = self._stub.Complete(request, timeout=timeout, metadata=self._metadata(timeout))
         try:
-            return await self._stub.Complete(
-                request, timeout=timeout, metadata=self._metadata(timeout)
-            )
+            response = await call
+            if timing is not None:
+                timing.read(await call.trailing_metadata())
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
+        return response
 
     async def stream(
-        self, request: provider_pb2.CompleteRequest, timeout: float | None
+        self,
+        request: provider_pb2.CompleteRequest,
+        timeout: float | None,
+        timing: UpstreamTiming | None = None,
     ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
+        """The events; once they all arrived, `timing` gets the upstream times the
+        provider reported."""
         call = self._stub.StreamComplete(request, timeout=timeout, metadata=self._metadata(timeout))
         try:
             async for event in call:
                 yield event
+            if timing is not None:
+                timing.read(await call.trailing_metadata())
         except grpc.aio.AioRpcError as error:
             raise _translate(error) from None
         finally:

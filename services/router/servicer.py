@@ -53,6 +53,7 @@ from services.router.cache.store import ResponseCache
 from services.router.cache.use import CacheUse
 from services.router.catalog import Catalog, ResolvedModel
 from services.router.chat_request import to_complete_request
+from services.router.gen_ai_metrics import Attempt, RequestTiming
 from services.router.history import compose, history_bytes
 from services.router.limits.errors import RateLimited
 from services.router.limits.limiter import NO_ADJUSTMENTS, RateLimiter
@@ -171,6 +172,8 @@ class _Prepared:
     # The max_tokens each deployment is sent when the caller named none (empty when it
     # did): what the reservations count on, so a call cannot generate more.
     output_limits: Mapping[str, int]
+    # Its times, from the moment the router took it (gen_ai_metrics).
+    timing: RequestTiming
     # Whom the request's usage is recorded for (usage_subjects, plus the investigation
     # a vouched call works for).
     subjects: Sequence[str] = ()
@@ -201,6 +204,8 @@ class _OpenStream:
 
     events: AsyncGenerator[provider_pb2.StreamCompleteResponse, None]
     buffered: list[provider_pb2.StreamCompleteResponse]
+    # The attempt's timing, ended when the stream does (`_relay`).
+    call: Attempt
 
     async def all(self) -> AsyncIterator[provider_pb2.StreamCompleteResponse]:
         for event in self.buffered:
@@ -280,6 +285,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         context: grpc.aio.ServicerContext,
         *,
         streaming: bool,
+        timing: RequestTiming,
         request_id: str = "",
     ) -> _Prepared:
         problems = Violations()
@@ -361,6 +367,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             quota,
             principal,
             output_limits,
+            timing,
             [*usage_subjects(principal), *investigation_subjects(context.invocation_metadata())],
         )
 
@@ -609,6 +616,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def CreateChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.CreateChatCompletionResponse:
+        timing = RequestTiming("chat")
         where = _request_scope(request, context)
         request_id = where.request_id if where is not None else ""
         return await once(
@@ -616,7 +624,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             where,
             context,
             chat_pb2.CreateChatCompletionResponse,
-            lambda recorder: self._create(request, recorder, request_id),
+            lambda recorder: self._create(request, recorder, request_id, timing),
         )
 
     async def _create(
@@ -624,8 +632,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request: chat_pb2.CreateChatCompletionRequest,
         context: grpc.aio.ServicerContext,
         request_id: str,
+        timing: RequestTiming,
     ) -> chat_pb2.CreateChatCompletionResponse:
-        prepared = await self._prepare(request, context, streaming=False, request_id=request_id)
+        prepared = await self._prepare(
+            request, context, streaming=False, timing=timing, request_id=request_id
+        )
         abandoned = False
         try:
             return await self._complete(prepared, context)
@@ -658,10 +669,21 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             COMPLETIONS.labels(prepared.resolved.label, CACHE_PROVIDER, "false", "OK").inc()
             return chat_response.completion(answer, cached.model)
 
+        providers = prepared.catalog.config.providers
+
         async def attempt(
             candidate: Candidate, timeout: float | None
         ) -> provider_pb2.CompleteResponse:
-            return await self._provider.complete(prepared.target(candidate), timeout)
+            call = prepared.timing.attempt(candidate, providers)
+            try:
+                response = await self._provider.complete(
+                    prepared.target(candidate), timeout, call.upstream
+                )
+            except BaseException as error:
+                call.failed(error)
+                raise
+            call.succeeded(response.usage if response.HasField("usage") else None)
+            return response
 
         code = grpc.StatusCode.OK
         try:
@@ -717,6 +739,9 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 *saved,
             )
         )
+        prepared.timing.answered(
+            prepared.resolved.label, turn.usage.output_tokens, tools=turn.loop is not None
+        )
         return chat_response.completion(
             result, decision.model, finish_reason=finish, total_usage=turn.usage
         )
@@ -724,21 +749,24 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     async def _open_stream(
         self, prepared: _Prepared, candidate: Candidate, timeout: float | None
     ) -> _OpenStream:
-        events = self._provider.stream(prepared.target(candidate), timeout)
+        call = prepared.timing.attempt(candidate, prepared.catalog.config.providers)
+        events = self._provider.stream(prepared.target(candidate), timeout, call.upstream)
         buffered: list[provider_pb2.StreamCompleteResponse] = []
         try:
             async for event in events:
                 buffered.append(event)
                 if _visible(event):
                     break
-        except BaseException:
+        except BaseException as error:
+            call.failed(error)
             await events.aclose()
             raise
-        return _OpenStream(events, buffered)
+        return _OpenStream(events, buffered, call)
 
     async def StreamChatCompletion(
         self, request: chat_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.StreamChatCompletionResponse]:
+        timing = RequestTiming("chat_stream")
         where = _request_scope(request, context)
         request_id = where.request_id if where is not None else ""
         chunks = once_streamed(
@@ -746,7 +774,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             where,
             context,
             chat_pb2.StreamChatCompletionResponse,
-            lambda recorder: self._streamed(request, recorder, request_id),
+            lambda recorder: self._streamed(request, recorder, request_id, timing),
         )
         # Closed here, not left to the garbage collector, when the client goes away.
         async with contextlib.aclosing(chunks):
@@ -758,8 +786,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request: chat_pb2.CreateChatCompletionRequest,
         context: grpc.aio.ServicerContext,
         request_id: str,
+        timing: RequestTiming,
     ) -> AsyncGenerator[chat_pb2.StreamChatCompletionResponse, None]:
-        prepared = await self._prepare(request, context, streaming=True, request_id=request_id)
+        prepared = await self._prepare(
+            request, context, streaming=True, timing=timing, request_id=request_id
+        )
         abandoned = False
         try:
             async for chunk in self._stream(prepared, request, context):
@@ -816,6 +847,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                     TIME_TO_FIRST_TOKEN.labels(decision.model_label).observe(
                         time.perf_counter() - started
                     )
+                    prepared.timing.first_chunk(prepared.resolved.label)
                     await context.send_initial_metadata(
                         (
                             *decision.metadata(),
@@ -844,6 +876,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 for chunk in self._held_back(chunks, assembly, turn):
                     yield chunk
                 yield chunks.finish(finish)
+                prepared.timing.answered(
+                    prepared.resolved.label,
+                    turn.usage.output_tokens,
+                    tools=turn.loop is not None,
+                )
                 break
             if recorded is not None and _complete(finish):
                 await prepared.cache.store(from_events(recorded, decision.model, decision.provider))
@@ -935,9 +972,15 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
                 if chunk is not None:
                     yield chunk
         except asyncio.CancelledError as cancelled:
+            opened.call.failed(cancelled)
             await lease.fail(cancelled)
             raise
+        except GeneratorExit as closed:
+            # Our caller stopped reading (the client went away).
+            opened.call.failed(closed)
+            raise
         except Exception as error:
+            opened.call.failed(error)
             await lease.fail(error)
             reported = as_gateway_error(error, request_id.get())
             # Chunks went out: an HTTP/1.1 SSE client cannot see the status that ends
@@ -946,6 +989,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
             raise reported from None
         finally:
             await opened.events.aclose()
+        opened.call.succeeded(assembly.usage)
         await lease.succeed()
 
     async def ListModels(

@@ -39,6 +39,7 @@ from services.common.errors import (
 )
 from services.common.idempotency.sealing import Sealer, SealingError
 from services.common.lua_scripts import LuaScript
+from services.common.redis_metrics import RedisOperation
 from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger("llmgw.idempotency")
@@ -178,9 +179,15 @@ class _Scripts:
     release: LuaScript
 
 
-def _scripts() -> _Scripts:
+def _scripts(service: str) -> _Scripts:
+    """The scripts, each timed as the operation `idempotency_<name>` of `service`."""
     package = __package__ or "services.common.idempotency"
-    return _Scripts(*(LuaScript(package, name) for name in ("claim", "renew", "finish", "release")))
+    return _Scripts(
+        *(
+            LuaScript(package, name, timed=RedisOperation(service, f"idempotency_{name}"))
+            for name in ("claim", "renew", "finish", "release")
+        )
+    )
 
 
 class IdempotencyStore:
@@ -195,9 +202,11 @@ class IdempotencyStore:
         lease: float = LEASE_SECONDS,
         max_outcome_bytes: int = MAX_OUTCOME_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        service: str = "unknown",
     ) -> None:
+        """`service`: the service whose Redis metrics the store's operations count in."""
         self.redis = redis
-        self.scripts = _scripts()
+        self.scripts = _scripts(service)
         self.retention = retention
         self.lease = lease
         self.max_outcome_bytes = max_outcome_bytes

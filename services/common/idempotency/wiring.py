@@ -14,4 +14,4 @@ def idempotency_store(settings: ServiceSettings, redis: aioredis.Redis) -> Idemp
     `LLMGW_INTERNAL_SECRET` (every service has one; without it none is kept)."""
     secret = settings.internal_secret
     sealer = Sealer(secret.get_secret_value().encode()) if secret is not None else None
-    return IdempotencyStore(redis, sealer=sealer)
+    return IdempotencyStore(redis, sealer=sealer, service=settings.service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.common.lua_scripts import LuaScript
+from services.common.redis_metrics import RedisOperation
 
 
 class Scripts:
@@ -10,10 +11,15 @@ class Scripts:
 
     def __init__(self) -> None:
         package = __package__ or "services.investigation"
-        self.create = LuaScript(package, "create")
-        self.save = LuaScript(package, "save")
-        self.request_cancel = LuaScript(package, "request_cancel")
-        self.claim = LuaScript(package, "claim")
-        self.heartbeat = LuaScript(package, "heartbeat")
-        self.emit = LuaScript(package, "emit")
-        self.finish = LuaScript(package, "finish")
+
+        def script(name: str) -> LuaScript:
+            # Timed as the operation `jobs_<name>`.
+            return LuaScript(package, name, timed=RedisOperation("investigation", f"jobs_{name}"))
+
+        self.create = script("create")
+        self.save = script("save")
+        self.request_cancel = script("request_cancel")
+        self.claim = script("claim")
+        self.heartbeat = script("heartbeat")
+        self.emit = script("emit")
+        self.finish = script("finish")

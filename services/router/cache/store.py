@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.common.cache_config import CacheConfig
+from services.common.redis_metrics import RedisOperation
 from services.router.cache import metrics
 from services.router.cache.entry import CachedAnswer, decode, encode
 
@@ -29,6 +30,9 @@ DEFAULT_TIMEOUT_SECONDS = 0.5
 LOG_INTERVAL_SECONDS = 60.0
 
 _REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# Timed around the operation's own timeout, so a Redis slower than it counts as failed.
+_GET = RedisOperation("router", "cache_get")
+_PUT = RedisOperation("router", "cache_put")
 
 
 class _FailureLog:
@@ -110,8 +114,9 @@ class ResponseCache:
         if self._redis is None:
             return None
         try:
-            async with asyncio.timeout(self._timeout):
-                value = await self._redis.get(self.redis_key(namespace, key))
+            with _GET.timed():
+                async with asyncio.timeout(self._timeout):
+                    value = await self._redis.get(self.redis_key(namespace, key))
         except _REDIS_FAILURES as error:
             self._failed("get", error)
             return None
@@ -141,8 +146,9 @@ class ResponseCache:
             )
             return False
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.set(self.redis_key(namespace, key), value, ex=ttl_seconds)
+            with _PUT.timed():
+                async with asyncio.timeout(self._timeout):
+                    await self._redis.set(self.redis_key(namespace, key), value, ex=ttl_seconds)
         except _REDIS_FAILURES as error:
             self._failed("put", error)
             return False

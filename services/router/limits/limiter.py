@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from services.common.lua_scripts import LuaScript
 from services.common.rate_limits import Limit, QuotaStatus, Refusal, Unit
+from services.common.redis_metrics import RedisOperation
 from services.router.limits import metrics
 from services.router.limits.errors import RateLimited, limits_unavailable
 
@@ -76,8 +77,15 @@ class Reservation:
 
 class _Scripts:
     def __init__(self) -> None:
-        self.acquire = LuaScript(__package__, "acquire")
-        self.settle = LuaScript(__package__, "settle", borrowed=[(__package__, "adjust")])
+        self.acquire = LuaScript(
+            __package__, "acquire", timed=RedisOperation("router", "limits_acquire")
+        )
+        self.settle = LuaScript(
+            __package__,
+            "settle",
+            borrowed=[(__package__, "adjust")],
+            timed=RedisOperation("router", "limits_settle"),
+        )
 
 
 def _merge(limits: Iterable[Limit]) -> list[Limit]:

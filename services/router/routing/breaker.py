@@ -51,6 +51,7 @@ from services.common.breaker_machine import (
 )
 from services.common.gateway_config import BreakerConfig
 from services.common.lua_scripts import LuaScript
+from services.common.redis_metrics import RedisOperation
 from services.router.routing import breaker_metrics as metrics
 
 __all__ = ["Admission", "BreakerRegistry", "BreakerState", "BreakerView", "Outcome"]
@@ -73,11 +74,16 @@ def key_ttl_seconds(config: BreakerConfig) -> float:
     return max(config.window_seconds, config.open_seconds, config.probe_timeout) * 4 + 60
 
 
+def _script(name: str) -> LuaScript:
+    """A script timed as the operation `breaker_<name>`."""
+    return LuaScript(__package__, name, timed=RedisOperation("router", f"breaker_{name}"))
+
+
 class _Scripts:
     def __init__(self) -> None:
-        self.admit = LuaScript(__package__, "admit")
-        self.record = LuaScript(__package__, "record")
-        self.sync = LuaScript(__package__, "sync")
+        self.admit = _script("admit")
+        self.record = _script("record")
+        self.sync = _script("sync")
 
 
 @dataclass

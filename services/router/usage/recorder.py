@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from services.common.lua_scripts import LuaScript, ScriptArg
+from services.common.redis_metrics import RedisOperation
 from services.router.limits.limiter import NO_ADJUSTMENTS, Adjustments
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,10 @@ ANONYMOUS = "consumers/anonymous"
 FIELDS = ("requests", "input", "output", "cached", "cost", "hits")
 
 _RECORD = LuaScript(
-    "services.router.usage", "record", borrowed=[("services.router.limits", "adjust")]
+    "services.router.usage",
+    "record",
+    borrowed=[("services.router.limits", "adjust")],
+    timed=RedisOperation("router", "usage_record"),
 )
 
 RECORD_FAILURES = Counter(
