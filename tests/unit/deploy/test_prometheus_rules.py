@@ -30,10 +30,38 @@ RUNBOOKS = ROOT / "docs" / "runbooks"
 # Label names a metric family may carry (issue 13's contract), plus `severity`, which the
 # rules add. Alert output with anything else (instance, a consumer id) is a leak.
 ALLOWED_LABELS = frozenset(
-    "service method code dependency model provider deployment group scope unit window state "
-    "completeness outcome result reason tool operation kind stream direction error_type "
-    "token_type gen_ai_operation_name gen_ai_provider_name gen_ai_request_model "
-    "gen_ai_response_model gen_ai_token_type le quantile".split()
+    [
+        "service",
+        "method",
+        "code",
+        "dependency",
+        "model",
+        "provider",
+        "deployment",
+        "group",
+        "scope",
+        "unit",
+        "window",
+        "state",
+        "completeness",
+        "outcome",
+        "result",
+        "reason",
+        "tool",
+        "operation",
+        "kind",
+        "stream",
+        "direction",
+        "error_type",
+        "token_type",
+        "gen_ai_operation_name",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "gen_ai_response_model",
+        "gen_ai_token_type",
+        "le",
+        "quantile",
+    ]
 )
 SEVERITIES = frozenset({"critical", "warning"})
 RUNBOOK_SECTIONS = ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation")
