@@ -118,7 +118,7 @@ def reads(expr: str) -> Reads:
         elif kind == "op" and text == "{":
             # A selector without a name: `{__name__="..."}`.
             labels, end = _label_names(tokens, index + 1, "}")
-            names = [
+            metric = [
                 value.strip("\"'`")
                 for (k, t), (_, op), (_, value) in zip(
                     tokens[index + 1 : end],
@@ -128,9 +128,9 @@ def reads(expr: str) -> Reads:
                 )
                 if k == "ident" and t == "__name__" and op == "="
             ]
-            if len(names) != 1:
+            if len(metric) != 1:
                 raise ValueError(f"a selector without one metric name in {expr!r}")
-            result.selectors.append(Selector(names[0], labels - {"__name__"}))
+            result.selectors.append(Selector(metric[0], labels - {"__name__"}))
             index = end
             continue
         index += 1
