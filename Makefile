@@ -16,7 +16,7 @@ DEBS := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
         golang-google-genproto-dev docker-compose wrk \
         prometheus prometheus-alertmanager
 
-.PHONY: help venv system-deps gen render images model lint typecheck test test-unit fuzz up down status bench eval clean
+.PHONY: help venv system-deps gen render dashboards images model lint typecheck test test-unit fuzz up down status bench eval clean
 
 help:
 	@echo "make up      install what is missing and run the whole stack (Ctrl-C stops it)"
@@ -27,6 +27,7 @@ help:
 	@echo "make eval    run the investigation eval and write eval/RESULTS.md"
 	@echo "make fuzz    a long random run of the fuzz tier (FUZZ_EXAMPLES=12000)"
 	@echo "make render  re-render the compose Envoy config from envoy/topology.yaml"
+	@echo "make dashboards  regenerate deploy/grafana/dashboards/*.json"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PY) -m venv $(VENV); }
@@ -52,6 +53,10 @@ gen: venv system-deps
 # Envoy's config for the container image, from envoy/topology.yaml (a test fails when stale).
 render: venv
 	@$(BIN)/python -m services.launcher.envoy_config --mode compose --out deploy/compose/envoy.yaml
+
+# Grafana's dashboards, from deploy/grafana/boards.py (a test fails when they are stale).
+dashboards: venv
+	@$(BIN)/python deploy/grafana/generate.py
 
 # Container images (needs a Docker engine, which the development machines do not run).
 images: render
