@@ -6,10 +6,11 @@ and 16, and streamed time to first token from one sequential client. Then the fa
 scenario (bench/fallback.py): a model whose primary deployment fails every other request,
 through the gateway at the same concurrencies, and per route from one sequential client.
 Then thousands of concurrent paced streams through the default stack (bench/streams.py),
-and last fifty investigations started at once (bench/investigations.py).
+fifty investigations started at once (bench/investigations.py), and last what tracing
+every request costs (bench/tracing_cost.py).
 Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`;
-`--scenario streams` (or `investigations`) runs only that scenario and replaces its
-section of RESULTS.md.
+`--scenario streams` (or `investigations`, `tracing`) runs only that scenario and
+replaces its section of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fallback, inv_report, investigations, streams
+from bench import fallback, inv_report, investigations, streams, tracing_cost
 from bench.cpu import CpuMeter, bare_grpc_call_cpu
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
@@ -417,7 +418,20 @@ def run_fallback(
     return runs, answered, routes
 
 
-def _streams_section() -> list[str]:
+def _tracing_section(args: argparse.Namespace) -> list[str]:
+    """The tracing-cost scenario: a stack with tracing off, then one tracing everything."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-tracing-") as tmp:
+        runs, spans = tracing_cost.run_scenario(Path(tmp), BODY, args.duration, wrk)
+    return tracing_cost.section(
+        runs,
+        spans,
+        f"{today} on {machine()}, {args.duration:g} s per run",
+        "`make bench` (this section alone: `python -m bench.run --scenario tracing`)",
+    )
+
+
+def _streams_section(args: argparse.Namespace) -> list[str]:
     """The concurrent-streams scenario on a gateway of its own."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-streams-") as tmp:
@@ -431,7 +445,7 @@ def _streams_section() -> list[str]:
     )
 
 
-def _investigations_section() -> list[str]:
+def _investigations_section(args: argparse.Namespace) -> list[str]:
     """The concurrent-investigations scenario, each run on a gateway of its own."""
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-investigations-") as tmp:
@@ -449,6 +463,7 @@ def _investigations_section() -> list[str]:
 SCENARIOS = {
     streams.SECTION: ("streams", _streams_section),
     investigations.SECTION: ("investigations", _investigations_section),
+    tracing_cost.SECTION: ("tracing", _tracing_section),
 }
 
 
@@ -483,7 +498,7 @@ def main() -> int:
     for heading, (name, produce) in SCENARIOS.items():
         if args.scenario == name:
             current = args.output.read_text() if args.output.exists() else "# Benchmark results\n"
-            args.output.write_text(replace_section(current, heading, produce()))
+            args.output.write_text(replace_section(current, heading, produce(args)))
             print(args.output.read_text())
             return 0
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-") as tmp:
@@ -536,8 +551,9 @@ def main() -> int:
             flaky_runs, answered, routes = run_fallback(gw, flaky, args.duration, args.samples)
             runs.update(flaky_runs)
         features = run_features(work, BODY, args.duration, _replicas(args.replicas_text), wrk)
-    streams_section = _streams_section()
-    investigations_section = _investigations_section()
+    streams_section = _streams_section(args)
+    investigations_section = _investigations_section(args)
+    tracing_section = _tracing_section(args)
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
     text = report(
         args,
@@ -551,7 +567,8 @@ def main() -> int:
         streams_section=streams_section,
         investigations_section=investigations_section,
     )
-    args.output.write_text(text + "\n")
+    text = replace_section(text, tracing_cost.SECTION, tracing_section)
+    args.output.write_text(text)
     print(text)
     return 0
 

@@ -2,7 +2,9 @@
 
 One channel per target per process (HTTP/2 multiplexes every call over it). Calls carry
 the current request id, a principal assertion for the current caller (never its API
-key) and the caller's remaining deadline.
+key) and the caller's remaining deadline; with tracing on, each call is a client span and
+carries its `traceparent` (the instrumentation's interceptors, `tracing.client_interceptors`),
+so Envoy's internal listener and the service behind it continue the request's trace.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 
 import grpc
 
-from services.common import context
+from services.common import context, tracing
 from services.common.caller import current_caller
 from services.common.identity.assertion import ASSERTION_HEADER, InternalKeys
 
@@ -42,7 +44,10 @@ class InternalChannel:
     calls made on it."""
 
     def __init__(self, target: str, keys: InternalKeys) -> None:
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        # No interceptors while tracing is off: calls take grpc's direct path.
+        self.channel = grpc.aio.insecure_channel(
+            target, options=CHANNEL_OPTIONS, interceptors=tracing.client_interceptors() or None
+        )
         self._keys = keys
 
     def metadata(self, timeout: float | None) -> tuple[tuple[str, str], ...]:

@@ -28,7 +28,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
-from services.common import context
+from services.common import context, tracing
 from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import GatewayError, InvalidArgument, as_gateway_error
 from services.common.identity.gate import Gate, service_of
@@ -123,23 +123,29 @@ class _MethodStats:
 
 
 class _Observation:
-    """Bookkeeping of one RPC: contextvars, in-flight gauge, final code, access log."""
+    """Bookkeeping of one RPC: contextvars, in-flight gauge, final code, access log, and
+    its server span when tracing is on (current for the handler and the access log line)."""
 
-    __slots__ = ("_access_log", "_ceiling", "_start", "_stats", "_tokens", "code")
+    __slots__ = ("_access_log", "_ceiling", "_path", "_span", "_start", "_stats", "_tokens", "code")
 
-    def __init__(self, stats: _MethodStats, access_log: bool, ceiling: float) -> None:
+    def __init__(self, stats: _MethodStats, access_log: bool, ceiling: float, path: str) -> None:
         self._stats = stats
         self._access_log = access_log
         self._ceiling = ceiling
+        self._path = path
         self.code = grpc.StatusCode.OK
         self._start = 0.0
         self._tokens: tuple[Any, Any, Any, Any] | None = None
+        self._span: tracing.ServerSpan | None = None
 
     def begin(self, ctx: grpc.aio.ServicerContext) -> None:
         remaining = ctx.time_remaining()
         allowed = self._ceiling if remaining is None else min(remaining, self._ceiling)
+        rid = _request_id(ctx)
+        if tracing.enabled():
+            self._span = tracing.start_server_span(self._path, ctx.invocation_metadata() or (), rid)
         self._tokens = (
-            context.request_id.set(_request_id(ctx)),
+            context.request_id.set(rid),
             context.rpc_method.set(self._stats.method),
             context.log_fields.set(None),
             context.deadline.set(
@@ -165,6 +171,8 @@ class _Observation:
             if fields:
                 extra.update(fields)
             log.log(level, "rpc finished", extra=extra)
+        if self._span is not None:
+            self._span.end(self.code)
         if self._tokens is not None:
             context.request_id.reset(self._tokens[0])
             context.rpc_method.reset(self._tokens[1])
@@ -236,6 +244,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             _MethodStats(self._service, method),
             self._access_log,
             self._ceiling,
+            path=method_path,
         )
         deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
@@ -266,7 +275,7 @@ class _Call:
     """What every call of one method goes through: observation, admission, decoding and
     error mapping, around its behaviour of either kind."""
 
-    __slots__ = ("_access_log", "_acl_service", "_ceiling", "_gate", "_stats")
+    __slots__ = ("_access_log", "_acl_service", "_ceiling", "_gate", "_path", "_stats")
 
     def __init__(
         self,
@@ -275,7 +284,10 @@ class _Call:
         stats: _MethodStats,
         access_log: bool,
         ceiling: float,
+        *,
+        path: str,
     ) -> None:
+        self._path = path
         self._gate = gate
         self._acl_service = acl_service
         self._stats = stats
@@ -308,7 +320,7 @@ class _Call:
                 raise _released(aborted) from None
 
         async def observed(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-            obs = _Observation(self._stats, self._access_log, self._ceiling)
+            obs = _Observation(self._stats, self._access_log, self._ceiling, self._path)
             obs.begin(ctx)
             admitted = None
             try:
@@ -342,7 +354,7 @@ class _Call:
         async def observed(
             request: Any, ctx: grpc.aio.ServicerContext
         ) -> AsyncGenerator[Any, None]:
-            obs = _Observation(self._stats, self._access_log, self._ceiling)
+            obs = _Observation(self._stats, self._access_log, self._ceiling, self._path)
             obs.begin(ctx)
             admitted = None
             try:

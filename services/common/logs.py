@@ -1,5 +1,9 @@
 """Structured JSON logs with the request id on every line and secrets redacted.
 
+A line written while a span is current (tracing on, inside an RPC or a traced task)
+carries its `trace_id` and `span_id` (hex, as trace backends show them), so a trace
+leads to its log lines and back.
+
 One line per record on stderr. Redaction runs on the formatted message and on every
 string field, so a provider key pasted into an error text never reaches the log.
 """
@@ -13,6 +17,7 @@ import time
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 from services.common import context
 
@@ -59,6 +64,10 @@ class JsonFormatter(logging.Formatter):
         rid = context.request_id.get()
         if rid:
             entry["request_id"] = rid
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = trace.format_trace_id(span.trace_id)
+            entry["span_id"] = trace.format_span_id(span.span_id)
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = redact(value) if isinstance(value, str) else value

@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from services.common import logs
+from services.common import logs, tracing
 from services.common.errors import GatewayError
 from services.common.identity.gate import Gate
 from services.common.interceptors import ServerInterceptor
@@ -39,6 +39,7 @@ from services.common.settings import (
     SettingsError,
     load_settings,
 )
+from services.common.tracing_config import TracingSettings, tracing_settings
 
 log = logging.getLogger("llmgw.server")
 
@@ -247,9 +248,15 @@ async def create_server(settings: ServiceSettings, definition: ServiceDefinition
 async def serve(
     settings: ServiceSettings,
     build: Callable[[ServiceSettings], Awaitable[ServiceDefinition]],
+    trace_settings: TracingSettings | None = None,
 ) -> None:
-    """Run one service until SIGTERM/SIGINT, then stop gracefully."""
+    """Run one service until SIGTERM/SIGINT, then stop gracefully.
+
+    Tracing is set up before the service is built: its channels take their client
+    interceptors when they are made.
+    """
     logs.configure(settings.replica or settings.service, settings.log_level)
+    tracing.configure(trace_settings, settings.service, settings.replica)
     loop = asyncio.get_running_loop()
     # Installed before the (possibly slow) build: a SIGHUP then must not kill us.
     reloads = ReloadRunner()
@@ -271,6 +278,8 @@ async def serve(
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace})
     await reloads.close()
     await running.stop(settings.shutdown_grace)
+    # The last spans (this shutdown's RPCs among them) go out before the process ends.
+    await asyncio.to_thread(tracing.shutdown)
     log.info("stopped")
 
 
@@ -284,14 +293,15 @@ def write_port_file(path: Path, port: int, metrics_port: int) -> None:
 def run(service: str, build: Callable[[ServiceSettings], Awaitable[ServiceDefinition]]) -> None:
     """Process entry point shared by every service's `__main__`.
 
-    A bad setting or configuration file ends the process with one clear line and exit
-    status 2 (3 when the port cannot be bound, which a supervisor may retry), never a
-    traceback.
+    A bad setting, tracing variable or configuration file ends the process with one
+    clear line and exit status 2 (3 when the port cannot be bound, which a supervisor may
+    retry), never a traceback.
     """
     try:
         settings = load_settings(service)
+        trace_settings = tracing_settings()
         with contextlib.suppress(KeyboardInterrupt):
-            uvloop.run(serve(settings, build))
+            uvloop.run(serve(settings, build, trace_settings))
     except SettingsError as error:
         print(f"llmgw-{service}: {error}", file=sys.stderr)
         raise SystemExit(

@@ -18,7 +18,7 @@ from datetime import UTC
 import redis.asyncio as aioredis
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
-from services.common import context
+from services.common import context, genai_spans
 from services.common.caller import Caller, reset_caller, set_caller
 from services.common.errors import GatewayError
 from services.common.investigation_config import InvestigationConfig
@@ -68,11 +68,18 @@ class Runner:
         self._monotonic = monotonic
 
     async def run(self, job: Job) -> None:
+        """One attempt, traced as `invoke_agent investigation` (a trace of its own: the
+        job outlives the request that created it, and another replica may run it); the
+        model steps and tool calls it makes are its children."""
         caller = set_caller(Caller(None, job.owner, job.key_name))
         rid = context.request_id.set(f"inv-{job.id}-a{job.attempt}")
         metrics.RUNNING.inc()
         try:
-            await self._run(job)
+            model = self._model(job.investigation)
+            with genai_spans.invoke_agent(
+                "investigation", job.id, "" if model == NO_MODEL else model
+            ):
+                await self._run(job)
         finally:
             metrics.RUNNING.dec()
             context.request_id.reset(rid)

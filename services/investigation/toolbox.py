@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common import genai_spans
 from services.common.errors import GatewayError, code_from_int
 from services.common.tool_client import ToolClient
 from services.investigation.calls import PlannedCall, ToolCall, plain, render
@@ -146,9 +147,10 @@ class Toolbox:
             ok, code, output = True, "", render(result)
         else:
             try:
-                reply = await self._client.execute(
-                    planned.tool, _struct(planned.arguments), self._timeout
-                )
+                with genai_spans.execute_tool(planned.tool, call_id):
+                    reply = await self._client.execute(
+                        planned.tool, _struct(planned.arguments), self._timeout
+                    )
             except GatewayError as error:
                 result, truncated, ok = None, False, False
                 code, output = error.code.name, error.message

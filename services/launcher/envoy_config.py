@@ -22,6 +22,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from services.common.caller import CLIENT_ADDRESS_HEADER
 from services.common.identity.assertion import ASSERTION_HEADER, EDGE_TOKEN_ENV, EDGE_TOKEN_HEADER
+from services.common.tracing_config import TracingSettings, tracing_settings
+from services.launcher import envoy_tracing
 from services.launcher.topology import (
     DEFAULT_TOPOLOGY_PATH,
     ENVOY_DIR,
@@ -393,8 +395,11 @@ def _http_connection_manager(
     filters: list[Config],
     access_log_path: str | None,
     limits: Limits,
+    *,
+    tracing: TracingSettings | None = None,
+    tracing_name: str | None = None,
 ) -> Config:
-    return {
+    hcm: Config = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
             "@type": f"{_TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -418,6 +423,10 @@ def _http_connection_manager(
             "http_filters": filters,
         },
     }
+    if tracing is not None:
+        hcm["typed_config"]["tracing"] = envoy_tracing.hcm_tracing(tracing, name, tracing_name)
+        hcm["typed_config"]["request_id_extension"] = envoy_tracing.request_id_extension()
+    return hcm
 
 
 def _ops_connection_manager() -> Config:
@@ -618,6 +627,8 @@ def render(
     access_log_path: str | None = None,
     descriptor_file: Path | None = None,
     lua_file: Path = OPENAI_COMPAT_LUA,
+    tracing: TracingSettings | None = None,
+    tracing_name: str | None = None,
 ) -> Config:
     """The Envoy bootstrap config as a dict (write it with `write_config`).
 
@@ -625,7 +636,9 @@ def render(
     compose and k8s); `descriptor_file` is the local copy read now for the methods'
     idempotency levels (default: the repository's gen/descriptor/llmgw.binpb, or
     `descriptor_path` in local mode). Access logs go to stdout unless `access_log_path`
-    is given.
+    is given. With `tracing`, both request listeners trace (services/launcher/
+    envoy_tracing.py), their spans named `tracing_name` (default: OTEL_SERVICE_NAME, else
+    "envoy").
     """
     _check_placement(topology, placement, mode)
     if mode == "local":
@@ -646,9 +659,17 @@ def render(
         _public_filters(topology, str(descriptor_path), Path(lua_file).read_text("utf-8")),
         access_log_path,
         limits,
+        tracing=tracing,
+        tracing_name=tracing_name,
     )
     internal = _http_connection_manager(
-        "internal", internal_routes, [_router_filter()], access_log_path, limits
+        "internal",
+        internal_routes,
+        [_router_filter()],
+        access_log_path,
+        limits,
+        tracing=tracing,
+        tracing_name=tracing_name,
     )
     exclusive = mode == "local"
     return {
@@ -672,6 +693,11 @@ def render(
                     for spec in topology.services
                 ),
                 _admin_cluster(placement.admin, policy),
+                *(
+                    [envoy_tracing.collector_cluster(tracing, _duration(policy.connect_timeout))]
+                    if tracing is not None
+                    else []
+                ),
             ],
         },
         "overload_manager": {
@@ -748,7 +774,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             else k8s_placement(topology, args.namespace)
         )
         descriptor = args.descriptor_path or CONTAINER_DESCRIPTOR_PATH
-    config = render(topology, placement, mode, descriptor, access_log_path=args.access_log)
+    # Tracing when the OTEL_* variables of the rendering environment ask for it.
+    config = render(
+        topology,
+        placement,
+        mode,
+        descriptor,
+        access_log_path=args.access_log,
+        tracing=tracing_settings(),
+    )
     write_config(config, args.out)
     print(f"wrote {args.out} ({mode})", file=sys.stderr)
     return 0

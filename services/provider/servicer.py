@@ -3,7 +3,9 @@
 The adapters raise only GatewayErrors; the server interceptor turns them into
 statuses. CheckProvider is the exception: an unhealthy provider is its answer, not an
 error. A configuration reload swaps the adapters whole; a call keeps the adapter it
-started with, and the servicer tells when replaced adapters have no call left.
+started with, and the servicer tells when replaced adapters have no call left. Each
+completion is a `chat {model}` span (GenAI conventions) around the upstream call, the
+HTTP request as its child.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
+from services.common import genai_spans
 from services.common.channels import remaining_timeout
 from services.common.errors import GatewayError, NotFound
 from services.provider.adapters.base import ProviderAdapter
@@ -99,14 +102,17 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
         with self._use(request.provider) as adapter:
             label = self._labels(request.provider, request.model)
             call = UpstreamCall(request.provider, label, "Complete")
-            try:
-                response = await adapter.complete(request, remaining_timeout(context))
-            except GatewayError as error:
-                call.failed(error)
-                raise detached(error) from None
-            except BaseException as error:
-                call.failed(error)
-                raise
+            with genai_spans.chat(request.model, client=True) as span:
+                _name_provider(span, request.provider, adapter)
+                try:
+                    response = await adapter.complete(request, remaining_timeout(context))
+                except GatewayError as error:
+                    call.failed(error)
+                    raise detached(error) from None
+                except BaseException as error:
+                    call.failed(error)
+                    raise
+                span.completion(response)
         call.succeeded(response.usage if response.HasField("usage") else None)
         context.set_trailing_metadata(call.trailers())
         response.provider = request.provider
@@ -123,16 +129,20 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
             active.inc()
             usage = None
             try:
-                # aclosing: when the caller goes away while we wait to send, the adapter's
-                # generator (and with it the upstream response) is closed now, not at GC.
-                stream = adapter.stream(request, remaining_timeout(context))
-                async with aclosing(stream) as events:
-                    async for event in events:
-                        if event.WhichOneof("event") is not None:
-                            call.first_token()
-                        if event.HasField("usage"):
-                            usage = event.usage
-                        yield event
+                with genai_spans.chat(request.model, client=True) as span:
+                    _name_provider(span, request.provider, adapter)
+                    # aclosing: when the caller goes away while we wait to send, the
+                    # adapter's generator (and the upstream response) is closed now, not
+                    # at GC.
+                    stream = adapter.stream(request, remaining_timeout(context))
+                    async with aclosing(stream) as events:
+                        async for event in events:
+                            if event.WhichOneof("event") is not None:
+                                call.first_token()
+                            if event.HasField("usage"):
+                                usage = event.usage
+                            span.event(event)
+                            yield event
             except GatewayError as error:
                 call.failed(error)
                 raise detached(error) from None
@@ -178,6 +188,11 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
         return provider_pb2.ListProvidersResponse(
             providers=[adapter.info for adapter in self._adapters.values()]
         )
+
+
+def _name_provider(span: genai_spans.Recorder, name: str, adapter: ProviderAdapter) -> None:
+    if span.recording:
+        span.provider(name, genai_spans.family_of(adapter.info.type))
 
 
 def detached(error: GatewayError) -> GatewayError:

@@ -16,6 +16,7 @@ from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2, router_service_pb2, router_service_pb2_grpc
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common import genai_spans
 from services.common.caller import current_principal
 from services.common.channels import remaining_timeout
 from services.common.context import annotate, request_id
@@ -35,7 +36,7 @@ from services.common.session_client import MAX_HISTORY_MESSAGES, SessionClient
 from services.common.session_names import parse_session_name
 from services.common.tool_client import ToolClient
 from services.common.validation import Violations
-from services.router import chat_response
+from services.router import chat_response, chat_spans
 from services.router.admission import (
     cache_namespace,
     check_model,
@@ -634,17 +635,21 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request_id: str,
         timing: RequestTiming,
     ) -> chat_pb2.CreateChatCompletionResponse:
-        prepared = await self._prepare(
-            request, context, streaming=False, timing=timing, request_id=request_id
-        )
-        abandoned = False
-        try:
-            return await self._complete(prepared, context)
-        except asyncio.CancelledError:
-            abandoned = True
-            raise
-        finally:
-            await self._finish(prepared, abandoned=abandoned)
+        with genai_spans.chat(request.model, client=False) as span:
+            prepared = await self._prepare(
+                request, context, streaming=False, timing=timing, request_id=request_id
+            )
+            abandoned = False
+            try:
+                reply = await self._complete(prepared, context)
+            except asyncio.CancelledError:
+                abandoned = True
+                raise
+            finally:
+                chat_spans.routed(span, prepared.catalog, prepared.decision, prepared.turn)
+                await self._finish(prepared, abandoned=abandoned)
+            chat_spans.answered(span, reply)
+            return reply
 
     async def _complete(
         self, prepared: _Prepared, context: grpc.aio.ServicerContext
@@ -788,18 +793,21 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request_id: str,
         timing: RequestTiming,
     ) -> AsyncGenerator[chat_pb2.StreamChatCompletionResponse, None]:
-        prepared = await self._prepare(
-            request, context, streaming=True, timing=timing, request_id=request_id
-        )
-        abandoned = False
-        try:
-            async for chunk in self._stream(prepared, request, context):
-                yield chunk
-        except (asyncio.CancelledError, GeneratorExit):
-            abandoned = True
-            raise
-        finally:
-            await self._finish(prepared, abandoned=abandoned)
+        with genai_spans.chat(request.model, client=False) as span:
+            prepared = await self._prepare(
+                request, context, streaming=True, timing=timing, request_id=request_id
+            )
+            abandoned = False
+            try:
+                async for chunk in self._stream(prepared, request, context):
+                    chat_spans.streamed(span, chunk)
+                    yield chunk
+            except (asyncio.CancelledError, GeneratorExit):
+                abandoned = True
+                raise
+            finally:
+                chat_spans.routed(span, prepared.catalog, prepared.decision, prepared.turn)
+                await self._finish(prepared, abandoned=abandoned)
 
     async def _stream(
         self,

@@ -26,6 +26,7 @@ from google.rpc import error_details_pb2
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.router.v1 import chat_pb2
 from llmgw.tool.v1 import tool_service_pb2 as tool_pb2
+from services.common import genai_spans
 from services.common.errors import GatewayError, RemoteError, find_detail
 from services.common.idempotency.request_ids import derived
 
@@ -186,7 +187,8 @@ class ToolLoop:
             else ""
         )
         try:
-            reply = await self.client.execute(call.name, arguments, timeout, request_id)
+            with genai_spans.execute_tool(call.name, call.id):
+                reply = await self.client.execute(call.name, arguments, timeout, request_id)
         except GatewayError as error:
             return ToolRun(self.iteration, call, FAILED, _failure_content(error), str(error))
         return ToolRun(self.iteration, call, SUCCEEDED, _result_content(reply))

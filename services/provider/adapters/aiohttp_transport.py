@@ -6,7 +6,8 @@ local provider, a third of the gateway's latency budget.
 The SDKs ship an aiohttp adapter too, but it reports a refused connection as a
 connect *timeout*; this one maps each aiohttp failure to the httpx2 exception that
 names it, so the SDKs' own error classes (APIConnectionError, APITimeoutError) and
-ours stay right.
+ours stay right. With tracing on, each request is an HTTP client span (ended with its
+body) whose `traceparent` goes upstream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx2
+
+from services.common import tracing
+from services.common.tracing import HttpClientSpan
 
 # Bodies read as they arrive and bounded per event by the framing (framing.py); any
 # other body is bounded whole.
@@ -61,11 +65,16 @@ class _Body(httpx2.AsyncByteStream):
     `limit` bytes raises ResponseTooLarge (None: a stream, bounded by its framing)."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, request: httpx2.Request, limit: int | None
+        self,
+        response: aiohttp.ClientResponse,
+        request: httpx2.Request,
+        limit: int | None,
+        span: HttpClientSpan | None = None,
     ) -> None:
         self._response = response
         self._request = request
         self._limit = limit
+        self._span = span
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
@@ -76,9 +85,17 @@ class _Body(httpx2.AsyncByteStream):
                     raise ResponseTooLarge(self._limit, self._request)
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as error:
+            if self._span is not None:
+                self._span.failed(error)
             raise _translate(error, self._request) from error
+        except ResponseTooLarge as error:
+            if self._span is not None:
+                self._span.failed(error)
+            raise
 
     async def aclose(self) -> None:
+        if self._span is not None:
+            self._span.end()
         if self._response.content.at_eof():
             self._response.release()
         else:
@@ -115,11 +132,15 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         session = self._session or self._open()
         timeouts = request.extensions.get("timeout", {})
         body = await request.aread()
+        headers = request.headers.multi_items()
+        span = tracing.http_client_span(request.method, str(request.url))
+        if span is not None:
+            headers += span.headers()
         try:
             response = await session.request(
                 request.method,
                 str(request.url),
-                headers=request.headers.multi_items(),
+                headers=headers,
                 data=body or None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
@@ -129,8 +150,14 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                     sock_read=timeouts.get("read"),
                 ),
             )
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise _translate(error, request) from error
+        except BaseException as error:
+            if span is not None:
+                span.failed(error)
+            if isinstance(error, aiohttp.ClientError | TimeoutError):
+                raise _translate(error, request) from error
+            raise
+        if span is not None:
+            span.status(response.status)
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
@@ -138,7 +165,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response, request, None if streamed else self._max_body_bytes),
+            stream=_Body(response, request, None if streamed else self._max_body_bytes, span),
             request=request,
             extensions=extensions,
         )
