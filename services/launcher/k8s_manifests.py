@@ -85,7 +85,7 @@ def object_labels(component: str) -> dict[str, str]:
     return {**labels(component), COMPONENT_LABEL: component}
 
 
-def _meta(name: str, component: str) -> Manifest:
+def meta(name: str, component: str) -> Manifest:
     return {"name": name, "labels": object_labels(component)}
 
 
@@ -211,7 +211,7 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(name, name),
+        "metadata": meta(name, name),
         "spec": {
             "replicas": BASE_REPLICAS,
             "revisionHistoryLimit": 5,
@@ -340,7 +340,7 @@ def service_service(spec: ServiceSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(spec.name, spec.name),
+        "metadata": meta(spec.name, spec.name),
         "spec": {
             "clusterIP": "None",
             "selector": labels(spec.name),
@@ -355,7 +355,7 @@ def envoy_services(topology: Topology) -> list[Manifest]:
     edge = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(ENVOY, ENVOY),
+        "metadata": meta(ENVOY, ENVOY),
         "spec": {
             "type": "ClusterIP",
             "selector": labels(ENVOY),
@@ -368,7 +368,7 @@ def envoy_services(topology: Topology) -> list[Manifest]:
     internal = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(ENVOY_INTERNAL_SERVICE, ENVOY),
+        "metadata": meta(ENVOY_INTERNAL_SERVICE, ENVOY),
         "spec": {
             "type": "ClusterIP",
             "selector": labels(ENVOY),
@@ -382,7 +382,7 @@ def disruption_budget(component: str) -> Manifest:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(component, component),
+        "metadata": meta(component, component),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
     }
 
@@ -395,61 +395,3 @@ def workloads(topology: Topology) -> list[Manifest]:
         objects.append(disruption_budget(spec.name))
     objects += [envoy_deployment(topology), *envoy_services(topology), disruption_budget(ENVOY)]
     return objects
-
-
-def cpu_autoscaler(component: str, minimum: int = BASE_REPLICAS, maximum: int = 10) -> Manifest:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(component, component),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": component},
-            "minReplicas": minimum,
-            "maxReplicas": maximum,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
-            # Scale-down slowly: a replica removed drains streams for minutes.
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-        },
-    }
-
-
-def autoscalers(topology: Topology) -> list[Manifest]:
-    return [cpu_autoscaler(spec.name) for spec in topology.services] + [cpu_autoscaler(ENVOY)]
-
-
-def service_monitor(component: str, port: str, path: str) -> Manifest:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": _meta(component, component),
-        "spec": {
-            # The job label is the Service's name: router, ..., envoy (as the launcher's
-            # scrape config names its jobs).
-            "selector": {"matchLabels": object_labels(component)},
-            "endpoints": [
-                {
-                    "port": port,
-                    "path": path,
-                    "interval": "15s",
-                    "scheme": "http",
-                    # The services label their series with `service` themselves; the
-                    # Operator's own `service` target label must not rename it.
-                    "honorLabels": True,
-                }
-            ],
-        },
-    }
-
-
-def service_monitors(topology: Topology) -> list[Manifest]:
-    monitors = [service_monitor(spec.name, "metrics", "/metrics") for spec in topology.services]
-    # Both Envoy Services match; only the edge one has the ops port, so only it is scraped.
-    return [*monitors, service_monitor(ENVOY, "ops", "/stats/prometheus")]

@@ -20,7 +20,7 @@ from services.launcher.k8s_manifests import (
     REDIS_USERS,
     Manifest,
     labels,
-    object_labels,
+    meta,
 )
 from services.launcher.topology import Topology
 
@@ -43,15 +43,11 @@ PRIVATE_V4 = (
 PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128")
 
 
-def _meta(name: str, component: str) -> Manifest:
-    return {"name": name, "labels": object_labels(component)}
-
-
 def _policy(name: str, component: str, ingress: list[Manifest], egress: list[Manifest]) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(name, component),
+        "metadata": meta(name, component),
         "spec": {
             "podSelector": {"matchLabels": labels(component)},
             "policyTypes": ["Ingress", "Egress"],

@@ -20,13 +20,8 @@ from pathlib import Path
 import yaml
 
 from services.launcher import envoy_config
-from services.launcher.k8s_manifests import (
-    NAMESPACE,
-    Manifest,
-    autoscalers,
-    service_monitors,
-    workloads,
-)
+from services.launcher.k8s_components import autoscalers, service_monitors
+from services.launcher.k8s_manifests import NAMESPACE, Manifest, workloads
 from services.launcher.k8s_network import network_policies
 from services.launcher.k8s_rules import prometheus_rule, rule_files
 from services.launcher.topology import (
