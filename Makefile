@@ -26,7 +26,7 @@ help:
 	@echo "make bench   run the benchmark and write bench/RESULTS.md"
 	@echo "make eval    run the investigation eval and write eval/RESULTS.md"
 	@echo "make fuzz    a long random run of the fuzz tier (FUZZ_EXAMPLES=12000)"
-	@echo "make render  re-render the compose Envoy config from envoy/topology.yaml"
+	@echo "make render  re-render the Envoy, Kubernetes and Prometheus configs from envoy/topology.yaml"
 	@echo "make dashboards  regenerate deploy/grafana/dashboards/*.json"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -50,9 +50,12 @@ system-deps:
 gen: venv system-deps
 	@./tools/gen.sh
 
-# Envoy's config for the container image, from envoy/topology.yaml (a test fails when stale).
+# Envoy's config for the container image, the generated Kubernetes manifests and the
+# compose Prometheus scrape config, from envoy/topology.yaml (tests fail when stale).
 render: venv
 	@$(BIN)/python -m services.launcher.envoy_config --mode compose --out deploy/compose/envoy.yaml
+	@$(BIN)/python -m services.launcher.k8s_render --out deploy/k8s
+	@$(BIN)/python -m services.launcher.prometheus_config --mode compose --out deploy/compose/prometheus.yml
 
 # Grafana's dashboards, from deploy/grafana/boards.py (a test fails when they are stale).
 dashboards: venv

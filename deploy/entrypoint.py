@@ -6,6 +6,8 @@ envoy); every other setting comes from the environment the services already read
 
     entrypoint.py [ARG...]        exec the role, passing ARGs on to it
     entrypoint.py healthcheck     exit 0 when the role is healthy (the image HEALTHCHECK)
+    entrypoint.py drain [SECONDS] Envoy only (a Kubernetes preStop hook): stop taking
+                                  connections, wait up to SECONDS for requests in flight
 
 A service is started as `python -m services.<name> --host H --port P --metrics-port M`
 with the documented default ports (`LLMGW_HOST`, `LLMGW_PORT`, `LLMGW_METRICS_PORT`
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -39,6 +42,14 @@ ENVOY = "envoy"
 DEFAULT_ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
 HEALTHCHECK = "healthcheck"
 HEALTH_TIMEOUT = 3.0
+DRAIN = "drain"
+# Envoy's requests in flight, per listener (envoy_config names the HTTP stat prefixes).
+ACTIVE_REQUEST_STATS = ("http.public.downstream_rq_active", "http.internal.downstream_rq_active")
+# Before draining: the endpoint leaves the Services' load balancing (kube-proxy, load
+# balancers), so new connections stop arriving before the listeners close.
+DRAIN_SETTLE_SECONDS = 5.0
+DRAIN_POLL_SECONDS = 1.0
+DEFAULT_DRAIN_SECONDS = 600.0
 INTERNAL_SECRET_ENV = "LLMGW_INTERNAL_SECRET"
 # Secrets of the services that Envoy's process must not hold.
 _NOT_FOR_ENVOY = (INTERNAL_SECRET_ENV, "LLMGW_ADMIN_KEY")
@@ -164,9 +175,74 @@ def envoy_healthy(environ: Mapping[str, str]) -> bool:
     return body.strip() == b"LIVE"
 
 
+def _admin(port: int, path: str, method: str = "GET") -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as reply:
+        body: bytes = reply.read()
+    return body.decode("utf-8", "replace")
+
+
+def active_requests(stats: str) -> int:
+    """The requests in flight on the public and internal listeners, from /stats text."""
+    total = 0
+    for line in stats.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ACTIVE_REQUEST_STATS:
+            total += int(value.strip())
+    return total
+
+
+def envoy_drain(
+    environ: Mapping[str, str],
+    timeout: float,
+    *,
+    settle: float = DRAIN_SETTLE_SECONDS,
+    poll: float = DRAIN_POLL_SECONDS,
+) -> bool:
+    """Envoy's preStop: drain its listeners, then wait for requests in flight to end.
+
+    Envoy exits at once on SIGTERM, cutting every open stream; the kubelet sends it only
+    after this returns. The graceful listener drain makes Envoy answer HTTP/2 with
+    GOAWAY and HTTP/1.1 with `Connection: close`, so clients move to other replicas
+    while requests already running finish. True once none is left (or Envoy is gone),
+    False when `timeout` seconds passed first.
+    """
+    port = envoy_admin_port(envoy_config_path(environ))
+    deadline = time.monotonic() + timeout
+    time.sleep(min(settle, timeout))
+    try:
+        _admin(port, "/drain_listeners?graceful", method="POST")
+        while (active := active_requests(_admin(port, "/stats?filter=downstream_rq_active"))) > 0:
+            if time.monotonic() >= deadline:
+                print(
+                    f"envoy: {active} requests still in flight after {timeout:g} s", file=sys.stderr
+                )
+                return False
+            time.sleep(poll)
+    except (urllib.error.URLError, OSError):
+        return True  # Envoy's admin is gone: nothing is left to drain.
+    return True
+
+
+def _drain_seconds(argv: Sequence[str]) -> float:
+    if not argv:
+        return DEFAULT_DRAIN_SECONDS
+    try:
+        seconds = float(argv[0])
+    except ValueError:
+        raise EntrypointError(f"drain: not a number of seconds: {argv[0]!r}") from None
+    if not seconds >= 0:
+        raise EntrypointError(f"drain: not a number of seconds: {argv[0]!r}")
+    return seconds
+
+
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         name = role(environ)
+        if argv[:1] == [DRAIN]:
+            if name != ENVOY:
+                raise EntrypointError("drain: only Envoy drains this way (services on SIGTERM)")
+            return 0 if envoy_drain(environ, _drain_seconds(argv[1:])) else 1
         if argv[:1] == [HEALTHCHECK]:
             healthy = envoy_healthy(environ) if name == ENVOY else service_healthy(name, environ)
             return 0 if healthy else 1

@@ -37,6 +37,10 @@ COMPOSE_GATEWAY = ROOT / "deploy" / "compose" / "gateway.yaml"
 APP_USER = "10001:10001"
 ENVOY = "envoy"
 INFRA = {"redis", "llama"}
+# The `observability` profile (tests/unit/deploy/test_compose_observability.py).
+OBSERVABILITY = {"prometheus", "alertmanager", "grafana"}
+# Their web UIs, published on loopback like Envoy's listeners.
+UI_PORTS = {"prometheus": "9090", "alertmanager": "9093", "grafana": "3000"}
 # Variables that must never carry a value in the compose file itself.
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 SECRET_FILE = re.compile(
@@ -96,7 +100,7 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _app_services(services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for name, service in services.items():
-        if name not in INFRA:
+        if name not in INFRA | OBSERVABILITY:
             yield name, service
 
 
@@ -107,7 +111,7 @@ def test_compose_file_is_valid() -> None:
 
 
 def test_compose_runs_the_whole_stack(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {ENVOY, *SERVICES, *INFRA}
+    assert set(services) == {ENVOY, *SERVICES, *INFRA, *OBSERVABILITY}
     # Envoy reaches each service by its compose name: the topology's service names.
     assert {spec.name for spec in load_topology().services} == set(SERVICES)
 
@@ -117,7 +121,11 @@ def test_only_envoys_public_and_ops_listeners_are_published(
 ) -> None:
     listeners = load_topology().listeners
     for name, service in services.items():
-        if name != ENVOY:
+        if name in UI_PORTS:
+            # An observability UI: its own port only, on loopback.
+            (port,) = service["ports"]
+            assert port.removesuffix("/tcp").split(":") == ["127.0.0.1", *[UI_PORTS[name]] * 2]
+        elif name != ENVOY:
             assert not service.get("ports"), f"{name} publishes ports"
     ports = services[ENVOY]["ports"]
     # `docker-compose config` writes the short syntax: [ip:]published:target[/proto].

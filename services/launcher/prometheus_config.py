@@ -1,0 +1,199 @@
+"""A Prometheus configuration that scrapes the whole gateway.
+
+    python -m services.launcher.prometheus_config --mode compose --out deploy/compose/prometheus.yml
+    python -m services.launcher.prometheus_config --mode local --out PATH [--replicas router=2]
+
+One job per service (its replicas' `/metrics`) and one for Envoy's read-only ops
+listener (`/stats/prometheus`), the alert rule files, and an Alertmanager. Local mode
+lists every replica on loopback at the ports the launcher gives it (or the ports a
+running stack reports, through `local_jobs`); compose mode resolves each compose
+service's name, which lists every replica when scaled. Job names are the service
+names and `envoy`, like the Kubernetes ServiceMonitors' (the Service names). No target
+label is named `service`: the services label their series with it themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.common.settings import DEFAULT_PORTS
+from services.launcher.envoy_config import OPS_PATHS
+from services.launcher.stack import METRICS_PORT_STEP, REPO_ROOT, SERVICES
+from services.launcher.topology import LOOPBACK, Topology, load_topology
+
+Config = dict[str, Any]
+Mode = str
+MODES = ("local", "compose")
+
+ENVOY_JOB = "envoy"
+ENVOY_METRICS_PATH = OPS_PATHS[0]
+SCRAPE_INTERVAL = "15s"
+EVALUATION_INTERVAL = "15s"
+# Where the compose Prometheus container finds the rule files (docker-compose.yml mounts
+# deploy/prometheus/rules there), and where a local Prometheus finds them.
+COMPOSE_RULES = "/etc/prometheus/rules/*.yml"
+LOCAL_RULES = str(REPO_ROOT / "deploy" / "prometheus" / "rules" / "*.yml")
+COMPOSE_ALERTMANAGER = "alertmanager:9093"
+LOCAL_ALERTMANAGER = f"{LOOPBACK}:9093"
+# How often compose service names are re-resolved (replicas added with --scale).
+DNS_REFRESH = "30s"
+
+
+def default_metrics_ports(counts: Mapping[str, int] | None = None) -> dict[str, list[int]]:
+    """Each service's replicas' metrics ports as `make up` assigns them (the defaults)."""
+    counts = dict(counts or {})
+    unknown = sorted(set(counts) - set(SERVICES))
+    if unknown:
+        raise ValueError(f"unknown services: {', '.join(unknown)}")
+    ports: dict[str, list[int]] = {}
+    for service in SERVICES:
+        count = counts.get(service, 1)
+        if count < 1:
+            raise ValueError(f"{service}: at least one replica")
+        metrics = DEFAULT_PORTS[service][1]
+        ports[service] = [metrics + METRICS_PORT_STEP * i for i in range(count)]
+    return ports
+
+
+def _job(name: str, path: str, discovery: Config) -> Config:
+    return {"job_name": name, "metrics_path": path, "scheme": "http", **discovery}
+
+
+def local_jobs(
+    metrics_ports: Mapping[str, Sequence[int]], envoy_ops: str, host: str = LOOPBACK
+) -> list[Config]:
+    """Scrape jobs for processes on one machine: every replica's metrics port on `host`
+    and Envoy's ops listener at `envoy_ops` (host:port)."""
+    missing = [s for s in SERVICES if not metrics_ports.get(s)]
+    if missing:
+        raise ValueError(f"no metrics port for {', '.join(missing)}")
+    jobs = [
+        _job(
+            service,
+            "/metrics",
+            {"static_configs": [{"targets": [f"{host}:{p}" for p in metrics_ports[service]]}]},
+        )
+        for service in SERVICES
+    ]
+    jobs.append(_job(ENVOY_JOB, ENVOY_METRICS_PATH, {"static_configs": [{"targets": [envoy_ops]}]}))
+    return jobs
+
+
+def compose_jobs(topology: Topology) -> list[Config]:
+    """Scrape jobs inside the compose network: each service name resolves to its replicas."""
+    jobs = [
+        _job(
+            spec.name,
+            "/metrics",
+            {
+                "dns_sd_configs": [
+                    {
+                        "names": [spec.name],
+                        "type": "A",
+                        "port": DEFAULT_PORTS[spec.name][1],
+                        "refresh_interval": DNS_REFRESH,
+                    }
+                ]
+            },
+        )
+        for spec in topology.services
+    ]
+    ops = f"{ENVOY_JOB}:{topology.listeners.ops}"
+    jobs.append(_job(ENVOY_JOB, ENVOY_METRICS_PATH, {"static_configs": [{"targets": [ops]}]}))
+    return jobs
+
+
+def render(
+    jobs: Sequence[Config],
+    *,
+    rule_files: Sequence[str],
+    alertmanagers: Sequence[str],
+    scrape_interval: str = SCRAPE_INTERVAL,
+    evaluation_interval: str = EVALUATION_INTERVAL,
+) -> Config:
+    """The whole configuration as a dict (`dump` writes it)."""
+    config: Config = {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+        },
+        "rule_files": list(rule_files),
+        "scrape_configs": list(jobs),
+    }
+    if alertmanagers:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
+    return config
+
+
+_HEADER = (
+    "# Generated by services/launcher/prometheus_config.py ({mode} mode) from\n"
+    "# envoy/topology.yaml. Do not edit: change the source and run `make render`.\n"
+)
+
+
+def dump(config: Config, mode: Mode) -> str:
+    return _HEADER.format(mode=mode) + yaml.safe_dump(config, sort_keys=False, width=100)
+
+
+def _replicas(values: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        service, _, count = value.partition("=")
+        if not count.isdigit():
+            raise argparse.ArgumentTypeError(f"--replicas {value!r}: expected SERVICE=COUNT")
+        counts[service] = int(count)
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.launcher.prometheus_config",
+        description="Render a Prometheus configuration that scrapes the gateway.",
+    )
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="YAML file to write")
+    parser.add_argument(
+        "--replicas", action="append", default=[], help="local: SERVICE=COUNT (default 1)"
+    )
+    parser.add_argument("--envoy-ops", help="local: Envoy's ops listener, host:port")
+    parser.add_argument("--rules", action="append", help="rule file paths or globs")
+    parser.add_argument("--alertmanager", action="append", help="host:port (repeatable)")
+    parser.add_argument("--scrape-interval", default=SCRAPE_INTERVAL)
+    parser.add_argument("--evaluation-interval", default=EVALUATION_INTERVAL)
+    args = parser.parse_args(argv)
+
+    topology = load_topology()
+    if args.mode == "local":
+        try:
+            ports = default_metrics_ports(_replicas(args.replicas))
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            parser.error(str(error))
+        ops = args.envoy_ops or f"{LOOPBACK}:{topology.listeners.ops}"
+        jobs = local_jobs(ports, ops)
+        rules, alertmanagers = [LOCAL_RULES], [LOCAL_ALERTMANAGER]
+    else:
+        jobs = compose_jobs(topology)
+        rules, alertmanagers = [COMPOSE_RULES], [COMPOSE_ALERTMANAGER]
+    config = render(
+        jobs,
+        rule_files=args.rules or rules,
+        alertmanagers=args.alertmanager or alertmanagers,
+        scrape_interval=args.scrape_interval,
+        evaluation_interval=args.evaluation_interval,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(dump(config, args.mode), encoding="utf-8")
+    print(f"wrote {args.out} ({args.mode})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
