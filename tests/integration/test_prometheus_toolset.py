@@ -18,7 +18,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from services.common.errors import InvalidArgument, PermissionDenied, Unavailable
+from services.common.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from services.launcher.processes import free_port
 from services.tool.toolsets.base import RunTool
 from services.tool.toolsets.prometheus import PrometheusToolset, from_env
@@ -246,6 +251,37 @@ async def test_bad_promql_quotes_prometheus(scenario: Scenario) -> None:
     assert "parse error" in caught.value.message
     with pytest.raises(InvalidArgument, match="parse error"):
         await tool(scenario.toolset, "prometheus_series")({"match": "up{"})
+
+
+async def test_a_query_prometheus_cannot_execute_is_its_422(scenario: Scenario) -> None:
+    # Two kube_pod_info series share the namespace: many-to-many matching, which
+    # Prometheus refuses at execution (errorType "execution", HTTP 422).
+    with pytest.raises(InvalidArgument) as caught:
+        await tool(scenario.toolset, "prometheus_query")(
+            {"query": "kube_pod_info * on(namespace) kube_pod_info", "time": scenario.end}
+        )
+    assert caught.value.message.startswith("Prometheus could not run the query:")
+    assert "many-to-many matching not allowed" in caught.value.message
+
+
+async def test_a_query_prometheus_times_out_is_its_503(tmp_path: Path) -> None:
+    # Prometheus checks its query timeout between the steps of an evaluation: a range
+    # query whose every step is a day-long subquery passes a 1 ms timeout at the second
+    # step, and Prometheus answers errorType "timeout" with HTTP 503. The tool says the
+    # query timed out, not that Prometheus is down.
+    async with running_prometheus(tmp_path, flags=["--query.timeout=1ms"]) as prometheus:
+        toolset = from_env({"PROMETHEUS_URL": prometheus.url})
+        assert toolset is not None
+        try:
+            with pytest.raises(DeadlineExceeded) as caught:
+                await tool(toolset, "prometheus_query_range")(
+                    {"query": "count_over_time(vector(1)[1d:1s])"}
+                )
+        finally:
+            await toolset.close()
+    assert caught.value.message == (
+        "Prometheus timed out running the query: query timed out in expression evaluation"
+    )
 
 
 async def test_a_prometheus_nobody_runs_is_unavailable() -> None:

@@ -197,11 +197,13 @@ async def running_prometheus(
     history: Sequence[Series] = (),
     alertmanagers: Sequence[str] = (),
     basic_auth: bool = False,
+    flags: Sequence[str] = (),
 ) -> AsyncIterator[Prometheus]:
     """Prometheus on a free port over a fresh TSDB in `workdir`, scraping and evaluating
     every second; `rule_groups` are `groups:` entries of a rule file; alerts go to the
     `alertmanagers` (`host:port`) given. With `basic_auth` its API demands
-    BASIC_AUTH_USER/BASIC_AUTH_PASSWORD (the only scheme its web config checks)."""
+    BASIC_AUTH_USER/BASIC_AUTH_PASSWORD (the only scheme its web config checks); `flags`
+    are more command-line flags (`--query.timeout=...`)."""
     prometheus = binary("prometheus")
     assert prometheus, "prometheus (Debian package prometheus) is not installed"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +223,7 @@ async def running_prometheus(
         }
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
-    extra_args = []
+    extra_args = list(flags)
     if basic_auth:
         web_file = workdir / "web.yml"
         web_file.write_text(
