@@ -8,7 +8,12 @@ error-rate alert fire; Alertmanager, its route's waits shortened, delivers it to
 gateway's webhook through Envoy with the key the launcher issued to the `alertmanager`
 consumer, and the investigation opened for it reads that same Prometheus. After traffic
 of every kind (unary, streamed, cached, refused by a limit, failed), every panel query of
-the shipped dashboards evaluates, and the overview's panels all have data.
+the shipped dashboards evaluates, and the overview's panels all have data. The key a
+restart issues revokes the last one.
+
+Panels of the other dashboards left without data here, legitimately: soft budget
+thresholds crossed (no budget nears its limit), breaker transitions and deployments
+skipped (breakers are kept closed so that every failure reaches the provider).
 """
 
 from __future__ import annotations
@@ -24,15 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 import pytest_asyncio
 
-from llmgw.identity.v1 import identity_pb2
+from llmgw.identity.v1 import identity_pb2, identity_service_pb2
+from llmgw.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from services.launcher.observability import (
     WEBHOOK_CONSUMER,
+    WEBHOOK_PATH,
     Observability,
     ObservabilityOptions,
+    issue_webhook_key,
 )
 from services.launcher.stack import REPO_ROOT
 from tests.fakes import Behaviour
@@ -338,3 +347,27 @@ async def test_every_dashboard_query_evaluates_and_the_overview_has_data(
             no_data.append(f"{board}: {title} ({ref})")
     assert not failed, failed
     print("panels without data in this test:", "; ".join(no_data) or "none")
+
+
+async def test_a_new_webhook_key_revokes_the_last(scenario: Scenario) -> None:
+    """What a restart does: the consumer gets a new key and the last stops working.
+    (Runs last: Alertmanager's key file is left holding the revoked key.)"""
+    key_file = scenario.observability.key_file
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    old = key_file.read_text()
+    gateway = scenario.gateway
+    new = await issue_webhook_key(gateway.grpc_target, DEFAULT_ADMIN_KEY)
+    assert new != old
+    async with grpc.aio.insecure_channel(gateway.grpc_target) as channel:
+        listed = await identity_grpc.IdentityServiceStub(channel).ListApiKeys(
+            identity_service_pb2.ListApiKeysRequest(parent=f"consumers/{WEBHOOK_CONSUMER}"),
+            metadata=gateway.admin_metadata,
+        )
+    assert [k.active for k in listed.api_keys].count(True) == 1
+    async with httpx.AsyncClient(base_url=gateway.public_url, timeout=30) as client:
+        refused = await client.post(
+            WEBHOOK_PATH,
+            json={"version": "4", "status": "firing", "alerts": []},
+            headers={"authorization": f"Bearer {old}"},
+        )
+    assert refused.status_code == 401, refused.text
