@@ -1,6 +1,7 @@
 """`llmgw`: run the gateway on this machine.
 
   llmgw up [--replicas router=2,provider=2] [--detach] [--config FILE] [--host ADDR]
+           [--observability [--prometheus-port N] [--alertmanager-port N]]
   llmgw down
   llmgw status
   llmgw reload
@@ -9,7 +10,8 @@
 `up` installs nothing itself beyond what the stack needs at run time (the Makefile
 creates the virtualenv); it starts Redis, the local model when no provider is
 configured, the five services and Envoy, prints what runs where, and stops everything
-on Ctrl-C or SIGTERM. With `--detach` it keeps running in the background until
+on Ctrl-C or SIGTERM. `--observability` adds a real Prometheus and Alertmanager beside
+it (services/launcher/observability.py). With `--detach` it keeps running in the background until
 `llmgw down`. `reload` sends SIGHUP to the running stack's supervisor, which forwards
 it to every service replica: routers reload the catalogue, providers their instances.
 `investigate` is a client of a running gateway (services/launcher/investigate_cli.py).
@@ -41,7 +43,9 @@ from services.launcher.localmodel import (
     ensure_llama_server,
     ensure_model,
 )
+from services.launcher.observability import Observability, ObservabilityOptions
 from services.launcher.processes import ProcessError
+from services.launcher.prometheus_config import SCRAPE_INTERVAL
 from services.launcher.stack import REPO_ROOT, SERVICES, Stack, StackOptions
 
 STATE_FILE = "stack.json"
@@ -88,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="free ports for everything instead of the defaults (side-by-side stacks, tests)",
     )
+    up.add_argument(
+        "--observability",
+        action="store_true",
+        help="also run Prometheus (scraping the stack, evaluating deploy/prometheus/rules) "
+        "and Alertmanager (notifying the gateway's own webhook)",
+    )
+    up.add_argument("--prometheus-port", type=int, default=None, help="default 9090")
+    up.add_argument("--alertmanager-port", type=int, default=None, help="default 9093")
+    up.add_argument(
+        "--scrape-interval",
+        default=SCRAPE_INTERVAL,
+        help="Prometheus' scrape and rule evaluation interval",
+    )
     commands.add_parser("down", help="stop a stack started with `up --detach`")
     commands.add_parser(
         "prepare-model",
@@ -128,6 +145,17 @@ def _alive(pid: int) -> bool:
 
 
 async def _run_foreground(args: argparse.Namespace) -> int:
+    observability = (
+        Observability(
+            ObservabilityOptions(
+                prometheus_port=args.prometheus_port,
+                alertmanager_port=args.alertmanager_port,
+                interval=args.scrape_interval,
+            )
+        )
+        if args.observability
+        else None
+    )
     options = StackOptions(
         run_dir=args.run_dir,
         host=args.host,
@@ -140,6 +168,7 @@ async def _run_foreground(args: argparse.Namespace) -> int:
         redis_url=os.environ.get("LLMGW_REDIS_URL") or None,
         log_level=args.log_level,
         dynamic_ports=args.dynamic_ports,
+        companions=[observability] if observability else [],
     )
     stack = Stack(options, progress=lambda line: print(line, flush=True))
     stop = asyncio.Event()
@@ -173,6 +202,8 @@ async def _run_foreground(args: argparse.Namespace) -> int:
                     "ops_url": stack.ops_url,
                     "admin_url": stack.admin_url,
                     "redis_url": url_without_password(stack.redis_url),
+                    "prometheus_url": observability.prometheus_url if observability else None,
+                    "alertmanager_url": (observability.alertmanager_url if observability else None),
                     "summary": summary,
                 }
             )

@@ -7,7 +7,9 @@ replicas. Stop order is the reverse. While running, a crashed replica is restart
 SIGHUP to the supervisor is forwarded to every service replica (configuration reload).
 With OTEL_EXPORTER_OTLP_ENDPOINT set (the services' environment, else the launcher's),
 Envoy is rendered with tracing and every service traces to the same collector; each
-process gets a service name of its own (`tracing_names`).
+process gets a service name of its own (`tracing_names`). Companions (`Companion`, e.g.
+Prometheus and Alertmanager in services/launcher/observability.py) start last, once
+Envoy is up, and stop first.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -74,6 +77,31 @@ _NOT_FOR_ENVOY = (INTERNAL_SECRET_ENV, "LLMGW_ADMIN_KEY", "PROMETHEUS_TOKEN")
 Progress = Callable[[str], None]
 
 
+class Companion(Protocol):
+    """Processes that run beside the stack, started once Envoy is up and stopped before
+    anything else: they read the stack (its replicas' metrics ports, its public address)
+    and the services may need to know where they will be (`plan`)."""
+
+    def plan(self, stack: Stack) -> Mapping[str, str]:
+        """Choose addresses before anything starts (refusing a setup that cannot work);
+        returns variables for the services' environment."""
+        ...
+
+    def ports(self) -> Sequence[tuple[str, int]]:
+        """(what, port) on loopback that must be free before the stack starts."""
+        ...
+
+    async def start(self, stack: Stack) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def processes(self) -> Sequence[ChildProcess]:
+        """What the supervisor watches: one of them exiting stops the stack."""
+        ...
+
+    def summary_lines(self) -> list[str]: ...
+
+
 @dataclass
 class StackOptions:
     """What to run and where; defaults are the documented ports."""
@@ -98,6 +126,7 @@ class StackOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     restart_crashed: bool = True
     log_level: str = "INFO"
+    companions: Sequence[Companion] = ()
 
 
 @dataclass
@@ -185,6 +214,8 @@ class Stack:
         self._decide_auth()
         self._decide_secret()
         self._decide_tracing()
+        for companion in opts.companions:
+            self._env.update(companion.plan(self))
         listeners = self.topology.listeners
         # Only the public and the read-only ops listener may face the network; the rest
         # stays on loopback.
@@ -305,6 +336,8 @@ class Stack:
         for replicas in self.replicas.values():
             for r in replicas:
                 wanted += [(r.name, r.port), (f"{r.name} metrics", r.metrics_port)]
+        for companion in self.options.companions:
+            wanted += companion.ports()
         busy = [
             f"{what} ({port})" for what, port in wanted if port and port_open("127.0.0.1", port)
         ]
@@ -571,6 +604,8 @@ class Stack:
             await self._start_local_model()
             await self._start_services()
             await self._start_envoy()
+            for companion in self.options.companions:
+                await companion.start(self)
         except BaseException:
             await self.stop()
             raise
@@ -600,7 +635,10 @@ class Stack:
                         await self._start_replica(replica)
                     except ProcessError as error:
                         self.progress(f"!! {replica.name} failed to restart: {error}")
-            for name, proc in (("envoy", self.envoy), ("redis", self.redis)):
+            watched = [("envoy", self.envoy), ("redis", self.redis)] + [
+                (proc.name, proc) for c in self.options.companions for proc in c.processes()
+            ]
+            for name, proc in watched:
                 if proc is not None and proc.returncode is not None and not self._stopping:
                     raise ProcessError(f"{name} exited ({proc.returncode}): {proc.tail()}")
 
@@ -619,8 +657,10 @@ class Stack:
         return signalled
 
     async def stop(self) -> None:
-        """Stop everything that was started, Envoy first, Redis last."""
+        """Stop everything that was started: companions, then Envoy, Redis last."""
         self._stopping = True
+        for companion in reversed(self.options.companions):
+            await companion.stop()
         if self.envoy is not None:
             await self.envoy.stop(grace=5)
         replicas = [r for rs in self.replicas.values() for r in rs]
@@ -648,6 +688,8 @@ class Stack:
             lines.append(
                 f"  model     {localmodel.LOCAL_MODEL_NAME} (llama-server {self.local_model_url})"
             )
+        for companion in self.options.companions:
+            lines += companion.summary_lines()
         lines.append(f"  logs      {self.logs}/")
         key = " -H 'authorization: Bearer <API key>'" if self.auth == "required" else ""
         lines.append(

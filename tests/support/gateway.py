@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.processes import ChildProcess, wait_port
-from services.launcher.stack import REPO_ROOT, Stack, StackOptions
+from services.launcher.stack import REPO_ROOT, Companion, Stack, StackOptions
 from tests.fakes.control import FakeControl
 from tests.support.trust import Metadata, edge_metadata, vouched_metadata
 
@@ -265,6 +265,7 @@ def _stack(
     *,
     redis_url: str | None = None,
     progress: Callable[[str], None] | None = None,
+    companions: Sequence[Companion] = (),
 ) -> tuple[Stack, Path | None]:
     """The stack over `document` as its configuration file; None: no file at all."""
     config_path: Path | None = None
@@ -282,6 +283,7 @@ def _stack(
             log_level=log_level,
             env=dict(env),
             redis_url=redis_url,
+            companions=companions,
         ),
         progress=progress or (lambda line: None),
     )
@@ -300,6 +302,7 @@ def running_gateway(
     log_level: str = "INFO",
     redis_url: str | None = None,
     progress: Callable[[str], None] | None = None,
+    companions: Sequence[Companion] = (),
 ) -> Iterator[Gateway]:
     """Fake upstreams and the stack; everything stops on exit, whatever happened.
 
@@ -307,7 +310,8 @@ def running_gateway(
     `config_file=False` starts them with no configuration file, as `make up` does with
     only provider variables set. `record=False` keeps the fakes from logging requests
     (long benchmarks). `redis_url`: an external Redis instead of the stack's own;
-    `progress` receives the launcher's output lines.
+    `progress` receives the launcher's output lines; `companions` start beside the stack
+    (e.g. services/launcher/observability.py's Prometheus and Alertmanager).
     """
     thread = _LoopThread()
     fakes: dict[str, FakeUpstream] = {}
@@ -333,6 +337,7 @@ def running_gateway(
             log_level,
             redis_url=redis_url,
             progress=progress,
+            companions=companions,
         )
         thread.call(stack.start())
         yield Gateway(stack=stack, fakes=fakes, config_path=config_path)
