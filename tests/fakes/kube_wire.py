@@ -179,6 +179,23 @@ def status(code: int, reason: str, message: str, details: dict[str, Any] | None 
     return body
 
 
+class Refused(Exception):
+    """An answer that is a `kind: Status` failure: raised where the fake finds it,
+    answered with the body's code by the request handler."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["message"])
+        self.body = body
+
+
+def bad_request(message: str) -> Refused:
+    return Refused(status(400, "BadRequest", message))
+
+
+def no_such_path() -> Refused:
+    return Refused(status(404, "NotFound", "the server could not find the requested resource"))
+
+
 def not_found(item: Resource, name: str) -> dict[str, Any]:
     what = f"{item.plural}.{item.group}" if item.group else item.plural
     return status(
@@ -277,7 +294,7 @@ def _deployment_row(deployment: dict[str, Any]) -> list[Any]:
 
 def _node_row(node: dict[str, Any]) -> list[Any]:
     conditions = node.get("status", {}).get("conditions", [])
-    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
     state = "Ready" if ready.get("status") == "True" else "NotReady"
     if node.get("spec", {}).get("unschedulable"):
         state += ",SchedulingDisabled"
