@@ -62,8 +62,14 @@ RESOURCES = (
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",)),
     Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, ("sc",)),
     Resource("events", "Event", "events.k8s.io", "v1", True, ("ev",)),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, ("netpol",)),
 )
-GROUPS = {("apps", "v1"), ("storage.k8s.io", "v1"), ("events.k8s.io", "v1")}
+GROUPS = {
+    ("apps", "v1"),
+    ("storage.k8s.io", "v1"),
+    ("events.k8s.io", "v1"),
+    ("networking.k8s.io", "v1"),
+}
 VERBS = ["get", "list"]
 
 
@@ -306,6 +312,23 @@ def _node_row(node: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _selector_text(selector: dict[str, Any]) -> str:
+    """A label selector as kubectl prints it (`<none>` when it selects everything)."""
+    terms = [f"{key}={value}" for key, value in sorted(selector.get("matchLabels", {}).items())]
+    for expression in selector.get("matchExpressions", []):
+        values = ",".join(expression.get("values", []))
+        terms.append(f"{expression['key']} {expression['operator'].lower()} ({values})")
+    return ",".join(terms) or "<none>"
+
+
+def _network_policy_row(policy: dict[str, Any]) -> list[Any]:
+    return [
+        policy["metadata"]["name"],
+        _selector_text(policy.get("spec", {}).get("podSelector", {})),
+        _age(policy["metadata"].get("creationTimestamp")),
+    ]
+
+
 def _default_row(obj: dict[str, Any]) -> list[Any]:
     return [obj["metadata"]["name"], _age(obj["metadata"].get("creationTimestamp"))]
 
@@ -331,6 +354,7 @@ _TABLES: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list[A
         _deployment_row,
     ),
     "Node": (_columns("Name", "Status", "Age", "Version"), _node_row),
+    "NetworkPolicy": (_columns("Name", "Pod-Selector", "Age"), _network_policy_row),
 }
 
 
