@@ -155,7 +155,8 @@ DESCRIPTIONS = {
     "kubernetes_list_deployments": "Deployments of a namespace: replicas (ready, updated, "
     "available), revision, images and conditions.",
     "kubernetes_rollout_history": "A deployment's revisions (ReplicaSets, images, change cause) "
-    "and what changed between the newest two: image, env, resources, args, command.",
+    "and what changed between the newest two: image, env, resources, args, command, ports, "
+    "liveness/readiness/startup probes (type, port, path).",
     "kubernetes_list_nodes": "Cluster nodes: readiness, conditions (memory, disk, PID "
     "pressure), taints, capacity and allocatable resources.",
     "kubernetes_list_pvcs": "PersistentVolumeClaims of a namespace (phase, class, size, volume) "
