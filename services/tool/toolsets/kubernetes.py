@@ -3,12 +3,24 @@
 It talks to the API through lightkube's `AsyncClient` (typed models, the standard
 kubeconfig and in-cluster credentials). What each tool returns is shaped by
 kubernetes_pods.py, kubernetes_rollouts.py, kubernetes_cluster.py,
-kubernetes_network.py and kubernetes_logs.py; the argument schemas live in kubernetes_schemas.py.
+kubernetes_network.py and kubernetes_logs.py; the argument schemas live in
+kubernetes_schemas.py.
 
-Events are read as core `v1` Events, which every cluster serves for both kinds of
-recorder (kubernetes_pods.py reads either shape). The `events.k8s.io/v1` view is not
-used: there the kubelet's events have `eventTime: null`, which lightkube's model of
-that API version refuses (it declares `eventTime` required).
+Events are read as core `v1` Events only, on purpose. `events.k8s.io/v1` is not a
+second store but a second view of the same objects: the API server converts each event
+between the two (`note` is `message`, `regarding` is `involvedObject`,
+`reportingController` is `reportingComponent`, `deprecatedCount`, `deprecatedSource`
+and the `deprecated*Timestamp`s are `count`, `source` and the timestamps; `eventTime`,
+`series`, `action` and `related` are in both), so every event, and every field of it,
+is visible through core `v1`, which every cluster serves (GA, not deprecated). What
+differs between events is the recorder, not the view: the kubelet's (count, first and
+last timestamps, no eventTime) and the scheduler's (eventTime and series, no count or
+timestamps) reach either view in their own shape, and kubernetes_pods.py normalises
+both. Reading `events.k8s.io/v1` first, falling back to core on 404, would add a second
+path for the same data, and could not use lightkube's typed model there: it declares
+`eventTime` required, and the kubelet's events have `eventTime: null` in that view.
+tests/unit/fakes checks both views of the fake with kubectl; the toolset's tests read
+both recorders' shapes.
 
 No tool reads a Secret: environment variables from Secrets are shown by reference, and
 no tool lists or gets the `secrets` resource. Lists are bounded: a tool asks for at

@@ -144,6 +144,31 @@ async def test_events_k8s_io_and_refused_field_selectors(kubectl: Kubectl) -> No
     assert code == 0 and "api-7f6b9c5d4-zzzzz" in out, err
 
 
+async def test_scheduler_events_in_both_views(tmp_path: Path) -> None:
+    """The scheduler's event (recorded through events.k8s.io) as kubectl reads it from
+    either API: the same event, `eventTime` and `series` in both, no count or
+    timestamps in core v1, no `deprecated*` fields in events.k8s.io/v1."""
+    async with FakeKubernetes("unschedulable") as running:
+        kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
+        code, out, err = await kubectl("get", "events.v1.events.k8s.io", "-n", "ml", "-o", "json")
+        assert code == 0, err
+        (v1,) = json.loads(out)["items"]
+        code, out, err = await kubectl("get", "events", "-n", "ml", "-o", "json")
+        assert code == 0, err
+        (core,) = json.loads(out)["items"]
+        assert v1["metadata"]["uid"] == core["metadata"]["uid"]
+        assert v1["reason"] == core["reason"] == "FailedScheduling"
+        assert v1["note"] == core["message"] and v1["regarding"] == core["involvedObject"]
+        assert v1["eventTime"] == core["eventTime"] is not None
+        assert v1["series"] == core["series"] and core["series"]["count"] == 12
+        assert v1["reportingController"] == core["reportingComponent"] == "default-scheduler"
+        assert not [key for key in v1 if key.startswith("deprecated")]
+        assert "count" not in core and core["lastTimestamp"] is None
+        code, out, err = await kubectl("get", "events.events.k8s.io", "-n", "ml")
+        assert code == 0, err
+        assert "FailedScheduling" in out and "pod/ml-trainer-0" in out
+
+
 async def test_get_network_policies(tmp_path: Path) -> None:
     async with FakeKubernetes("dns_egress_blocked") as running:
         kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
