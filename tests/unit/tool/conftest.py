@@ -89,12 +89,16 @@ class Harness:
 
     def entry(self, name: str) -> ToolEntry:
         """A built-in or file tool of this harness's section."""
-        return static_entries(self.config, {})[name]
+        found = static_entries(self.config, {})[name]
+        assert isinstance(found, ToolEntry)  # no toolsets given: no toolset entries
+        return found
 
     def custom(self, **definition: Any) -> ToolEntry:
         """A tool compiled from one more definition (same defaults and allow-list)."""
         config = tools_config({**self.section, "definitions": [definition]})
-        return static_entries(config, {})[definition["name"]]
+        found = static_entries(config, {})[definition["name"]]
+        assert isinstance(found, ToolEntry)
+        return found
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]

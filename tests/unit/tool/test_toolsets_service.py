@@ -152,7 +152,7 @@ def test_cap_keeps_a_small_result_whole() -> None:
 
 
 def test_cap_drops_trailing_items_of_the_largest_list() -> None:
-    value = {
+    value: dict[str, Any] = {
         "pods": [{"name": f"pod-{i}", "pad": "x" * 50} for i in range(100)],
         "truncated": False,
     }
