@@ -20,7 +20,9 @@ _KEY = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_./]*$")
 
 
 def _split(selector: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in selector:
         if char == "(":
             depth += 1

@@ -62,8 +62,14 @@ RESOURCES = (
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",)),
     Resource("storageclasses", "StorageClass", "storage.k8s.io", "v1", False, ("sc",)),
     Resource("events", "Event", "events.k8s.io", "v1", True, ("ev",)),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, ("netpol",)),
 )
-GROUPS = {("apps", "v1"), ("storage.k8s.io", "v1"), ("events.k8s.io", "v1")}
+GROUPS = {
+    ("apps", "v1"),
+    ("storage.k8s.io", "v1"),
+    ("events.k8s.io", "v1"),
+    ("networking.k8s.io", "v1"),
+}
 VERBS = ["get", "list"]
 
 
@@ -179,6 +185,23 @@ def status(code: int, reason: str, message: str, details: dict[str, Any] | None 
     return body
 
 
+class Refused(Exception):
+    """An answer that is a `kind: Status` failure: raised where the fake finds it,
+    answered with the body's code by the request handler."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["message"])
+        self.body = body
+
+
+def bad_request(message: str) -> Refused:
+    return Refused(status(400, "BadRequest", message))
+
+
+def no_such_path() -> Refused:
+    return Refused(status(404, "NotFound", "the server could not find the requested resource"))
+
+
 def not_found(item: Resource, name: str) -> dict[str, Any]:
     what = f"{item.plural}.{item.group}" if item.group else item.plural
     return status(
@@ -277,7 +300,7 @@ def _deployment_row(deployment: dict[str, Any]) -> list[Any]:
 
 def _node_row(node: dict[str, Any]) -> list[Any]:
     conditions = node.get("status", {}).get("conditions", [])
-    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
     state = "Ready" if ready.get("status") == "True" else "NotReady"
     if node.get("spec", {}).get("unschedulable"):
         state += ",SchedulingDisabled"
@@ -286,6 +309,23 @@ def _node_row(node: dict[str, Any]) -> list[Any]:
         state,
         _age(node["metadata"].get("creationTimestamp")),
         node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""),
+    ]
+
+
+def _selector_text(selector: dict[str, Any]) -> str:
+    """A label selector as kubectl prints it (`<none>` when it selects everything)."""
+    terms = [f"{key}={value}" for key, value in sorted(selector.get("matchLabels", {}).items())]
+    for expression in selector.get("matchExpressions", []):
+        values = ",".join(expression.get("values", []))
+        terms.append(f"{expression['key']} {expression['operator'].lower()} ({values})")
+    return ",".join(terms) or "<none>"
+
+
+def _network_policy_row(policy: dict[str, Any]) -> list[Any]:
+    return [
+        policy["metadata"]["name"],
+        _selector_text(policy.get("spec", {}).get("podSelector", {})),
+        _age(policy["metadata"].get("creationTimestamp")),
     ]
 
 
@@ -314,6 +354,7 @@ _TABLES: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list[A
         _deployment_row,
     ),
     "Node": (_columns("Name", "Status", "Age", "Version"), _node_row),
+    "NetworkPolicy": (_columns("Name", "Pod-Selector", "Age"), _network_policy_row),
 }
 
 

@@ -6,7 +6,9 @@ cluster-wide (`/api/v1/pods`), per namespace (`/api/v1/namespaces/N/pods`) or re
 by name, with `labelSelector`, `fieldSelector`, `limit` and `continue`; pod logs
 (`/api/v1/namespaces/N/pods/P/log` with `container`, `previous`, `tailLines`,
 `sinceSeconds`, `limitBytes`, `timestamps`). Lists are JSON, or the `Table` kubectl
-asks for with `Accept: application/json;as=Table;...`. Errors are real `kind: Status`
+asks for with `Accept: application/json;as=Table;...`. This module authenticates,
+routes and records; what it answers is made by tests/fakes/kube_listing.py (lists and
+gets), tests/fakes/kube_logs.py (logs) and kube_wire.py. Errors are real `kind: Status`
 bodies: 404 NotFound, 400 BadRequest (a log that does not exist, a bad selector), 401
 Unauthorized (a wrong bearer token, when the fake has one), 403 Forbidden (resources
 the test forbids), 405 for any other method.
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import re
@@ -46,15 +47,15 @@ import signal
 import ssl
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import kube_listing
 from tests.fakes import kube_wire as wire
-from tests.fakes.kube_scenario import SCENARIOS, ContainerLogs, Scenario, load_scenario
-from tests.fakes.kube_select import UnsupportedField, field_matcher, label_matcher
+from tests.fakes.kube_logs import log_body
+from tests.fakes.kube_scenario import SCENARIOS, Scenario, load_scenario
 from tests.fakes.kube_tls import (
     CA_FILE,
     SERVER_CERT_FILE,
@@ -83,23 +84,6 @@ class SeenRequest:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=dumps(body), status=status, content_type="application/json")
-
-
-class _Refused(Exception):
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["message"])
-        self.body = body
-
-
-# What the kubelet says of a waiting container's logs, by its waiting reason.
-_WAITING_SAID = {
-    "ErrImagePull": "image can't be pulled",
-    "ImagePullBackOff": "trying and failing to pull image",
-}
-
-
-def _bad_request(message: str) -> _Refused:
-    return _Refused(wire.status(400, "BadRequest", message))
 
 
 class FakeKubernetes(ServedFake):
@@ -214,7 +198,7 @@ class FakeKubernetes(ServedFake):
             return _json(wire.status(code, "InternalError", "etcdserver: request timed out"), code)
         try:
             return self._route(request, [p for p in request.path.split("/") if p], accept)
-        except _Refused as refused:
+        except wire.Refused as refused:
             return _json(refused.body, refused.body["code"])
 
     def _route(self, request: web.Request, parts: list[str], accept: str) -> web.StreamResponse:
@@ -229,16 +213,12 @@ class FakeKubernetes(ServedFake):
         elif parts[:1] == ["apis"] and len(parts) >= 3:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise _Refused(
-                wire.status(404, "NotFound", "the server could not find the requested resource")
-            )
+            raise wire.no_such_path()
         if not rest:
-            listing = wire.api_resource_list(group, version)
-            if listing is None:
-                raise _Refused(
-                    wire.status(404, "NotFound", "the server could not find the requested resource")
-                )
-            return _json(listing)
+            resources = wire.api_resource_list(group, version)
+            if resources is None:
+                raise wire.no_such_path()
+            return _json(resources)
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
@@ -248,171 +228,23 @@ class FakeKubernetes(ServedFake):
             or len(rest) > 3
             or (len(rest) == 3 and (item.plural, rest[2]) != ("pods", "log"))
         ):
-            raise _Refused(
-                wire.status(404, "NotFound", "the server could not find the requested resource")
-            )
+            raise wire.no_such_path()
         verb = "get" if len(rest) > 1 else "list"
         if item.plural in self.forbidden:
-            raise _Refused(wire.forbidden(item, verb, namespace, SERVICE_ACCOUNT))
+            raise wire.Refused(wire.forbidden(item, verb, namespace, SERVICE_ACCOUNT))
         if len(rest) == 1:
-            return self._list(request, item, namespace, accept)
-        obj = self._get(item, rest[1], namespace)
-        if len(rest) == 3:
-            return self._log(request, obj)
-        if wire.wants_table(accept):
-            include = request.query.get("includeObject", "Metadata")
-            return _json(wire.table(item.kind, [obj], self._version(), include))
-        return _json(obj)
-
-    # --- Objects ------------------------------------------------------------------------
-
-    def _version(self) -> str:
-        return str(1000 + len(self.scenario.objects))
-
-    def _objects(self, item: wire.Resource, namespace: str | None) -> list[dict[str, Any]]:
-        if item.kind == "Namespace":
-            names = sorted({o["metadata"].get("namespace") for o in self.scenario.objects} - {None})
-            return [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {"name": name},
-                    "status": {"phase": "Active"},
-                }
-                for name in names
-            ]
-        return [
-            wire.served(item, obj)
-            for obj in self.scenario.objects
-            if obj["kind"] == item.kind
-            and (namespace is None or obj["metadata"].get("namespace") == namespace)
-        ]
-
-    def _get(self, item: wire.Resource, name: str, namespace: str | None) -> dict[str, Any]:
-        for obj in self._objects(item, namespace):
-            if obj["metadata"]["name"] == name:
-                return obj
-        raise _Refused(wire.not_found(item, name))
-
-    def _list(
-        self, request: web.Request, item: wire.Resource, namespace: str | None, accept: str
-    ) -> web.Response:
-        objects = self._objects(item, namespace)
-        try:
-            if request.query.get("labelSelector"):
-                matches = label_matcher(request.query["labelSelector"])
-                objects = [obj for obj in objects if matches(obj)]
-            if request.query.get("fieldSelector"):
-                matches = field_matcher(request.query["fieldSelector"], item.group, item.kind)
-                objects = [obj for obj in objects if matches(obj)]
-        except UnsupportedField as error:
-            raise _bad_request(str(error)) from None
-        except ValueError as error:
-            raise _bad_request(f"unable to parse requirement: {error}") from None
-        start = 0
-        if request.query.get("continue"):
-            try:
-                start = int(base64.urlsafe_b64decode(request.query["continue"]).decode())
-            except ValueError:
-                raise _bad_request("continue key is not valid") from None
-        limit = int(request.query.get("limit") or 0)
-        end = start + limit if limit > 0 else len(objects)
-        page = objects[start:end]
-        metadata: dict[str, Any] = {"resourceVersion": self._version()}
-        if end < len(objects):
-            metadata["continue"] = base64.urlsafe_b64encode(str(end).encode()).decode()
-            metadata["remainingItemCount"] = len(objects) - end
-        if wire.wants_table(accept):
-            include = request.query.get("includeObject", "Metadata")
-            document = wire.table(item.kind, page, self._version(), include)
-            document["metadata"].update(metadata)
-            return _json(document)
-        return _json(
-            {
-                "kind": f"{item.kind}List",
-                "apiVersion": item.api_version,
-                "metadata": metadata,
-                "items": page,
-            }
-        )
-
-    # --- Logs ---------------------------------------------------------------------------
-
-    def _container(self, pod: dict[str, Any], wanted: str) -> str:
-        name = pod["metadata"]["name"]
-        containers = [c["name"] for c in pod["spec"]["containers"]]
-        if not wanted:
-            if len(containers) != 1:
-                raise _bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(containers)}]"
-                )
-            return containers[0]
-        if wanted not in containers:
-            raise _bad_request(f"container {wanted} is not valid for pod {name}")
-        return wanted
-
-    def _logs(self, pod: dict[str, Any], container: str, previous: bool) -> ContainerLogs:
-        """The logs the kubelet would serve, or its refusal (400, the kubelet's words):
-        `previous` needs a terminated last instance; the current logs of a container
-        that never ran are refused with why it waits; a pod with no node has none."""
-        meta = pod["metadata"]
-        logs = self.scenario.logs.get(f"{meta['namespace']}/{meta['name']}/{container}")
-        statuses = pod.get("status", {}).get("containerStatuses", [])
-        status = next((s for s in statuses if s["name"] == container), None)
-        where = f'container "{container}" in pod "{meta["name"]}"'
-        if not pod.get("spec", {}).get("nodeName"):
-            # Not scheduled: the API server has no kubelet to ask and answers nothing.
-            return ContainerLogs(previous=[])
-        state = (status or {}).get("state", {})
-        ran_before = "terminated" in (status or {}).get("lastState", {})
-        if previous:
-            if not ran_before or logs is None or logs.previous is None:
-                raise _bad_request(f"previous terminated {where} not found")
-            return logs
-        if status is None:
-            raise _bad_request(f"{where} is not available")
-        if "running" in state or "terminated" in state or ran_before:
-            return logs if logs is not None else ContainerLogs()
-        reason = state.get("waiting", {}).get("reason", "")
-        said = _WAITING_SAID.get(reason, reason)
-        raise _bad_request(
-            f"{where} is waiting to start: {said}"
-            if said
-            else f"{where} is waiting to start - no logs yet"
-        )
-
-    def _log(self, request: web.Request, pod: dict[str, Any]) -> web.Response:
-        query = request.query
-        container = self._container(pod, query.get("container", ""))
-        previous = query.get("previous") == "true"
-        logs = self._logs(pod, container, previous)
-        lines = (logs.previous or []) if previous else logs.current
-        try:
-            if query.get("sinceSeconds"):
-                cutoff = datetime.now(UTC).timestamp() - int(query["sinceSeconds"])
-                lines = [line for line in lines if line.at >= cutoff]
-            if query.get("tailLines"):
-                tail = int(query["tailLines"])
-                lines = lines[-tail:] if tail > 0 else []
-            limit = int(query.get("limitBytes") or 0)
-        except ValueError:
-            raise _bad_request("invalid log options") from None
-        stamped = query.get("timestamps") == "true"
-        text = "".join(
-            (
-                datetime.fromtimestamp(line.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z ")
-                if stamped
-                else ""
+            return _json(
+                kube_listing.listing(self.scenario, item, namespace, request.query, accept)
             )
-            + line.text
-            + "\n"
-            for line in lines
-        )
-        body = text.encode()
-        if limit > 0:
-            body = body[:limit]
-        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+        obj = kube_listing.get(self.scenario, item, rest[1], namespace)
+        if len(rest) == 3:
+            body = log_body(self.scenario, obj, request.query)
+            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+        if wire.wants_table(accept):
+            include = request.query.get("includeObject", "Metadata")
+            current = kube_listing.resource_version(self.scenario)
+            return _json(wire.table(item.kind, [obj], current, include))
+        return _json(obj)
 
 
 async def _serve(args: argparse.Namespace) -> None:

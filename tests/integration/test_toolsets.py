@@ -125,4 +125,8 @@ async def test_rollout_history_and_listing(stub: tool_grpc.ToolServiceStub) -> N
     assert [c["field"] for c in result["diff"]["changes"]] == ["image", "env"]
     listing = await stub.ListTools(tool_pb2.ListToolsRequest(page_size=1000), timeout=30)
     names = {t.name for t in listing.tools}
-    assert {"tools/kubernetes_list_pods", "tools/kubernetes_pod_logs"} <= names
+    assert {
+        "tools/kubernetes_list_pods",
+        "tools/kubernetes_pod_logs",
+        "tools/kubernetes_network_policies",
+    } <= names

@@ -1,14 +1,26 @@
-"""The `kubernetes` toolset: nine read-only tools over the Kubernetes REST API.
+"""The `kubernetes` toolset: ten read-only tools over the Kubernetes REST API.
 
 It talks to the API through lightkube's `AsyncClient` (typed models, the standard
 kubeconfig and in-cluster credentials). What each tool returns is shaped by
-kubernetes_pods.py, kubernetes_rollouts.py, kubernetes_cluster.py and
-kubernetes_logs.py; the argument schemas live in kubernetes_schemas.py.
+kubernetes_pods.py, kubernetes_rollouts.py, kubernetes_cluster.py,
+kubernetes_network.py and kubernetes_logs.py; the argument schemas live in
+kubernetes_schemas.py.
 
-Events are read as core `v1` Events, which every cluster serves for both kinds of
-recorder (kubernetes_pods.py reads either shape). The `events.k8s.io/v1` view is not
-used: there the kubelet's events have `eventTime: null`, which lightkube's model of
-that API version refuses (it declares `eventTime` required).
+Events are read as core `v1` Events only, on purpose. `events.k8s.io/v1` is not a
+second store but a second view of the same objects: the API server converts each event
+between the two (`note` is `message`, `regarding` is `involvedObject`,
+`reportingController` is `reportingComponent`, `deprecatedCount`, `deprecatedSource`
+and the `deprecated*Timestamp`s are `count`, `source` and the timestamps; `eventTime`,
+`series`, `action` and `related` are in both), so every event, and every field of it,
+is visible through core `v1`, which every cluster serves (GA, not deprecated). What
+differs between events is the recorder, not the view: the kubelet's (count, first and
+last timestamps, no eventTime) and the scheduler's (eventTime and series, no count or
+timestamps) reach either view in their own shape, and kubernetes_pods.py normalises
+both. Reading `events.k8s.io/v1` first, falling back to core on 404, would add a second
+path for the same data, and could not use lightkube's typed model there: it declares
+`eventTime` required, and the kubelet's events have `eventTime: null` in that view.
+tests/unit/fakes checks both views of the fake with kubectl; the toolset's tests read
+both recorders' shapes.
 
 No tool reads a Secret: environment variables from Secrets are shown by reference, and
 no tool lists or gets the `secrets` resource. Lists are bounded: a tool asks for at
@@ -31,6 +43,7 @@ from lightkube.core.async_client import ListAsyncIterable
 from lightkube.core.client import FieldSelector
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Event, Node, PersistentVolumeClaim, Pod
+from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.storage_v1 import StorageClass
 
 from services.tool.toolsets import kubernetes_schemas as schemas
@@ -44,6 +57,7 @@ from services.tool.toolsets.kubernetes_cluster import (
 from services.tool.toolsets.kubernetes_config import backend_of, load_cluster_config
 from services.tool.toolsets.kubernetes_errors import api_errors
 from services.tool.toolsets.kubernetes_logs import line_filter, log_result, pick_container, read_log
+from services.tool.toolsets.kubernetes_network import pod_verdict, policy_summary, selects
 from services.tool.toolsets.kubernetes_pods import (
     JsonObject,
     events_newest_last,
@@ -65,6 +79,7 @@ MAX_DEPLOYMENTS = 200
 MAX_REPLICASETS = 500
 MAX_NODES = 1000
 MAX_PVCS = 500
+MAX_NETWORK_POLICIES = 500
 # Per request to the API; the tool service's own timeout bounds a whole call.
 REQUEST_TIMEOUT_SECONDS = 15.0
 
@@ -113,6 +128,7 @@ class KubernetesToolset:
             "kubernetes_list_nodes": self.list_nodes,
             "kubernetes_list_pvcs": self.list_pvcs,
             "kubernetes_configmap_keys": self.configmap_keys,
+            "kubernetes_network_policies": self.network_policies,
         }
         parameters = {
             "kubernetes_list_pods": schemas.LIST_PODS,
@@ -124,6 +140,7 @@ class KubernetesToolset:
             "kubernetes_list_nodes": schemas.LIST_NODES,
             "kubernetes_list_pvcs": schemas.LIST_PVCS,
             "kubernetes_configmap_keys": schemas.CONFIGMAP_KEYS,
+            "kubernetes_network_policies": schemas.NETWORK_POLICIES,
         }
         self._tools = tuple(
             ToolsetTool(
@@ -279,6 +296,26 @@ class KubernetesToolset:
         async with api_errors(_where("configmap", name, namespace)):
             item = await self._client.get(ConfigMap, name, namespace=namespace)
         return configmap_keys(item)
+
+    async def network_policies(self, arguments: dict[str, Any]) -> JsonObject:
+        """The namespace's policies; with a pod, those selecting it and their sum."""
+        namespace, name = arguments["namespace"], arguments.get("pod")
+        labels: dict[str, str] = {}
+        if name is not None:
+            pod = await self._pod(namespace, name)
+            labels = dict((pod.metadata.labels if pod.metadata is not None else None) or {})
+        async with api_errors(f"the network policies of namespace '{namespace}'"):
+            listing = self._client.list(NetworkPolicy, namespace=namespace, chunk_size=500)
+            policies, truncated = await first(listing, MAX_NETWORK_POLICIES)
+        result: JsonObject = {"namespace": namespace}
+        if name is not None:
+            policies = [
+                p for p in policies if selects(p.spec.podSelector if p.spec else None, labels)
+            ]
+            result.update({"pod": name, "pod_labels": labels, **pod_verdict(policies)})
+        result["policies"] = [policy_summary(policy) for policy in policies]
+        result["truncated"] = truncated
+        return result
 
 
 def from_env(

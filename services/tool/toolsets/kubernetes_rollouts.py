@@ -4,8 +4,10 @@ A Deployment's revisions are the ReplicaSets it controls (an owner reference wit
 Deployment's uid), numbered by their `deployment.kubernetes.io/revision` annotation and
 explained by `kubernetes.io/change-cause`. The diff compares the pod templates of the
 newest two revisions, container by container: image, each environment variable, the
-resources, args and command. "What changed in the last rollout" is what a reader of a
-failing deployment wants first.
+resources, args and command, the ports, and the liveness, readiness and startup probes
+(their type, port and path, as kubernetes_describe_pod shows them: a probe moved to a
+port nothing listens on is a change that kills pods; timings are not compared). "What
+changed in the last rollout" is what a reader of a failing deployment wants first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from lightkube.models.core_v1 import Container, PodTemplateSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 
-from services.tool.toolsets.kubernetes_pods import JsonObject, conditions, environment, timestamp
+from services.tool.toolsets.kubernetes_pods import (
+    JsonObject,
+    conditions,
+    environment,
+    probes_and_ports,
+    timestamp,
+)
 
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -111,6 +119,28 @@ def _words(values: Sequence[str] | None) -> str:
     return " ".join(values or [])
 
 
+def _probe_text(probe: JsonObject | None) -> str:
+    """`httpGet port=8080 path=/healthz`, `tcpSocket port=9090`, `exec cat /tmp/ready`;
+    "" for no probe."""
+    if probe is None:
+        return ""
+    if probe["type"] == "exec":
+        return f"exec {probe['path']}".rstrip()
+    parts = [probe["type"], f"port={probe['port']}"]
+    if probe["path"]:
+        parts.append(f"{'service' if probe['type'] == 'grpc' else 'path'}={probe['path']}")
+    return " ".join(parts)
+
+
+def _probes_and_ports(container: Container) -> dict[str, str]:
+    """Field -> its text: `ports` and `<kind>_probe` for liveness, readiness, startup."""
+    shown = probes_and_ports(container)
+    fields = {"ports": ", ".join(shown["ports"])}
+    for kind in ("liveness", "readiness", "startup"):
+        fields[f"{kind}_probe"] = _probe_text(shown["probes"].get(kind))
+    return fields
+
+
 def _change(container: str, field: str, before: str, after: str) -> JsonObject:
     return {"container": container, "field": field, "before": before, "after": after}
 
@@ -136,6 +166,10 @@ def _container_changes(name: str, old: Container | None, new: Container | None) 
     ):
         if before != after:
             changes.append(_change(name, field, before, after))
+    old_shown, new_shown = _probes_and_ports(old), _probes_and_ports(new)
+    for field, before in old_shown.items():
+        if before != new_shown[field]:
+            changes.append(_change(name, field, before, new_shown[field]))
     return changes
 
 

@@ -130,6 +130,16 @@ LIST_PVCS = obj({"namespace": NAMESPACE}, ["namespace"])
 CONFIGMAP_KEYS = obj(
     {"namespace": NAMESPACE, "name": named("The ConfigMap's name.")}, ["namespace", "name"]
 )
+NETWORK_POLICIES = obj(
+    {
+        "namespace": NAMESPACE,
+        "pod": named(
+            "A pod's name: only the policies that select it, and whether its egress to DNS "
+            "is allowed."
+        ),
+    },
+    ["namespace"],
+)
 
 DESCRIPTIONS = {
     "kubernetes_list_pods": "Lists pods of a namespace with phase (and reason, e.g. Evicted), "
@@ -145,12 +155,16 @@ DESCRIPTIONS = {
     "kubernetes_list_deployments": "Deployments of a namespace: replicas (ready, updated, "
     "available), revision, images and conditions.",
     "kubernetes_rollout_history": "A deployment's revisions (ReplicaSets, images, change cause) "
-    "and what changed between the newest two: image, env, resources, args, command.",
+    "and what changed between the newest two: image, env, resources, args, command, ports, "
+    "liveness/readiness/startup probes (type, port, path).",
     "kubernetes_list_nodes": "Cluster nodes: readiness, conditions (memory, disk, PID "
     "pressure), taints, capacity and allocatable resources.",
     "kubernetes_list_pvcs": "PersistentVolumeClaims of a namespace (phase, class, size, volume) "
     "and the cluster's storage classes.",
     "kubernetes_configmap_keys": "The keys of a ConfigMap (never its values).",
+    "kubernetes_network_policies": "NetworkPolicies of a namespace, one line per ingress and "
+    "egress rule (peers, ports) and whether each allows egress to DNS (port 53 UDP/TCP); with "
+    "a pod, only the policies selecting it and whether its DNS egress is allowed.",
 }
 HINTS = {
     "kubernetes_list_pods": "narrow label_selector or field_selector, or lower limit",
@@ -162,4 +176,5 @@ HINTS = {
     "kubernetes_list_nodes": "too many nodes to show; ask about one node's events instead",
     "kubernetes_list_pvcs": "too many claims to show; ask about one claim's events instead",
     "kubernetes_configmap_keys": "too many keys to show",
+    "kubernetes_network_policies": "pass pod for only the policies that select it",
 }

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fakes.kube_scenario import SCENARIOS
 from tests.fakes.kubernetes_fake import FakeKubernetes
@@ -143,11 +144,67 @@ async def test_events_k8s_io_and_refused_field_selectors(kubectl: Kubectl) -> No
     assert code == 0 and "api-7f6b9c5d4-zzzzz" in out, err
 
 
+async def test_scheduler_events_in_both_views(tmp_path: Path) -> None:
+    """The scheduler's event (recorded through events.k8s.io) as kubectl reads it from
+    either API: the same event, `eventTime` and `series` in both, no count or
+    timestamps in core v1, no `deprecated*` fields in events.k8s.io/v1."""
+    async with FakeKubernetes("unschedulable") as running:
+        kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
+        code, out, err = await kubectl("get", "events.v1.events.k8s.io", "-n", "ml", "-o", "json")
+        assert code == 0, err
+        (v1,) = json.loads(out)["items"]
+        code, out, err = await kubectl("get", "events", "-n", "ml", "-o", "json")
+        assert code == 0, err
+        (core,) = json.loads(out)["items"]
+        assert v1["metadata"]["uid"] == core["metadata"]["uid"]
+        assert v1["reason"] == core["reason"] == "FailedScheduling"
+        assert v1["note"] == core["message"] and v1["regarding"] == core["involvedObject"]
+        assert v1["eventTime"] == core["eventTime"] is not None
+        assert v1["series"] == core["series"] and core["series"]["count"] == 12
+        assert v1["reportingController"] == core["reportingComponent"] == "default-scheduler"
+        assert not [key for key in v1 if key.startswith("deprecated")]
+        assert "count" not in core and core["lastTimestamp"] is None
+        code, out, err = await kubectl("get", "events.events.k8s.io", "-n", "ml")
+        assert code == 0, err
+        assert "FailedScheduling" in out and "pod/ml-trainer-0" in out
+
+
+async def test_get_network_policies(tmp_path: Path) -> None:
+    async with FakeKubernetes("dns_egress_blocked") as running:
+        kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
+        code, out, err = await kubectl("get", "networkpolicy", "-n", "shop", "-o", "yaml")
+        assert code == 0, err
+        listing = yaml.safe_load(out)
+        policies = {item["metadata"]["name"]: item for item in listing["items"]}
+        assert list(policies) == ["shop-egress-lockdown", "frontend-egress", "frontend-ingress"]
+        lockdown = policies["shop-egress-lockdown"]
+        assert lockdown["apiVersion"] == "networking.k8s.io/v1"
+        assert lockdown["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 5432}]
+        ingress = policies["frontend-ingress"]["spec"]["ingress"][0]
+        assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "ingress-nginx"
+        }
+        code, out, err = await kubectl("get", "netpol", "-n", "shop")
+        assert code == 0, err
+        header, *rows = out.splitlines()
+        assert header.split() == ["NAME", "POD-SELECTOR", "AGE"]
+        assert rows[0].split()[:2] == ["shop-egress-lockdown", "<none>"]
+        assert rows[1].split()[:2] == ["frontend-egress", "app=shop-frontend"]
+        code, out, err = await kubectl(
+            "get", "networkpolicies.networking.k8s.io", "shop-egress-lockdown", "-n", "shop"
+        )
+        assert code == 0 and "shop-egress-lockdown" in out, err
+        code, _, err = await kubectl("get", "netpol", "ghost", "-n", "shop")
+        assert code != 0
+        assert 'networkpolicies.networking.k8s.io "ghost" not found' in err
+
+
 @pytest.mark.parametrize("scenario", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
 async def test_kubectl_reads_every_scenario(scenario: str, tmp_path: Path) -> None:
     async with FakeKubernetes(scenario) as running:
         kubectl = Kubectl(write_kubeconfig(tmp_path / "kubeconfig", running.url))
-        for kind in ("pods", "events", "deployments", "nodes", "events.events.k8s.io"):
+        kinds = ("pods", "events", "deployments", "nodes", "events.events.k8s.io", "netpol")
+        for kind in kinds:
             code, out, err = await kubectl("get", kind, "-A", "-o", "json")
             assert code == 0, (kind, err)
             assert json.loads(out)["kind"] == "List"

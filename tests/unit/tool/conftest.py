@@ -1,4 +1,5 @@
-"""Fixtures: the downstream fake, executors over it, and real tool servers on real Redis."""
+"""Fixtures: the downstream fake, executors over it, real tool servers on real Redis, and
+fake Kubernetes clusters with the kubernetes toolset over each."""
 
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ from services.tool.breakers import DownstreamBreakers
 from services.tool.entries import ToolEntry
 from services.tool.executor_http import HttpExecutor
 from services.tool.registry import static_entries
+from services.tool.toolsets import kubernetes
+from services.tool.toolsets.kubernetes import KubernetesToolset
 from tests.conftest import RedisServer
 from tests.fakes import FakeDownstream
+from tests.fakes.kubernetes_fake import FakeKubernetes
 from tests.support.in_process import serve_in_process
+from tests.support.kube import write_kubeconfig
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -84,12 +89,16 @@ class Harness:
 
     def entry(self, name: str) -> ToolEntry:
         """A built-in or file tool of this harness's section."""
-        return static_entries(self.config, {})[name]
+        found = static_entries(self.config, {})[name]
+        assert isinstance(found, ToolEntry)  # no toolsets given: no toolset entries
+        return found
 
     def custom(self, **definition: Any) -> ToolEntry:
         """A tool compiled from one more definition (same defaults and allow-list)."""
         config = tools_config({**self.section, "definitions": [definition]})
-        return static_entries(config, {})[definition["name"]]
+        found = static_entries(config, {})[definition["name"]]
+        assert isinstance(found, ToolEntry)
+        return found
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]
@@ -179,3 +188,42 @@ async def server(start_server: StartServer) -> ToolServer:
 @pytest.fixture
 def stub(server: ToolServer) -> tool_grpc.ToolServiceStub:
     return server.stub
+
+
+KUBE_TOKEN = "fake-service-account-token"
+
+
+class Kube:
+    """A fake cluster and the toolset over it."""
+
+    def __init__(self, fake: FakeKubernetes, toolset: KubernetesToolset) -> None:
+        self.fake = fake
+        self.toolset = toolset
+
+    async def call(self, tool: str, **arguments: Any) -> Any:
+        found = {t.name: t for t in self.toolset.tools()}[f"kubernetes_{tool}"]
+        return await found.run(arguments)
+
+
+StartKube = Callable[..., Awaitable[Kube]]
+
+
+@pytest.fixture
+async def start_kube(tmp_path: Path) -> AsyncIterator[StartKube]:
+    """Fake clusters (a scenario, a bearer token) and the kubernetes toolset over each."""
+    running: list[Kube] = []
+
+    async def make(scenario: str = "crashloop", **options: Any) -> Kube:
+        fake = FakeKubernetes(scenario, token=KUBE_TOKEN, **options)
+        await fake.start()
+        config = write_kubeconfig(tmp_path / f"kube-{len(running)}", fake.url, token=KUBE_TOKEN)
+        toolset = kubernetes.from_env({"KUBECONFIG": str(config)})
+        assert toolset is not None
+        kube = Kube(fake, toolset)
+        running.append(kube)
+        return kube
+
+    yield make
+    for kube in running:
+        await kube.toolset.close()
+        await kube.fake.stop()

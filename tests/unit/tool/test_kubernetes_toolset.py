@@ -4,7 +4,7 @@ ever reads a Secret."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,48 +21,9 @@ from services.common.errors import (
     Unavailable,
 )
 from services.tool.toolsets import kubernetes
-from services.tool.toolsets.kubernetes import KubernetesToolset
-from services.tool.toolsets.kubernetes_config import KubernetesConfigError
-from tests.fakes.kubernetes_fake import FakeKubernetes
 from tests.support.kube import write_kubeconfig
-from tests.support.kube_tls import make_ca
-
-TOKEN = "fake-service-account-token"
-
-
-class Kube:
-    """A fake cluster and the toolset over it."""
-
-    def __init__(self, fake: FakeKubernetes, toolset: KubernetesToolset) -> None:
-        self.fake = fake
-        self.toolset = toolset
-
-    async def call(self, tool: str, **arguments: Any) -> Any:
-        found = {t.name: t for t in self.toolset.tools()}[f"kubernetes_{tool}"]
-        return await found.run(arguments)
-
-
-Start = Callable[..., Awaitable[Kube]]
-
-
-@pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    running: list[Kube] = []
-
-    async def make(scenario: str = "crashloop", **options: Any) -> Kube:
-        fake = FakeKubernetes(scenario, token=TOKEN, **options)
-        await fake.start()
-        config = write_kubeconfig(tmp_path / f"kube-{len(running)}", fake.url, token=TOKEN)
-        toolset = kubernetes.from_env({"KUBECONFIG": str(config)})
-        assert toolset is not None
-        kube = Kube(fake, toolset)
-        running.append(kube)
-        return kube
-
-    yield make
-    for kube in running:
-        await kube.toolset.close()
-        await kube.fake.stop()
+from tests.unit.tool.conftest import KUBE_TOKEN as TOKEN
+from tests.unit.tool.conftest import StartKube
 
 
 async def _raises(kind: type[GatewayError], awaitable: Awaitable[Any]) -> GatewayError:
@@ -77,8 +38,8 @@ CRASHING = "payments-5c8d7f9b6-x2x7q"
 # --- Shapes ---------------------------------------------------------------------------
 
 
-async def test_list_pods_summarises_a_crash_loop(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_list_pods_summarises_a_crash_loop(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     result = await kube.call("list_pods", namespace="shop")
     assert result["truncated"] is False
     (pod,) = result["pods"]
@@ -95,8 +56,8 @@ async def test_list_pods_summarises_a_crash_loop(start: Start) -> None:
     }
 
 
-async def test_list_pods_limit_and_selectors(start: Start) -> None:
-    kube = await start("bad_rollout")
+async def test_list_pods_limit_and_selectors(start_kube: StartKube) -> None:
+    kube = await start_kube("bad_rollout")
     first = await kube.call("list_pods", namespace="shop", limit=2)
     assert len(first["pods"]) == 2 and first["truncated"] is True
     new = await kube.call(
@@ -112,8 +73,8 @@ async def test_list_pods_limit_and_selectors(start: Start) -> None:
     assert none["pods"] == []
 
 
-async def test_describe_pod_has_env_by_reference_volumes_and_events(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_describe_pod_has_env_by_reference_volumes_and_events(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     result = await kube.call("describe_pod", namespace="shop", name=CRASHING)
     pod = result["pod"]
     assert {
@@ -137,8 +98,8 @@ async def test_describe_pod_has_env_by_reference_volumes_and_events(start: Start
     assert "involvedObject.uid%3D" in kube.fake.paths("/events")[-1]
 
 
-async def test_no_tool_reads_a_secret(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_no_tool_reads_a_secret(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     for tool, arguments in [
         ("list_pods", {"namespace": "shop"}),
         ("describe_pod", {"namespace": "shop", "name": CRASHING}),
@@ -149,14 +110,15 @@ async def test_no_tool_reads_a_secret(start: Start) -> None:
         ("list_nodes", {}),
         ("list_pvcs", {"namespace": "shop"}),
         ("configmap_keys", {"namespace": "shop", "name": "payments-config"}),
+        ("network_policies", {"namespace": "shop", "pod": CRASHING}),
     ]:
         result = await kube.call(tool, **arguments)
         assert "c2VjcmV0" not in repr(result)  # the Secret's base64 value
     assert kube.fake.requests and not kube.fake.paths("secrets")
 
 
-async def test_events_filter_by_object_and_limit(start: Start) -> None:
-    kube = await start("bad_rollout")
+async def test_events_filter_by_object_and_limit(start_kube: StartKube) -> None:
+    kube = await start_kube("bad_rollout")
     result = await kube.call("events", namespace="shop", kind="Deployment", name="api")
     assert [e["message"] for e in result["events"]] == ["Scaled up replica set api-7f6b9c5d4 to 1"]
     assert result["events"][0]["object"] == "Deployment/api"
@@ -165,8 +127,8 @@ async def test_events_filter_by_object_and_limit(start: Start) -> None:
     assert newest["events"][0]["reason"] == "BackOff"  # seen a minute ago, the newest
 
 
-async def test_pod_logs_previous_with_grep_counts_matches(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_pod_logs_previous_with_grep_counts_matches(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     result = await kube.call(
         "pod_logs", namespace="shop", name=CRASHING, previous=True, grep="ERROR|FATAL"
     )
@@ -180,8 +142,8 @@ async def test_pod_logs_previous_with_grep_counts_matches(start: Start) -> None:
     assert literal["matched"] == 0
 
 
-async def test_pod_logs_tail_and_since(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_pod_logs_tail_and_since(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     tail = await kube.call("pod_logs", namespace="shop", name=CRASHING, tail_lines=1)
     assert len(tail["lines"]) == 1 and tail["truncated"] is True and tail["matched"] is None
     assert "tailLines=1" in kube.fake.paths("/log")[-1]
@@ -191,8 +153,8 @@ async def test_pod_logs_tail_and_since(start: Start) -> None:
     assert (await kube.call("pod_logs", **window, since_seconds=450))["lines"] == []
 
 
-async def test_pod_logs_refusals(start: Start) -> None:
-    kube = await start("imagepull")
+async def test_pod_logs_refusals(start_kube: StartKube) -> None:
+    kube = await start_kube("imagepull")
     error = await _raises(
         FailedPrecondition, kube.call("pod_logs", namespace="shop", name="checkout-7b9c8d-qq2lm")
     )
@@ -216,8 +178,8 @@ async def test_pod_logs_refusals(start: Start) -> None:
     assert "nested quantifiers" in error.message
 
 
-async def test_deployments_and_rollout_history_diff(start: Start) -> None:
-    kube = await start("bad_rollout")
+async def test_deployments_and_rollout_history_diff(start_kube: StartKube) -> None:
+    kube = await start_kube("bad_rollout")
     (deployment,) = (await kube.call("list_deployments", namespace="shop"))["deployments"]
     assert deployment["revision"] == 3
     assert (deployment["ready_replicas"], deployment["updated_replicas"]) == (3, 1)
@@ -244,14 +206,14 @@ async def test_deployments_and_rollout_history_diff(start: Start) -> None:
     ]
 
 
-async def test_rollout_history_of_one_revision_has_no_diff(start: Start) -> None:
-    kube = await start("crashloop")
+async def test_rollout_history_of_one_revision_has_no_diff(start_kube: StartKube) -> None:
+    kube = await start_kube("crashloop")
     history = await kube.call("rollout_history", namespace="shop", name="payments")
     assert len(history["revisions"]) == 1 and history["diff"] is None
 
 
-async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
-    kube = await start("node_not_ready")
+async def test_nodes_pvcs_and_configmap_keys(start_kube: StartKube) -> None:
+    kube = await start_kube("node_not_ready")
     nodes = {n["name"]: n for n in (await kube.call("list_nodes"))["nodes"]}
     assert nodes["node-a"]["ready"] is True
     sick = nodes["node-b"]
@@ -260,7 +222,7 @@ async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
     ready = next(c for c in sick["conditions"] if c["type"] == "Ready")
     assert "cni plugin not initialized" in ready["message"]
 
-    kube = await start("pvc_pending")
+    kube = await start_kube("pvc_pending")
     result = await kube.call("list_pvcs", namespace="db")
     claims = {c["name"]: c for c in result["pvcs"]}
     assert claims["data-postgres-0"] == {
@@ -276,7 +238,7 @@ async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
         {"name": "standard", "provisioner": "rancher.io/local-path", "default": True}
     ]
 
-    kube = await start("config_missing")
+    kube = await start_kube("config_missing")
     keys = await kube.call("configmap_keys", namespace="shop", name="orders-config")
     assert keys == {
         "name": "orders-config",
@@ -285,9 +247,11 @@ async def test_nodes_pvcs_and_configmap_keys(start: Start) -> None:
     }
 
 
-async def test_scheduler_events_count_and_last_seen_come_from_their_series(start: Start) -> None:
+async def test_scheduler_events_count_and_last_seen_come_from_their_series(
+    start_kube: StartKube,
+) -> None:
     # The scheduler records through events.k8s.io: no count and no lastTimestamp in v1.
-    kube = await start("unschedulable")
+    kube = await start_kube("unschedulable")
     (event,) = (await kube.call("events", namespace="ml"))["events"]
     assert event["reason"] == "FailedScheduling" and event["count"] == 12
     assert event["source"] == "default-scheduler"
@@ -299,9 +263,9 @@ async def test_scheduler_events_count_and_last_seen_come_from_their_series(start
 
 
 async def test_unsupported_field_selector_is_invalid_argument_naming_the_supported(
-    start: Start,
+    start_kube: StartKube,
 ) -> None:
-    kube = await start("healthy")
+    kube = await start_kube("healthy")
     error = await _raises(
         InvalidArgument,
         kube.call("list_pods", namespace="shop", field_selector="spec.containers.image=x"),
@@ -311,8 +275,8 @@ async def test_unsupported_field_selector_is_invalid_argument_naming_the_support
     assert "status.phase" in error.message
 
 
-async def test_describe_pod_shows_ports_and_probes(start: Start) -> None:
-    kube = await start("liveness_wrong_port")
+async def test_describe_pod_shows_ports_and_probes(start_kube: StartKube) -> None:
+    kube = await start_kube("liveness_wrong_port")
     result = await kube.call("describe_pod", namespace="web", name="storefront-6f8d9b7c4-j5k2l")
     (container,) = result["pod"]["containers"]
     assert container["ports"] == ["http:8080/TCP"]
@@ -331,8 +295,8 @@ async def test_describe_pod_shows_ports_and_probes(start: Start) -> None:
     assert "probes" not in listed and "ports" not in listed
 
 
-async def test_evicted_pods_show_the_kubelets_reason(start: Start) -> None:
-    kube = await start("node_disk_pressure")
+async def test_evicted_pods_show_the_kubelets_reason(start_kube: StartKube) -> None:
+    kube = await start_kube("node_disk_pressure")
     pods = {p["name"]: p for p in (await kube.call("list_pods", namespace="reports"))["pods"]}
     evicted = pods["report-api-7c9f6b8d5-4kz8p"]
     assert (evicted["phase"], evicted["reason"]) == ("Failed", "Evicted")
@@ -344,22 +308,24 @@ async def test_evicted_pods_show_the_kubelets_reason(start: Start) -> None:
 # --- Errors ---------------------------------------------------------------------------
 
 
-async def test_missing_object_is_not_found_naming_it(start: Start) -> None:
-    kube = await start("healthy")
+async def test_missing_object_is_not_found_naming_it(start_kube: StartKube) -> None:
+    kube = await start_kube("healthy")
     error = await _raises(NotFound, kube.call("describe_pod", namespace="shop", name="ghost"))
     assert error.message == "pod 'ghost' in namespace 'shop' not found"
     await _raises(NotFound, kube.call("rollout_history", namespace="shop", name="ghost"))
 
 
-async def test_forbidden_is_permission_denied(start: Start) -> None:
-    kube = await start("healthy", forbidden=frozenset({"nodes"}))
+async def test_forbidden_is_permission_denied(start_kube: StartKube) -> None:
+    kube = await start_kube("healthy", forbidden=frozenset({"nodes"}))
     error = await _raises(PermissionDenied, kube.call("list_nodes"))
     assert "may not read the nodes" in error.message
     assert 'cannot list resource "nodes"' in error.message
 
 
-async def test_wrong_credentials_are_a_failed_precondition(start: Start, tmp_path: Path) -> None:
-    kube = await start("healthy")
+async def test_wrong_credentials_are_a_failed_precondition(
+    start_kube: StartKube, tmp_path: Path
+) -> None:
+    kube = await start_kube("healthy")
     config = write_kubeconfig(tmp_path / "wrong", kube.fake.url, token="wrong-token")
     toolset = kubernetes.from_env({"KUBECONFIG": str(config)})
     assert toolset is not None
@@ -372,8 +338,10 @@ async def test_wrong_credentials_are_a_failed_precondition(start: Start, tmp_pat
         await toolset.close()
 
 
-async def test_server_errors_and_timeouts_are_unavailable_and_deadline(start: Start) -> None:
-    kube = await start("healthy")
+async def test_server_errors_and_timeouts_are_unavailable_and_deadline(
+    start_kube: StartKube,
+) -> None:
+    kube = await start_kube("healthy")
     kube.fake.fail_status = 503
     error = await _raises(Unavailable, kube.call("list_nodes"))
     assert "HTTP 503" in error.message
@@ -407,46 +375,11 @@ async def test_unreachable_api_is_unavailable(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_selectors_are_refused_before_any_request(
-    start: Start, selector: str, problem: str
+    start_kube: StartKube, selector: str, problem: str
 ) -> None:
-    kube = await start("healthy")
+    kube = await start_kube("healthy")
     error = await _raises(
         InvalidArgument, kube.call("list_pods", namespace="shop", label_selector=selector)
     )
     assert problem in error.message
     assert not kube.fake.requests
-
-
-# --- Configuration --------------------------------------------------------------------
-
-
-def test_no_environment_means_no_toolset() -> None:
-    assert kubernetes.from_env({}) is None
-
-
-def test_unusable_kubeconfig_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(KubernetesConfigError, match="KUBECONFIG"):
-        kubernetes.from_env({"KUBECONFIG": str(tmp_path / "missing")})
-    broken = tmp_path / "broken"
-    broken.write_text("clusters: 3\n")
-    with pytest.raises(KubernetesConfigError, match="KUBECONFIG"):
-        kubernetes.from_env({"KUBECONFIG": str(broken)})
-
-
-async def test_in_cluster_service_account(tmp_path: Path) -> None:
-    account = tmp_path / "sa"
-    account.mkdir()
-    (account / "token").write_text("in-cluster-token\n")
-    (account / "namespace").write_text("observability")
-    (account / "ca.crt").write_bytes(make_ca().cert_pem)
-    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    toolset = kubernetes.from_env(environ, service_account=account)
-    assert toolset is not None
-    try:
-        assert toolset.backend == "10.96.0.1:443"
-        assert toolset._client.config.cluster.server == "https://10.96.0.1:443"
-    finally:
-        await toolset.close()
-    (account / "token").unlink()
-    with pytest.raises(KubernetesConfigError, match="service account is unreadable"):
-        kubernetes.from_env(environ, service_account=account)

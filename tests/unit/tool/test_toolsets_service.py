@@ -43,7 +43,10 @@ async def test_toolset_tools_are_listed_as_builtin_read_only(
     server = await start_server()
     listing = await server.stub.ListTools(tool_pb2.ListToolsRequest(page_size=1000))
     tools = {t.name: t for t in listing.tools if t.name.startswith("tools/kubernetes_")}
-    assert len(tools) == 9
+    assert len(tools) == 10
+    policies = tools["tools/kubernetes_network_policies"]
+    assert policies.toolset.read_only is True
+    assert json_format.MessageToDict(policies.parameters)["required"] == ["namespace"]
     pods = tools["tools/kubernetes_list_pods"]
     assert pods.source == tool_pb2.TOOL_SOURCE_BUILTIN
     assert pods.WhichOneof("executor") == "toolset"
@@ -149,7 +152,7 @@ def test_cap_keeps_a_small_result_whole() -> None:
 
 
 def test_cap_drops_trailing_items_of_the_largest_list() -> None:
-    value = {
+    value: dict[str, Any] = {
         "pods": [{"name": f"pod-{i}", "pad": "x" * 50} for i in range(100)],
         "truncated": False,
     }
