@@ -9,8 +9,10 @@ shows its cause in no status field, only in what the pods log), the rollout hist
 pods of the deployment that owns the alert's pod (a crash that began with a revision
 shows against the previous one), the nodes when a pod is Pending or was evicted (the
 node's condition is the cause), the PVCs when a pending pod mounts one, the keys of a
-ConfigMap a container cannot start without. Both rounds are bounded and ask only for
-tools that are available. Label values come from whoever fired the alert, so every
+ConfigMap a container cannot start without. The third round (`from_logs`) reads what
+the logs said: the NetworkPolicies of a pod whose name lookups fail (DNS egress blocked
+shows in no pod field). Every round is bounded and asks only for tools that are
+available. Label values come from whoever fired the alert, so every
 value that becomes an argument is checked first and a bad one is skipped, never passed
 on.
 """
@@ -23,11 +25,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.text_checks import has_control_characters
+from services.investigation.analyzers.network import dns_failure
 from services.investigation.calls import PlannedCall, ToolCall
 from services.investigation.results import PodView, pods, text
 
 MAX_PLANNED_CALLS = 12
 MAX_FOLLOWUP_CALLS = 8
+# Pods whose NetworkPolicies are read when their lookups fail.
+MAX_LOG_DRIVEN_CALLS = 2
 # Running pods of the alert's workload whose current logs are read (worst first): enough
 # to see an error every replica logs, few enough to leave the model room.
 MAX_WORKLOAD_LOG_PODS = 2
@@ -349,3 +354,26 @@ def _owning_deployment(out: _Plan, seen: Sequence[PodView]) -> None:
             namespace=pod.namespace,
             limit=WORKLOAD_POD_LIMIT,
         )
+
+
+def from_logs(calls: Sequence[ToolCall], tools: Collection[str]) -> list[PlannedCall]:
+    """The third round: the NetworkPolicies selecting each pod (at most
+    `MAX_LOG_DRIVEN_CALLS`) whose logs show a failed name lookup."""
+    made = {PlannedCall(c.tool, c.arguments).key() for c in calls}
+    out = _Plan(tools, MAX_LOG_DRIVEN_CALLS, made)
+    for call in calls:
+        if call.tool != "kubernetes_pod_logs" or not call.ok:
+            continue
+        namespace = text(call.arguments.get("namespace"))
+        pod = text(call.arguments.get("name"))
+        lines = call.result.get("lines")
+        if not (valid_name(namespace) and valid_name(pod) and isinstance(lines, list)):
+            continue
+        if dns_failure([line for line in lines if isinstance(line, str)]):
+            out.add(
+                "kubernetes_network_policies",
+                f"NetworkPolicies of pod {pod}, whose name lookups fail",
+                namespace=namespace,
+                pod=pod,
+            )
+    return out.calls

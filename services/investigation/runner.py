@@ -140,13 +140,15 @@ class Runner:
     async def _gather(self, job: Job, toolbox: Toolbox) -> None:
         alert = job.investigation.alert
         available = set(toolbox.tools)
-        for planned in (context_plan.plan(alert, available), None):
-            batch = (
-                planned if planned is not None else context_plan.followups(toolbox.calls, available)
-            )
+        rounds = (
+            lambda: context_plan.plan(alert, available),
+            lambda: context_plan.followups(toolbox.calls, available),
+            lambda: context_plan.from_logs(toolbox.calls, available),
+        )
+        for next_round in rounds:
             if job.cancelled.is_set():
                 return
-            for call in await toolbox.gather(batch):
+            for call in await toolbox.gather(next_round()):
                 await self._tool_call(job, call)
 
     async def _model_loop(

@@ -560,4 +560,4 @@ def test_findings_are_ordered_strongest_first() -> None:
 
 def test_registry_names_are_unique() -> None:
     names = [name for name, _ in ANALYZERS]
-    assert len(names) == len(set(names)) == 15
+    assert len(names) == len(set(names)) == 16

@@ -4,8 +4,9 @@ scenario's unique token, the distractors (a healthy neighbour, an old restart, a
 unrelated warning) make no finding, and every evidence item passes `occurs`.
 
 The calls are those a thorough reader makes: the namespace's pods, events, deployments
-and claims, the nodes, each deployment's rollout history, and every pod's description
-and current and previous logs (a refused log is recorded as a failed call).
+and claims, the nodes, each deployment's rollout history, and every pod's description,
+NetworkPolicies and current and previous logs (a refused log is recorded as a failed
+call).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ async def investigate(tmp_path: Path) -> AsyncIterator[Investigate]:
             await call("rollout_history", namespace=namespace, name=deployment["name"])
         for pod in pods["pods"]:
             await call("describe_pod", namespace=namespace, name=pod["name"])
+            await call("network_policies", namespace=namespace, pod=pod["name"])
             for container in pod["containers"]:
                 for previous in (False, True):
                     await call(
@@ -123,10 +125,17 @@ async def test_bad_image_tag_in_a_rollout(investigate: Investigate) -> None:
 async def test_dns_egress_blocked(investigate: Investigate) -> None:
     findings = await investigate("dns_egress_blocked", "shop")
     top = findings[0]
-    assert top.analyzer == "crash_loop"
+    # The cause, not the crash loop it makes: the policy that blocks port 53.
+    assert (top.analyzer, top.severity) == ("dns_egress_blocked", 4)
+    assert top.root_cause.startswith("NetworkPolicy shop-egress-lockdown blocks DNS egress")
     assert "lookup payments-db.shop.svc.cluster.local" in top.root_cause
-    assert "i/o timeout" in top.root_cause
     assert _quoted(top, "payments-db.shop.svc.cluster.local")
+    assert _quoted(top, "blocked: no egress rule allows port 53 (UDP or TCP)")
+    assert "crash_loop" in {f.analyzer for f in findings}
+    # Both payments pods fail their lookups; the neighbour is locked down too, but its own
+    # policy allows DNS: no finding.
+    blocked = {f.subject for f in findings if f.analyzer == "dns_egress_blocked"}
+    assert blocked == {"pod/shop/payments-84f6d9c7b5-6xq2v", "pod/shop/payments-84f6d9c7b5-m9t4d"}
     # One revision: no change to blame.
     assert not [f for f in findings if f.analyzer in ("recent_change", "bad_rollout")]
     assert "pod/shop/shop-frontend-5b9d8c7f6-qw2er" not in _subjects(findings)

@@ -8,8 +8,10 @@ from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.investigation.calls import PlannedCall
 from services.investigation.context_plan import (
     MAX_FOLLOWUP_CALLS,
+    MAX_LOG_DRIVEN_CALLS,
     MAX_PLANNED_CALLS,
     followups,
+    from_logs,
     graph_expression,
     plan,
 )
@@ -34,6 +36,7 @@ TOOLS = frozenset(
         "kubernetes_list_nodes",
         "kubernetes_list_pvcs",
         "kubernetes_configmap_keys",
+        "kubernetes_network_policies",
         "prometheus_query",
         "prometheus_query_range",
         "prometheus_alerts",
@@ -403,3 +406,38 @@ def test_followup_revisions_of_the_deployment_owning_the_alerts_pod() -> None:
             if c.tool == "kubernetes_rollout_history"
         ]
         assert histories == ([expected] if expected else []), owner
+
+
+def _logs_of(calls: Calls, name: str, *lines: str, previous: bool = False) -> None:
+    calls.ok(
+        "kubernetes_pod_logs",
+        {"namespace": NS, "name": name, "previous": previous},
+        {"pod": name, "container": "api", "previous": previous, "lines": list(lines)},
+    )
+
+
+LOOKUP_TIMEOUT = (
+    'err="dial tcp: lookup db.shop.svc.cluster.local on 10.96.0.10:53: read udp '
+    '10.244.1.9:52114->10.96.0.10:53: i/o timeout"'
+)
+
+
+def test_from_logs_reads_the_policies_of_pods_whose_lookups_fail() -> None:
+    calls = Calls()
+    _logs_of(calls, "api-1", "boot", LOOKUP_TIMEOUT, previous=True)
+    _logs_of(calls, "api-2", "boot", "ready")
+    _logs_of(calls, "api-3", "getaddrinfo EAI_AGAIN cache.shop.svc")
+    assert _shape(from_logs(calls.made, TOOLS)) == [
+        ("kubernetes_network_policies", {"namespace": NS, "pod": "api-1"}),
+        ("kubernetes_network_policies", {"namespace": NS, "pod": "api-3"}),
+    ]
+    # Not offered without the tool, never repeated, and bounded.
+    assert from_logs(calls.made, TOOLS - {"kubernetes_network_policies"}) == []
+    calls.ok("kubernetes_network_policies", {"namespace": NS, "pod": "api-1"}, {"pod": "api-1"})
+    assert _shape(from_logs(calls.made, TOOLS)) == [
+        ("kubernetes_network_policies", {"namespace": NS, "pod": "api-3"})
+    ]
+    many = Calls()
+    for index in range(5):
+        _logs_of(many, f"api-{index}", LOOKUP_TIMEOUT)
+    assert len(from_logs(many.made, TOOLS)) == MAX_LOG_DRIVEN_CALLS
