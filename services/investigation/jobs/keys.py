@@ -4,8 +4,10 @@ Per investigation `{id}` (the braces are a Redis Cluster hash tag, so both keys 
 
 - `inv:{<id>}:rec` — hash: `pb` (the Investigation as served, serialized), `owner`,
   `key_name` (the key its owner used), `fence` (the fencing token of the latest claim),
-  `cancel` ("1" once a cancel was asked for), `seq` (the last event's sequence), and,
-  for the scripts, `rev` (bumped whenever `pb` changes) and `state` (pb's state number).
+  `cancel` ("1" once a cancel was asked for), `seq` (the last event's sequence),
+  `traceparent` / `tracestate` (the creating request's trace context, '' for none; the
+  runs link to it), and, for the scripts, `rev` (bumped whenever `pb` changes) and
+  `state` (pb's state number).
 - `inv:{<id>}:events` — stream, entry ids `<seq>-1`, field `e` = an InvestigationEvent.
 
 Both expire `retention` after the investigation finishes.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from google.protobuf import timestamp_pb2
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
+from services.common.trace_origin import NO_ORIGIN, TraceOrigin
 
 RESOURCE_TYPE = "llmgw.investigation.v1.Investigation"
 COLLECTION = "investigations/"
@@ -27,7 +28,7 @@ FINAL_STATES = frozenset(
 )
 
 # The hash fields every read takes, in this order (`Record.parse`).
-RECORD_FIELDS = ("pb", "owner", "key_name", "fence", "cancel", "rev")
+RECORD_FIELDS = ("pb", "owner", "key_name", "fence", "cancel", "rev", "traceparent", "tracestate")
 
 
 def investigation_name(investigation_id: str) -> str:
@@ -50,11 +51,13 @@ class Record:
     fence: int
     cancel: bool
     rev: str
+    # The creating request's trace context (services/common/trace_origin.py).
+    origin: TraceOrigin = NO_ORIGIN
 
     @classmethod
     def parse(cls, values: Sequence[bytes | None]) -> Record | None:
         """The record from an HMGET of `RECORD_FIELDS`; None when it is gone."""
-        pb, owner, key_name, fence, cancel, rev = values
+        pb, owner, key_name, fence, cancel, rev, traceparent, tracestate = values
         if pb is None or rev is None:
             return None
         return cls(
@@ -64,6 +67,7 @@ class Record:
             fence=int(fence or 0),
             cancel=cancel == b"1",
             rev=rev.decode(),
+            origin=TraceOrigin((traceparent or b"").decode(), (tracestate or b"").decode()),
         )
 
     def visible_to(self, owner: str | None) -> bool:

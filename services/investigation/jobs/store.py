@@ -18,6 +18,7 @@ from google.protobuf import timestamp_pb2
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
 from services.common.errors import AlreadyExists
+from services.common.trace_origin import current_origin
 from services.investigation.jobs import keys
 from services.investigation.jobs.base import MAX_CONFLICT_RETRIES, not_found, status_of, too_busy
 from services.investigation.jobs.claims import WorkerSide
@@ -44,7 +45,8 @@ class JobStore(WorkerSide):
     async def create(
         self, inv: inv_pb2.Investigation, *, investigation_id: str, owner: str, key_name: str
     ) -> inv_pb2.Investigation:
-        """Stores `inv` QUEUED (event 1: state QUEUED) and enqueues it."""
+        """Stores `inv` QUEUED (event 1: state QUEUED) and enqueues it, with the trace
+        context of the request being served (its runs link to it)."""
         record, outcome = await self._create(
             inv, investigation_id, owner, key_name, fp_key=None, fp_seen=""
         )
@@ -64,6 +66,8 @@ class JobStore(WorkerSide):
     ) -> tuple[inv_pb2.Investigation, str]:
         now = self._now()
         record = queued(inv, investigation_id, owner, now)
+        # Every way in (Create, Run, the webhook) comes through here, inside its RPC's span.
+        origin = current_origin()
         script_keys = [
             keys.record_key(investigation_id),
             keys.events_key(investigation_id),
@@ -84,6 +88,8 @@ class JobStore(WorkerSide):
                 now.ToMilliseconds(),
                 state_event(record.name, QUEUED, now).SerializeToString(),
                 fp_seen,
+                origin.traceparent,
+                origin.tracestate,
             ],
         )
         return record, status_of(reply)

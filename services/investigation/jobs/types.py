@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from llmgw.investigation.v1 import investigation_service_pb2 as inv_pb2
+from services.common.trace_origin import NO_ORIGIN, TraceOrigin
 
 
 class Fenced(Exception):
@@ -32,3 +33,6 @@ class Job:
     consumer: str = ""
     # Set once `JobStore.finish` stored the final state.
     finished: bool = False
+    # The trace context of the request that created the investigation (every attempt
+    # links to it).
+    origin: TraceOrigin = NO_ORIGIN

@@ -221,3 +221,35 @@ def test_off_adds_nothing() -> None:
     with genai_spans.chat("m", client=False) as span:
         assert not span.recording
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_invoke_agent_is_a_new_root_linked_to_the_request_that_queued_it(
+    exported: InMemorySpanExporter,
+) -> None:
+    queued_by = SpanContext(
+        trace_id=int(secrets.token_hex(16), 16),
+        span_id=int(secrets.token_hex(8), 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    # Even under a current span (a worker's own work), the agent's run is a root.
+    with (
+        tracing.tracer().start_as_current_span("worker") as worker,
+        genai_spans.invoke_agent("investigation", "inv-1", "m", [trace.Link(queued_by)]),
+        genai_spans.execute_tool("kubernetes_get_pod"),
+    ):
+        pass
+    tool, agent, _ = _flushed(exported)
+    assert agent.name == "invoke_agent investigation" and agent.parent is None
+    assert agent.context is not None and tool.parent is not None
+    assert agent.context.trace_id != worker.get_span_context().trace_id
+    assert tool.parent.span_id == agent.context.span_id
+    assert [(link.context.trace_id, link.context.span_id) for link in agent.links] == [
+        (queued_by.trace_id, queued_by.span_id)
+    ]
+    assert dict(agent.attributes or {}) == {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "investigation",
+        "gen_ai.agent.id": "inv-1",
+        "gen_ai.request.model": "m",
+    }

@@ -100,8 +100,9 @@ def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 
 # A connection's far end: a pod of this namespace (its labels) or somewhere else, named
-# by a string: "monitoring" (a pod in the monitoring namespace), "internet" (a public
-# address), "cluster-private" (an address in a private range), "kube-dns".
+# by a string: "monitoring" (a pod in the monitoring namespace), "observability" (a pod
+# in the observability namespace: the OTLP collector), "internet" (a public address),
+# "cluster-private" (an address in a private range), "kube-dns".
 Peer = Mapping[str, str] | str
 
 
@@ -114,6 +115,7 @@ def _peer_matches(rule_peer: Mapping[str, Any], peer: Peer) -> bool:
             return False  # a podSelector alone: this namespace's pods only
         namespace_labels = {
             "monitoring": {"kubernetes.io/metadata.name": "monitoring"},
+            "observability": {"kubernetes.io/metadata.name": "observability"},
             "kube-dns": {"kubernetes.io/metadata.name": "kube-system"},
         }.get(peer)
         if namespace_labels is None or not selects(namespaces, namespace_labels):

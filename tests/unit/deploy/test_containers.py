@@ -22,8 +22,16 @@ import yaml
 
 from services.common.gateway_config import load_config
 from services.common.settings import DEFAULT_PORTS
+from services.common.tracing_config import (
+    ENDPOINT_ENV,
+    PROTOCOL_ENV,
+    SAMPLER_ARG_ENV,
+    SAMPLER_ENV,
+    SERVICE_NAME_ENV,
+    tracing_settings,
+)
 from services.launcher import envoy_config, envoy_process, localmodel
-from services.launcher.stack import LOCAL_MODEL_PORT, SERVICES
+from services.launcher.stack import LOCAL_MODEL_PORT, SERVICES, tracing_names
 from services.launcher.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,7 +72,7 @@ def _compose_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if k not in drop and not k.startswith(("LLMGW_", "COMPOSE_", "DOCKER_"))
+        if k not in drop and not k.startswith(("LLMGW_", "COMPOSE_", "DOCKER_", "OTEL_"))
     }
 
 
@@ -199,6 +207,21 @@ def test_every_service_and_envoy_get_the_internal_secret_passed_through(
     for name in (*SERVICES, ENVOY):
         env = services[name]["environment"]
         assert "LLMGW_INTERNAL_SECRET" in env and env["LLMGW_INTERNAL_SECRET"] is None, name
+
+
+def test_every_service_and_envoy_get_the_tracing_variables_passed_through(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Tracing is off until OTEL_EXPORTER_OTLP_ENDPOINT is set in the environment of
+    `up`; each container names its spans as `make up` names that process's."""
+    settings = tracing_settings({ENDPOINT_ENV: "http://otel-collector:4317"})
+    assert settings is not None
+    names = tracing_names(settings)
+    for name in (*SERVICES, ENVOY):
+        env = services[name]["environment"]
+        for variable in (ENDPOINT_ENV, PROTOCOL_ENV, SAMPLER_ENV, SAMPLER_ARG_ENV):
+            assert variable in env and env[variable] is None, (name, variable)
+        assert env[SERVICE_NAME_ENV] == names[name], name
 
 
 def test_start_order_waits_for_health(services: dict[str, dict[str, Any]]) -> None:

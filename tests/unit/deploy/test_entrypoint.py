@@ -189,3 +189,76 @@ def test_main_reports_a_bad_environment(
 ) -> None:
     assert entry.main([], {"LLMGW_SERVICE": "nope"}) == 2
     assert "LLMGW_SERVICE must be one of" in capsys.readouterr().err
+
+
+def _envoy_exec(
+    entry: ModuleType, monkeypatch: pytest.MonkeyPatch, **environ: str
+) -> tuple[list[str], dict[str, str]]:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(entry.os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    base = {
+        "LLMGW_SERVICE": "envoy",
+        "LLMGW_INTERNAL_SECRET": SECRET,
+        "LLMGW_ENVOY_CONFIG": str(COMPOSE_ENVOY),
+    }
+    assert entry.main([], {**base, **environ}) == 0
+    (call,) = calls
+    return call
+
+
+def _config_of(argv: list[str]) -> Path:
+    return Path(argv[argv.index("-c") + 1])
+
+
+def test_envoy_without_an_otlp_endpoint_runs_the_rendered_config(
+    entry: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv, _ = _envoy_exec(entry, monkeypatch, OTEL_TRACES_SAMPLER="always_on")
+    assert _config_of(argv) == COMPOSE_ENVOY
+
+
+def test_envoy_with_an_otlp_endpoint_runs_a_traced_copy(
+    entry: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    argv, env = _envoy_exec(
+        entry,
+        monkeypatch,
+        TMPDIR=str(tmp_path),
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://otel-collector:4317",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.25",
+        OTEL_SERVICE_NAME="llmgw-envoy",
+    )
+    config_path = _config_of(argv)
+    assert config_path == tmp_path / "envoy-traced.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    listeners = {
+        listener["name"]: listener["filter_chains"][0]["filters"][0]["typed_config"]
+        for listener in config["static_resources"]["listeners"]
+    }
+    for name in ("public", "internal"):
+        tracing = listeners[name]["tracing"]
+        assert tracing["random_sampling"] == {"value": 25.0}
+        assert tracing["provider"]["typed_config"]["service_name"] == "llmgw-envoy"
+    assert "tracing" not in listeners["ops"]
+    clusters = [c["name"] for c in config["static_resources"]["clusters"]]
+    assert clusters[-1] == "otel_collector"
+    # The rendered file itself is untouched (it is the image's, read-only).
+    assert "otel_collector" not in COMPOSE_ENVOY.read_text()
+    assert env["OTEL_SERVICE_NAME"] == "llmgw-envoy"
+
+
+def test_envoy_with_a_bad_tracing_variable_does_not_start(
+    entry: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {
+        "LLMGW_SERVICE": "envoy",
+        "LLMGW_INTERNAL_SECRET": SECRET,
+        "LLMGW_ENVOY_CONFIG": str(COMPOSE_ENVOY),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "otel-collector:4317",
+    }
+    assert entry.main([], environ) == 2
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL" in (
+        capsys.readouterr().err
+    )

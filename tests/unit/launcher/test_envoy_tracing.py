@@ -4,16 +4,23 @@ neither carry nor decide the sampling. Envoy itself validates the rendered confi
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from services.common.tracing_config import TracingSettings, tracing_settings
 from services.launcher import envoy_config, envoy_process
-from services.launcher.envoy_tracing import LISTENER_TAG, OTEL_CLUSTER
-from services.launcher.stack import tracing_names
-from services.launcher.topology import load_topology, local_placement
+from services.launcher.envoy_tracing import LISTENER_TAG, OTEL_CLUSTER, with_tracing
+from services.launcher.stack import REPO_ROOT, tracing_names
+from services.launcher.topology import (
+    compose_placement,
+    k8s_placement,
+    load_topology,
+    local_placement,
+)
 
 
 def _settings(endpoint: str, **env: str) -> TracingSettings:
@@ -103,3 +110,26 @@ def test_the_launcher_names_every_process(given: str, router: str, envoy: str) -
     names = tracing_names(_settings("http://127.0.0.1:4317", OTEL_SERVICE_NAME=given))
     assert (names["router"], names["envoy"]) == (router, envoy)
     assert len(set(names.values())) == len(names) == 6
+
+
+@pytest.mark.parametrize(
+    ("committed", "mode"),
+    [("deploy/compose/envoy.yaml", "compose"), ("deploy/k8s/base/generated/envoy.yaml", "k8s")],
+)
+def test_the_entrypoint_adds_to_a_committed_config_what_a_traced_render_has(
+    committed: str, mode: envoy_config.Mode
+) -> None:
+    settings = _settings("http://otel-collector:4317", OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    topology = load_topology()
+    placement = compose_placement(topology) if mode == "compose" else k8s_placement(topology)
+    rendered = envoy_config.render(
+        topology, placement, mode, envoy_config.CONTAINER_DESCRIPTOR_PATH, tracing=settings
+    )
+    config = yaml.safe_load((REPO_ROOT / committed).read_text(encoding="utf-8"))
+    assert _cluster(config) is None
+
+    traced = with_tracing(config, settings)
+
+    assert traced == rendered
+    # Once is enough: a config that traces already is left as it is.
+    assert with_tracing(copy.deepcopy(traced), _settings("http://elsewhere:4317")) == rendered
