@@ -161,7 +161,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         kube="dns_egress_blocked",
         alert=_crash_looping("shop", "payments-84f6d9c7b5-6xq2v", "payments", 10 * 60),
         token="payments-db.shop.svc.cluster.local",
-        notes="the egress policy is not visible to the toolset: only the log line shows it",
+        notes="the NetworkPolicy behind it is read once the logs show the failed lookup",
     ),
     Scenario(
         name="pvc_pending",
