@@ -2,8 +2,8 @@
 chat completion: the provider and model that answered, the turn's usage (every model call
 of a tool loop added up) and the finish reasons the caller saw.
 
-Separate from the servicer so that the servicer only says where a completion begins, is
-routed and ends; every function returns at once while tracing is off.
+Separate from the servicer and the turn runner so that they only say where a completion
+begins, is routed and ends; every function returns at once while tracing is off.
 """
 
 from __future__ import annotations
