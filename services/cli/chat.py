@@ -95,6 +95,27 @@ def tool_call_line(call: Any) -> str:
     return f"-> tool call {call.function.name}({call.function.arguments})"
 
 
+class ToolCalls:
+    """Streamed tool calls put back together: the name comes in the first fragment of
+    each call (by index), the arguments in pieces after it."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[str, list[str]]] = {}
+
+    def add(self, call: Any) -> None:
+        index = call.index if call.HasField("index") else len(self._calls)
+        name, pieces = self._calls.setdefault(index, (call.function.name, []))
+        if call.function.name and not name:
+            self._calls[index] = (call.function.name, pieces)
+        pieces.append(call.function.arguments)
+
+    def lines(self) -> list[str]:
+        return [
+            f"-> tool call {name}({''.join(pieces)})"
+            for _, (name, pieces) in sorted(self._calls.items())
+        ]
+
+
 class Chat:
     """One `llmgw chat` invocation: whom it asks and where it writes."""
 
@@ -102,6 +123,7 @@ class Chat:
         self._connection = connection
         self._out = out
         self._err = err
+        self._tool_calls = ToolCalls()
 
     def run(self, args: argparse.Namespace, stdin: TextIO) -> int:
         text = read_message(args.message, stdin)
@@ -144,6 +166,7 @@ class Chat:
     def _stream(self, stub: Any, request: Any) -> int:
         call = stub.StreamChatCompletion(request, metadata=self._connection.metadata())
         wrote_text = False
+        self._tool_calls = ToolCalls()
         try:
             with progress("waiting for the first token", self._err) as indicator:
                 for chunk in call:
@@ -158,8 +181,9 @@ class Chat:
         except KeyboardInterrupt:
             call.cancel()
             raise
-        if wrote_text:
-            self._out.write("\n")
+        calls = self._tool_calls.lines()
+        if wrote_text or calls:
+            self._out.write("\n".join(([""] if wrote_text else []) + calls) + "\n")
             self._out.flush()
         return 0
 
@@ -178,9 +202,7 @@ class Chat:
                 self._out.flush()
                 wrote = True
             for call in choice.delta.tool_calls:
-                if call.function.name:
-                    self._out.write(("\n" if wrote else "") + tool_call_line(call) + "\n")
-                    wrote = False
+                self._tool_calls.add(call)
         return wrote
 
     def _stream_failed(self, status: status_pb2.Status, wrote_text: bool) -> int:

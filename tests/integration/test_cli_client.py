@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.fakes import DEFAULT_TEXT, Behaviour
+from tests.fakes import DEFAULT_TEXT, Behaviour, ToolCallSpec
 from tests.support.gateway import Gateway
 from tests.support.identity import create_identity
 from tests.support.terminal import Terminal, run
@@ -151,3 +152,40 @@ def test_keys_create_list_revoke(gw: Gateway) -> None:
         grpc.StatusCode.UNAUTHENTICATED.value[0],
         grpc.StatusCode.PERMISSION_DENIED.value[0],
     ), refused.terminal
+
+
+def test_chat_offers_tools_from_a_file_and_prints_the_calls(gw: Gateway, tmp_path: Path) -> None:
+    tools = tmp_path / "tools.json"
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    tools.write_text(json.dumps([tool]))
+    with gw.fakes["openai"].control() as control:
+        control.script(
+            Behaviour(tool_calls=[ToolCallSpec(name="get_weather", arguments='{"city": "Oslo"}')])
+        )
+    finished = run(
+        ["chat", "--model", "gpt-4o-mini", "--tools", str(tools), "Weather?"], env=_env(gw)
+    )
+    assert finished.code == 0, finished.terminal
+    assert '-> tool call get_weather({"city": "Oslo"})' in finished.text
+    with gw.fakes["openai"].control() as control:
+        sent = control.completions()[-1].json
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_a_stream_that_fails_midway_keeps_its_text_and_exits_with_its_status(
+    gw: Gateway,
+) -> None:
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(chunks=["partial ", "more ", "never"], error_after=1))
+    finished = run(["chat", "--model", "gpt-4o-mini", "Hello"], env=_env(gw))
+    assert finished.code not in (0, 2), finished.terminal
+    assert "partial" in finished.text
+    assert "llmgw: " in finished.text
+    assert "Traceback" not in finished.terminal

@@ -10,9 +10,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.identity.v1 import identity_pb2, identity_service_pb2
-from llmgw.router.v1 import admin_service_pb2, router_service_pb2
+from llmgw.router.v1 import admin_service_pb2, chat_pb2, router_service_pb2
 from llmgw.session.v1 import session_service_pb2
 from services.cli import tables
+from services.cli.chat import ToolCalls
 from services.cli.connection import (
     EXIT_INTERRUPTED,
     CommandError,
@@ -149,3 +150,14 @@ def test_progress_only_on_a_terminal_and_erased_when_done() -> None:
     shown = tty.getvalue()
     assert "waiting" in shown
     assert shown.endswith("\r\033[K")
+
+
+def test_streamed_tool_call_fragments_are_joined_per_call() -> None:
+    calls = ToolCalls()
+    for index, name, arguments in ((0, "a", ""), (1, "b", "{}"), (0, "", '{"x"'), (0, "", ": 1}")):
+        fragment = chat_pb2.ChatToolCall(index=index)
+        fragment.function.arguments = arguments
+        if name:
+            fragment.function.name = name
+        calls.add(fragment)
+    assert calls.lines() == ['-> tool call a({"x": 1})', "-> tool call b({})"]
