@@ -189,3 +189,16 @@ def test_a_stream_that_fails_midway_keeps_its_text_and_exits_with_its_status(
     assert "partial" in finished.text
     assert "llmgw: " in finished.text
     assert "Traceback" not in finished.terminal
+
+
+def test_chat_no_stream_json_is_the_final_response(gw: Gateway) -> None:
+    finished = run(
+        ["chat", "--model", "gpt-4o-mini", "--no-stream", "--json", "Hello"],
+        stdout_pipe=True,
+        env=_env(gw),
+    )
+    assert finished.code == 0, finished.terminal
+    reply = json.loads(finished.stdout)
+    assert reply["choices"][0]["message"]["content"] == DEFAULT_TEXT
+    with gw.fakes["openai"].control() as control:
+        assert control.completions()[-1].json.get("stream") in (None, False)
