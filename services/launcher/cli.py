@@ -6,6 +6,7 @@
   llmgw status
   llmgw reload
   llmgw investigate --alert-name NAME [...] | get NAME | list | cancel NAME | ask NAME Q
+  llmgw chat [MESSAGE] | models | sessions list|get|delete | usage | keys list|create|revoke
 
 `up` installs nothing itself beyond what the stack needs at run time (the Makefile
 creates the virtualenv); it starts Redis, the local model when no provider is
@@ -14,7 +15,8 @@ on Ctrl-C or SIGTERM. `--observability` adds a real Prometheus and Alertmanager 
 it (services/launcher/observability.py). With `--detach` it keeps running in the background until
 `llmgw down`. `reload` sends SIGHUP to the running stack's supervisor, which forwards
 it to every service replica: routers reload the catalogue, providers their instances.
-`investigate` is a client of a running gateway (services/launcher/investigate_cli.py).
+`investigate` is a client of a running gateway (services/launcher/investigate_cli.py);
+so are chat, models, sessions, usage and keys, over gRPC (services/cli/).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 
 import uvloop
 
+from services.cli import args as client_args
+from services.cli.connection import target_of_url
 from services.common.gateway_config import ConfigError, load_config
 from services.common.redaction import url_without_password
 from services.launcher import investigate_args, investigate_cli
@@ -115,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         "reload", help="re-read the configuration file in every service replica (SIGHUP)"
     )
     investigate_args.add_parser(commands)
+    client_args.add_parsers(commands)
     return parser
 
 
@@ -337,6 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         public_url = stack.get("public_url") if stack else None
         return investigate_cli.main(
             args, running_url=public_url if isinstance(public_url, str) else None
+        )
+    if args.command in client_args.COMMANDS:
+        stack = _read_state(args.run_dir)
+        public_url = stack.get("public_url") if stack else None
+        return client_args.main(
+            args, running_target=target_of_url(public_url if isinstance(public_url, str) else None)
         )
     running = _read_state(args.run_dir)
     if running is not None:

@@ -42,7 +42,9 @@ def go_client(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return binary
 
 
-def test_go_client_lists_completes_and_streams(go_client: Path, gw: Gateway) -> None:
+def test_go_client_lists_completes_streams_and_reads_status_details(
+    go_client: Path, gw: Gateway
+) -> None:
     result = subprocess.run(
         [str(go_client), gw.grpc_target, "fast"],
         capture_output=True,
@@ -57,3 +59,5 @@ def test_go_client_lists_completes_and_streams(go_client: Path, gw: Gateway) -> 
     assert out["finish_reason"] == "stop"
     assert out["stream"] == DEFAULT_TEXT
     assert out["chunks"] > 2
+    assert out["refused_code"] == "NotFound"
+    assert out["refused_reason"] == "MODEL_NOT_FOUND"

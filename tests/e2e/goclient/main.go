@@ -1,6 +1,8 @@
-// A Go client of the gateway, built from the generated stubs in gen/go: it lists the
-// models, asks for a completion and streams one, through Envoy's public listener, and
-// prints what it got as one JSON object.
+// A Go client of the gateway, built from the generated stubs in gen/go (the Go module
+// `llmgw`, gen/go/llmgw/go.mod): it lists the models, asks for a completion, streams
+// one, and asks for a model that does not exist to read the refusal's status details
+// (the google.rpc.ErrorInfo reason), through Envoy's public listener, and prints what
+// it got as one JSON object.
 package main
 
 import (
@@ -11,7 +13,9 @@ import (
 	"os"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	routerv1 "llmgw/router/v1"
@@ -68,16 +72,28 @@ func main() {
 			text += choice.GetDelta().GetContent()
 		}
 	}
+	// A refusal carries a google.rpc.Status with typed details; ErrorInfo says why.
+	missing := &routerv1.CreateChatCompletionRequest{Model: "no-such-model", Messages: request.Messages}
+	_, err = client.CreateChatCompletion(ctx, missing)
+	refused, _ := status.FromError(err)
+	reason := ""
+	for _, detail := range refused.Details() {
+		if info, ok := detail.(*errdetails.ErrorInfo); ok {
+			reason = info.GetReason()
+		}
+	}
 	ids := []string{}
 	for _, model := range models.GetData() {
 		ids = append(ids, model.GetId())
 	}
 	out := map[string]interface{}{
-		"models":        ids,
-		"unary":         reply.GetChoices()[0].GetMessage().GetContent(),
-		"finish_reason": reply.GetChoices()[0].GetFinishReason(),
-		"stream":        text,
-		"chunks":        chunks,
+		"models":         ids,
+		"unary":          reply.GetChoices()[0].GetMessage().GetContent(),
+		"finish_reason":  reply.GetChoices()[0].GetFinishReason(),
+		"stream":         text,
+		"chunks":         chunks,
+		"refused_code":   refused.Code().String(),
+		"refused_reason": reason,
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		fail("encode", err)

@@ -1,0 +1,1 @@
+"""`llmgw`'s gateway client commands (chat, models, sessions, usage, keys) over gRPC."""
