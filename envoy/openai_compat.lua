@@ -26,9 +26,13 @@
 -- JSON errors: for REST requests, an error status (>= 400) always has a JSON body.
 -- Envoy's own plain-text replies (malformed JSON, unknown path, no healthy upstream...)
 -- become the transcoder's google.rpc.Status shape {"code":N,"message":...,"details":[]}.
--- On the OpenAI-shaped paths (/v1/chat/completions, /v1/models, /v1/models/*) the Status
--- is wrapped in OpenAI's envelope, because the OpenAI SDK reads body["error"]["message"]:
+-- On the OpenAI-shaped paths (/v1/chat/completions, /v1/models, /v1/models/*,
+-- /v1/responses, /v1/embeddings) the Status is wrapped in OpenAI's envelope, because the
+-- OpenAI SDK reads body["error"]["message"]:
 --   {"error":{"type":"not_found_error","code":5,"message":...,"details":[...]}}
+-- On Anthropic's (/v1/messages, /v1/messages/count_tokens) in Anthropic's, whose SDK
+-- picks its exception class by status and reads body["error"]:
+--   {"type":"error","error":{"type":"not_found_error","code":5,"message":...,"details":[...]}}
 -- Only error responses are buffered; successful ones, SSE streams included, pass as is.
 -- A HEAD request never gets a body (one would corrupt the next response on a keep-alive
 -- connection): its errors pass as Envoy made them.
@@ -88,8 +92,55 @@ local function split_query(path)
   return string.sub(path, 1, q - 1), string.sub(path, q)
 end
 
+-- Anthropic's error types by HTTP status; other 4xx are invalid requests, 5xx API errors.
+local ANTHROPIC_ERROR_TYPES = {
+  [401] = "authentication_error",
+  [403] = "permission_error",
+  [404] = "not_found_error",
+  [413] = "request_too_large",
+  [429] = "rate_limit_error",
+  [503] = "overloaded_error",
+  [529] = "overloaded_error",
+}
+
+-- A google.rpc.Status JSON object wrapped in Anthropic's error envelope.
+local function anthropic_envelope(status, object)
+  local error_type = ANTHROPIC_ERROR_TYPES[status]
+  if error_type == nil then
+    error_type = status < 500 and "invalid_request_error" or "api_error"
+  end
+  local open = string.find(object, "{", 1, true)
+  return '{"type":"error","error":{"type":"' .. error_type .. '",'
+    .. string.sub(object, open + 1) .. "}"
+end
+
 local function is_openai_path(base)
   return base == CHAT_PATH or base == "/v1/models" or string.sub(base, 1, 11) == "/v1/models/"
+    or base == "/v1/responses" or base == "/v1/embeddings"
+end
+
+local function is_anthropic_path(base)
+  return base == "/v1/messages" or base == "/v1/messages/count_tokens"
+end
+
+-- The error body shape a path's clients read: "openai", "anthropic" or "status".
+local function error_shape(base)
+  if is_openai_path(base) then
+    return "openai"
+  elseif is_anthropic_path(base) then
+    return "anthropic"
+  end
+  return "status"
+end
+
+-- `object` (a google.rpc.Status JSON object) in the envelope of `shape`.
+local function shaped(shape, status, object)
+  if shape == "openai" then
+    return openai_envelope(status, object)
+  elseif shape == "anthropic" then
+    return anthropic_envelope(status, object)
+  end
+  return object
 end
 
 -- Index just past the JSON string whose opening quote is at `i`, or nil if unterminated.
@@ -219,10 +270,7 @@ local function refuse(request_handle, grpc, shape, status, grpc_code, message)
     request_handle:respond({[":status"] = tostring(status)}, nil)
     return
   end
-  local body = status_json(grpc_code, message)
-  if shape == "openai" then
-    body = openai_envelope(status, body)
-  end
+  local body = shaped(shape, status, status_json(grpc_code, message))
   request_handle:respond({[":status"] = tostring(status), ["content-type"] = "application/json"},
     body)
 end
@@ -232,8 +280,7 @@ function envoy_on_request(request_handle)
   local content_type = headers:get("content-type") or ""
   local grpc = string.sub(content_type, 1, 16) == "application/grpc"
   local base, query = split_query(headers:get(":path") or "")
-  local openai = is_openai_path(base)
-  local shape = openai and "openai" or "status"
+  local shape = error_shape(base)
   if header_bytes(headers) > MAX_REQUEST_HEADER_BYTES then
     refuse(request_handle, grpc, shape, 431, 3,
       "request headers too large: the limit is " .. MAX_REQUEST_HEADER_BYTES
@@ -258,7 +305,7 @@ function envoy_on_request(request_handle)
   if method ~= "HEAD" then
     request_handle:streamInfo():dynamicMetadata():set(METADATA_NAMESPACE, "error_shape", shape)
   end
-  if not openai or base ~= CHAT_PATH or method ~= "POST" then
+  if base ~= CHAT_PATH or method ~= "POST" then
     return
   end
   local body = request_handle:body()
@@ -310,10 +357,7 @@ function envoy_on_response(response_handle)
   elseif shape == "status" then
     return -- already the transcoder's JSON
   end
-  local out = object
-  if shape == "openai" then
-    out = openai_envelope(status, object)
-  end
+  local out = shaped(shape, status, object)
   body:setBytes(out)
   local response_headers = response_handle:headers()
   response_headers:replace("content-type", "application/json")

@@ -17,7 +17,11 @@ import grpc
 import redis.asyncio as aioredis
 
 from llmgw.identity.v1 import identity_service_pb2_grpc
-from llmgw.router.v1 import admin_service_pb2_grpc, router_service_pb2_grpc
+from llmgw.router.v1 import (
+    admin_service_pb2_grpc,
+    compat_service_pb2_grpc,
+    router_service_pb2_grpc,
+)
 from services.common.channels import InternalChannel
 from services.common.idempotency.wiring import idempotency_store
 from services.common.identity.store import IdentityStore
@@ -34,6 +38,7 @@ from services.router.admin import AdminServicer
 from services.router.budget_gauges import BudgetGauges
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
+from services.router.compat.servicer import CompatServicer
 from services.router.identity_admin import IdentityAdmin
 from services.router.limits.limiter import RateLimiter
 from services.router.provider_client import ProviderClient
@@ -47,6 +52,7 @@ log = logging.getLogger("llmgw.router")
 
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
+COMPAT_SERVICE = "llmgw.router.v1.CompatService"
 IDENTITY_SERVICE = identity_service.SERVICE_NAME
 # How long a rotated API key keeps working when RotateApiKey names no overlap.
 DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
@@ -54,6 +60,7 @@ DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
 # Envoy's public listener (which routes reflection here) can list and call every service.
 PUBLIC_SERVICES = (
     ROUTER_SERVICE,
+    COMPAT_SERVICE,
     ADMIN_SERVICE,
     IDENTITY_SERVICE,
     "llmgw.session.v1.SessionService",
@@ -138,6 +145,9 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
 
     def register(server: grpc.aio.Server) -> None:
         router_service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
+        compat_service_pb2_grpc.add_CompatServiceServicer_to_server(
+            CompatServicer(servicer), server
+        )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
             identity_service.IdentityServicer(identity, once), server
@@ -157,7 +167,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         register=register,
-        service_names=[ROUTER_SERVICE, ADMIN_SERVICE, IDENTITY_SERVICE],
+        service_names=[ROUTER_SERVICE, COMPAT_SERVICE, ADMIN_SERVICE, IDENTITY_SERVICE],
         extra_reflection_names=PUBLIC_SERVICES,
         on_stop=[close],
         on_reload=[reload],

@@ -85,7 +85,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         self._models = ModelDirectory(provider)
 
-    async def _admit(
+    async def admit(
         self,
         request: chat_pb2.CreateChatCompletionRequest,
         context: grpc.aio.ServicerContext,
@@ -93,6 +93,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         request_id: str,
         timing: RequestTiming,
     ) -> TurnContext:
+        """Checks the request and admits it (also the drop-in surfaces' way in)."""
         streaming = operation == "chat_stream"
         upstream = validated(request, streaming=streaming)
         # One snapshot for the whole request: a reload landing mid-request changes nothing
@@ -131,7 +132,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         timing: RequestTiming,
     ) -> chat_pb2.CreateChatCompletionResponse:
         with genai_spans.chat(request.model, client=False) as span:
-            turn = await self._admit(request, context, "chat", request_id, timing)
+            turn = await self.admit(request, context, "chat", request_id, timing)
             reply = await fold(run_turn(turn, span), context)
             chat_spans.answered(span, reply)
             return reply
@@ -162,7 +163,7 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         timing: RequestTiming,
     ) -> AsyncGenerator[chat_pb2.StreamChatCompletionResponse, None]:
         with genai_spans.chat(request.model, client=False) as span:
-            turn = await self._admit(request, context, "chat_stream", request_id, timing)
+            turn = await self.admit(request, context, "chat_stream", request_id, timing)
             include_usage = request.stream_options.include_usage
             translated = chunks(run_turn(turn, span), context, include_usage=include_usage)
             async with contextlib.aclosing(translated):
