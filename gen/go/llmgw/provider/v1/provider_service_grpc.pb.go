@@ -27,6 +27,10 @@ type ProviderServiceClient interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StreamComplete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (ProviderService_StreamCompleteClient, error)
+	// Embeds texts with one provider's embedding model (OpenAI's `/v1/embeddings` and
+	// compatible endpoints, Ollama's `/api/embed`). A provider type with no embeddings
+	// API answers FAILED_PRECONDITION. Errors as Complete's.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 	// Lists the models a provider instance serves, as the provider reports them.
 	ListProviderModels(ctx context.Context, in *ListProviderModelsRequest, opts ...grpc.CallOption) (*ListProviderModelsResponse, error)
 	// Checks that a provider instance answers (a cheap authenticated call).
@@ -84,6 +88,15 @@ func (x *providerServiceStreamCompleteClient) Recv() (*StreamCompleteResponse, e
 	return m, nil
 }
 
+func (c *providerServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, "/llmgw.provider.v1.ProviderService/Embed", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *providerServiceClient) ListProviderModels(ctx context.Context, in *ListProviderModelsRequest, opts ...grpc.CallOption) (*ListProviderModelsResponse, error) {
 	out := new(ListProviderModelsResponse)
 	err := c.cc.Invoke(ctx, "/llmgw.provider.v1.ProviderService/ListProviderModels", in, out, opts...)
@@ -125,6 +138,10 @@ type ProviderServiceServer interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StreamComplete(*CompleteRequest, ProviderService_StreamCompleteServer) error
+	// Embeds texts with one provider's embedding model (OpenAI's `/v1/embeddings` and
+	// compatible endpoints, Ollama's `/api/embed`). A provider type with no embeddings
+	// API answers FAILED_PRECONDITION. Errors as Complete's.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	// Lists the models a provider instance serves, as the provider reports them.
 	ListProviderModels(context.Context, *ListProviderModelsRequest) (*ListProviderModelsResponse, error)
 	// Checks that a provider instance answers (a cheap authenticated call).
@@ -143,6 +160,9 @@ func (UnimplementedProviderServiceServer) Complete(context.Context, *CompleteReq
 }
 func (UnimplementedProviderServiceServer) StreamComplete(*CompleteRequest, ProviderService_StreamCompleteServer) error {
 	return status.Errorf(codes.Unimplemented, "method StreamComplete not implemented")
+}
+func (UnimplementedProviderServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedProviderServiceServer) ListProviderModels(context.Context, *ListProviderModelsRequest) (*ListProviderModelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListProviderModels not implemented")
@@ -203,6 +223,24 @@ type providerServiceStreamCompleteServer struct {
 
 func (x *providerServiceStreamCompleteServer) Send(m *StreamCompleteResponse) error {
 	return x.ServerStream.SendMsg(m)
+}
+
+func _ProviderService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/llmgw.provider.v1.ProviderService/Embed",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _ProviderService_ListProviderModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -266,6 +304,10 @@ var _ProviderService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Complete",
 			Handler:    _ProviderService_Complete_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _ProviderService_Embed_Handler,
 		},
 		{
 			MethodName: "ListProviderModels",

@@ -46,6 +46,11 @@ class ProviderServiceStub:
                 request_serializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.CompleteRequest.SerializeToString,
                 response_deserializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.StreamCompleteResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/llmgw.provider.v1.ProviderService/Embed',
+                request_serializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedResponse.FromString,
+                _registered_method=True)
         self.ListProviderModels = channel.unary_unary(
                 '/llmgw.provider.v1.ProviderService/ListProviderModels',
                 request_serializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.ListProviderModelsRequest.SerializeToString,
@@ -88,6 +93,15 @@ class ProviderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeds texts with one provider's embedding model (OpenAI's `/v1/embeddings` and
+        compatible endpoints, Ollama's `/api/embed`). A provider type with no embeddings
+        API answers FAILED_PRECONDITION. Errors as Complete's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListProviderModels(self, request, context):
         """Lists the models a provider instance serves, as the provider reports them.
         """
@@ -121,6 +135,11 @@ def add_ProviderServiceServicer_to_server(servicer, server):
                     servicer.StreamComplete,
                     request_deserializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.CompleteRequest.FromString,
                     response_serializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.StreamCompleteResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedRequest.FromString,
+                    response_serializer=llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedResponse.SerializeToString,
             ),
             'ListProviderModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProviderModels,
@@ -194,6 +213,33 @@ class ProviderService:
             '/llmgw.provider.v1.ProviderService/StreamComplete',
             llmgw_dot_provider_dot_v1_dot_provider__service__pb2.CompleteRequest.SerializeToString,
             llmgw_dot_provider_dot_v1_dot_provider__service__pb2.StreamCompleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmgw.provider.v1.ProviderService/Embed',
+            llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedRequest.SerializeToString,
+            llmgw_dot_provider_dot_v1_dot_provider__service__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
