@@ -17,7 +17,12 @@ import openai
 import pytest
 import pytest_asyncio
 
+from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
+from services.common.errors import GatewayError
+from services.common.gateway_config import ProviderConfig
+from services.launcher import local_embeddings as le
 from services.launcher import localmodel as lm
+from services.provider.adapters.openai import build_openai
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,6 +66,12 @@ WEATHER_QUESTION = "What is the weather in Paris?"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def local_model() -> AsyncIterator[lm.LocalModelServer]:
     async with lm.LocalModelServer(progress=print, startup_timeout=120) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def local_embeddings() -> AsyncIterator[lm.LocalModelServer]:
+    async with lm.LocalModelServer(embeddings=True, progress=print, startup_timeout=120) as server:
         yield server
 
 
@@ -374,3 +385,66 @@ async def test_anthropic_sdk(local_model: lm.LocalModelServer) -> None:
     [tool_use] = [block for block in final.content if block.type == "tool_use"]
     assert tool_use.name == "get_weather"
     assert isinstance(tool_use.input, dict)
+
+
+# --- the embeddings server ------------------------------------------------------------------
+
+
+async def test_embeddings_server_through_the_sdk(local_embeddings: lm.LocalModelServer) -> None:
+    client = openai.AsyncOpenAI(base_url=local_embeddings.base_url + "/v1", api_key="none")
+    async with client:
+        one = await client.embeddings.create(model=le.EMBEDDINGS_MODEL_NAME, input="Hello there")
+        three = await client.embeddings.create(
+            model=le.EMBEDDINGS_MODEL_NAME,
+            input=["first text", "second text", "a third, longer text"],
+            encoding_format="float",
+        )
+    assert len(one.data) == 1
+    assert len(one.data[0].embedding) == le.EMBEDDING_DIMENSIONS
+    assert [item.index for item in three.data] == [0, 1, 2]
+    vectors = [item.embedding for item in three.data]
+    assert all(len(vector) == le.EMBEDDING_DIMENSIONS for vector in vectors)
+    # Unit length (llama-server normalises), and different texts give different vectors.
+    assert sum(value * value for value in vectors[0]) == pytest.approx(1.0, abs=1e-3)
+    assert vectors[0] != vectors[1]
+    assert three.usage.prompt_tokens > 0
+
+
+async def test_embeddings_server_through_the_provider_adapter(
+    local_embeddings: lm.LocalModelServer,
+) -> None:
+    """The gateway's OpenAI adapter as the default catalogue configures it: base64 asked
+    for and decoded, one vector per text, in order."""
+    config = ProviderConfig(type="openai", base_url=local_embeddings.base_url + "/v1")
+    adapter = build_openai("local-embeddings", config, {})
+    texts = ["alpha", "beta gamma", "delta"]
+    try:
+        response = await adapter.embed(
+            provider_pb2.EmbedRequest(
+                provider="local-embeddings", model=le.EMBEDDINGS_MODEL_NAME, input=texts
+            ),
+            60,
+        )
+        single = await adapter.embed(
+            provider_pb2.EmbedRequest(
+                provider="local-embeddings", model=le.EMBEDDINGS_MODEL_NAME, input=["beta gamma"]
+            ),
+            60,
+        )
+        # A text longer than the server's batch is refused with a status, not a hang.
+        with pytest.raises(GatewayError):
+            await adapter.embed(
+                provider_pb2.EmbedRequest(
+                    provider="local-embeddings",
+                    model=le.EMBEDDINGS_MODEL_NAME,
+                    input=["word " * (le.EMBEDDINGS_CTX + 100)],
+                ),
+                60,
+            )
+    finally:
+        await adapter.close()
+    assert [len(vector.values) for vector in response.embeddings] == [le.EMBEDDING_DIMENSIONS] * 3
+    assert list(single.embeddings[0].values) == pytest.approx(
+        list(response.embeddings[1].values), abs=1e-4
+    )
+    assert response.usage.input_tokens > 0
