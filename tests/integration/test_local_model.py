@@ -17,8 +17,9 @@ import openai
 import pytest
 import pytest_asyncio
 
+from llmgw.common.v1 import error_reason_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
-from services.common.errors import GatewayError
+from services.common.errors import InvalidArgument
 from services.common.gateway_config import ProviderConfig
 from services.launcher import local_embeddings as le
 from services.launcher import localmodel as lm
@@ -431,8 +432,8 @@ async def test_embeddings_server_through_the_provider_adapter(
             ),
             60,
         )
-        # A text longer than the server's batch is refused with a status, not a hang.
-        with pytest.raises(GatewayError):
+        # A text longer than the server's batch is the caller's to shorten.
+        with pytest.raises(InvalidArgument) as too_long:
             await adapter.embed(
                 provider_pb2.EmbedRequest(
                     provider="local-embeddings",
@@ -443,6 +444,7 @@ async def test_embeddings_server_through_the_provider_adapter(
             )
     finally:
         await adapter.close()
+    assert too_long.value.reason == error_reason_pb2.ERROR_REASON_CONTEXT_LENGTH_EXCEEDED
     assert [len(vector.values) for vector in response.embeddings] == [le.EMBEDDING_DIMENSIONS] * 3
     assert list(single.embeddings[0].values) == pytest.approx(
         list(response.embeddings[1].values), abs=1e-4

@@ -52,6 +52,9 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
     "too many tokens",
 )
+# llama.cpp's server answers HTTP 500 for an embedding input longer than its batch: the
+# caller's text is too long, not the server down, so it is no reason to retry elsewhere.
+_OVERSIZED_INPUT_MARKERS = ("is too large to process",)
 _CONTENT_MARKERS = (
     "content_filter",
     "content_policy",
@@ -160,6 +163,12 @@ def to_gateway_error(failure: UpstreamFailure, *, provider: str, model: str) -> 
         return InvalidArgument(
             f"provider '{provider}' rejected the request {where}: {said}",
             reason=reason,
+            metadata=metadata,
+        )
+    if status == 500 and _mentions(failure, _OVERSIZED_INPUT_MARKERS):
+        return InvalidArgument(
+            f"provider '{provider}' rejected the request {where}: {said}",
+            reason=_R.ERROR_REASON_CONTEXT_LENGTH_EXCEEDED,
             metadata=metadata,
         )
     return Unavailable(

@@ -14,6 +14,7 @@ from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.errors import (
     FailedPrecondition,
     GatewayError,
+    InvalidArgument,
     NotFound,
     ResourceExhausted,
     Unavailable,
@@ -89,6 +90,19 @@ async def test_openai_unknown_model(openai_up: Upstream) -> None:
     with pytest.raises(NotFound) as caught:
         await openai_up.adapter.embed(_ask("nope"), 5)
     assert caught.value.reason == R.ERROR_REASON_UPSTREAM_MODEL_NOT_FOUND
+
+
+async def test_a_text_past_a_llama_cpp_batch_is_the_callers_problem(openai_up: Upstream) -> None:
+    too_large = (
+        "input (3000 tokens) is too large to process. increase the physical batch size "
+        "(current batch size: 2048)"
+    )
+    openai_up.fake.script(Behaviour(status=500, error_message=too_large), Behaviour(status=500))
+    with pytest.raises(InvalidArgument) as caught:
+        await openai_up.adapter.embed(_ask("m"), 5)
+    assert caught.value.reason == R.ERROR_REASON_CONTEXT_LENGTH_EXCEEDED
+    with pytest.raises(Unavailable):
+        await openai_up.adapter.embed(_ask("m"), 5)
 
 
 async def test_ollama_embed(ollama_up: Upstream) -> None:
