@@ -82,7 +82,8 @@ class FakeControl(ControlClient):
         self._http.post("/conversation", json=body).raise_for_status()
 
     def completions(self) -> list[RecordedRequest]:
-        """The completion requests (POST): the gateway's health checks also list models."""
+        """The completion and embedding requests (POST): the gateway's health checks also
+        list models."""
         return [r for r in self.requests() if r.method == "POST"]
 
     def stats(self) -> FakeStats:
