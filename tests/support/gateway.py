@@ -103,6 +103,24 @@ def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
                 "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}],
                 "cache": True,
             },
+            # Embedding models (tests/integration/test_embeddings_sdk.py): OpenAI's, with
+            # the response cache on, falling back to Ollama's.
+            {
+                "name": "text-embedding-3-small",
+                "kind": "embedding",
+                "fallbacks": ["nomic-embed-text"],
+                "cache": True,
+                "deployments": [
+                    {"provider": "openai", "model": "text-embedding-3-small", "input_price": 0.02}
+                ],
+            },
+            {
+                "name": "nomic-embed-text",
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": "ollama", "model": "nomic-embed-text", "input_price": 0.01}
+                ],
+            },
         ],
         "prefixes": [
             {"prefix": "gpt-", "provider": "openai"},

@@ -15,7 +15,7 @@ from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2
 from llmgw.router.v1 import embeddings_service_pb2 as embeddings_pb2
 from services.common.errors import GatewayError, InvalidArgument, NotFound, Unavailable
-from services.common.gateway_config import ConfigError, parse_config
+from services.common.gateway_config import ConfigError, default_config, parse_config
 from services.common.upstream_timing import UpstreamTiming
 from services.router.cache.store import ResponseCache
 from services.router.catalog import Catalog
@@ -316,3 +316,20 @@ async def test_cancellation_propagates() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert usage.records == []
+
+
+def test_the_default_configuration_adds_embedding_models_after_the_chat_ones() -> None:
+    openai = Catalog(default_config({"OPENAI_API_KEY": "k"}))
+    assert openai.resolve("text-embedding-3-small").kind == "embedding"
+    assert openai.config.default_model == "gpt-4o"
+    local = Catalog(
+        default_config(
+            {"LLMGW_LOCAL_MODEL_URL": "http://a:1", "LLMGW_LOCAL_EMBEDDINGS_URL": "http://b:2/"}
+        )
+    )
+    resolved = local.resolve("local-embeddings")
+    assert (resolved.name, resolved.kind) == ("smollm2-135m-embeddings", "embedding")
+    provider = local.config.providers[resolved.deployments[0].provider]
+    assert (provider.type, provider.base_url) == ("openai", "http://b:2/v1")
+    assert provider.api_key_env == "LLMGW_LOCAL_MODEL_KEY"
+    assert local.config.default_model == "smollm2-135m-instruct"
