@@ -119,6 +119,8 @@ async def test_usage_is_recorded_with_its_cost(gw: Gateway, channel: grpc.aio.Ch
 
 async def test_an_unknown_model_is_404_and_a_chat_model_is_400(gw: Gateway) -> None:
     async with _sdk(gw) as client:
+        listed = [model.id async for model in client.models.list()]
+        assert {MODEL, FALLBACK} <= set(listed)
         with pytest.raises(openai.NotFoundError):
             await client.embeddings.create(model="no-such-embedder", input="x")
         with pytest.raises(openai.BadRequestError) as chat_model:

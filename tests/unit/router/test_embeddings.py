@@ -9,13 +9,16 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.router.v1 import chat_pb2
 from llmgw.router.v1 import embeddings_service_pb2 as embeddings_pb2
+from services.common import tracing
 from services.common.errors import GatewayError, InvalidArgument, NotFound, Unavailable
 from services.common.gateway_config import ConfigError, default_config, parse_config
+from services.common.tracing_config import tracing_settings
 from services.common.upstream_timing import UpstreamTiming
 from services.router.cache.store import ResponseCache
 from services.router.catalog import Catalog
@@ -333,3 +336,27 @@ def test_the_default_configuration_adds_embedding_models_after_the_chat_ones() -
     assert (provider.type, provider.base_url) == ("openai", "http://b:2/v1")
     assert provider.api_key_env == "LLMGW_LOCAL_MODEL_KEY"
     assert local.config.default_model == "smollm2-135m-instruct"
+
+
+async def test_the_request_is_an_embeddings_span_with_provider_model_and_tokens() -> None:
+    settings = tracing_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"})
+    assert settings is not None
+    exporter = InMemorySpanExporter()
+    tracing.configure(settings, "router", "router-1", exporter=exporter)
+    try:
+        router, _ = _router(ScriptedEmbeddings(tokens=9))
+        with tracing.tracer().start_as_current_span("rpc"):
+            await Embedder(router).embed(_request("a", model="e"), FakeContext())
+    finally:
+        tracing.shutdown()
+    [span] = [s for s in exporter.get_finished_spans() if s.name.startswith("embeddings")]
+    assert span.name == "embeddings e"
+    assert dict(span.attributes or {}) == {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.request.model": "e",
+        "gen_ai.provider.name": "openai",
+        "llmgw.provider": "oa",
+        "gen_ai.response.model": "embed",
+        "gen_ai.usage.input_tokens": 9,
+        "gen_ai.usage.output_tokens": 0,
+    }
