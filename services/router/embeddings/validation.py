@@ -15,7 +15,7 @@ from services.common.validation import Violations
 MAX_INPUTS = 2048
 # Characters across all texts of one request (OpenAI's limit is 300,000 tokens).
 MAX_TOTAL_CHARS = 4_000_000
-MAX_DIMENSIONS = 65_536
+MAX_DIMENSIONS = 16_384
 MAX_USER_CHARS = 256
 # About four characters a token (routing/token_estimate's rule), plus one per text.
 CHARS_PER_TOKEN = 4
