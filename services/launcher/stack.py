@@ -1,9 +1,9 @@
 """The whole gateway on one machine as supervised child processes.
 
-Start order: Redis (unless an external one is given), the local model server (only
-when no provider is configured), every service replica (each waited for until its
-gRPC health says SERVING), then Envoy rendered from the topology for exactly these
-replicas. Stop order is the reverse. While running, a crashed replica is restarted.
+Start order: Redis (unless an external one is given), the local model's chat and
+embeddings servers (only when no provider is configured), every service replica (each
+waited for until its gRPC health says SERVING), then Envoy rendered from the topology for
+exactly these replicas. Stop order is the reverse. While running, a crashed replica is restarted.
 SIGHUP to the supervisor is forwarded to every service replica (configuration reload).
 With OTEL_EXPORTER_OTLP_ENDPOINT set (the services' environment, else the launcher's),
 Envoy is rendered with tracing and every service traces to the same collector; each
@@ -47,7 +47,7 @@ from services.common.tracing_config import (
     TracingSettings,
     tracing_settings,
 )
-from services.launcher import envoy_config, envoy_process, localmodel
+from services.launcher import envoy_config, envoy_process, local_embeddings, localmodel
 from services.launcher.processes import ChildProcess, ProcessError, free_port, port_open, wait_port
 from services.launcher.redis_process import redis_process
 from services.launcher.topology import (
@@ -161,6 +161,8 @@ class Stack:
         self.redis_url = options.redis_url or ""
         self.local_model: ChildProcess | None = None
         self.local_model_url = ""
+        self.local_embeddings: ChildProcess | None = None
+        self.local_embeddings_url = ""
         self.envoy: ChildProcess | None = None
         self.placement: Placement | None = None
         self._public = self._internal = self._ops = self._admin = Endpoint("127.0.0.1", 0)
@@ -374,11 +376,28 @@ class Stack:
             argv=localmodel.server_argv(install, model, "127.0.0.1", port),
             log_path=self.logs / "llama-server.log",
         )
-        self.progress(f"==> starting llama-server on 127.0.0.1:{port}")
+        # The embeddings server: the same weights in llama-server's embeddings-only mode,
+        # on a port of its own (see services/launcher/local_embeddings.py).
+        embeddings_port = free_port()
+        self.local_embeddings = ChildProcess(
+            name="llama-embeddings",
+            argv=local_embeddings.embeddings_argv(install, model, "127.0.0.1", embeddings_port),
+            log_path=self.logs / "llama-embeddings.log",
+        )
+        self.progress(
+            f"==> starting llama-server on 127.0.0.1:{port} and its embeddings server on "
+            f"127.0.0.1:{embeddings_port}"
+        )
         await self.local_model.start()
         self.local_model_url = f"http://127.0.0.1:{port}"
-        await localmodel.wait_healthy(self.local_model_url, 120)
+        await self.local_embeddings.start()
+        self.local_embeddings_url = f"http://127.0.0.1:{embeddings_port}"
+        await asyncio.gather(
+            localmodel.wait_healthy(self.local_model_url, 120),
+            localmodel.wait_healthy(self.local_embeddings_url, 120, self.local_embeddings),
+        )
         self._env.setdefault("LLMGW_LOCAL_MODEL_URL", self.local_model_url)
+        self._env.setdefault(local_embeddings.EMBEDDINGS_URL_ENV, self.local_embeddings_url)
 
     def _toolset_env(self) -> dict[str, str]:
         """The toolsets' variables (the services' environment, else the launcher's); a
@@ -645,7 +664,7 @@ class Stack:
     def reload_services(self) -> list[str]:
         """SIGHUP to every running service replica; returns their names.
 
-        Envoy, Redis and the local model are left alone: their configuration does not
+        Envoy, Redis and the local model's servers are left alone: their configuration does not
         come from the gateway file.
         """
         signalled = []
@@ -667,6 +686,8 @@ class Stack:
         await asyncio.gather(*(r.process.stop(grace=15) for r in replicas))
         if self.local_model is not None:
             await self.local_model.stop(grace=5)
+        if self.local_embeddings is not None:
+            await self.local_embeddings.stop(grace=5)
         if self.redis is not None:
             await self.redis.stop(grace=10)
 
@@ -687,6 +708,11 @@ class Stack:
         if self.local_model_url:
             lines.append(
                 f"  model     {localmodel.LOCAL_MODEL_NAME} (llama-server {self.local_model_url})"
+            )
+        if self.local_embeddings_url:
+            lines.append(
+                f"  embed     {local_embeddings.EMBEDDINGS_MODEL_NAME} (llama-server "
+                f"{self.local_embeddings_url}, /v1/embeddings)"
             )
         for companion in self.options.companions:
             lines += companion.summary_lines()

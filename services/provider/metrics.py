@@ -39,12 +39,14 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 REQUESTS = Counter(
     "llmgw_provider_requests_total",
-    "Completions sent to providers, by outcome: `ok` or the error reason.",
+    "Completions and embedding requests sent to providers (`method`: Complete, "
+    "StreamComplete, Embed), by outcome: `ok` or the error reason.",
     ["provider", "model", "method", "outcome"],
 )
 UPSTREAM_LATENCY = Histogram(
     "llmgw_provider_upstream_duration_seconds",
-    "Time from sending a completion to its last byte (the whole stream for streams).",
+    "Time from sending a completion or embedding request to its last byte (the whole "
+    "stream for streams).",
     ["provider", "model", "method"],
     buckets=_LATENCY_BUCKETS,
 )
@@ -84,7 +86,7 @@ def outcome_of(error: BaseException) -> str:
 
 
 class UpstreamCall:
-    """Measures one completion from the moment it is sent."""
+    """Measures one completion or embedding request from the moment it is sent."""
 
     __slots__ = ("_duration", "_first_token", "_method", "_model", "_provider", "_start")
 

@@ -16,6 +16,18 @@ from services.common.text_checks import (
 )
 from services.common.validation import Violations
 
+# Embedding requests, bounded as OpenAI's `/v1/embeddings` bounds them: at most 2048
+# texts, none empty. A text may hold 8192 tokens there; 64 Ki characters leaves room for
+# that in any script while keeping one request's texts (`MAX_EMBED_TOTAL_CHARS`, about
+# OpenAI's 300,000 tokens a request) within the gRPC message limit.
+MAX_EMBED_INPUTS = 2048
+MAX_EMBED_INPUT_CHARS = 65_536
+MAX_EMBED_TOTAL_CHARS = 2_000_000
+# Largest vector length a caller may ask for (the largest models answer 4096).
+MAX_EMBED_DIMENSIONS = 16_384
+# Per-text violations reported before the rest are summed up, to bound the status.
+_MAX_TEXT_VIOLATIONS = 8
+
 _ROLES = frozenset(chat_pb2.Role.values()) - {chat_pb2.ROLE_UNSPECIFIED}
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
@@ -57,6 +69,41 @@ def validate_complete(request: provider_pb2.CompleteRequest) -> None:
             violations.add("tool_choice.tool_name", "must name one of the request's tools")
     if request.HasField("max_tokens") and request.max_tokens <= 0:
         violations.add("max_tokens", "must be positive")
+    violations.raise_if_any()
+
+
+def validate_embed(request: provider_pb2.EmbedRequest) -> None:
+    violations = Violations()
+    check_text(
+        violations, "provider", request.provider, MAX_NAME_CHARS, required=True, single_line=True
+    )
+    check_text(
+        violations, "model", request.model, MAX_MODEL_NAME_CHARS, required=True, single_line=True
+    )
+    check_text(violations, "user", request.user, MAX_ID_CHARS, single_line=True)
+    texts = request.input
+    violations.require(bool(texts), "input", "at least one text is required")
+    if len(texts) > MAX_EMBED_INPUTS:
+        violations.add("input", f"has {len(texts)} texts; at most {MAX_EMBED_INPUTS} allowed")
+    else:
+        bad = 0
+        for i, text in enumerate(texts):
+            if text and len(text) <= MAX_EMBED_INPUT_CHARS:
+                continue
+            bad += 1
+            if bad <= _MAX_TEXT_VIOLATIONS:
+                check_text(violations, f"input[{i}]", text, MAX_EMBED_INPUT_CHARS, required=True)
+        if bad > _MAX_TEXT_VIOLATIONS:
+            violations.add(
+                "input", f"{bad - _MAX_TEXT_VIOLATIONS} more texts are empty or too long"
+            )
+        total = sum(len(text) for text in texts)
+        if not bad and total > MAX_EMBED_TOTAL_CHARS:
+            violations.add(
+                "input", f"holds {total} characters; at most {MAX_EMBED_TOTAL_CHARS} allowed"
+            )
+    if not 0 <= request.dimensions <= MAX_EMBED_DIMENSIONS:
+        violations.add("dimensions", f"must be 0 (the model's own) to {MAX_EMBED_DIMENSIONS}")
     violations.raise_if_any()
 
 

@@ -26,7 +26,11 @@ from services.common.channels import remaining_timeout
 from services.common.errors import GatewayError, NotFound
 from services.provider.adapters.base import ProviderAdapter
 from services.provider.metrics import ACTIVE_STREAMS, ModelLabels, UpstreamCall
-from services.provider.request_validation import validate_complete, validate_provider
+from services.provider.request_validation import (
+    validate_complete,
+    validate_embed,
+    validate_provider,
+)
 
 # Seconds a health check may take when the caller set no deadline.
 CHECK_TIMEOUT = 10.0
@@ -154,6 +158,26 @@ class ProviderServicer(provider_grpc.ProviderServiceServicer):
                 context.set_trailing_metadata(call.trailers())
             finally:
                 active.dec()
+
+    async def Embed(
+        self, request: provider_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+    ) -> provider_pb2.EmbedResponse:
+        validate_embed(request)
+        with self._use(request.provider) as adapter:
+            label = self._labels(request.provider, request.model)
+            call = UpstreamCall(request.provider, label, "Embed")
+            try:
+                response = await adapter.embed(request, remaining_timeout(context))
+            except GatewayError as error:
+                call.failed(error)
+                raise detached(error) from None
+            except BaseException as error:
+                call.failed(error)
+                raise
+        call.succeeded(response.usage if response.HasField("usage") else None)
+        context.set_trailing_metadata(call.trailers())
+        response.provider = request.provider
+        return response
 
     async def ListProviderModels(
         self, request: provider_pb2.ListProviderModelsRequest, context: grpc.aio.ServicerContext

@@ -1,4 +1,4 @@
-"""A fake of Ollama's native API (`/api/chat`, `/api/tags`, `/api/version`).
+"""A fake of Ollama's native API (`/api/chat`, `/api/embed`, `/api/tags`, `/api/version`).
 
 Ollama streams NDJSON unless the request says `"stream": false`, sends tool-call
 arguments as JSON objects, and reports errors as `{"error": "..."}`. Ollama has no
@@ -15,6 +15,13 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.behaviour import FINISH_LENGTH, Behaviour
+from tests.fakes.embeddings import (
+    DEFAULT_DIMENSIONS,
+    MAX_DIMENSIONS,
+    input_texts,
+    input_tokens,
+    vector_for,
+)
 from tests.fakes.server import Call, FakeServer, Handler, token_counts
 from tests.fakes.streaming import Frame
 from tests.fakes.wire import JSON, dumps, ndjson, rfc3339_now
@@ -67,6 +74,7 @@ def _model_entry(model: str) -> dict[str, Any]:
 class FakeOllama(FakeServer):
     protocol = "ollama"
     completion_path = "/api/chat"
+    embeddings_path = "/api/embed"
     default_models = ("llama3.2:latest",)
 
     # Non-completion endpoints.
@@ -110,6 +118,21 @@ class FakeOllama(FakeServer):
         messages = body.get("messages")
         if messages is not None and not isinstance(messages, list):
             return _error(400, "json: cannot unmarshal into Go struct field ChatRequest.messages")
+        return None
+
+    def validate_embeddings(self, request: web.Request, body: Any) -> web.Response | None:
+        if not isinstance(body, dict):
+            return self.invalid_json()
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return _error(400, "model is required")
+        if input_texts(body.get("input")) is None:
+            return _error(400, "invalid input type")
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (
+            not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_DIMENSIONS
+        ):
+            return _error(400, f"invalid dimensions: must be between 1 and {MAX_DIMENSIONS}")
         return None
 
     def not_found(self, request: web.Request) -> web.Response:
@@ -175,6 +198,21 @@ class FakeOllama(FakeServer):
             body = self._done(call, behaviour, self._message(behaviour.resolved_text, with_tools))
         headers = behaviour.headers or None
         return web.Response(body=dumps(body), content_type=JSON, headers=headers)
+
+    def embed(self, call: Call, behaviour: Behaviour) -> web.Response:
+        """Ollama's `/api/embed` answer: unit vectors, one per input, and the tokens read."""
+        texts = input_texts(call.body.get("input")) or []
+        dimensions = call.body.get("dimensions") or DEFAULT_DIMENSIONS
+        tokens = input_tokens(texts, behaviour)
+        prompt_ns = tokens * _PROMPT_NS_PER_TOKEN
+        body = {
+            "model": call.model,
+            "embeddings": [vector_for(text, dimensions) for text in texts],
+            "total_duration": _LOAD_NS + prompt_ns,
+            "load_duration": _LOAD_NS,
+            "prompt_eval_count": tokens,
+        }
+        return web.Response(body=dumps(body), content_type=JSON, headers=behaviour.headers or None)
 
     def keepalive_frame(self) -> bytes:
         """NDJSON has no comments; a blank line carries nothing, as a comment does."""

@@ -1,4 +1,5 @@
-"""A fake of OpenAI's Chat Completions API (`/v1/chat/completions`, `/v1/models`).
+"""A fake of OpenAI's Chat Completions API (`/v1/chat/completions`, `/v1/models`) and
+its Embeddings API (`/v1/embeddings`).
 
 Error bodies follow what api.openai.com sends, which differs from the HTTP status
 names: a bad key is `type: invalid_request_error, code: invalid_api_key`, an unknown
@@ -20,6 +21,14 @@ from tests.fakes.behaviour import (
     FINISH_STOP_SEQUENCE,
     FINISH_TOOL_CALLS,
     Behaviour,
+)
+from tests.fakes.embeddings import (
+    DEFAULT_DIMENSIONS,
+    MAX_DIMENSIONS,
+    base64_vector,
+    input_texts,
+    input_tokens,
+    vector_for,
 )
 from tests.fakes.server import Call, FakeServer, Handler, token_counts
 from tests.fakes.streaming import Frame
@@ -90,6 +99,7 @@ def _mask(key: str) -> str:
 class FakeOpenAI(FakeServer):
     protocol = "openai"
     completion_path = "/v1/chat/completions"
+    embeddings_path = "/v1/embeddings"
     base_path = "/v1"
     default_models = ("gpt-4o-mini", "gpt-4o")
 
@@ -209,6 +219,56 @@ class FakeOpenAI(FakeServer):
             )
         return None
 
+    def validate_embeddings(self, request: web.Request, body: Any) -> web.Response | None:
+        """OpenAI's checks of an embeddings request: `input` a string or a non-empty list
+        of strings, `encoding_format` float or base64, `dimensions` 1 to the model's size."""
+        if not isinstance(body, dict):
+            return self.invalid_json()
+        model = body.get("model")
+        if model is None:
+            return self._error(400, "invalid_request_error", "you must provide a model parameter")
+        if not isinstance(model, str):
+            return self._invalid_type("model", "a string", model)
+        if "input" not in body:
+            return self._error(
+                400,
+                "invalid_request_error",
+                "Missing required parameter: 'input'.",
+                code="missing_required_parameter",
+                param="input",
+            )
+        if input_texts(body["input"]) is None:
+            return self._error(
+                400,
+                "invalid_request_error",
+                "'$.input' is invalid. Please check the API reference: "
+                "https://platform.openai.com/docs/api-reference.",
+                param="input",
+            )
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"Invalid value for 'encoding_format': {encoding!r}. "
+                "Supported values are: 'float' and 'base64'.",
+                code="invalid_value",
+                param="encoding_format",
+            )
+        dimensions = body.get("dimensions")
+        if dimensions is not None and (
+            not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_DIMENSIONS
+        ):
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"Invalid value for 'dimensions' = {dimensions}. "
+                f"Must be between 1 and {MAX_DIMENSIONS}.",
+                code="invalid_value",
+                param="dimensions",
+            )
+        return None
+
     def _invalid_type(self, param: str, expected: str, value: Any) -> web.Response:
         return self._error(
             400,
@@ -280,6 +340,25 @@ class FakeOpenAI(FakeServer):
             "system_fingerprint": _FINGERPRINT,
         }
         return web.Response(body=dumps(body), content_type=JSON, headers=self._headers(behaviour))
+
+    def embed(self, call: Call, behaviour: Behaviour) -> web.Response:
+        body = call.body
+        texts = input_texts(body["input"]) or []
+        dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            values = vector_for(text, dimensions)
+            embedding: Any = base64_vector(values) if as_base64 else values
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = input_tokens(texts, behaviour)
+        answer = {
+            "object": "list",
+            "data": data,
+            "model": call.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return web.Response(body=dumps(answer), content_type=JSON, headers=self._headers(behaviour))
 
     def stream_headers(self, behaviour: Behaviour) -> dict[str, str]:
         headers = self._headers(behaviour)

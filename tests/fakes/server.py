@@ -106,6 +106,8 @@ class FakeServer(ServedFake):
 
     protocol: ClassVar[str]
     completion_path: ClassVar[str]
+    # The protocol's embeddings endpoint, answered by `embed` (None: it has none).
+    embeddings_path: ClassVar[str | None] = None
     base_path: ClassVar[str] = ""
     default_models: ClassVar[tuple[str, ...]]
 
@@ -190,6 +192,8 @@ class FakeServer(ServedFake):
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_routes(control_routes(self._state))
         app.router.add_post(self.completion_path, self._completion)
+        if self.embeddings_path is not None:
+            app.router.add_post(self.embeddings_path, self._embeddings)
         for method, path, handler in self.api_routes():
             app.router.add_route(method, path, self._guarded(handler))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
@@ -198,6 +202,37 @@ class FakeServer(ServedFake):
     # Pipeline.
 
     async def _completion(self, request: web.Request) -> web.StreamResponse:
+        return await self._pipeline(request, self.validate, self._answer_completion)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._pipeline(request, self.validate_embeddings, self._answer_embeddings)
+
+    async def _answer_completion(
+        self, request: web.Request, call: Call, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        if self.is_stream(call.body):
+            return await self._stream(request, call, behaviour)
+        if behaviour.break_after is not None:
+            abort_connection(request)
+            return web.Response()
+        return self.unary(call, behaviour)
+
+    async def _answer_embeddings(
+        self, request: web.Request, call: Call, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        if behaviour.break_after is not None:
+            abort_connection(request)
+            return web.Response()
+        return self.embed(call, behaviour)
+
+    async def _pipeline(
+        self,
+        request: web.Request,
+        validate: Callable[[web.Request, Any], web.Response | None],
+        answer: Callable[[web.Request, Call, Behaviour], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Record, authenticate, validate, pick the behaviour, answer: the same for
+        completion and embedding requests, which share the script and the counters."""
         state = self._state
         state.hits += 1
         state.in_flight += 1
@@ -213,7 +248,7 @@ class FakeServer(ServedFake):
                 state.count_model(body["model"])
             rejection = self.check_auth(request)
             if rejection is None:
-                rejection = self.validate(request, body)
+                rejection = validate(request, body)
             if rejection is not None:
                 return rejection
             call = Call(body, body["model"])
@@ -222,12 +257,7 @@ class FakeServer(ServedFake):
                 await asyncio.sleep(behaviour.delay)
             if behaviour.is_error:
                 return self.scripted_error(call, behaviour)
-            if self.is_stream(body):
-                return await self._stream(request, call, behaviour)
-            if behaviour.break_after is not None:
-                abort_connection(request)
-                return web.Response()
-            return self.unary(call, behaviour)
+            return await answer(request, call, behaviour)
         except asyncio.CancelledError:
             # Handler cancellation is on (see `start`), so aiohttp cancels this task as
             # soon as the client closes the connection, even mid-`delay` or between chunks.
@@ -310,3 +340,12 @@ class FakeServer(ServedFake):
     @abstractmethod
     def stream_error(self, call: Call, behaviour: Behaviour) -> bytes:
         """The protocol's in-stream error event."""
+
+    def validate_embeddings(self, request: web.Request, body: Any) -> web.Response | None:
+        """An error response unless `body` is an embeddings request with a str `model`;
+        protocols with an `embeddings_path` override it."""
+        return self.not_found(request)
+
+    def embed(self, call: Call, behaviour: Behaviour) -> web.Response:
+        """The answer to a validated embeddings request (see `tests.fakes.embeddings`)."""
+        raise NotImplementedError(f"{self.protocol} has no embeddings endpoint")

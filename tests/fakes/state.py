@@ -43,10 +43,10 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class FakeStats:
-    """`hits`: completion requests received; `in_flight`: being answered now;
-    `cancelled`: completion requests whose client went away before the answer ended.
+    """`hits`: completion and embedding requests received; `in_flight`: being answered
+    now; `cancelled`: requests whose client went away before the answer ended.
 
-    `hits_by_model`: completion requests per requested model, counting every request
+    `hits_by_model`: those requests per requested model, counting every request
     whose body is a JSON object with a string `model` (so its values may sum to less
     than `hits`). `last_cancelled_at`: wall-clock time (`time.time()`) at which the fake
     noticed the latest cancellation, None when nothing was cancelled since the last reset.

@@ -22,6 +22,7 @@ from services.provider.adapters.anthropic_errors import CAUGHT, from_exception
 from services.provider.adapters.anthropic_request import build_body
 from services.provider.adapters.anthropic_response import StreamTranslator, completion
 from services.provider.adapters.base import ProviderAdapter
+from services.provider.adapters.embeddings import no_embeddings_api
 from services.provider.adapters.endpoints import (
     NO_KEY,
     public_url,
@@ -81,6 +82,11 @@ class AnthropicAdapter(SseJsonAdapter):
 
     def _translator(self, model: str) -> StreamTranslator:
         return StreamTranslator(self._name, model)
+
+    async def embed(
+        self, request: provider_pb2.EmbedRequest, timeout: float | None
+    ) -> provider_pb2.EmbedResponse:
+        raise no_embeddings_api(self._name, "anthropic")
 
     async def _models_page(self, timeout: float | None, after: str | None, limit: int) -> Any:
         params: dict[str, Any] = {"limit": limit}

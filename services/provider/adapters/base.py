@@ -33,6 +33,13 @@ class ProviderAdapter(Protocol):
         event; closing it early closes the upstream response."""
         ...
 
+    async def embed(
+        self, request: provider_pb2.EmbedRequest, timeout: float | None
+    ) -> provider_pb2.EmbedResponse:
+        """One vector per input text, in order; FAILED_PRECONDITION for a family with no
+        embeddings API."""
+        ...
+
     async def list_models(self, timeout: float | None) -> list[provider_pb2.ProviderModel]: ...
 
     async def check(self, timeout: float | None) -> None:

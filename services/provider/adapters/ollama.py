@@ -1,4 +1,5 @@
-"""Ollama's native API (`/api/chat`, NDJSON streaming) over a plain HTTP client.
+"""Ollama's native API (`/api/chat`, NDJSON streaming; `/api/embed`) over a plain HTTP
+client.
 
 Ollama needs no key. One set for Ollama's cloud or an authenticating proxy (`api_key_env`,
 or `OLLAMA_API_KEY` for the endpoint `OLLAMA_HOST` names) is sent as a Bearer token.
@@ -19,6 +20,7 @@ from google.protobuf import timestamp_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ConfigError, ProviderConfig
 from services.provider.adapters.base import ProviderAdapter
+from services.provider.adapters.embeddings import ollama_answer, ollama_body
 from services.provider.adapters.endpoints import (
     public_url,
     resolve_base_url,
@@ -137,6 +139,23 @@ class OllamaAdapter:
         async with aclosing(relayed) as events:
             async for event in events:
                 yield event
+
+    async def embed(
+        self, request: provider_pb2.EmbedRequest, timeout: float | None
+    ) -> provider_pb2.EmbedResponse:
+        response = await self._send(
+            "POST",
+            "/api/embed",
+            body=ollama_body(request),
+            timeout=timeout,
+            stream=False,
+            model=request.model,
+        )
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self._name, "the body is not JSON") from None
+        return ollama_answer(answer, request, self._name)
 
     async def _tags(self, timeout: float | None) -> Any:
         response = await self._send(

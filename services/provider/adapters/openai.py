@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions: OpenAI itself, Azure OpenAI and OpenAI-compatible servers.
+"""OpenAI Chat Completions and Embeddings: OpenAI itself, Azure OpenAI and
+OpenAI-compatible servers.
 
 Calls go through the official SDK's client as `post(..., cast_to=httpx2.Response)`: the
 SDK still provides the transport, authentication (Bearer, or Azure's `api-key` and
@@ -22,6 +23,7 @@ import orjson
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ConfigError, ProviderConfig
 from services.provider.adapters.base import ProviderAdapter
+from services.provider.adapters.embeddings import openai_answer, openai_body
 from services.provider.adapters.endpoints import (
     NO_KEY,
     public_url,
@@ -51,6 +53,7 @@ class OpenAIAdapter(SseJsonAdapter):
         client: openai.AsyncOpenAI,
         *,
         chat_path: Callable[[str], str],
+        embeddings_path: Callable[[str], str],
         max_tokens_field: str,
     ) -> None:
         self._info = info
@@ -58,6 +61,7 @@ class OpenAIAdapter(SseJsonAdapter):
         self._config = config
         self._client = client
         self._chat_path = chat_path
+        self._embeddings_path = embeddings_path
         self._max_tokens_field = max_tokens_field
 
     @property
@@ -87,6 +91,24 @@ class OpenAIAdapter(SseJsonAdapter):
             )
         except CAUGHT as error:
             raise from_exception(error, provider=self._name, model=request.model) from None
+
+    async def embed(
+        self, request: provider_pb2.EmbedRequest, timeout: float | None
+    ) -> provider_pb2.EmbedResponse:
+        try:
+            response = await self._client.post(
+                self._embeddings_path(request.model),
+                cast_to=httpx2.Response,
+                content=orjson.dumps(openai_body(request)),
+                options=self._options(timeout, json_body=True),
+            )
+        except CAUGHT as error:
+            raise from_exception(error, provider=self._name, model=request.model) from None
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self._name, "the body is not JSON") from None
+        return openai_answer(body, request, self._name)
 
     def _completion(self, body: Any, model: str) -> provider_pb2.CompleteResponse:
         return completion(body, provider=self._name, model=model)
@@ -130,9 +152,17 @@ def _chat_completions(model: str) -> str:
     return "/chat/completions"
 
 
+def _embeddings(model: str) -> str:
+    return "/embeddings"
+
+
 def _azure_chat_completions(model: str) -> str:
     # The deployment is the model on Azure, and part of the path.
     return f"/deployments/{quote(model, safe='')}/chat/completions"
+
+
+def _azure_embeddings(model: str) -> str:
+    return f"/deployments/{quote(model, safe='')}/embeddings"
 
 
 def build_openai(name: str, config: ProviderConfig, environ: Mapping[str, str]) -> ProviderAdapter:
@@ -164,6 +194,7 @@ def build_openai(name: str, config: ProviderConfig, environ: Mapping[str, str]) 
         config,
         client,
         chat_path=_chat_completions,
+        embeddings_path=_embeddings,
         max_tokens_field="max_completion_tokens" if official else "max_tokens",
     )
 
@@ -199,5 +230,6 @@ def build_azure(name: str, config: ProviderConfig, environ: Mapping[str, str]) -
         config,
         client,
         chat_path=_azure_chat_completions,
+        embeddings_path=_azure_embeddings,
         max_tokens_field="max_completion_tokens",
     )

@@ -47,6 +47,11 @@ class UnconfiguredAdapter:
         raise self._error()
         yield  # an async generator, as the protocol's `stream` is
 
+    async def embed(
+        self, request: provider_pb2.EmbedRequest, timeout: float | None
+    ) -> provider_pb2.EmbedResponse:
+        raise self._error()
+
     async def list_models(self, timeout: float | None) -> list[provider_pb2.ProviderModel]:
         raise self._error()
 

@@ -15,9 +15,7 @@ from services.common.upstream_timing import (
 )
 from tests.fakes import Behaviour
 from tests.unit.provider.chat import user
-from tests.unit.provider.test_servicer import Fakes, fakes, stub
-
-__all__ = ["fakes", "stub"]  # the fixtures this module borrows
+from tests.unit.provider.conftest import Fakes
 
 DELAY = 0.05
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 from google.rpc import error_details_pb2
 from prometheus_client import REGISTRY
 
@@ -18,61 +14,9 @@ from llmgw.common.v1 import chat_pb2
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from llmgw.provider.v1 import provider_service_pb2_grpc as provider_grpc
 from services.common.errors import RemoteError, find_detail
-from services.common.server import RunningServer, create_server
-from services.common.settings import ServiceSettings
-from services.provider.app import build
-from tests.fakes import Behaviour, FakeAnthropic, FakeOllama, FakeOpenAI
-from tests.support.trust import TEST_INTERNAL_SECRET, vouched_channel
+from tests.fakes import Behaviour
 from tests.unit.provider.chat import check_stream_contract, message, streamed_text, user
-from tests.unit.provider.conftest import KEY, KEY_VARIABLE
-
-
-@dataclass
-class Fakes:
-    openai: FakeOpenAI
-    anthropic: FakeAnthropic
-    ollama: FakeOllama
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Fakes]:
-    async with (
-        FakeOpenAI(api_key=KEY) as openai,
-        FakeAnthropic(api_key=KEY) as anthropic,
-        FakeOllama(api_key=KEY) as ollama,
-    ):
-        yield Fakes(openai, anthropic, ollama)
-
-
-@pytest.fixture
-async def stub(
-    fakes: Fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[provider_grpc.ProviderServiceStub]:
-    monkeypatch.setenv(KEY_VARIABLE, KEY)
-    providers = {
-        name: {"type": name, "base_url": fake.url, "api_key_env": KEY_VARIABLE}
-        for name, fake in vars(fakes).items()
-    }
-    providers["keyless"] = {"type": "anthropic"}
-    config = tmp_path / "gateway.yaml"
-    # One catalogue model: its upstream model is a metric label, every other is `other`.
-    models = [{"name": "mini", "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}]
-    config.write_text(yaml.safe_dump({"providers": providers, "models": models}))
-    settings = ServiceSettings(
-        service="provider",
-        port=0,
-        metrics_port=0,
-        config_path=config,
-        access_log=False,
-        internal_secret=TEST_INTERNAL_SECRET,
-    )
-    running: RunningServer = await create_server(settings, await build(settings))
-    try:
-        # The provider answers only calls another gateway service vouched for.
-        async with vouched_channel(f"127.0.0.1:{running.port}") as channel:
-            yield provider_grpc.ProviderServiceStub(channel)
-    finally:
-        await running.stop(0)
+from tests.unit.provider.conftest import KEY, Fakes
 
 
 def _ask(provider: str, model: str, *messages: chat_pb2.Message) -> provider_pb2.CompleteRequest:
