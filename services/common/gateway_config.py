@@ -29,12 +29,17 @@ from services.common.tool_config import ToolsConfig
 
 ProviderType = Literal["openai", "azure_openai", "anthropic", "ollama"]
 RoutingStrategy = Literal["priority", "weighted", "least_latency", "lowest_cost", "least_busy"]
+# What a catalogue model serves: chat completions, or embeddings (`/v1/embeddings`).
+ModelKind = Literal["chat", "embedding"]
 
 LOCAL_PROVIDER = "local"
 LOCAL_MODEL = "smollm2-135m-instruct"
 # Tokens one request to the embedded model may hold: llama-server's --ctx-size divided by
 # its --parallel slots (services/launcher/localmodel.py; a test keeps the two in step).
 LOCAL_MODEL_CONTEXT = 4096
+# The embedded embeddings server the launcher starts (`LLMGW_LOCAL_EMBEDDINGS_URL`).
+LOCAL_EMBEDDINGS_PROVIDER = "local-embeddings"
+LOCAL_EMBEDDINGS_MODEL = "smollm2-135m-embeddings"
 
 
 class ConfigError(SettingsError):
@@ -167,6 +172,9 @@ class ModelEntry(Strict):
 
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
+    # Chat models answer chat completions only, embedding models embeddings only (their
+    # `input_price` is per million input tokens).
+    kind: ModelKind = "chat"
     deployments: list[Deployment] = Field(min_length=1)
     routing: RoutingStrategy = "priority"
     # Models tried, in order, when every deployment of this one failed or is open.
@@ -263,10 +271,16 @@ class GatewayConfig(Strict):
                 if name in names:
                     problems.append(f"{where}: '{name}' is already used by {names[name]}")
                 names[name] = where
+        kinds = {n: e.kind for e in self.models for n in (e.name, *e.aliases)}
         for i, entry in enumerate(self.models):
             for k, fallback in enumerate(entry.fallbacks):
                 if fallback not in names:
                     problems.append(f"models.{i}.fallbacks.{k}: unknown model '{fallback}'")
+                elif kinds[fallback] != entry.kind:
+                    problems.append(
+                        f"models.{i}.fallbacks.{k}: '{fallback}' is of kind {kinds[fallback]}, "
+                        f"this model of kind {entry.kind}"
+                    )
         for i, rule in enumerate(self.prefixes):
             if rule.provider not in self.providers:
                 problems.append(f"prefixes.{i}.provider: unknown provider '{rule.provider}'")
@@ -277,6 +291,8 @@ class GatewayConfig(Strict):
             and not any(default.startswith(r.prefix) for r in self.prefixes)
         ):
             problems.append(f"default_model: unknown model '{self.default_model}'")
+        elif default is not None and kinds.get(default) == "embedding":
+            problems.append(f"default_model: '{default}' is an embedding model")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -437,8 +453,41 @@ def default_config(environ: Mapping[str, str]) -> GatewayConfig:
     default = environ.get("LLMGW_DEFAULT_MODEL") or (LOCAL_MODEL if local_url else None)
     if default is None and doc["models"]:
         default = doc["models"][0]["name"]
+    _add_embedding_models(doc, environ)
     doc["default_model"] = default
     return parse_config(doc, "default configuration")
+
+
+def _add_embedding_models(doc: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """OpenAI's small embedding model with OpenAI, and the embedded embeddings server
+    when the launcher started one (after the chat models: never the default)."""
+    if "openai" in doc["providers"]:
+        doc["models"].append(
+            {
+                "name": "text-embedding-3-small",
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": "openai", "model": "text-embedding-3-small", "input_price": 0.02}
+                ],
+            }
+        )
+    url = environ.get("LLMGW_LOCAL_EMBEDDINGS_URL", "")
+    if url:
+        doc["providers"][LOCAL_EMBEDDINGS_PROVIDER] = {
+            "type": "openai",
+            "base_url": url.rstrip("/") + "/v1",
+            "api_key_env": "LLMGW_LOCAL_MODEL_KEY",
+        }
+        doc["models"].append(
+            {
+                "name": LOCAL_EMBEDDINGS_MODEL,
+                "aliases": ["local-embeddings"],
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": LOCAL_EMBEDDINGS_PROVIDER, "model": LOCAL_EMBEDDINGS_MODEL}
+                ],
+            }
+        )
 
 
 def needs_local_model(path: Path | None, environ: Mapping[str, str]) -> bool:

@@ -6,6 +6,8 @@
   carry gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model,
   gen_ai.response.model, gen_ai.usage.input_tokens / output_tokens and
   gen_ai.response.finish_reasons.
+- `embeddings {model}`: the router's view of one embeddings request (operation
+  `embeddings`, the same request and response attributes, input tokens only).
 - `execute_tool {tool}`: one tool run in the Tool service (gen_ai.tool.name,
   gen_ai.tool.call.id when the caller gave one).
 - `invoke_agent investigation`: one investigation attempt, its model steps and tool calls
@@ -190,6 +192,20 @@ def chat(request_model: str, *, client: bool) -> AbstractContextManager[Recorder
     return _span(
         f"chat {request_model}" if request_model else "chat",
         SpanKind.CLIENT if client else SpanKind.INTERNAL,
+        attributes,
+    )
+
+
+def embeddings(request_model: str) -> AbstractContextManager[Recorder]:
+    """`embeddings {model}`: the router's view of one embeddings request (kind INTERNAL;
+    its provider calls are children). Carries the answering provider and model and the
+    input tokens; never the texts."""
+    attributes = {OPERATION: "embeddings"}
+    if request_model:
+        attributes[REQUEST_MODEL] = request_model
+    return _span(
+        f"embeddings {request_model}" if request_model else "embeddings",
+        SpanKind.INTERNAL,
         attributes,
     )
 

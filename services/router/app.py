@@ -20,6 +20,7 @@ from llmgw.identity.v1 import identity_service_pb2_grpc
 from llmgw.router.v1 import (
     admin_service_pb2_grpc,
     compat_service_pb2_grpc,
+    embeddings_service_pb2_grpc,
     router_service_pb2_grpc,
 )
 from services.common.channels import InternalChannel
@@ -39,6 +40,8 @@ from services.router.budget_gauges import BudgetGauges
 from services.router.cache.store import ResponseCache
 from services.router.catalog_store import CatalogStore
 from services.router.compat.servicer import CompatServicer
+from services.router.embeddings.embedder import Embedder
+from services.router.embeddings.servicer import EmbeddingsServicer
 from services.router.identity_admin import IdentityAdmin
 from services.router.limits.limiter import RateLimiter
 from services.router.provider_client import ProviderClient
@@ -53,6 +56,7 @@ log = logging.getLogger("llmgw.router")
 ROUTER_SERVICE = "llmgw.router.v1.RouterService"
 ADMIN_SERVICE = "llmgw.router.v1.AdminService"
 COMPAT_SERVICE = "llmgw.router.v1.CompatService"
+EMBEDDINGS_SERVICE = "llmgw.router.v1.EmbeddingsService"
 IDENTITY_SERVICE = identity_service.SERVICE_NAME
 # How long a rotated API key keeps working when RotateApiKey names no overlap.
 DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
@@ -61,6 +65,7 @@ DEFAULT_KEY_OVERLAP_SECONDS = 3600.0
 PUBLIC_SERVICES = (
     ROUTER_SERVICE,
     COMPAT_SERVICE,
+    EMBEDDINGS_SERVICE,
     ADMIN_SERVICE,
     IDENTITY_SERVICE,
     "llmgw.session.v1.SessionService",
@@ -148,6 +153,9 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         compat_service_pb2_grpc.add_CompatServiceServicer_to_server(
             CompatServicer(servicer), server
         )
+        embeddings_service_pb2_grpc.add_EmbeddingsServiceServicer_to_server(
+            EmbeddingsServicer(Embedder(servicer)), server
+        )
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(
             identity_service.IdentityServicer(identity, once), server
@@ -167,7 +175,13 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         register=register,
-        service_names=[ROUTER_SERVICE, COMPAT_SERVICE, ADMIN_SERVICE, IDENTITY_SERVICE],
+        service_names=[
+            ROUTER_SERVICE,
+            COMPAT_SERVICE,
+            EMBEDDINGS_SERVICE,
+            ADMIN_SERVICE,
+            IDENTITY_SERVICE,
+        ],
         extra_reflection_names=PUBLIC_SERVICES,
         on_stop=[close],
         on_reload=[reload],

@@ -47,6 +47,23 @@ class ResolvedModel:
         return "catalogue" if self.entry is not None else "provider"
 
     @property
+    def kind(self) -> str:
+        """`chat` or `embedding`; a prefix-routed name is a chat model."""
+        return self.entry.kind if self.entry is not None else "chat"
+
+    def require_kind(self, kind: str) -> None:
+        """INVALID_ARGUMENT naming `model` when the model serves the other API."""
+        if self.kind == kind:
+            return
+        if self.kind == "embedding":
+            raise InvalidArgument.for_field(
+                "model", f"'{self.name}' is an embedding model; use /v1/embeddings"
+            )
+        raise InvalidArgument.for_field(
+            "model", f"'{self.name}' is a chat model; use /v1/chat/completions"
+        )
+
+    @property
     def label(self) -> str:
         """The model's metric label: its catalogue name, else `other`."""
         return self.entry.name if self.entry is not None else OTHER_MODEL

@@ -19,7 +19,7 @@ requests answered by a model without the gateway tool loop (tool calls are neith
 retry backoff waits count as overhead, and an attempt the provider reported no time for
 (it failed) counts whole as upstream.
 
-Labels are bounded: the operation is `chat`, the provider is the provider instance's
+Labels are bounded: the operation is `chat` or `embeddings`, the provider is the provider instance's
 configured type (`openai`, `anthropic`, ...), the model is `ResolvedModel.label` (a
 catalogue name, else `other`), the error type a gRPC status code name. Each request costs
 a few clock reads and a handful of histogram observations: no per-token work.
@@ -40,9 +40,10 @@ from services.common.gateway_config import ProviderConfig
 from services.common.upstream_timing import UpstreamTiming
 from services.router.routing.plan import Candidate
 
-# The GenAI operation name of every completion (OTel `gen_ai.operation.name`).
+# The GenAI operation names (OTel `gen_ai.operation.name`): completions, embeddings.
 CHAT = "chat"
-Operation = Literal["chat", "chat_stream"]
+EMBEDDINGS = "embeddings"
+Operation = Literal["chat", "chat_stream", "embeddings"]
 
 _TOKEN_BUCKETS = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
@@ -112,10 +113,11 @@ class Attempt:
     """One upstream call, from the router's side; end it with `succeeded` or `failed`
     (the first end counts, later ones do nothing)."""
 
-    __slots__ = ("_model", "_provider", "_request", "_start", "elapsed", "upstream")
+    __slots__ = ("_model", "_operation", "_provider", "_request", "_start", "elapsed", "upstream")
 
     def __init__(self, request: RequestTiming, model_label: str, provider_kind: str) -> None:
         self._request = request
+        self._operation = EMBEDDINGS if request.operation == "embeddings" else CHAT
         self._model = model_label
         self._provider = provider_kind
         self._start = time.perf_counter()
@@ -127,9 +129,10 @@ class Attempt:
         if not self._end(""):
             return
         if usage is not None:
-            labels = (CHAT, self._provider, self._model)
+            labels = (self._operation, self._provider, self._model)
             CLIENT_TOKEN_USAGE.labels(*labels, "input").observe(usage.input_tokens)
-            CLIENT_TOKEN_USAGE.labels(*labels, "output").observe(usage.output_tokens)
+            if self._operation == CHAT:
+                CLIENT_TOKEN_USAGE.labels(*labels, "output").observe(usage.output_tokens)
 
     def failed(self, error: BaseException) -> None:
         self._end(error_type(error))
@@ -138,9 +141,9 @@ class Attempt:
         if self.elapsed is not None:
             return False
         self.elapsed = time.perf_counter() - self._start
-        CLIENT_OPERATION_DURATION.labels(CHAT, self._provider, self._model, error).observe(
-            self.elapsed
-        )
+        CLIENT_OPERATION_DURATION.labels(
+            self._operation, self._provider, self._model, error
+        ).observe(self.elapsed)
         self._request.attempts.append(self)
         return True
 

@@ -45,6 +45,22 @@ class ProviderClient:
             raise _translate(error) from None
         return response
 
+    async def embed(
+        self,
+        request: provider_pb2.EmbedRequest,
+        timeout: float | None,
+        timing: UpstreamTiming | None = None,
+    ) -> provider_pb2.EmbedResponse:
+        """One provider's vectors for the request's texts, in order."""
+        call = self._stub.Embed(request, timeout=timeout, metadata=self._metadata(timeout))
+        try:
+            response = await call
+            if timing is not None:
+                timing.read(await call.trailing_metadata())
+        except grpc.aio.AioRpcError as error:
+            raise _translate(error) from None
+        return response
+
     async def stream(
         self,
         request: provider_pb2.CompleteRequest,

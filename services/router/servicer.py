@@ -85,6 +85,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         )
         self._models = ModelDirectory(provider)
 
+    @property
+    def backends(self) -> ChatBackends:
+        """The provider, routing, cache and usage backends (the embedder's too)."""
+        return self._backends
+
     async def admit(
         self,
         request: chat_pb2.CreateChatCompletionRequest,

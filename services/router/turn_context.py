@@ -143,6 +143,7 @@ async def prepare(
     principal = current_principal()
     resolved = catalog.resolve(request.model)
     check_model(principal, request.model, resolved)
+    resolved.require_kind("chat")
     options = request.gateway
     check_tools(principal, options.tools)
     config = catalog.config

@@ -56,6 +56,8 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "curl-usage",
         "grpcurl",
         "openai-sdk",
+        "curl-embeddings",
+        "openai-sdk-embeddings",
         "curl-investigation",
         "curl-alertmanager-webhook",
     }
@@ -146,6 +148,20 @@ def test_openai_sdk(repo_root: Path, local_gateway: Gateway) -> None:
     out = run_example(repo_root, local_gateway, "openai-sdk")
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) >= 2  # the unary answer, then the streamed one
+
+
+def test_curl_embeddings(repo_root: Path, local_gateway: Gateway) -> None:
+    body = json.loads(run_example(repo_root, local_gateway, "curl-embeddings"))
+    assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1]
+    assert len(body["data"][0]["embedding"]) == len(body["data"][1]["embedding"]) > 0
+    assert body["usage"]["prompt_tokens"] > 0
+
+
+def test_openai_sdk_embeddings(repo_root: Path, local_gateway: Gateway) -> None:
+    count, length, tokens = map(
+        int, run_example(repo_root, local_gateway, "openai-sdk-embeddings").split()
+    )
+    assert count == 2 and length > 0 and tokens > 0
 
 
 def _cancel(gw: Gateway, name: str) -> None:

@@ -21,6 +21,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.gateway_config import LOCAL_EMBEDDINGS_MODEL, LOCAL_EMBEDDINGS_PROVIDER
 from services.launcher.localmodel import LOCAL_MODEL_NAME, LocalModelServer
 from services.launcher.processes import ChildProcess, wait_port
 from services.launcher.stack import REPO_ROOT, Companion, Stack, StackOptions
@@ -102,6 +103,24 @@ def gateway_config(fakes: Mapping[str, FakeUpstream]) -> dict[str, Any]:
                 "name": "cached-mini",
                 "deployments": [{"provider": "openai", "model": "gpt-4o-mini"}],
                 "cache": True,
+            },
+            # Embedding models (tests/integration/test_embeddings_sdk.py): OpenAI's, with
+            # the response cache on, falling back to Ollama's.
+            {
+                "name": "text-embedding-3-small",
+                "kind": "embedding",
+                "fallbacks": ["nomic-embed-text"],
+                "cache": True,
+                "deployments": [
+                    {"provider": "openai", "model": "text-embedding-3-small", "input_price": 0.02}
+                ],
+            },
+            {
+                "name": "nomic-embed-text",
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": "ollama", "model": "nomic-embed-text", "input_price": 0.01}
+                ],
             },
         ],
         "prefixes": [
@@ -349,10 +368,13 @@ def running_gateway(
         thread.close()
 
 
-def local_model_config(base_url: str, downstream: FakeUpstream | None = None) -> dict[str, Any]:
+def local_model_config(
+    base_url: str, downstream: FakeUpstream | None = None, embeddings_url: str = ""
+) -> dict[str, Any]:
     """The embedded model through both adapters that can reach llama-server (and the
-    tools over the downstream fake, when one runs)."""
-    return {
+    tools over the downstream fake, when one runs; and the embeddings server as the
+    default catalogue names it, when one runs)."""
+    document: dict[str, Any] = {
         "providers": {
             "local": {"type": "openai", "base_url": base_url + "/v1"},
             "local-anthropic": {"type": "anthropic", "base_url": base_url},
@@ -371,6 +393,22 @@ def local_model_config(base_url: str, downstream: FakeUpstream | None = None) ->
         "default_model": LOCAL_MODEL_NAME,
         **({"tools": tools_config(downstream)} if downstream is not None else {}),
     }
+    if embeddings_url:
+        document["providers"][LOCAL_EMBEDDINGS_PROVIDER] = {
+            "type": "openai",
+            "base_url": embeddings_url + "/v1",
+        }
+        document["models"].append(
+            {
+                "name": LOCAL_EMBEDDINGS_MODEL,
+                "aliases": ["local-embeddings"],
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": LOCAL_EMBEDDINGS_PROVIDER, "model": LOCAL_EMBEDDINGS_MODEL}
+                ],
+            }
+        )
+    return document
 
 
 @contextmanager
@@ -379,14 +417,19 @@ def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
     downstream fake behind the tool service."""
     thread = _LoopThread()
     server = LocalModelServer(log_path=run_dir / "logs" / "llama-server.log", startup_timeout=120)
+    embeddings = LocalModelServer(
+        log_path=run_dir / "logs" / "llama-embeddings.log", startup_timeout=120, embeddings=True
+    )
     stack: Stack | None = None
     downstream: FakeUpstream | None = None
-    started = False
+    started = embedding = False
     try:
         thread.call(server.start(), timeout=1800)
         started = True
+        thread.call(embeddings.start(), timeout=300)
+        embedding = True
         downstream = thread.call(_start_fake("downstream", run_dir))
-        document = local_model_config(server.base_url, downstream)
+        document = local_model_config(server.base_url, downstream, embeddings.base_url)
         env = {"FAKE_WEATHER_KEY": FAKE_WEATHER_KEY, "LLMGW_ADMIN_KEY": DEFAULT_ADMIN_KEY}
         stack, config_path = _stack(run_dir, document, None, env, "INFO")
         thread.call(stack.start())
@@ -396,6 +439,8 @@ def running_local_model_gateway(run_dir: Path) -> Iterator[Gateway]:
             thread.call(stack.stop())
         if downstream is not None:
             thread.call(downstream.process.stop(grace=5))
+        if embedding:
+            thread.call(embeddings.stop())
         if started:
             thread.call(server.stop())
         thread.close()

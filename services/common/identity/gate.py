@@ -55,6 +55,7 @@ PUBLIC_SERVICES: Mapping[str, str] = {
     "llmgw.router.v1.RouterService": "router",
     # The drop-in surfaces run the same chat turn: the same ACL.
     "llmgw.router.v1.CompatService": "router",
+    "llmgw.router.v1.EmbeddingsService": "router",
     "llmgw.router.v1.AdminService": "admin",
     "llmgw.identity.v1.IdentityService": "admin",
     "llmgw.session.v1.SessionService": "session",

@@ -8,7 +8,8 @@ from services.router.cache.status import CacheStatus
 
 REQUESTS = Counter(
     "llmgw_cache_requests_total",
-    "Chat completions by public model and cache status (hit, miss, bypass, refresh, off).",
+    "Chat completions and embeddings requests by public model and cache status (hit, miss, "
+    "bypass, refresh, off).",
     ["model", "status"],
 )
 ERRORS = Counter(

@@ -111,6 +111,19 @@ class ResponseCache:
     async def get(self, namespace: str, key: str) -> CachedAnswer | None:
         """The answer stored under `key`, or None (absent, expired, unreadable, or Redis
         failed)."""
+        value = await self.get_bytes(namespace, key)
+        if value is None:
+            return None
+        answer = decode(value)
+        if answer is None:
+            # Another format version (during a rolling upgrade) or a foreign value; the
+            # next write replaces it.
+            metrics.ERRORS.labels("decode").inc()
+        return answer
+
+    async def get_bytes(self, namespace: str, key: str) -> bytes | None:
+        """The stored value under `key` as is (the embeddings cache decodes its own), or
+        None (absent, expired, or Redis failed)."""
         if self._redis is None:
             return None
         try:
@@ -121,23 +134,19 @@ class ResponseCache:
             self._failed("get", error)
             return None
         self._failures.succeeded()
-        if value is None:
-            return None
-        answer = decode(value) if isinstance(value, bytes) else None
-        if answer is None:
-            # Another format version (during a rolling upgrade) or a foreign value; the
-            # next write replaces it.
-            metrics.ERRORS.labels("decode").inc()
-        return answer
+        return value if isinstance(value, bytes) else None
 
     async def put(self, namespace: str, key: str, answer: CachedAnswer, ttl_seconds: int) -> bool:
         """Stores `answer` for `ttl_seconds` (> 0), replacing any entry; False when it
         was not stored (larger than `max_entry_bytes`, no Redis, or Redis failed)."""
+        return await self.put_bytes(namespace, key, encode(answer), ttl_seconds)
+
+    async def put_bytes(self, namespace: str, key: str, value: bytes, ttl_seconds: int) -> bool:
+        """Stores an encoded value, as `put` does."""
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
         if self._redis is None:
             return False
-        value = encode(answer)
         if len(value) > self._config.max_entry_bytes:
             log.debug(
                 "response cache: answer of %d bytes not stored (max_entry_bytes %d)",

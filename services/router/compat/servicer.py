@@ -11,6 +11,7 @@ from google.api import httpbody_pb2
 
 from llmgw.router.v1 import compat_service_pb2, compat_service_pb2_grpc
 from services.common.errors import Unimplemented
+from services.router.compat import embeddings_surface
 from services.router.servicer import RouterServicer
 
 
@@ -43,4 +44,4 @@ class CompatServicer(compat_service_pb2_grpc.CompatServiceServicer):
         request: compat_service_pb2.CreateOpenAIEmbeddingsRequest,
         context: grpc.aio.ServicerContext,
     ) -> httpbody_pb2.HttpBody:
-        raise Unimplemented("POST /v1/embeddings is not implemented yet")
+        return await embeddings_surface.create(self._router, request.body, context)

@@ -32,6 +32,7 @@ from tests.integration.envoy_support.descriptor import read_descriptor, unsuppor
 PUBLIC_SERVICES = {
     "llmgw.router.v1.RouterService",
     "llmgw.router.v1.CompatService",
+    "llmgw.router.v1.EmbeddingsService",
     "llmgw.router.v1.AdminService",
     "llmgw.identity.v1.IdentityService",
     "llmgw.session.v1.SessionService",
