@@ -27,6 +27,7 @@ from google.protobuf import json_format, struct_pb2
 
 from llmgw.router.v1 import chat_pb2
 from services.common.validation import Violations
+from services.router.chat_request import MAX_STOP_SEQUENCES, TOOL_NAME
 
 MAX_TOKENS_LIMIT = 2**31 - 1
 # Fields Anthropic defines that would change the answer in ways the gateway cannot give.
@@ -246,8 +247,8 @@ def _tools(value: Any, problems: Violations) -> list[chat_pb2.ChatTool]:
             )
             continue
         schema, description = tool.get("input_schema"), tool.get("description", "")
-        if not isinstance(name, str) or not name:
-            problems.add(f"{path}.name", "required: a string")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            problems.add(f"{path}.name", f"required: a string matching {TOOL_NAME.pattern}")
         elif not isinstance(schema, dict):
             problems.add(f"{path}.input_schema", "required: a JSON Schema object")
         elif not isinstance(description, str):
@@ -336,6 +337,10 @@ def _options(
     if stops is not None:
         if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
             problems.add("stop_sequences", "must be an array of non-empty strings")
+        elif len(stops) > MAX_STOP_SEQUENCES:
+            problems.add(
+                "stop_sequences", f"at most {MAX_STOP_SEQUENCES} (what every provider takes)"
+            )
         elif stops:
             json_format.ParseDict(stops, request.stop)
     metadata = body.get("metadata")

@@ -234,3 +234,10 @@ def test_bad_shapes() -> None:
         body(messages=[{"role": "user", "content": 3}], system=7, tools={}, stream="yes")
     )
     assert set(problems) == {"messages[0].content", "system", "tools", "stream"}
+    problems = violations(
+        body(
+            stop_sequences=["a", "b", "c", "d", "e"],
+            tools=[{"name": "has space", "input_schema": {}}],
+        )
+    )
+    assert set(problems) == {"stop_sequences", "tools[0].name"}
