@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import grpc
+import httpx
 import pytest
 from anthropic.types import (
     MessageParam,
@@ -283,3 +284,49 @@ async def test_keys_by_x_api_key_and_bearer(sgw: Gateway) -> None:
             await client.messages.create(model="gpt-4o-mini", max_tokens=10, messages=HELLO)
     assert by_header.content[0].type == "text"
     assert by_bearer.input_tokens > 0
+
+
+async def test_raw_stream_is_named_sse_with_a_ping(gw: Gateway) -> None:
+    body = {"model": "llama", "max_tokens": 20, "messages": HELLO, "stream": True}
+    async with (
+        httpx.AsyncClient(base_url=gw.public_url, timeout=10) as http,
+        http.stream("POST", "/v1/messages", json=body) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join([piece async for piece in response.aiter_text()])
+    names = [line[len("event: ") :] for line in text.splitlines() if line.startswith("event: ")]
+    assert names[:3] == ["message_start", "ping", "content_block_start"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    datas = [line for line in text.splitlines() if line.startswith("data: ")]
+    assert len(datas) == len(names)
+
+
+async def test_stream_helper_assembles_tool_input(gw: Gateway) -> None:
+    with gw.fakes["ollama"].control() as control:
+        control.script(
+            Behaviour(tool_calls=[ToolCallSpec(name="weather", arguments='{"city": "Oslo"}')])
+        )
+    async with (
+        _sdk(gw) as client,
+        client.messages.stream(
+            model="llama", max_tokens=50, messages=HELLO, tools=[WEATHER]
+        ) as stream,
+    ):
+        final = await stream.get_final_message()
+    call = final.content[-1]
+    assert isinstance(call, ToolUseBlock)
+    assert (call.name, call.input) == ("weather", {"city": "Oslo"})
+    assert final.stop_reason == "tool_use"
+
+
+async def test_a_model_outside_the_callers_groups_is_403(sgw: Gateway) -> None:
+    group = identity_pb2.Group(allowed_models=["llama"], allowed_services=["router"])
+    who = await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY, group=group)
+    async with _sdk(sgw, api_key=who.key) as client:
+        allowed = await client.messages.count_tokens(model="llama", messages=HELLO)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await client.messages.count_tokens(model="gpt-4o-mini", messages=HELLO)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await client.messages.create(model="gpt-4o-mini", max_tokens=10, messages=HELLO)
+    assert allowed.input_tokens > 0

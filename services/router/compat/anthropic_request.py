@@ -12,7 +12,8 @@ Decisions where the two shapes differ:
   answer could never carry thinking blocks. Server tools (any tool `type` other than
   `custom`) and fields the gateway cannot honour (`mcp_servers`, `container`) are refused.
 - Other unknown top-level fields are ignored, as the SDKs add new optional fields
-  (`service_tier`, `cache_control` hints) before every server understands them.
+  (`service_tier`, say) before every server understands them; per-block
+  `cache_control` hints are ignored too.
 - A stop sequence that ended the answer is reported as `end_turn`: the native answer
   says only "stop".
 """
