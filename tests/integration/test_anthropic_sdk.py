@@ -3,6 +3,8 @@ catalogue model, unary and streamed, tools, count_tokens, errors, usage and keys
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -330,3 +332,23 @@ async def test_a_model_outside_the_callers_groups_is_403(sgw: Gateway) -> None:
         with pytest.raises(anthropic.PermissionDeniedError):
             await client.messages.create(model="gpt-4o-mini", max_tokens=10, messages=HELLO)
     assert allowed.input_tokens > 0
+
+
+async def test_closing_the_stream_cancels_the_upstream(gw: Gateway) -> None:
+    with gw.fakes["anthropic"].control() as control:
+        control.script(Behaviour(chunks=[f"w{i} " for i in range(50)], chunk_delay=0.1))
+    async with _sdk(gw) as client:
+        stream = await client.messages.create(
+            model="claude-sonnet", max_tokens=100, messages=HELLO, stream=True
+        )
+        async for event in stream:
+            if isinstance(event, RawContentBlockDeltaEvent):
+                break
+        await stream.close()
+    closed_at = time.time()
+    with gw.fakes["anthropic"].control() as control:
+        stats = control.stats()
+        while (stats.last_cancelled_at is None or stats.in_flight) and time.time() - closed_at < 3:
+            await asyncio.sleep(0.02)
+            stats = control.stats()
+    assert stats.cancelled == 1 and stats.in_flight == 0
