@@ -90,6 +90,11 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
         """The provider, routing, cache and usage backends (the embedder's too)."""
         return self._backends
 
+    @property
+    def prompt_counter(self) -> PromptCounter:
+        """The prompt token counter reservations use (also `count_tokens`' counter)."""
+        return self._backends.prompt_counter
+
     async def admit(
         self,
         request: chat_pb2.CreateChatCompletionRequest,

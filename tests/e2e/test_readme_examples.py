@@ -58,6 +58,8 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "openai-sdk",
         "curl-embeddings",
         "openai-sdk-embeddings",
+        "curl-anthropic",
+        "anthropic-sdk",
         "curl-investigation",
         "curl-alertmanager-webhook",
     }
@@ -162,6 +164,22 @@ def test_openai_sdk_embeddings(repo_root: Path, local_gateway: Gateway) -> None:
         int, run_example(repo_root, local_gateway, "openai-sdk-embeddings").split()
     )
     assert count == 2 and length > 0 and tokens > 0
+
+
+def test_curl_anthropic(repo_root: Path, local_gateway: Gateway) -> None:
+    body = json.loads(run_example(repo_root, local_gateway, "curl-anthropic"))
+    assert (body["type"], body["role"]) == ("message", "assistant")
+    assert body["content"][0]["type"] == "text"
+    assert body["stop_reason"] in ("end_turn", "max_tokens")
+    assert body["usage"]["output_tokens"] > 0
+
+
+def test_anthropic_sdk(repo_root: Path, local_gateway: Gateway) -> None:
+    out = run_example(repo_root, local_gateway, "anthropic-sdk")
+    lines = [line for line in out.splitlines() if line.strip()]
+    # The unary answer, the streamed one, then the prompt's token count.
+    assert len(lines) >= 3
+    assert int(lines[-1]) > 0
 
 
 def _cancel(gw: Gateway, name: str) -> None:

@@ -138,14 +138,22 @@ async def test_gateway_side_tool_loop_with_the_real_model(
     assert weather_calls, "the gateway never ran the model's tool call"
 
 
-async def test_anthropic_sdk_cannot_bypass_the_gateway(local_gateway: Gateway) -> None:
-    """Only the OpenAI shape is public; the Anthropic wire format stays internal."""
+@pytest.mark.parametrize("model", ["local", "local-anthropic"])
+async def test_anthropic_sdk_through_the_messages_drop_in(local_gateway: Gateway, model: str) -> None:
+    """The Anthropic SDK reaches the real model through `/v1/messages`, whichever adapter
+    (OpenAI's or Anthropic's wire format) the catalogue entry uses behind it."""
+    hello = [{"role": "user", "content": "Say hello"}]
     async with anthropic.AsyncAnthropic(
         base_url=local_gateway.public_url, api_key="unused", max_retries=0
     ) as client:
-        with pytest.raises(anthropic.NotFoundError):
-            await client.messages.create(
-                model="local-anthropic",
-                max_tokens=8,
-                messages=[{"role": "user", "content": "hi"}],
-            )
+        message = await client.messages.create(model=model, max_tokens=8, messages=hello)
+        assert message.role == "assistant" and message.model == model
+        assert message.content and message.content[0].type == "text"
+        assert message.stop_reason in ("end_turn", "max_tokens")
+        assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+        async with client.messages.stream(model=model, max_tokens=8, messages=hello) as stream:
+            pieces = [text async for text in stream.text_stream]
+            final = await stream.get_final_message()
+        assert final.content[0].type == "text"
+        assert "".join(pieces) == final.content[0].text
+        assert final.usage.output_tokens > 0

@@ -4,6 +4,7 @@ translators share the router's admission and turn runner (`chat_turns`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -11,7 +12,7 @@ from google.api import httpbody_pb2
 
 from llmgw.router.v1 import compat_service_pb2, compat_service_pb2_grpc
 from services.common.errors import Unimplemented
-from services.router.compat import embeddings_surface
+from services.router.compat import anthropic_surface, embeddings_surface
 from services.router.servicer import RouterServicer
 
 
@@ -23,15 +24,18 @@ class CompatServicer(compat_service_pb2_grpc.CompatServiceServicer):
     async def CreateMessage(
         self, request: compat_service_pb2.CreateMessageRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        raise Unimplemented("POST /v1/messages is not implemented yet")
-        yield httpbody_pb2.HttpBody()  # pragma: no cover - makes this a generator
+        async with contextlib.aclosing(
+            anthropic_surface.create_message(self._router, request, context)
+        ) as bodies:
+            async for body in bodies:
+                yield body
 
     async def CountMessageTokens(
         self,
         request: compat_service_pb2.CountMessageTokensRequest,
         context: grpc.aio.ServicerContext,
     ) -> httpbody_pb2.HttpBody:
-        raise Unimplemented("POST /v1/messages/count_tokens is not implemented yet")
+        return await anthropic_surface.count_tokens(self._router, request, context)
 
     async def CreateResponse(
         self, request: compat_service_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
