@@ -78,3 +78,25 @@ class SessionClient:
             )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "session") from None
+
+    async def list_messages(
+        self, name: str, max_messages: int, timeout: float | None
+    ) -> list[common_pb2.Message]:
+        """Every message of the session, oldest first, page by page (at most
+        `max_messages`: the session service's own limit per session bounds it too)."""
+        messages: list[common_pb2.Message] = []
+        token = ""
+        while True:
+            request = session_pb2.ListMessagesRequest(
+                parent=name, page_size=MAX_HISTORY_MESSAGES, page_token=token
+            )
+            try:
+                reply = await self._stub.ListMessages(
+                    request, timeout=timeout, metadata=self._metadata(timeout)
+                )
+            except grpc.aio.AioRpcError as error:
+                raise translate_rpc_error(error, "session") from None
+            messages.extend(item.message for item in reply.messages)
+            token = reply.next_page_token
+            if not token or len(messages) >= max_messages:
+                return messages[:max_messages]

@@ -11,6 +11,7 @@ from google.api import httpbody_pb2
 
 from llmgw.router.v1 import compat_service_pb2, compat_service_pb2_grpc
 from services.common.errors import Unimplemented
+from services.router.compat.responses_surface import create_response
 from services.router.servicer import RouterServicer
 
 
@@ -35,8 +36,8 @@ class CompatServicer(compat_service_pb2_grpc.CompatServiceServicer):
     async def CreateResponse(
         self, request: compat_service_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        raise Unimplemented("POST /v1/responses is not implemented yet")
-        yield httpbody_pb2.HttpBody()  # pragma: no cover - makes this a generator
+        async for body in create_response(self._router, request, context):
+            yield body
 
     async def CreateOpenAIEmbeddings(
         self,
