@@ -89,7 +89,8 @@ class ResponsesRequest:
     # The messages `input` contributes (without instructions and stored history).
     input_messages: list[chat_pb2.ChatMessage]
     stream: bool
-    store: bool
+    # `store` as sent (None: not sent, which OpenAI reads as true).
+    store: bool | None
     previous_response_id: str | None
     instructions: str | None
     # The request fields the `response` object repeats (tools, tool_choice, text...).
@@ -437,7 +438,7 @@ def to_chat_request(body: dict[str, Any]) -> ResponsesRequest:
         chat=chat,
         input_messages=messages,
         stream=stream,
-        store=store is not False,
+        store=store,
         previous_response_id=previous,
         instructions=instructions,
         echo={

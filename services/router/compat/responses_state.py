@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import grpc
 from google.protobuf import json_format
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.common.v1 import error_reason_pb2
 from llmgw.router.v1 import chat_pb2
 from llmgw.session.v1 import session_service_pb2 as session_pb2
-from services.common.errors import NotFound, QuotaViolation, ResourceExhausted
+from services.common.errors import GatewayError, NotFound, QuotaViolation, ResourceExhausted
 from services.common.session_client import SessionClient
 from services.common.session_names import RESOURCE_TYPE, session_name
 from services.router.compat.responses_request import RESPONSE_ID, json_value
@@ -128,8 +129,10 @@ class ResponseStore:
             stored = await self._sessions.list_messages(
                 session_name(response_id), self._max_messages, timeout
             )
-        except NotFound:
-            raise _not_found(response_id) from None
+        except GatewayError as error:
+            if error.code is grpc.StatusCode.NOT_FOUND:
+                raise _not_found(response_id) from None
+            raise
         return [from_stored(message) for message in stored]
 
     def check_room(self, count: int) -> None:

@@ -18,7 +18,10 @@ import grpc
 from google.api import httpbody_pb2
 
 from llmgw.router.v1 import chat_pb2, compat_service_pb2
+from services.common.caller import current_principal
 from services.common.channels import remaining_timeout
+from services.common.errors import PermissionDenied
+from services.common.identity import acl
 from services.router.compat import chat_turns
 from services.router.compat.bodies import json_body, json_object, sse_body
 from services.router.compat.responses_reply import assistant_message, from_completion, response_id
@@ -44,13 +47,15 @@ async def create_response(
         history = await store.history(parsed.previous_response_id, remaining_timeout(context))
     chat = with_history(parsed, history)
     conversation = history + parsed.input_messages
-    if parsed.store:
+    storing = _storing(parsed.store)
+    parsed.echo["store"] = storing
+    if storing:
         store.check_room(len(conversation) + 1)
     resp_id = response_id()
     if not parsed.stream:
         answer = await chat_turns.answer(router, chat, context)
         response = from_completion(answer, resp_id, parsed.echo)
-        if parsed.store:
+        if storing:
             await _save(store, resp_id, conversation, response["output"], context)
         yield json_body(response)
         return
@@ -59,12 +64,28 @@ async def create_response(
     async def save(final: dict[str, Any]) -> None:
         await _save(store, resp_id, conversation, final["output"], context)
 
-    pieces = events(
-        stream, chat_turns.streamed(router, chat, context), save if parsed.store else None
-    )
+    pieces = events(stream, chat_turns.streamed(router, chat, context), save if storing else None)
     async with contextlib.aclosing(pieces):
         async for piece in pieces:
             yield sse_body(piece)
+
+
+def _storing(requested: bool | None) -> bool:
+    """Whether this response is stored. Stored responses are sessions, so storing needs
+    the caller's access to the session service: without it a response that did not ask
+    for `store` is answered unstored (its `store` says false), and one that asked is
+    refused before any model call."""
+    if requested is False:
+        return False
+    principal = current_principal()
+    if principal is None or acl.allows_service(principal, "session"):
+        return True
+    if requested:
+        raise PermissionDenied(
+            f"store: storing responses needs the session service, which is not allowed for "
+            f"{principal.name}; send store: false"
+        )
+    return False
 
 
 async def _save(
