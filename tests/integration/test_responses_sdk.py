@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import grpc
 import openai
 import pytest
+from openai.types.responses import FunctionToolParam, ResponseInputItemParam
 
 from llmgw.identity.v1 import identity_pb2
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
@@ -22,7 +24,7 @@ from tests.support.identity import create_identity
 
 pytestmark = pytest.mark.integration
 
-WEATHER = {
+WEATHER: FunctionToolParam = {
     "type": "function",
     "name": "weather",
     "description": "Current weather in a city",
@@ -31,6 +33,7 @@ WEATHER = {
         "properties": {"city": {"type": "string"}},
         "required": ["city"],
     },
+    "strict": False,
 }
 
 
@@ -157,7 +160,7 @@ async def test_function_tool_round_trip(gw: Gateway) -> None:
             model="gpt-4o-mini",
             input=[
                 {"role": "user", "content": question},
-                call.model_dump(exclude_none=True),
+                cast("ResponseInputItemParam", call.model_dump(exclude_none=True)),
                 {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
             ],
             tools=[WEATHER],
@@ -204,7 +207,11 @@ async def test_unknown_previous_response_is_404(gw: Gateway) -> None:
 
 
 async def test_json_schema_reaches_the_provider(gw: Gateway) -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "required": ["n"],
+    }
     with gw.fakes["openai"].control() as control:
         control.script(Behaviour(text='{"n": 3}'))
     async with _sdk(gw) as client:
@@ -309,7 +316,7 @@ async def test_stored_responses_belong_to_their_consumer(sgw: Gateway) -> None:
     other = await create_identity(sgw.grpc_target, SECURED_ADMIN_KEY)
     async with _sdk(sgw, api_key=owner.key) as mine, _sdk(sgw, api_key=other.key) as theirs:
         first = await mine.responses.create(model="gpt-4o-mini", input="hi")
-        assert first.store is True
+        assert first.to_dict()["store"] is True
         again = await mine.responses.create(
             model="gpt-4o-mini", input="and then?", previous_response_id=first.id
         )
@@ -331,6 +338,6 @@ async def test_storing_needs_the_session_service(sgw: Gateway) -> None:
         unstored = await client.responses.create(model="gpt-4o-mini", input="hi")
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await client.responses.create(model="gpt-4o-mini", input="hi", store=True)
-    assert unstored.store is False
+    assert unstored.to_dict()["store"] is False
     assert unstored.status == "completed"
     assert "store" in refused.value.message
