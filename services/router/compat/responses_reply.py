@@ -30,7 +30,11 @@ def usage(value: chat_pb2.CompletionUsage | None) -> dict[str, Any] | None:
         return None
     return {
         "input_tokens": value.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": value.prompt_tokens_details.cached_tokens},
+        # The chat usage carries no cache writes; the SDK's model requires the field.
+        "input_tokens_details": {
+            "cached_tokens": value.prompt_tokens_details.cached_tokens,
+            "cache_write_tokens": 0,
+        },
         "output_tokens": value.completion_tokens,
         "output_tokens_details": {
             "reasoning_tokens": value.completion_tokens_details.reasoning_tokens
