@@ -20,6 +20,7 @@ from google.protobuf import json_format, struct_pb2
 
 from llmgw.router.v1 import chat_pb2
 from services.common.errors import InvalidArgument
+from services.common.status_bounds import clip_chars
 from services.common.text_checks import shown
 from services.common.validation import Violations
 
@@ -29,6 +30,8 @@ TEXT_FORMATS = frozenset({"text", "json_object", "json_schema"})
 # The ids the gateway gives a response (`resp_` and 32 hex digits).
 RESPONSE_ID = re.compile(r"^resp_[0-9a-f]{32}$")
 MAX_INPUT_ITEMS = 10_000
+# An unknown parameter's name is quoted in the error up to this length.
+MAX_FIELD_NAME_CHARS = 64
 
 # Accepted and ignored: they tune OpenAI's own service (caching, tiers, what extra
 # output to include, tracing ids) without changing the answer the gateway gives.
@@ -378,15 +381,34 @@ def _gateway(reader: _Reader, value: object, chat: chat_pb2.CreateChatCompletion
         reader.problems.add("gateway", f"invalid gateway options: {str(exc)[:200]}")
 
 
+# The JSON types of the neutral fields that are echoed back or commonly sent.
+NEUTRAL_TYPES = {
+    "include": "array",
+    "reasoning": "object",
+    "prompt_cache_key": "string",
+    "service_tier": "string",
+    "safety_identifier": "string",
+    "stream_options": "object",
+}
+TRUNCATION = frozenset({"auto", "disabled"})
+
+
 def _refuse_unsupported(reader: _Reader, body: dict[str, Any]) -> None:
     for key, value in body.items():
+        if key == "truncation":
+            if value is not None and value not in TRUNCATION:
+                reader.problems.add(key, "must be auto or disabled")
+            continue
+        if key in NEUTRAL_TYPES:
+            reader.typed(value, key, NEUTRAL_TYPES[key])
+            continue
         if key in HANDLED_FIELDS or key in NEUTRAL_FIELDS:
             continue
         if key in UNSUPPORTED_UNLESS_EMPTY:
             if value not in (None, False, {}, ""):
                 reader.problems.add(key, UNSUPPORTED_UNLESS_EMPTY[key])
             continue
-        reader.problems.add(shown(key)[1:-1] if len(key) > 64 else key, "unknown parameter")
+        reader.problems.add(clip_chars(key, MAX_FIELD_NAME_CHARS), "unknown parameter")
 
 
 def to_chat_request(body: dict[str, Any]) -> ResponsesRequest:

@@ -32,6 +32,10 @@ from services.common.session_client import SessionClient
 from services.common.session_names import RESOURCE_TYPE, session_name
 from services.router.compat.responses_request import RESPONSE_ID, json_value
 
+# The largest stored conversation a request may continue: it is sent to the provider as
+# a whole, and no provider request is larger.
+MAX_HISTORY_BYTES = 16 * 1024 * 1024
+
 _ROLES = {
     "system": common_pb2.ROLE_SYSTEM,
     "developer": common_pb2.ROLE_DEVELOPER,
@@ -127,12 +131,19 @@ class ResponseStore:
             raise _not_found(response_id)
         try:
             stored = await self._sessions.list_messages(
-                session_name(response_id), self._max_messages, timeout
+                session_name(response_id), self._max_messages, MAX_HISTORY_BYTES, timeout
             )
         except GatewayError as error:
             if error.code is grpc.StatusCode.NOT_FOUND:
                 raise _not_found(response_id) from None
             raise
+        size = sum(message.ByteSize() for message in stored)
+        if size > MAX_HISTORY_BYTES:
+            raise ResourceExhausted(
+                f"previous_response_id: the stored conversation is {size} bytes; at most "
+                f"{MAX_HISTORY_BYTES} can be continued (start a new conversation)",
+                reason=error_reason_pb2.ERROR_REASON_LIMIT_EXCEEDED,
+            )
         return [from_stored(message) for message in stored]
 
     def check_room(self, count: int) -> None:

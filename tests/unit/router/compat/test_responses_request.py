@@ -235,6 +235,9 @@ def test_hosted_tools_are_refused_by_name(hosted: str) -> None:
         ({"input": "x", "prompt": {"id": "p"}}, "prompt"),
         ({"input": "x", "frobnicate": 1}, "frobnicate"),
         ({"input": []}, "input"),
+        ({"input": "x", "truncation": "sometimes"}, "truncation"),
+        ({"input": "x", "reasoning": "high"}, "reasoning"),
+        ({"input": "x", "include": "all"}, "include"),
     ],
 )
 def test_wrong_fields_name_the_responses_path(body: dict[str, Any], field: str) -> None:
