@@ -7,7 +7,8 @@ file search, code interpreter...) run on OpenAI's side and have no equivalent he
 are refused by name, as is anything else that would change the answer and cannot be
 honoured. Fields the SDKs send with neutral values (`include`, `truncation`,
 `reasoning`, `prompt_cache_key`...) are accepted. Type errors name the Responses field
-(`input[2].content[0].text`); the chat request's own checks follow in admission.
+(`input[2].content[0].text`, see `responses_input`); the chat request's own checks
+follow in admission.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from llmgw.router.v1 import chat_pb2
 from services.common.errors import InvalidArgument
 from services.common.status_bounds import clip_chars
 from services.common.text_checks import shown
-from services.common.validation import Violations
+from services.router.compat.responses_input import Reader, input_messages, json_value, string
 
-MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
 TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 TEXT_FORMATS = frozenset({"text", "json_object", "json_schema"})
 # The ids the gateway gives a response (`resp_` and 32 hex digits).
 RESPONSE_ID = re.compile(r"^resp_[0-9a-f]{32}$")
-MAX_INPUT_ITEMS = 10_000
 # An unknown parameter's name is quoted in the error up to this length.
 MAX_FIELD_NAME_CHARS = 64
 
@@ -100,181 +99,7 @@ class ResponsesRequest:
     echo: dict[str, Any] = field(default_factory=dict)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "unknown"
-
-
-class _Reader:
-    """Typed reads of JSON members, one violation per wrong type."""
-
-    def __init__(self) -> None:
-        self.problems = Violations()
-
-    def typed(self, value: object, path: str, kind: str, *, nullable: bool = True) -> Any:
-        actual = _kind(value)
-        if actual == kind or (nullable and actual == "null"):
-            return value
-        self.problems.add(path, f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
-        return None
-
-    def integer(self, value: object, path: str) -> int | None:
-        number = self.typed(value, path, "number")
-        if number is None:
-            return None
-        if isinstance(number, float) and not number.is_integer():
-            self.problems.add(path, "must be an integer")
-            return None
-        return int(number)
-
-
-def json_value(data: object) -> struct_pb2.Value:
-    """A JSON value as a protobuf Value."""
-    value = struct_pb2.Value()
-    json_format.ParseDict(data, value)
-    return value
-
-
-def _content(reader: _Reader, content: object, path: str) -> struct_pb2.Value | None:
-    """Message content: a string, or input_text/output_text/input_image parts."""
-    if isinstance(content, str):
-        return json_value(content)
-    if not isinstance(content, list):
-        reader.problems.add(path, "must be a string or an array of content parts")
-        return None
-    parts: list[dict[str, Any]] = []
-    for i, part in enumerate(content):
-        where = f"{path}[{i}]"
-        if not isinstance(part, dict):
-            reader.problems.add(where, "must be an object with a `type`")
-            continue
-        part_type = part.get("type")
-        if part_type in ("input_text", "output_text", "text"):
-            text = reader.typed(part.get("text"), f"{where}.text", "string", nullable=False)
-            if text is not None:
-                parts.append({"type": "text", "text": text})
-        elif part_type == "refusal":
-            text = reader.typed(part.get("refusal"), f"{where}.refusal", "string", nullable=False)
-            if text is not None:
-                parts.append({"type": "text", "text": text})
-        elif part_type == "input_image":
-            url = part.get("image_url")
-            if not isinstance(url, str) or not url:
-                reader.problems.add(
-                    f"{where}.image_url", "required: an URL or data URL (file_id is not supported)"
-                )
-                continue
-            image = {"url": url}
-            detail = part.get("detail")
-            if isinstance(detail, str) and detail:
-                image["detail"] = detail
-            parts.append({"type": "image_url", "image_url": image})
-        else:
-            reader.problems.add(
-                f"{where}.type",
-                f"unsupported content part type {shown(str(part_type))} "
-                "(use input_text, output_text or input_image)",
-            )
-    return json_value(parts)
-
-
-def _tool_output(reader: _Reader, output: object, path: str) -> struct_pb2.Value | None:
-    """A function_call_output's `output`: a string or input_text parts."""
-    if isinstance(output, str):
-        return json_value(output)
-    if not isinstance(output, list):
-        reader.problems.add(path, "must be a string or an array of input_text parts")
-        return None
-    texts: list[dict[str, Any]] = []
-    for i, part in enumerate(output):
-        where = f"{path}[{i}]"
-        if not isinstance(part, dict) or part.get("type") != "input_text":
-            reader.problems.add(f"{where}.type", "only input_text parts are supported here")
-            continue
-        text = reader.typed(part.get("text"), f"{where}.text", "string", nullable=False)
-        if text is not None:
-            texts.append({"type": "text", "text": text})
-    return json_value(texts)
-
-
-def _string(reader: _Reader, item: dict[str, Any], key: str, path: str) -> str:
-    value = reader.typed(item.get(key), f"{path}.{key}", "string", nullable=False)
-    return value if isinstance(value, str) else ""
-
-
-def input_messages(reader: _Reader, value: object) -> list[chat_pb2.ChatMessage]:
-    """`input` -> chat messages; consecutive function_call items make one assistant
-    message with several tool calls, as chat providers expect."""
-    if isinstance(value, str):
-        return [chat_pb2.ChatMessage(role="user", content=json_value(value))]
-    if not isinstance(value, list):
-        reader.problems.add("input", "required: a string or an array of input items")
-        return []
-    if len(value) > MAX_INPUT_ITEMS:
-        reader.problems.add("input", f"at most {MAX_INPUT_ITEMS} items")
-        return []
-    messages: list[chat_pb2.ChatMessage] = []
-    calls: chat_pb2.ChatMessage | None = None
-    for i, item in enumerate(value):
-        path = f"input[{i}]"
-        if not isinstance(item, dict):
-            reader.problems.add(path, "must be an object")
-            continue
-        item_type = item.get("type", "message" if "role" in item else None)
-        if item_type == "function_call":
-            if calls is None:
-                calls = chat_pb2.ChatMessage(role="assistant")
-                messages.append(calls)
-            arguments = _string(reader, item, "arguments", path)
-            calls.tool_calls.append(
-                chat_pb2.ChatToolCall(
-                    id=_string(reader, item, "call_id", path),
-                    type="function",
-                    function=chat_pb2.ChatFunctionCall(
-                        name=_string(reader, item, "name", path), arguments=arguments
-                    ),
-                )
-            )
-            continue
-        calls = None
-        if item_type == "message":
-            role = item.get("role")
-            if role not in MESSAGE_ROLES:
-                reader.problems.add(
-                    f"{path}.role", "must be one of user, assistant, system, developer"
-                )
-                continue
-            content = _content(reader, item.get("content"), f"{path}.content")
-            if content is not None:
-                messages.append(chat_pb2.ChatMessage(role=role, content=content))
-        elif item_type == "function_call_output":
-            output = _tool_output(reader, item.get("output"), f"{path}.output")
-            call_id = _string(reader, item, "call_id", path)
-            if output is not None:
-                messages.append(
-                    chat_pb2.ChatMessage(role="tool", tool_call_id=call_id, content=output)
-                )
-        elif item_type == "reasoning":
-            continue  # Another model's hidden reasoning: nothing a chat provider takes.
-        else:
-            reader.problems.add(
-                f"{path}.type",
-                f"unsupported input item type {shown(str(item_type))} (use message, "
-                "function_call or function_call_output)",
-            )
-    return messages
-
-
-def _tools(reader: _Reader, value: object) -> tuple[list[chat_pb2.ChatTool], list[dict[str, Any]]]:
+def _tools(reader: Reader, value: object) -> tuple[list[chat_pb2.ChatTool], list[dict[str, Any]]]:
     """Function tools, and their echo; a hosted tool is refused by name."""
     tools: list[chat_pb2.ChatTool] = []
     echo: list[dict[str, Any]] = []
@@ -291,7 +116,7 @@ def _tools(reader: _Reader, value: object) -> tuple[list[chat_pb2.ChatTool], lis
                 "use function tools",
             )
             continue
-        name = _string(reader, tool, "name", path)
+        name = string(reader, tool, "name", path)
         description = reader.typed(tool.get("description"), f"{path}.description", "string")
         parameters = reader.typed(tool.get("parameters"), f"{path}.parameters", "object")
         strict = reader.typed(tool.get("strict"), f"{path}.strict", "boolean")
@@ -313,7 +138,7 @@ def _tools(reader: _Reader, value: object) -> tuple[list[chat_pb2.ChatTool], lis
     return tools, echo
 
 
-def _tool_choice(reader: _Reader, value: object) -> tuple[struct_pb2.Value | None, object]:
+def _tool_choice(reader: Reader, value: object) -> tuple[struct_pb2.Value | None, object]:
     if value is None:
         return None, "auto"
     if isinstance(value, str):
@@ -322,7 +147,7 @@ def _tool_choice(reader: _Reader, value: object) -> tuple[struct_pb2.Value | Non
             return None, value
         return json_value(value), value
     if isinstance(value, dict) and value.get("type") == "function":
-        name = _string(reader, value, "name", "tool_choice")
+        name = string(reader, value, "name", "tool_choice")
         chosen = {"type": "function", "function": {"name": name}}
         return json_value(chosen), {"type": "function", "name": name}
     kind = value.get("type") if isinstance(value, dict) else None
@@ -336,7 +161,7 @@ def _tool_choice(reader: _Reader, value: object) -> tuple[struct_pb2.Value | Non
 
 
 def _text_format(
-    reader: _Reader, value: object
+    reader: Reader, value: object
 ) -> tuple[chat_pb2.ChatResponseFormat | None, dict[str, Any]]:
     """`text.format` -> response_format; the echo keeps OpenAI's shape."""
     text = reader.typed(value, "text", "object") or {}
@@ -351,7 +176,7 @@ def _text_format(
         return None, echo
     out = chat_pb2.ChatResponseFormat(type=kind)
     if kind == "json_schema":
-        name = _string(reader, fmt, "name", "text.format")
+        name = string(reader, fmt, "name", "text.format")
         schema = reader.typed(fmt.get("schema"), "text.format.schema", "object", nullable=False)
         strict = reader.typed(fmt.get("strict"), "text.format.strict", "boolean")
         description = reader.typed(fmt.get("description"), "text.format.description", "string")
@@ -371,7 +196,7 @@ def _text_format(
     return out, echo
 
 
-def _gateway(reader: _Reader, value: object, chat: chat_pb2.CreateChatCompletionRequest) -> None:
+def _gateway(reader: Reader, value: object, chat: chat_pb2.CreateChatCompletionRequest) -> None:
     """The gateway's own options (`extra_body={"gateway": {...}}`), as on chat."""
     if value is None:
         return
@@ -393,7 +218,7 @@ NEUTRAL_TYPES = {
 TRUNCATION = frozenset({"auto", "disabled"})
 
 
-def _refuse_unsupported(reader: _Reader, body: dict[str, Any]) -> None:
+def _refuse_unsupported(reader: Reader, body: dict[str, Any]) -> None:
     for key, value in body.items():
         if key == "truncation":
             if value is not None and value not in TRUNCATION:
@@ -413,7 +238,7 @@ def _refuse_unsupported(reader: _Reader, body: dict[str, Any]) -> None:
 
 def to_chat_request(body: dict[str, Any]) -> ResponsesRequest:
     """The translated request; INVALID_ARGUMENT naming every Responses field in error."""
-    reader = _Reader()
+    reader = Reader()
     _refuse_unsupported(reader, body)
     chat = chat_pb2.CreateChatCompletionRequest(
         model=reader.typed(body.get("model"), "model", "string") or ""
