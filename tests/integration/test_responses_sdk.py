@@ -197,6 +197,26 @@ async def test_previous_response_id_continues_the_conversation(gw: Gateway) -> N
     ]
 
 
+async def test_a_streamed_response_is_stored_before_it_completes(gw: Gateway) -> None:
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(chunks=["Hi ", "Bo."]), Behaviour(text="Bo."))
+    question = _unique("I am Bo.")
+    async with _sdk(gw) as client:
+        stream = await client.responses.create(model="gpt-4o-mini", input=question, stream=True)
+        completed = [e async for e in stream if e.type == "response.completed"]
+        [event] = completed
+        await client.responses.create(
+            model="gpt-4o-mini", input="Who am I?", previous_response_id=event.response.id
+        )
+    with gw.fakes["openai"].control() as control:
+        sent = control.completions()[-1].json
+    assert [(m["role"], m["content"]) for m in sent["messages"]] == [
+        ("user", question),
+        ("assistant", "Hi Bo."),
+        ("user", "Who am I?"),
+    ]
+
+
 async def test_unknown_previous_response_is_404(gw: Gateway) -> None:
     async with _sdk(gw) as client:
         with pytest.raises(openai.NotFoundError) as missing:

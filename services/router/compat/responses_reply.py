@@ -119,7 +119,11 @@ def from_completion(
         choice = reply.choices[0]
         finish = choice.finish_reason
         message = choice.message
-        if message.content or not message.tool_calls:
+        if message.HasField("refusal") and not message.content:
+            item = message_item(item_id("msg"), "")
+            item["content"] = [{"type": "refusal", "refusal": message.refusal}]
+            output.append(item)
+        elif message.content or not message.tool_calls:
             output.append(message_item(item_id("msg"), message.content))
         for call in message.tool_calls:
             output.append(
@@ -144,11 +148,10 @@ def assistant_message(output: Sequence[dict[str, Any]]) -> chat_pb2.ChatMessage:
     """The answer as the chat message a later turn sends back (for stored responses)."""
     message = chat_pb2.ChatMessage(role="assistant")
     text = "".join(
-        part["text"]
+        part.get("text") or part.get("refusal") or ""
         for item in output
         if item["type"] == "message"
         for part in item["content"]
-        if part["type"] == "output_text"
     )
     for item in output:
         if item["type"] == "function_call":

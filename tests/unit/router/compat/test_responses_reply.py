@@ -86,3 +86,15 @@ def test_the_answer_as_the_next_turns_assistant_message() -> None:
     assert message.role == "assistant"
     assert message.content.string_value == "Let me check"
     assert [(c.id, c.function.name) for c in message.tool_calls] == [("c1", "f")]
+
+
+def test_a_refusal_is_a_refusal_part() -> None:
+    completion = _completion(None)
+    completion.choices[0].message.refusal = "I can't help with that."
+    response = Response.model_validate(from_completion(completion, "resp_x", ECHO))
+    [item] = response.output
+    assert isinstance(item, ResponseOutputMessage)
+    assert item.content[0].type == "refusal"
+    assert assistant_message(
+        from_completion(completion, "resp_x", ECHO)["output"]
+    ).content.string_value == ("I can't help with that.")
