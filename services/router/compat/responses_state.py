@@ -9,7 +9,7 @@ Sessions belong to the consumer that created them: another consumer's response i
 NOT_FOUND, exactly as an unknown one. Instructions are not stored: as in OpenAI's API,
 they apply to the one response that sent them.
 
-Cost per stored turn: one ListMessages page per 1,000 earlier messages (when
+Cost per stored turn: one ListMessages page per 100 earlier messages (when
 continuing), then one CreateSession and one AppendMessages carrying the whole
 conversation, so storage grows with the square of a conversation's length (each
 response keeps its own copy), bounded by the session service's per-session message limit
