@@ -15,6 +15,9 @@ from services.common.remote import translate_rpc_error
 
 # The most messages one GetSession returns (the session service's own maximum).
 MAX_HISTORY_MESSAGES = 1000
+# Messages per ListMessages page: small enough that a page of large messages stays
+# well within the gRPC message size.
+LIST_PAGE_MESSAGES = 100
 
 
 class SessionClient:
@@ -78,3 +81,28 @@ class SessionClient:
             )
         except grpc.aio.AioRpcError as error:
             raise translate_rpc_error(error, "session") from None
+
+    async def list_messages(
+        self, name: str, max_messages: int, max_bytes: int, timeout: float | None
+    ) -> list[common_pb2.Message]:
+        """Every message of the session, oldest first, page by page: at most
+        `max_messages` (the session service's own limit per session bounds it too), and
+        no page is asked for once `max_bytes` of messages have arrived."""
+        messages: list[common_pb2.Message] = []
+        size = 0
+        token = ""
+        while True:
+            request = session_pb2.ListMessagesRequest(
+                parent=name, page_size=LIST_PAGE_MESSAGES, page_token=token
+            )
+            try:
+                reply = await self._stub.ListMessages(
+                    request, timeout=timeout, metadata=self._metadata(timeout)
+                )
+            except grpc.aio.AioRpcError as error:
+                raise translate_rpc_error(error, "session") from None
+            messages.extend(item.message for item in reply.messages)
+            size += sum(item.message.ByteSize() for item in reply.messages)
+            token = reply.next_page_token
+            if not token or len(messages) >= max_messages or size > max_bytes:
+                return messages[:max_messages]

@@ -70,6 +70,8 @@ class RouterServicer(router_service_pb2_grpc.RouterServiceServicer):
     ) -> None:
         # Request ids of chat completions (None without Redis: refused).
         self._once = once
+        # The Session service, also for the Responses surface's stored responses.
+        self.sessions = sessions
         # Replaced on each reload; a request keeps the one it was admitted with.
         self.catalog = catalog
         # None without Redis: limits and budgets are not enforced (logged at start).

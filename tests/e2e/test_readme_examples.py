@@ -60,6 +60,8 @@ def test_every_example_is_covered(repo_root: Path) -> None:
         "openai-sdk-embeddings",
         "curl-anthropic",
         "anthropic-sdk",
+        "curl-responses",
+        "openai-responses",
         "curl-investigation",
         "curl-alertmanager-webhook",
     }
@@ -180,6 +182,21 @@ def test_anthropic_sdk(repo_root: Path, local_gateway: Gateway) -> None:
     # The unary answer, the streamed one, then the prompt's token count.
     assert len(lines) >= 3
     assert int(lines[-1]) > 0
+
+
+def test_curl_responses(repo_root: Path, local_gateway: Gateway) -> None:
+    body = json.loads(run_example(repo_root, local_gateway, "curl-responses"))
+    assert body["object"] == "response"
+    assert body["id"].startswith("resp_")
+    assert body["status"] in ("completed", "incomplete")
+    assert body["output"][0]["type"] == "message"
+    assert body["usage"]["output_tokens"] > 0
+
+
+def test_openai_responses(repo_root: Path, local_gateway: Gateway) -> None:
+    out = run_example(repo_root, local_gateway, "openai-responses")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) >= 2  # the first answer, then the continued one
 
 
 def _cancel(gw: Gateway, name: str) -> None:

@@ -139,7 +139,9 @@ async def test_gateway_side_tool_loop_with_the_real_model(
 
 
 @pytest.mark.parametrize("model", ["local", "local-anthropic"])
-async def test_anthropic_sdk_through_the_messages_drop_in(local_gateway: Gateway, model: str) -> None:
+async def test_anthropic_sdk_through_the_messages_drop_in(
+    local_gateway: Gateway, model: str
+) -> None:
     """The Anthropic SDK reaches the real model through `/v1/messages`, whichever adapter
     (OpenAI's or Anthropic's wire format) the catalogue entry uses behind it."""
     hello = [{"role": "user", "content": "Say hello"}]

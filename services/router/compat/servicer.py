@@ -11,8 +11,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from llmgw.router.v1 import compat_service_pb2, compat_service_pb2_grpc
-from services.common.errors import Unimplemented
-from services.router.compat import anthropic_surface, embeddings_surface
+from services.router.compat import anthropic_surface, embeddings_surface, responses_surface
 from services.router.servicer import RouterServicer
 
 
@@ -40,8 +39,11 @@ class CompatServicer(compat_service_pb2_grpc.CompatServiceServicer):
     async def CreateResponse(
         self, request: compat_service_pb2.CreateResponseRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        raise Unimplemented("POST /v1/responses is not implemented yet")
-        yield httpbody_pb2.HttpBody()  # pragma: no cover - makes this a generator
+        async with contextlib.aclosing(
+            responses_surface.create_response(self._router, request, context)
+        ) as bodies:
+            async for body in bodies:
+                yield body
 
     async def CreateOpenAIEmbeddings(
         self,
