@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,24 +28,34 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+# Ports this process handed out lately. A port is free when chosen but bound only when
+# the child starts: two choices for the same stack (or for a stack whose processes have
+# not started yet) must never be the same port. Bounded: the oldest are forgotten.
+_HANDED_OUT: deque[int] = deque(maxlen=2048)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on now, to be bound a little later by a child process.
 
     Chosen at random below the kernel's ephemeral range: a port the kernel hands out for
     `bind(0)` or an outgoing connection meanwhile can never take it, as could happen to
-    one obtained from `bind(0)` itself and released.
+    one obtained from `bind(0)` itself and released. Never one this process handed out
+    among its last 2,048.
     """
     low, _high = _ephemeral_range()
     lowest = 10000
-    if low - lowest >= 1000:
+    if low - lowest >= 1000 + len(_HANDED_OUT):
         for _ in range(100):
             port = random.randrange(lowest, low)
+            if port in _HANDED_OUT:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 try:
                     sock.bind((host, port))
                 except OSError:
                     continue
-                return port
+            _HANDED_OUT.append(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
