@@ -149,7 +149,8 @@ async def test_anthropic_sdk_through_the_messages_drop_in(
         base_url=local_gateway.public_url, api_key="unused", max_retries=0
     ) as client:
         message = await client.messages.create(model=model, max_tokens=8, messages=hello)
-        assert message.role == "assistant" and message.model == model
+        # `model` is the upstream's name for what answered, as in the chat shape.
+        assert message.role == "assistant" and message.model
         assert message.content and message.content[0].type == "text"
         assert message.stop_reason in ("end_turn", "max_tokens")
         assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
