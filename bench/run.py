@@ -7,9 +7,10 @@ scenario (bench/fallback.py): a model whose primary deployment fails every other
 through the gateway at the same concurrencies, and per route from one sequential client.
 Then thousands of concurrent paced streams through the default stack (bench/streams.py),
 fifty investigations started at once (bench/investigations.py), and last what tracing
-every request costs (bench/tracing_cost.py).
+every request costs (bench/tracing_cost.py), and what each drop-in surface (Anthropic
+Messages, OpenAI Responses, embeddings) costs beside chat completions (bench/surfaces.py).
 Run with `python -m bench.run [--duration S] [--replicas router=N,provider=N]`;
-`--scenario streams` (or `investigations`, `tracing`) runs only that scenario and
+`--scenario streams` (or `investigations`, `tracing`, `surfaces`) runs only that scenario and
 replaces its section of RESULTS.md.
 """
 
@@ -29,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fallback, inv_report, investigations, streams, tracing_cost
+from bench import fallback, inv_report, investigations, streams, surfaces, tracing_cost
 from bench.cpu import CpuMeter, bare_grpc_call_cpu
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
@@ -460,7 +461,21 @@ def _investigations_section(args: argparse.Namespace) -> list[str]:
     )
 
 
+def _surfaces_section(args: argparse.Namespace) -> list[str]:
+    """The drop-in surfaces scenario on a gateway of its own."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-surfaces-") as tmp:
+        runs, ttft = surfaces.run_scenario(Path(tmp), args.duration, args.samples, wrk)
+    return surfaces.section(
+        runs,
+        ttft,
+        f"{today} on {machine()}, {args.duration:g} s per run, TTFT over {args.samples} streams",
+        "`make bench` (this section alone: `python -m bench.run --scenario surfaces`)",
+    )
+
+
 SCENARIOS = {
+    surfaces.SECTION: ("surfaces", _surfaces_section),
     streams.SECTION: ("streams", _streams_section),
     investigations.SECTION: ("investigations", _investigations_section),
     tracing_cost.SECTION: ("tracing", _tracing_section),
@@ -554,6 +569,7 @@ def main() -> int:
     streams_section = _streams_section(args)
     investigations_section = _investigations_section(args)
     tracing_section = _tracing_section(args)
+    surfaces_section = _surfaces_section(args)
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
     text = report(
         args,
@@ -568,6 +584,7 @@ def main() -> int:
         investigations_section=investigations_section,
     )
     text = replace_section(text, tracing_cost.SECTION, tracing_section)
+    text = replace_section(text, surfaces.SECTION, surfaces_section)
     args.output.write_text(text)
     print(text)
     return 0

@@ -3,18 +3,22 @@
 The same lean client measures the upstream directly and through the gateway, so its own
 cost cancels out of the difference. A raw keep-alive HTTP/1.1 connection is used: the
 time runs from sending the request to reading the first SSE `data:` event that carries
-content.
+content (or, for another stream shape, its own marker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+# What marks the first event that carries text: OpenAI's chat chunks.
+CONTENT = b'"content"'
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> float:
+async def _one(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: bytes,
+    *,
+    marker: bytes = CONTENT,
+) -> float:
     started = time.perf_counter()
     writer.write(request)
     await writer.drain()
@@ -51,7 +61,7 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
             await reader.readline()
             break
         data = await reader.readexactly(size + 2)
-        if first is None and b'"content"' in data:
+        if first is None and marker in data:
             first = time.perf_counter() - started
     if first is None:
         raise RuntimeError("stream carried no content")
@@ -94,9 +104,18 @@ async def sequential(
 
 
 async def measure(
-    url: str, body: bytes, samples: int, api_key: str, warmup: int = 50
+    url: str,
+    body: bytes,
+    samples: int,
+    api_key: str,
+    warmup: int = 50,
+    *,
+    marker: bytes = CONTENT,
 ) -> TtftResult:
-    times, errors = await sequential(url, body, samples, api_key, warmup=warmup, exchange=_one)
+    """TTFT of `samples` streams; `marker` is what the first text-carrying event holds
+    (`"text_delta"` for Anthropic's stream shape)."""
+    exchange = functools.partial(_one, marker=marker)
+    times, errors = await sequential(url, body, samples, api_key, warmup=warmup, exchange=exchange)
     if not times:
         return TtftResult(0, float("nan"), float("nan"), errors)
     return TtftResult(
