@@ -117,6 +117,17 @@ async def _cpu_us(step: Any, calls: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
+async def _cpu_us_together(step: Any, calls: int, width: int) -> float:
+    """CPU per call of `width` calls made at once, as concurrent requests make them."""
+    for _ in range(10):
+        await asyncio.gather(*(step() for _ in range(width)))
+    rounds = max(1, calls // width)
+    started = time.process_time()
+    for _ in range(rounds):
+        await asyncio.gather(*(step() for _ in range(width)))
+    return (time.process_time() - started) / (rounds * width) * 1e6
+
+
 async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[str, float]:
     """CPU microseconds of each added step, measured alone in this process against the
     gateway's Redis: what the router runs per request for each feature."""
@@ -199,6 +210,9 @@ async def component_costs(redis_url: str, key: str, calls: int = 2000) -> dict[s
             "limits and budget: reserve (1 Redis call)": reserve_us,
             "usage record (every request, with or without limits)": await _cpu_us(
                 record_only, calls
+            ),
+            "usage record, 16 requests finishing at once (one Redis call carries them)": (
+                await _cpu_us_together(record_only, calls, 16)
             ),
             "usage record carrying the settlement of 3 limits": await _cpu_us(
                 record_and_settle, calls

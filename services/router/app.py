@@ -167,6 +167,7 @@ async def build(settings: ServiceSettings) -> ServiceDefinition:
         await store.close()
         await routing.close()
         await internal.close()
+        await usage.aclose()
         if redis is not None:
             await redis.aclose()
 

@@ -95,6 +95,43 @@ async def test_records_add_up_per_day_model_and_subject(redis: aioredis.Redis) -
     assert group.totals.requests == 51
 
 
+async def test_a_batch_of_different_requests_records_and_settles_each_exactly(
+    redis: aioredis.Redis,
+) -> None:
+    """Records that queue behind a call in flight go in one script call: each still
+    adds to its own subjects and model and settles its own limit counters."""
+    batches: list[int] = []
+    recorder = UsageRecorder(redis, clock=lambda: DAY1)
+    recorder._writes._on_batch = batches.append
+    await redis.set("limits:a", 100, ex=60)
+    await redis.set("limits:b", 5, ex=60)
+    writes = []
+    for n in range(30):
+        subjects = [ANONYMOUS] if n % 2 else [ANONYMOUS, "groups/odd-out"]
+        adjustments = (["limits:a", "limits:b"], [-2, -1]) if n % 3 == 0 else ([], [])
+        model = "mini" if n % 5 else "big"
+        writes.append(recorder.record(subjects, UsageRecord(model, _usage(n, 1), n), adjustments))
+    assert all(await asyncio.gather(*writes))
+    assert len(batches) < 30 and sum(batches) == 30
+
+    report = await usage_report(
+        recorder, admin_pb2.GetUsageRequest(start_date="2026-03-30", end_date="2026-03-30"), DAY1
+    )
+    assert report.totals.requests == 30
+    assert report.totals.input_tokens == sum(range(30))
+    assert {m.model: m.totals.requests for m in report.by_model} == {"big": 6, "mini": 24}
+    group = await usage_report(
+        recorder,
+        admin_pb2.GetUsageRequest(subject="groups/odd-out", start_date="2026-03-30"),
+        DAY1,
+    )
+    assert group.totals.requests == 15
+    # Ten settlements of -2 and -1; the second counter stops at 0, never below.
+    assert int(await redis.get("limits:a")) == 80
+    assert int(await redis.get("limits:b")) == 0
+    assert await redis.ttl("limits:a") > 0
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [

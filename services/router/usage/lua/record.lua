@@ -1,23 +1,33 @@
--- One finished request added to each subject's day, in one atomic step, and its rate
--- limit reservation settled in the same call.
--- KEYS: the day hashes (one per subject, ARGV[3] of them), then the limit counters to
--- correct. ARGV[1] = retention in seconds, ARGV[2] = model, ARGV[3] = number of day
--- hashes, ARGV[4] = number of field/value pairs, then the pairs, then one delta per limit
--- counter (adjust.lua, borrowed from the rate limiter).
+-- A batch of finished requests, each added to its subjects' days and its rate limit
+-- reservation settled, all in one atomic step (the recorder groups what queued while its
+-- previous call was in flight; a batch of one is a request on its own).
+-- ARGV[1] = retention in seconds, ARGV[2] = number of records, then per record:
+--   model, number of day hashes, number of field/value pairs, number of limit counters,
+--   the pairs, then one delta per limit counter (adjust.lua, borrowed from the limiter).
+-- KEYS, per record in the same order: its day hashes (one per subject), then its limit
+-- counters to correct.
 -- Each counter is added to the day (`requests`) and to the model (`m:<model>:requests`).
-local ttl, model = tonumber(ARGV[1]), ARGV[2]
-local days, pairs_count = tonumber(ARGV[3]), tonumber(ARGV[4])
-local first_delta = 5 + 2 * pairs_count
-for d = 1, days do
-  local key = KEYS[d]
-  for i = 5, first_delta - 1, 2 do
-    local field, value = ARGV[i], tonumber(ARGV[i + 1])
-    redis.call('HINCRBY', key, field, value)
-    redis.call('HINCRBY', key, 'm:' .. model .. ':' .. field, value)
+local ttl, records = tonumber(ARGV[1]), tonumber(ARGV[2])
+local a, k = 3, 1
+for _ = 1, records do
+  local model = ARGV[a]
+  local days, pairs_count, counters = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+    tonumber(ARGV[a + 3])
+  local first_pair = a + 4
+  local first_delta = first_pair + 2 * pairs_count
+  for d = 0, days - 1 do
+    local key = KEYS[k + d]
+    for i = first_pair, first_delta - 1, 2 do
+      local field, value = ARGV[i], tonumber(ARGV[i + 1])
+      redis.call('HINCRBY', key, field, value)
+      redis.call('HINCRBY', key, 'm:' .. model .. ':' .. field, value)
+    end
+    redis.call('EXPIRE', key, ttl)
   end
-  redis.call('EXPIRE', key, ttl)
+  for c = 0, counters - 1 do
+    adjust(KEYS[k + days + c], ARGV[first_delta + c])
+  end
+  a = first_delta + counters
+  k = k + days + counters
 end
-for k = days + 1, #KEYS do
-  adjust(KEYS[k], ARGV[first_delta + k - days - 1])
-end
-return days
+return records
