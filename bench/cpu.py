@@ -1,8 +1,10 @@
-"""Where the time goes: CPU per request of each process, and the cost of bare gRPC here."""
+"""Where the time and memory go: CPU and resident memory of processes, and the cost of
+bare gRPC here."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -37,6 +39,44 @@ class CpuMeter:
     def stop(self) -> None:
         after = self._read()
         self.spent = {name: after[name] - self._before[name] for name in after}
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssPeak:
+    """Samples the summed RSS of some processes on a thread, keeping the peak; `start`
+    is the sum when it was entered."""
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.2) -> None:
+        self._pids = list(pids)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.start = 0.0
+        self.peak = 0.0
+
+    def now(self) -> float:
+        return sum(rss_mib(p) for p in self._pids)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> RssPeak:
+        self.start = self.peak = self.now()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 async def bare_grpc_call_cpu(calls: int = 2000) -> float:

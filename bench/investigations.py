@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench import inv_stats
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, RssPeak
 from bench.inv_report import section
 from bench.inv_stats import RunResult
 from services.launcher.stack import REPO_ROOT
@@ -182,41 +181,6 @@ async def run_batch(url: str, count: int) -> tuple[list[inv_stats.InvestigationF
         return list(items), time.perf_counter() - began
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process in MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class RssPeak:
-    """Samples the summed RSS of some processes on a thread, keeping the peak."""
-
-    def __init__(self, pids: Sequence[int]) -> None:
-        self._pids = list(pids)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self.peak = 0.0
-
-    def now(self) -> float:
-        return sum(rss_mib(p) for p in self._pids)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(RSS_INTERVAL_S):
-            self.peak = max(self.peak, self.now())
-
-    def __enter__(self) -> RssPeak:
-        self.peak = self.now()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def machine_busy_s() -> float:
     """CPU seconds all processes of the machine spent so far (every core, idle excluded)."""
     with open("/proc/stat") as stat:
@@ -245,7 +209,7 @@ def measure(gateway: Gateway, kube_pid: int, replicas: int, workers: int, batch:
     groups = _groups(gateway, kube_pid)
     meter = CpuMeter(groups)
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
-    with RssPeak(groups["investigation"]) as rss:
+    with RssPeak(groups["investigation"], RSS_INTERVAL_S) as rss:
         before = rss.peak
         busy, client = machine_busy_s(), time.process_time()
         meter.start()

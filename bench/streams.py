@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.cpu import CpuMeter, RssPeak
 from bench.ttft import percentile
 from tests.fakes import Behaviour
 from tests.support.gateway import Gateway, running_gateway
@@ -179,6 +180,20 @@ class StreamsResult:
     peak_upstream: int = 0
     # A few bodies of failed answers, for the report.
     samples: list[str] = field(default_factory=list)
+    # Content chunks the clients received, and what the suite (Envoy and every service
+    # replica) spent meanwhile: CPU seconds, resident MiB before the run and at its peak.
+    chunks: int = 0
+    suite_cpu_s: float = 0.0
+    rss_start_mib: float = 0.0
+    rss_peak_mib: float = 0.0
+
+    @property
+    def cpu_per_chunk_ms(self) -> float:
+        return self.suite_cpu_s / self.chunks * 1000 if self.chunks else float("nan")
+
+    @property
+    def rss_per_stream_kib(self) -> float:
+        return (self.rss_peak_mib - self.rss_start_mib) * 1024 / self.streams
 
     def failures_text(self) -> str:
         if not self.failures:
@@ -195,6 +210,7 @@ def summarize(outcomes: Sequence[Outcome], wall_s: float, client_cpu_share: floa
         wall_s=wall_s,
         client_cpu_share=client_cpu_share,
         samples=sorted({o.detail for o in outcomes if o.detail})[:3],
+        chunks=sum(o.chunks for o in outcomes),
     )
     if ttfts:
         result.ttft_p50_s = percentile(ttfts, 0.5)
@@ -256,6 +272,15 @@ class UpstreamPeak:
         self._thread.join()
 
 
+def suite_pids(gateway: Gateway) -> list[int]:
+    """Envoy and every replica of every service: what the gateway itself runs."""
+    stack = gateway.stack
+    pids = [stack.envoy.pid] if stack.envoy and stack.envoy.pid else []
+    for replicas in stack.replicas.values():
+        pids += [r.process.pid for r in replicas if r.process.pid]
+    return pids
+
+
 def run_scenario(
     work: Path, counts: Sequence[int] = STREAM_COUNTS, provider_pool: int | None = None
 ) -> dict[int, StreamsResult]:
@@ -270,11 +295,18 @@ def run_scenario(
         pace(gateway)
         url = gateway.public_url + "/v1/chat/completions"
         run_streams(url, 20)  # warm-up: connections, pools, the catalogue
+        suite = suite_pids(gateway)
+        cpu = CpuMeter({"suite": suite})
         for count in counts:
             time.sleep(SETTLE_S)
-            with UpstreamPeak(gateway) as upstream:
-                results[count] = run_streams(url, count)
-            results[count].peak_upstream = upstream.peak
+            cpu.start()
+            with UpstreamPeak(gateway) as upstream, RssPeak(suite) as rss:
+                result = run_streams(url, count)
+            cpu.stop()
+            result.peak_upstream = upstream.peak
+            result.suite_cpu_s = cpu.spent["suite"]
+            result.rss_start_mib, result.rss_peak_mib = rss.start, rss.peak
+            results[count] = result
             print(f"streams={count}: {results[count]}", flush=True)
     return results
 
@@ -284,7 +316,8 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
     rows = [
         f"| {count:,} | {r.completed:,} | {r.failures_text()} |"
         f" {r.ttft_p50_s * 1000:,.0f} / {r.ttft_p99_s * 1000:,.0f} | {r.peak_upstream:,} |"
-        f" {r.wall_s:.1f} | {r.client_cpu_share:.0%} |"
+        f" {r.wall_s:.1f} | {r.cpu_per_chunk_ms:.3f} | {r.rss_per_stream_kib:,.0f} |"
+        f" {r.client_cpu_share:.0%} |"
         for count, r in results.items()
     ]
     samples = sorted({s for r in results.values() for s in r.samples})
@@ -302,8 +335,8 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         "",
         "| concurrent streams | completed | failures by status | TTFT p50 / p99 ms |"
         " most streams at the upstream at once | last stream ended after s |"
-        " load client CPU |",
-        "|---|---|---|---|---|---|---|",
+        " suite CPU per relayed chunk ms | suite RSS per open stream KiB | load client CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "A stream completes when it answers 200 and carries every chunk, a finish reason and"
@@ -315,7 +348,14 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         " upstream's requests in flight, sampled every 0.2 s; all of a run's streams reach"
         " it together unless something in the gateway holds some back. Load client CPU:"
         " its workers' CPU time over their wall time, per worker (one core each at most);"
-        " far below 100%, it is not what limits the figures.",
+        " far below 100%, it is not what limits the figures. Suite: Envoy and every"
+        " service replica (router, provider, session, tool, investigation), from /proc."
+        " CPU per relayed chunk: the suite's CPU over the run divided by the content"
+        " chunks the clients received; it carries each stream's setup too (the request,"
+        " routing, the provider call, the usage record), so it is an upper bound of the"
+        f" per-chunk work ({CHUNKS} chunks per stream). RSS per open stream: the suite's"
+        " summed RSS at its peak during the run (sampled every 0.2 s) less before it,"
+        " over the run's streams.",
         "",
     ]
     if samples:
