@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,3 +264,24 @@ def run_features(
         steps = asyncio.run(component_costs(gw.stack.redis_url, keys["plain"]))
         print(steps, flush=True)
     return runs, router_cpu, steps
+
+
+def main() -> int:
+    """The steps alone, printed: `python -m bench.features` (no wrk runs)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="llmgw-bench-steps-") as tmp,
+        running_gateway(
+            Path(tmp),
+            record=False,
+            env=lambda fakes: {"LLMGW_AUTH": "required", "LLMGW_ADMIN_KEY": ADMIN_KEY},
+        ) as gw,
+    ):
+        keys = asyncio.run(_provision(gw.grpc_target))
+        steps = asyncio.run(component_costs(gw.stack.redis_url, keys["plain"]))
+    for name, us in steps.items():
+        print(f"{us:8,.0f} us  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
