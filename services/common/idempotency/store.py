@@ -124,6 +124,11 @@ class Outcome:
         return sum(len(r) for r in self.responses)
 
 
+# What a secret's outcome is stored as when there is no sealing secret: the secret is
+# not kept, and a repeat is told so.
+_NOT_KEPT = b"!" + Outcome(too_large=True).encode()
+
+
 class Attempt:
     """A claimed request id: the work runs here, then `finish` or `release`."""
 
@@ -245,12 +250,14 @@ class IdempotencyStore:
     def seal(self, scope: Scope, raw: bytes) -> bytes:
         if self._sealer is None:
             # Nothing that could reveal the secret is kept; a repeat is told so.
-            return b"!" + Outcome(too_large=True).encode()
+            return _NOT_KEPT
         return self._sealer.seal(raw, scope.key.encode())
 
     def _outcome(self, scope: Scope, raw: bytes) -> Outcome:
         if scope.secret:
-            if raw.startswith(b"!"):
+            # The whole marker, not its first byte: a sealed value starts with a random
+            # nonce, whose first byte is "!" once in 256.
+            if raw == _NOT_KEPT:
                 raise FailedPrecondition(
                     f"the request with request_id '{scope.request_id}' completed; its secret "
                     "is shown once and was not kept (no LLMGW_INTERNAL_SECRET to seal it)"

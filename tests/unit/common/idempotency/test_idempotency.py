@@ -19,6 +19,7 @@ from services.common.errors import (
     InvalidArgument,
     Unavailable,
 )
+from services.common.idempotency import sealing
 from services.common.idempotency.request_ids import request_id_of
 from services.common.idempotency.run import once, once_streamed, request_scope, scope
 from services.common.idempotency.sealing import Sealer
@@ -204,6 +205,22 @@ async def test_a_secret_rests_sealed_and_is_replayed_opened(
     other = IdempotencyStore(redis_client, sealer=Sealer(b"t" * 32))
     with pytest.raises(FailedPrecondition, match="cannot be opened"):
         await once(other, where, FakeContext(), wrappers_pb2.StringValue, issue)
+
+
+async def test_a_sealed_secret_whose_nonce_starts_like_the_not_kept_marker_opens(
+    store: IdempotencyStore, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nonce is random: its first byte is "!" (the marker's) once in 256 seals."""
+    monkeypatch.setattr(sealing.os, "urandom", lambda n: b"!" * n)
+    where = Scope("consumers/a", "identity.CreateApiKey", "k2", "fp", secret=True)
+
+    async def issue(context: Any) -> wrappers_pb2.StringValue:
+        return wrappers_pb2.StringValue(value="sk-the-secret-value")
+
+    await once(store, where, FakeContext(), wrappers_pb2.StringValue, issue)
+    assert (await redis_client.hget(where.key, "outcome") or b"").startswith(b"!")
+    again = await once(store, where, FakeContext(), wrappers_pb2.StringValue, issue)
+    assert again.value == "sk-the-secret-value"
 
 
 async def test_without_a_sealing_secret_a_secret_is_never_kept(
