@@ -1,12 +1,14 @@
 """OpenAI Chat Completions and Embeddings: OpenAI itself, Azure OpenAI and
 OpenAI-compatible servers.
 
-Calls go through the official SDK's client as `post(..., cast_to=httpx2.Response)`: the
-SDK still provides the transport, authentication (Bearer, or Azure's `api-key` and
-`api-version`) and its error classes, but request and answer skip its parameter
-transformation and pydantic models and are encoded and decoded with orjson. Measured on
-a warm client against the fake provider, a unary call costs about a third of the client
-CPU of `create()` and well under half of `with_raw_response`; a stream, about a third.
+Completions and embeddings are POSTed with the request the official SDK's client builds
+(`openai_post.py`): the SDK still provides the transport, authentication (Bearer, or
+Azure's `api-key` and `api-version`), its headers and its error classes, but request
+and answer skip its parameter transformation, its per-call request building and its
+pydantic models, and are encoded and decoded with orjson. Measured on a warm client
+against the fake provider, `post(..., cast_to=httpx2.Response)` cost about a third of
+the client CPU of `create()`; posting the SDK's prebuilt request costs about half of
+that again. Model listing (rare) still goes through the SDK's `get`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from services.provider.adapters.endpoints import (
 )
 from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
 from services.provider.adapters.openai_errors import CAUGHT, from_exception
+from services.provider.adapters.openai_post import JsonPoster
 from services.provider.adapters.openai_request import build_body
 from services.provider.adapters.openai_response import StreamTranslator, completion
 from services.provider.adapters.sse_json import SseJsonAdapter
@@ -41,7 +44,6 @@ from services.provider.adapters.upstream_errors import malformed
 
 OPENAI_URL = "https://api.openai.com/v1"
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _BEARER: dict[str, bool] = {"bearer_auth": True}
 
 
@@ -60,6 +62,7 @@ class OpenAIAdapter(SseJsonAdapter):
         self._name = info.name
         self._config = config
         self._client = client
+        self._poster = JsonPoster(client)
         self._chat_path = chat_path
         self._embeddings_path = embeddings_path
         self._max_tokens_field = max_tokens_field
@@ -68,42 +71,33 @@ class OpenAIAdapter(SseJsonAdapter):
     def info(self) -> provider_pb2.ProviderInfo:
         return self._info
 
-    def _options(self, timeout: float | None, *, json_body: bool) -> Any:
-        options: dict[str, Any] = {
-            "timeout": request_timeout(self._config, timeout),
-            "security": _BEARER,
-        }
-        if json_body:
-            options["headers"] = _JSON_HEADERS
-        return options
+    async def _send(
+        self, path: str, body: Any, model: str, timeout: float | None, *, stream: bool = False
+    ) -> httpx2.Response:
+        try:
+            return await self._poster.post(
+                path,
+                orjson.dumps(body),
+                request_timeout(self._config, timeout),
+                stream=stream,
+            )
+        except CAUGHT as error:
+            raise from_exception(error, provider=self._name, model=model) from None
 
     async def _post(
         self, request: provider_pb2.CompleteRequest, timeout: float | None, *, stream: bool
     ) -> httpx2.Response:
         body = build_body(request, stream=stream, max_tokens_field=self._max_tokens_field)
-        try:
-            return await self._client.post(
-                self._chat_path(request.model),
-                cast_to=httpx2.Response,
-                content=orjson.dumps(body),
-                options=self._options(timeout, json_body=True),
-                stream=stream,
-            )
-        except CAUGHT as error:
-            raise from_exception(error, provider=self._name, model=request.model) from None
+        return await self._send(
+            self._chat_path(request.model), body, request.model, timeout, stream=stream
+        )
 
     async def embed(
         self, request: provider_pb2.EmbedRequest, timeout: float | None
     ) -> provider_pb2.EmbedResponse:
-        try:
-            response = await self._client.post(
-                self._embeddings_path(request.model),
-                cast_to=httpx2.Response,
-                content=orjson.dumps(openai_body(request)),
-                options=self._options(timeout, json_body=True),
-            )
-        except CAUGHT as error:
-            raise from_exception(error, provider=self._name, model=request.model) from None
+        response = await self._send(
+            self._embeddings_path(request.model), openai_body(request), request.model, timeout
+        )
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -118,9 +112,8 @@ class OpenAIAdapter(SseJsonAdapter):
 
     async def _get(self, path: str, timeout: float | None) -> Any:
         try:
-            response = await self._client.get(
-                path, cast_to=httpx2.Response, options=self._options(timeout, json_body=False)
-            )
+            options: Any = {"timeout": request_timeout(self._config, timeout), "security": _BEARER}
+            response = await self._client.get(path, cast_to=httpx2.Response, options=options)
         except CAUGHT as error:
             raise from_exception(error, provider=self._name, model="") from None
         try:

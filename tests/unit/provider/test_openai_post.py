@@ -1,0 +1,137 @@
+"""The prebuilt POST sends what the SDK's own `post` sends, and fails as the SDK does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+import orjson
+import pytest
+from aiohttp import web
+
+from services.common.gateway_config import ProviderConfig
+from services.provider.adapters import openai_post
+from services.provider.adapters.http_client import http_client, request_timeout
+from services.provider.adapters.openai_post import JsonPoster
+
+CONFIG = ProviderConfig(type="openai")
+TIMEOUT = request_timeout(CONFIG, 30.0)
+BODY = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+
+
+class Recorder:
+    """Answers every POST with `status` and `answer`, keeping what arrived."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        self.status = 200
+        self.answer: dict[str, Any] = {"ok": True}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.seen.append((request.path_qs, headers, await request.read()))
+        return web.json_response(self.answer, status=self.status)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", recorder.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield recorder, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _clients(root: str) -> list[tuple[openai.AsyncOpenAI, str]]:
+    return [
+        (
+            openai.AsyncOpenAI(
+                api_key="sk-one",
+                base_url=f"{root}/v1",
+                max_retries=0,
+                default_headers={"X-Team": "search"},
+                http_client=http_client(CONFIG),
+            ),
+            "/chat/completions",
+        ),
+        (
+            openai.AsyncAzureOpenAI(
+                azure_endpoint=root,
+                api_version="2024-10-21",
+                api_key="azure-key",
+                max_retries=0,
+                default_headers={"X-Team": "search"},
+                http_client=http_client(CONFIG),
+            ),
+            "/deployments/my%20dep/chat/completions",
+        ),
+    ]
+
+
+async def test_the_wire_request_is_the_sdks_own(server: tuple[Recorder, str]) -> None:
+    recorder, root = server
+    for client, path in _clients(root):
+        options: Any = {
+            "timeout": TIMEOUT,
+            "security": {"bearer_auth": True},
+            "headers": {"Content-Type": "application/json"},
+        }
+        try:
+            await client.post(path, cast_to=httpx2.Response, content=BODY, options=options)
+            poster = JsonPoster(client)
+            for _ in range(2):  # built once, then reused
+                response = await poster.post(path, BODY, TIMEOUT, stream=False)
+                assert orjson.loads(response.content) == {"ok": True}
+        finally:
+            await client.close()
+        (sdk_path, sdk_headers, sdk_body), *ours = recorder.seen[-3:]
+        for our_path, our_headers, our_body in ours:
+            assert (our_path, our_body) == (sdk_path, sdk_body)
+            sdk_headers.pop("x-stainless-read-timeout", None)
+            assert our_headers == sdk_headers
+    azure_path, azure_headers, _ = recorder.seen[-1]
+    assert azure_path == "/openai/deployments/my%20dep/chat/completions?api-version=2024-10-21"
+    assert azure_headers["api-key"] == "azure-key" and "authorization" not in azure_headers
+    openai_headers = recorder.seen[0][1]
+    assert openai_headers["authorization"] == "Bearer sk-one"
+    assert openai_headers["x-team"] == "search"
+
+
+async def test_an_error_status_raises_the_sdks_error_with_its_body(
+    server: tuple[Recorder, str],
+) -> None:
+    recorder, root = server
+    recorder.status = 429
+    recorder.answer = {"error": {"message": "slow down", "type": "requests", "code": "rate"}}
+    client, path = _clients(root)[0]
+    try:
+        with pytest.raises(openai.RateLimitError) as caught:
+            await JsonPoster(client).post(path, BODY, TIMEOUT, stream=True)
+    finally:
+        await client.close()
+    assert caught.value.status_code == 429
+    assert caught.value.body == recorder.answer["error"]
+
+
+async def test_templates_are_kept_for_a_bounded_number_of_paths(
+    server: tuple[Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, root = server
+    monkeypatch.setattr(openai_post, "MAX_TEMPLATES", 2)
+    client, _ = _clients(root)[1]
+    poster = JsonPoster(client)
+    try:
+        for n in range(4):
+            await poster.post(f"/deployments/d{n}/chat/completions", BODY, TIMEOUT, stream=False)
+    finally:
+        await client.close()
+    assert len(poster._templates) == 2
