@@ -15,6 +15,7 @@ once with `Overloaded` instead of queueing behind a store that does not answer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -57,7 +58,9 @@ class GroupCommit(Generic[Item, Result]):
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._drain())
+            # A context of its own: the batch is no one request's (its logs and spans
+            # must not carry the request that happened to start it).
+            self._writer = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await done
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 
 import pytest
@@ -123,6 +124,20 @@ async def test_aclose_waits_for_everything_submitted() -> None:
     await closing
     assert sorted(item for batch in store.batches for item in batch) == [0, 1, 2, 3]
     assert all(task.done() for task in tasks)
+
+
+async def test_the_writer_runs_in_no_callers_context() -> None:
+    caller = contextvars.ContextVar("caller", default="none")
+    seen: list[str] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        seen.append(caller.get())
+        return list(items)
+
+    commit = GroupCommit(write)
+    caller.set("request-a")
+    assert await commit.submit(1) == 1
+    assert seen == ["none"]
 
 
 def test_bounds_must_make_sense() -> None:
