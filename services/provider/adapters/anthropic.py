@@ -1,9 +1,10 @@
 """Anthropic's Messages API through the official SDK's client.
 
-As for OpenAI, calls use the SDK's `post` with a raw `httpx2.Response`: its transport,
-authentication, `anthropic-version` header and error classes, without building pydantic
-models of request and answer. The SDK's OpenTelemetry spans are switched off: the
-gateway measures upstream latency itself.
+As for OpenAI, messages are POSTed with the request the SDK's client builds once
+(`sdk_post.py`): its transport, authentication, `anthropic-version` header and error
+classes, without its per-call request building or pydantic models of request and
+answer. Model listing (rare) goes through the SDK's `get`. The SDK's OpenTelemetry
+spans are switched off: the gateway measures upstream latency itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import anthropic
 import httpx2
 import orjson
+from anthropic._models import FinalRequestOptions
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ProviderConfig
@@ -31,12 +33,12 @@ from services.provider.adapters.endpoints import (
     same_host,
 )
 from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
+from services.provider.adapters.sdk_post import JsonPoster
 from services.provider.adapters.sse_json import SseJsonAdapter
 from services.provider.adapters.unconfigured import UnconfiguredAdapter
 from services.provider.adapters.upstream_errors import malformed
 
 ANTHROPIC_URL = "https://api.anthropic.com"
-_JSON_HEADERS = {"Content-Type": "application/json"}
 # Largest page of the model list.
 _MODELS_PAGE = 1000
 
@@ -52,6 +54,7 @@ class AnthropicAdapter(SseJsonAdapter):
         self._name = info.name
         self._config = config
         self._client = client
+        self._poster = JsonPoster(client, FinalRequestOptions)
 
     @property
     def info(self) -> provider_pb2.ProviderInfo:
@@ -64,14 +67,10 @@ class AnthropicAdapter(SseJsonAdapter):
             request, stream=stream, default_max_tokens=self._config.default_max_tokens
         )
         try:
-            return await self._client.post(
+            return await self._poster.post(
                 "/v1/messages",
-                cast_to=httpx2.Response,
-                content=orjson.dumps(body),
-                options={
-                    "timeout": request_timeout(self._config, timeout),
-                    "headers": _JSON_HEADERS,
-                },
+                orjson.dumps(body),
+                request_timeout(self._config, timeout),
                 stream=stream,
             )
         except CAUGHT as error:

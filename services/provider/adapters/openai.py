@@ -2,7 +2,7 @@
 OpenAI-compatible servers.
 
 Completions and embeddings are POSTed with the request the official SDK's client builds
-(`openai_post.py`): the SDK still provides the transport, authentication (Bearer, or
+(`sdk_post.py`): the SDK still provides the transport, authentication (Bearer, or
 Azure's `api-key` and `api-version`), its headers and its error classes, but request
 and answer skip its parameter transformation, its per-call request building and its
 pydantic models, and are encoded and decoded with orjson. Measured on a warm client
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx2
 import openai
 import orjson
+from openai._models import FinalRequestOptions
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ConfigError, ProviderConfig
@@ -35,9 +36,9 @@ from services.provider.adapters.endpoints import (
 )
 from services.provider.adapters.http_client import default_timeout, http_client, request_timeout
 from services.provider.adapters.openai_errors import CAUGHT, from_exception
-from services.provider.adapters.openai_post import JsonPoster
 from services.provider.adapters.openai_request import build_body
 from services.provider.adapters.openai_response import StreamTranslator, completion
+from services.provider.adapters.sdk_post import JsonPoster
 from services.provider.adapters.sse_json import SseJsonAdapter
 from services.provider.adapters.unconfigured import UnconfiguredAdapter
 from services.provider.adapters.upstream_errors import malformed
@@ -62,7 +63,7 @@ class OpenAIAdapter(SseJsonAdapter):
         self._name = info.name
         self._config = config
         self._client = client
-        self._poster = JsonPoster(client)
+        self._poster = JsonPoster(client, FinalRequestOptions, security=_BEARER)
         self._chat_path = chat_path
         self._embeddings_path = embeddings_path
         self._max_tokens_field = max_tokens_field

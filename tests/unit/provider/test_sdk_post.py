@@ -1,20 +1,24 @@
-"""The prebuilt POST sends what the SDK's own `post` sends, and fails as the SDK does."""
+"""The prebuilt POST sends what the SDK's own `post` sends, and fails as the SDK does
+(the openai SDK for OpenAI and Azure, the anthropic SDK)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import httpx2
 import openai
 import orjson
 import pytest
 from aiohttp import web
+from anthropic._models import FinalRequestOptions as AnthropicOptions
+from openai._models import FinalRequestOptions as OpenAIOptions
 
 from services.common.gateway_config import ProviderConfig
-from services.provider.adapters import openai_post
+from services.provider.adapters import sdk_post
 from services.provider.adapters.http_client import http_client, request_timeout
-from services.provider.adapters.openai_post import JsonPoster
+from services.provider.adapters.sdk_post import JsonPoster
 
 CONFIG = ProviderConfig(type="openai")
 TIMEOUT = request_timeout(CONFIG, 30.0)
@@ -51,7 +55,18 @@ async def server() -> AsyncIterator[tuple[Recorder, str]]:
         await runner.cleanup()
 
 
-def _clients(root: str) -> list[tuple[openai.AsyncOpenAI, str]]:
+# What the SDK sends per request, derived from each call's timeout.
+PER_REQUEST = ("x-stainless-read-timeout", "x-stainless-timeout")
+BEARER = {"bearer_auth": True}
+
+
+def _poster(client: Any) -> JsonPoster:
+    if isinstance(client, anthropic.AsyncAnthropic):
+        return JsonPoster(client, AnthropicOptions)
+    return JsonPoster(client, OpenAIOptions, security=BEARER)
+
+
+def _clients(root: str) -> list[tuple[Any, str]]:
     return [
         (
             openai.AsyncOpenAI(
@@ -74,36 +89,51 @@ def _clients(root: str) -> list[tuple[openai.AsyncOpenAI, str]]:
             ),
             "/deployments/my%20dep/chat/completions",
         ),
+        (
+            anthropic.AsyncAnthropic(
+                api_key="sk-ant",
+                base_url=root,
+                max_retries=0,
+                default_headers={"X-Team": "search"},
+                http_client=http_client(CONFIG),
+            ),
+            "/v1/messages",
+        ),
     ]
 
 
 async def test_the_wire_request_is_the_sdks_own(server: tuple[Recorder, str]) -> None:
     recorder, root = server
     for client, path in _clients(root):
-        options: Any = {
-            "timeout": TIMEOUT,
-            "security": {"bearer_auth": True},
-            "headers": {"Content-Type": "application/json"},
-        }
+        options: Any = {"timeout": TIMEOUT, "headers": {"Content-Type": "application/json"}}
+        if not isinstance(client, anthropic.AsyncAnthropic):
+            options["security"] = BEARER
         try:
             await client.post(path, cast_to=httpx2.Response, content=BODY, options=options)
-            poster = JsonPoster(client)
+            poster = _poster(client)
             for _ in range(2):  # built once, then reused
                 response = await poster.post(path, BODY, TIMEOUT, stream=False)
                 assert orjson.loads(response.content) == {"ok": True}
         finally:
             await client.close()
         (sdk_path, sdk_headers, sdk_body), *ours = recorder.seen[-3:]
+        for name in PER_REQUEST:
+            sdk_headers.pop(name, None)
         for our_path, our_headers, our_body in ours:
             assert (our_path, our_body) == (sdk_path, sdk_body)
-            sdk_headers.pop("x-stainless-read-timeout", None)
             assert our_headers == sdk_headers
-    azure_path, azure_headers, _ = recorder.seen[-1]
+    azure_path, azure_headers, _ = recorder.seen[5]
     assert azure_path == "/openai/deployments/my%20dep/chat/completions?api-version=2024-10-21"
     assert azure_headers["api-key"] == "azure-key" and "authorization" not in azure_headers
     openai_headers = recorder.seen[0][1]
     assert openai_headers["authorization"] == "Bearer sk-one"
     assert openai_headers["x-team"] == "search"
+    anthropic_path, anthropic_headers, _ = recorder.seen[-1]
+    assert anthropic_path == "/v1/messages"
+    assert "sk-ant" in anthropic_headers.get("x-api-key", "") + anthropic_headers.get(
+        "authorization", ""
+    )
+    assert anthropic_headers["anthropic-version"]
 
 
 async def test_an_error_status_raises_the_sdks_error_with_its_body(
@@ -115,7 +145,7 @@ async def test_an_error_status_raises_the_sdks_error_with_its_body(
     client, path = _clients(root)[0]
     try:
         with pytest.raises(openai.RateLimitError) as caught:
-            await JsonPoster(client).post(path, BODY, TIMEOUT, stream=True)
+            await _poster(client).post(path, BODY, TIMEOUT, stream=True)
     finally:
         await client.close()
     assert caught.value.status_code == 429
@@ -126,9 +156,9 @@ async def test_templates_are_kept_for_a_bounded_number_of_paths(
     server: tuple[Recorder, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, root = server
-    monkeypatch.setattr(openai_post, "MAX_TEMPLATES", 2)
+    monkeypatch.setattr(sdk_post, "MAX_TEMPLATES", 2)
     client, _ = _clients(root)[1]
-    poster = JsonPoster(client)
+    poster = _poster(client)
     try:
         for n in range(4):
             await poster.post(f"/deployments/d{n}/chat/completions", BODY, TIMEOUT, stream=False)

@@ -1,8 +1,9 @@
-"""POSTs of JSON to an OpenAI-family endpoint, with the request the SDK itself builds.
+"""POSTs of JSON to a provider, with the request its official SDK itself builds.
 
-The SDK's client builds each path's request once: its URL (base URL, Azure's
-deployment path and `api-version`), its authentication (Bearer, or Azure's `api-key`)
-and its own headers (user agent, configured headers). Every call then sends a copy of
+The openai and anthropic SDKs share one client structure. The SDK's client builds each
+path's request once: its URL (base URL, Azure's deployment path and `api-version`), its
+authentication (Bearer, Azure's `api-key`, Anthropic's key) and its own headers (user
+agent, `anthropic-version`, configured headers). Every call then sends a copy of
 that request with its own body and timeout straight through the SDK's httpx2 client
 (the shared aiohttp transport), and an error status is turned into the SDK's own
 exception by the SDK (`_make_status_error_from_response`), so its error classes and
@@ -19,22 +20,25 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
-import openai
-from openai._models import FinalRequestOptions
 
 # Headers of the template that belong to one request, not to every request of a path.
-_PER_REQUEST = frozenset({"content-length", "host", "x-stainless-read-timeout"})
+_PER_REQUEST = frozenset(
+    {"content-length", "host", "x-stainless-read-timeout", "x-stainless-timeout"}
+)
 _JSON_HEADERS = {"Content-Type": "application/json"}
-_BEARER: Any = {"bearer_auth": True}
 # Paths whose template is kept (Azure has one per deployment); past it, built per call.
 MAX_TEMPLATES = 256
 
 
 class JsonPoster:
-    """Sends JSON bodies with `client`'s URL, authentication and headers."""
+    """Sends JSON bodies with `client`'s URL, authentication and headers; `options` is
+    the SDK's FinalRequestOptions, `extra` what each of its requests is built with
+    (openai: the security scheme)."""
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, client: Any, options: Any, **extra: Any) -> None:
         self._client = client
+        self._options_type = options
+        self._extra = extra
         self._http: httpx2.AsyncClient = client._client
         self._templates: dict[str, tuple[httpx2.URL, list[tuple[str, str]]]] = {}
 
@@ -42,12 +46,11 @@ class JsonPoster:
         found = self._templates.get(path)
         if found is not None:
             return found
-        options: Any = FinalRequestOptions.construct(
-            method="post", url=path, content=b"", headers=_JSON_HEADERS, security=_BEARER
+        options = self._options_type.construct(
+            method="post", url=path, content=b"", headers=_JSON_HEADERS, **self._extra
         )
-        client: Any = self._client
-        options = await client._prepare_options(options)
-        built: httpx2.Request = client._build_request(options)
+        options = await self._client._prepare_options(options)
+        built: httpx2.Request = self._client._build_request(options)
         headers = [(k, v) for k, v in built.headers.items() if k.lower() not in _PER_REQUEST]
         template = (built.url, headers)
         if len(self._templates) < MAX_TEMPLATES:
@@ -69,6 +72,5 @@ class JsonPoster:
                 await response.aread()
             finally:
                 await response.aclose()
-            client: Any = self._client
-            raise client._make_status_error_from_response(response)
+            raise self._client._make_status_error_from_response(response)
         return response
