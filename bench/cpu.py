@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,6 +40,20 @@ class CpuMeter:
     def stop(self) -> None:
         after = self._read()
         self.spent = {name: after[name] - self._before[name] for name in after}
+
+
+def stack_pids(stack: Any, services: Sequence[str] | None = None) -> dict[str, list[int]]:
+    """Envoy's process and each service's replicas (every service when None), by name."""
+    pids = {"envoy": [stack.envoy.pid] if stack.envoy and stack.envoy.pid else []}
+    for name in stack.replicas if services is None else services:
+        pids[name] = [r.process.pid for r in stack.replicas[name] if r.process.pid]
+    return pids
+
+
+def gateway_meter(stack: Any) -> CpuMeter:
+    """Envoy, the routers and the providers as one group, `gateway`: the request path."""
+    groups = stack_pids(stack, ("router", "provider"))
+    return CpuMeter({"gateway": [pid for pids in groups.values() for pid in pids]})
 
 
 def rss_mib(pid: int) -> float:

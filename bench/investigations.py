@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench import inv_stats
-from bench.cpu import CpuMeter, RssPeak
+from bench.cpu import CpuMeter, RssPeak, stack_pids
 from bench.inv_report import section
 from bench.inv_stats import RunResult
 from services.launcher.stack import REPO_ROOT
@@ -191,11 +191,8 @@ def machine_busy_s() -> float:
 
 def _groups(gateway: Gateway, kube_pid: int) -> dict[str, list[int]]:
     stack = gateway.stack
-    groups = {
-        name: [r.process.pid or 0 for r in stack.replicas[name]]
-        for name in ("investigation", "tool", "router", "provider")
-    }
-    groups["envoy"] = [stack.envoy.pid or 0] if stack.envoy else []
+    groups = stack_pids(stack, ("investigation", "tool", "router", "provider"))
+    groups["envoy"] = groups.pop("envoy")  # after the services, as the report lists them
     groups["redis"] = [stack.redis.pid or 0] if stack.redis else []
     groups["fake model"] = [gateway.fakes["openai"].process.pid or 0]
     groups["fake Kubernetes API"] = [kube_pid]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import fallback, inv_report, investigations, streams, surfaces, tracing_cost
-from bench.cpu import CpuMeter, bare_grpc_call_cpu
+from bench.cpu import CpuMeter, bare_grpc_call_cpu, stack_pids
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
 from bench.ttft import TtftResult, measure
@@ -552,9 +552,7 @@ def main() -> int:
             stack = gw.stack
             meter = CpuMeter(
                 {
-                    "envoy": [stack.envoy.pid] if stack.envoy and stack.envoy.pid else [],
-                    "router": [r.process.pid or 0 for r in stack.replicas["router"]],
-                    "provider": [r.process.pid or 0 for r in stack.replicas["provider"]],
+                    **stack_pids(stack, ("router", "provider")),
                     UPSTREAM: [gw.fakes["openai"].process.pid or 0],
                 }
             )

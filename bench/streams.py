@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.cpu import CpuMeter, RssPeak
+from bench.cpu import CpuMeter, RssPeak, stack_pids
 from bench.ttft import percentile
 from tests.fakes import Behaviour
 from tests.support.gateway import Gateway, running_gateway
@@ -272,15 +272,6 @@ class UpstreamPeak:
         self._thread.join()
 
 
-def suite_pids(gateway: Gateway) -> list[int]:
-    """Envoy and every replica of every service: what the gateway itself runs."""
-    stack = gateway.stack
-    pids = [stack.envoy.pid] if stack.envoy and stack.envoy.pid else []
-    for replicas in stack.replicas.values():
-        pids += [r.process.pid for r in replicas if r.process.pid]
-    return pids
-
-
 def run_scenario(
     work: Path, counts: Sequence[int] = STREAM_COUNTS, provider_pool: int | None = None
 ) -> dict[int, StreamsResult]:
@@ -295,7 +286,8 @@ def run_scenario(
         pace(gateway)
         url = gateway.public_url + "/v1/chat/completions"
         run_streams(url, 20)  # warm-up: connections, pools, the catalogue
-        suite = suite_pids(gateway)
+        # Envoy and every replica of every service: what the gateway itself runs.
+        suite = [pid for pids in stack_pids(gateway.stack).values() for pid in pids]
         cpu = CpuMeter({"suite": suite})
         for count in counts:
             time.sleep(SETTLE_S)

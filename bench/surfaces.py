@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import CpuMeter
+from bench.cpu import gateway_meter
 from bench.ttft import TtftResult, measure
 from tests.support.gateway import FAKE_KEYS, Gateway, running_gateway
 
@@ -100,19 +100,6 @@ class SurfaceRun:
     cpu_us: float | None
 
 
-def _meter(gw: Gateway) -> CpuMeter:
-    stack = gw.stack
-    return CpuMeter(
-        {
-            "gateway": [
-                *([stack.envoy.pid] if stack.envoy and stack.envoy.pid else []),
-                *(r.process.pid or 0 for r in stack.replicas["router"]),
-                *(r.process.pid or 0 for r in stack.replicas["provider"]),
-            ]
-        }
-    )
-
-
 def _url(gw: Gateway, surface: Surface) -> tuple[str, str]:
     """The URL and the API key a row uses."""
     if surface.direct:
@@ -127,7 +114,7 @@ def run_scenario(
     runs: dict[tuple[str, int], SurfaceRun] = {}
     ttft: dict[str, TtftResult] = {}
     with running_gateway(work, record=False) as gw:
-        meter = _meter(gw)
+        meter = gateway_meter(gw.stack)
         for index, surface in enumerate(SURFACES):
             body_file = work / f"surface-{index}.json"
             body_file.write_text(json.dumps(surface.body))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import CpuMeter
+from bench.cpu import gateway_meter
 from tests.support.gateway import Gateway, running_gateway
 from tests.support.otlp import running_receiver
 
@@ -61,19 +61,6 @@ def _gateway(work: Path, traced: bool) -> Iterator[tuple[Gateway, Callable[[], i
             yield gw, lambda: len(receiver.spans)
 
 
-def _meter(gw: Gateway) -> CpuMeter:
-    stack = gw.stack
-    return CpuMeter(
-        {
-            "gateway": [
-                *([stack.envoy.pid] if stack.envoy and stack.envoy.pid else []),
-                *(r.process.pid or 0 for r in stack.replicas["router"]),
-                *(r.process.pid or 0 for r in stack.replicas["provider"]),
-            ]
-        }
-    )
-
-
 def run_scenario(
     work: Path, body: dict[str, Any], duration: float, wrk: Any
 ) -> tuple[dict[tuple[str, int], TracingRun], int]:
@@ -86,7 +73,7 @@ def run_scenario(
         name = "traced" if traced else "untraced"
         with _gateway(work, traced) as (gw, received):
             url = gw.public_url + "/v1/chat/completions"
-            meter = _meter(gw)
+            meter = gateway_meter(gw.stack)
             for concurrency in CONCURRENCIES:
                 wrk(url, concurrency, WARM_UP_S, body_file, "unused")
                 meter.start()
