@@ -104,13 +104,12 @@ class UsageRecorder:
         redis: aioredis.Redis | None,
         *,
         clock: Callable[[], float] = time.time,
-        max_batch: int = MAX_BATCH,
     ) -> None:
         self._redis = redis
         self._clock = clock
         self._writes = GroupCommit(
             self._write,
-            max_batch=max_batch,
+            max_batch=MAX_BATCH,
             max_pending=MAX_PENDING,
             on_batch=RECORD_BATCH.observe,
         )

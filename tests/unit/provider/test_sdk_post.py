@@ -102,6 +102,11 @@ def _clients(root: str) -> list[tuple[Any, str]]:
     ]
 
 
+async def _close(clients: list[tuple[Any, str]]) -> None:
+    for client, _ in clients:
+        await client.close()
+
+
 async def test_the_wire_request_is_the_sdks_own(server: tuple[Recorder, str]) -> None:
     recorder, root = server
     for client, path in _clients(root):
@@ -142,12 +147,13 @@ async def test_an_error_status_raises_the_sdks_error_with_its_body(
     recorder, root = server
     recorder.status = 429
     recorder.answer = {"error": {"message": "slow down", "type": "requests", "code": "rate"}}
-    client, path = _clients(root)[0]
+    clients = _clients(root)
+    client, path = clients[0]
     try:
         with pytest.raises(openai.RateLimitError) as caught:
             await _poster(client).post(path, BODY, TIMEOUT, stream=True)
     finally:
-        await client.close()
+        await _close(clients)
     assert caught.value.status_code == 429
     assert caught.value.body == recorder.answer["error"]
 
@@ -157,11 +163,11 @@ async def test_templates_are_kept_for_a_bounded_number_of_paths(
 ) -> None:
     _, root = server
     monkeypatch.setattr(sdk_post, "MAX_TEMPLATES", 2)
-    client, _ = _clients(root)[1]
-    poster = _poster(client)
+    clients = _clients(root)
+    poster = _poster(clients[1][0])
     try:
         for n in range(4):
             await poster.post(f"/deployments/d{n}/chat/completions", BODY, TIMEOUT, stream=False)
     finally:
-        await client.close()
+        await _close(clients)
     assert len(poster._templates) == 2

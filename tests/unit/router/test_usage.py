@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from llmgw.router.v1 import admin_service_pb2 as admin_pb2
@@ -48,6 +49,10 @@ def test_without_a_cached_price_cached_tokens_cost_the_input_price() -> None:
     assert cost_nanos(plain, _usage(100, 10, cached=50)) == 100 * 3000 + 10 * 15000
     free = Deployment(provider="p", model="m")
     assert cost_nanos(free, _usage(100, 10)) == 0
+
+
+def _batch_sample(suffix: str) -> float:
+    return REGISTRY.get_sample_value(f"llmgw_usage_record_batch_size_{suffix}") or 0.0
 
 
 @pytest.fixture
@@ -100,9 +105,8 @@ async def test_a_batch_of_different_requests_records_and_settles_each_exactly(
 ) -> None:
     """Records that queue behind a call in flight go in one script call: each still
     adds to its own subjects and model and settles its own limit counters."""
-    batches: list[int] = []
+    calls_before, sums_before = _batch_sample("count"), _batch_sample("sum")
     recorder = UsageRecorder(redis, clock=lambda: DAY1)
-    recorder._writes._on_batch = batches.append
     await redis.set("limits:a", 100, ex=60)
     await redis.set("limits:b", 5, ex=60)
     writes = []
@@ -112,7 +116,9 @@ async def test_a_batch_of_different_requests_records_and_settles_each_exactly(
         model = "mini" if n % 5 else "big"
         writes.append(recorder.record(subjects, UsageRecord(model, _usage(n, 1), n), adjustments))
     assert all(await asyncio.gather(*writes))
-    assert len(batches) < 30 and sum(batches) == 30
+    # llmgw_usage_record_batch_size: fewer calls than records, and all 30 in them.
+    assert _batch_sample("count") - calls_before < 30
+    assert _batch_sample("sum") - sums_before == 30
 
     report = await usage_report(
         recorder, admin_pb2.GetUsageRequest(start_date="2026-03-30", end_date="2026-03-30"), DAY1
