@@ -8,12 +8,20 @@ below a cent, which floats would not.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 from llmgw.common.v1 import chat_pb2 as common_pb2
 from services.common.gateway_config import Deployment
 
 NANOS = 1_000_000_000
 _PER_TOKEN_NANOS = Decimal(NANOS) / Decimal(1_000_000)
+
+
+@lru_cache(maxsize=1024)
+def _per_token(price: float) -> Decimal:
+    """A price per million tokens as nano-units per token, exactly (prices come from the
+    configuration: few distinct values, converted once each)."""
+    return Decimal(str(price)) * _PER_TOKEN_NANOS
 
 
 def cost_nanos(deployment: Deployment, usage: common_pb2.Usage) -> int:
@@ -26,10 +34,10 @@ def cost_nanos(deployment: Deployment, usage: common_pb2.Usage) -> int:
         else deployment.cached_input_price
     )
     total = (
-        Decimal(str(deployment.input_price)) * (usage.input_tokens - cached)
-        + Decimal(str(cached_price)) * cached
-        + Decimal(str(deployment.output_price)) * usage.output_tokens
-    ) * _PER_TOKEN_NANOS
+        _per_token(deployment.input_price) * (usage.input_tokens - cached)
+        + _per_token(cached_price) * cached
+        + _per_token(deployment.output_price) * usage.output_tokens
+    )
     return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
