@@ -350,7 +350,8 @@ async def test_a_stream_failing_after_three_chunks_never_switches_provider(
             model="stream-primary",
         )
     pieces, code, _ = await _stream_text(router, "streamer")
-    assert pieces == ["one", " two", " three"]
+    # The pieces may come coalesced (they reach the provider together): the text counts.
+    assert "".join(pieces) == "one two three"
     assert code is grpc.StatusCode.UNAVAILABLE
     assert "stream-backup" not in _hits(rgw, "anthropic")
 

@@ -22,11 +22,12 @@ class FrameTooLarge(Exception):
         self.limit = limit
 
 
-async def sse_events(
+async def sse_batches(
     chunks: AsyncIterable[bytes], max_bytes: int
-) -> AsyncGenerator[tuple[str, bytes], None]:
-    """(event name, data) per event; data lines are joined with newlines, comments and
-    `id:` / `retry:` fields are ignored."""
+) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+    """(event name, data) per event, in lists: the events each read of the body completed
+    (a list is never empty). Data lines are joined with newlines; comments and `id:` /
+    `retry:` fields are ignored."""
     pending = b""
     event = ""
     data: list[bytes] = []
@@ -34,11 +35,12 @@ async def sse_events(
     async for chunk in chunks:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
+        batch: list[tuple[str, bytes]] = []
         for raw in lines:
             line = raw[:-1] if raw.endswith(b"\r") else raw
             if not line:
                 if data:
-                    yield event, b"\n".join(data)
+                    batch.append((event, b"\n".join(data)))
                 event = ""
                 data = []
                 size = 0
@@ -50,23 +52,51 @@ async def sse_events(
                 data.append(value)
                 size += len(value) + 1
                 if size > max_bytes:
-                    raise FrameTooLarge(max_bytes)
+                    break
             elif name == b"event":
                 event = value.decode("utf-8", "replace")
-        if len(pending) > max_bytes:
+        # The events completed before an oversized one still go out, as they came.
+        if batch:
+            yield batch
+        if size > max_bytes or len(pending) > max_bytes:
             raise FrameTooLarge(max_bytes)
 
 
-async def ndjson_lines(chunks: AsyncIterable[bytes], max_bytes: int) -> AsyncGenerator[bytes, None]:
-    """Each non-blank newline-terminated line."""
+async def sse_events(
+    chunks: AsyncIterable[bytes], max_bytes: int
+) -> AsyncGenerator[tuple[str, bytes], None]:
+    """The events of `sse_batches` one by one."""
+    async for batch in sse_batches(chunks, max_bytes):
+        for event in batch:
+            yield event
+
+
+async def ndjson_batches(
+    chunks: AsyncIterable[bytes], max_bytes: int
+) -> AsyncGenerator[list[bytes], None]:
+    """Each non-blank newline-terminated line, in lists: the lines each read of the body
+    completed (a list is never empty)."""
     pending = b""
     async for chunk in chunks:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
+        batch: list[bytes] = []
+        too_large = False
         for line in lines:
             if len(line) > max_bytes:
-                raise FrameTooLarge(max_bytes)
+                too_large = True
+                break
             if line.strip():
-                yield line
-        if len(pending) > max_bytes:
+                batch.append(line)
+        # The lines completed before an oversized one still go out, as they came.
+        if batch:
+            yield batch
+        if too_large or len(pending) > max_bytes:
             raise FrameTooLarge(max_bytes)
+
+
+async def ndjson_lines(chunks: AsyncIterable[bytes], max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The lines of `ndjson_batches` one by one."""
+    async for batch in ndjson_batches(chunks, max_bytes):
+        for line in batch:
+            yield line

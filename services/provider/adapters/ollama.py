@@ -26,7 +26,7 @@ from services.provider.adapters.endpoints import (
     resolve_base_url,
     resolve_credential,
 )
-from services.provider.adapters.framing import ndjson_lines
+from services.provider.adapters.framing import ndjson_batches
 from services.provider.adapters.http_client import http_client, request_timeout
 from services.provider.adapters.ollama_errors import from_response, from_transport
 from services.provider.adapters.ollama_request import build_body
@@ -134,7 +134,7 @@ class OllamaAdapter:
             "POST", "/api/chat", body=body, timeout=timeout, stream=True, model=request.model
         )
         translator = StreamTranslator(self._name, request.model, secrets.token_hex(8))
-        frames = ndjson_lines(response.aiter_bytes(), self._config.max_event_bytes)
+        frames = ndjson_batches(response.aiter_bytes(), self._config.max_event_bytes)
         relayed = relay(response, frames, translator, self._name, self._config.stream_idle_timeout)
         async with aclosing(relayed) as events:
             async for event in events:

@@ -16,7 +16,7 @@ import orjson
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ProviderConfig
-from services.provider.adapters.framing import sse_events
+from services.provider.adapters.framing import sse_batches
 from services.provider.adapters.stream_relay import Translator, relay
 from services.provider.adapters.upstream_errors import malformed
 
@@ -57,7 +57,7 @@ class SseJsonAdapter(abc.ABC):
         self, request: provider_pb2.CompleteRequest, timeout: float | None
     ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
         response = await self._post(request, timeout, stream=True)
-        frames = sse_events(response.aiter_bytes(), self._config.max_event_bytes)
+        frames = sse_batches(response.aiter_bytes(), self._config.max_event_bytes)
         translator = self._translator(request.model)
         relayed = relay(response, frames, translator, self._name, self._config.stream_idle_timeout)
         async with aclosing(relayed) as events:

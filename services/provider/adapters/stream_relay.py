@@ -10,6 +10,12 @@ A stream that sends no event for `idle_timeout` seconds is abandoned with UNAVAI
 keep-alive comments (`: ping`) reset the socket's read timeout but are no event, so
 without this an upstream sending only them would hold the caller until its deadline,
 or forever without one. An event over the framing's size limit ends it the same way.
+
+Coalescing: the framing hands over the frames of each read of the body together. When
+several arrived in one read (the upstream is ahead of us: under load, or a fast model),
+adjacent pieces of text become one event, so the router, Envoy and the client each
+handle one message instead of several. Nothing waits for more: a frame that arrives on
+its own goes out on its own at once, so the first token is never delayed.
 """
 
 from __future__ import annotations
@@ -44,37 +50,86 @@ class Translator(Protocol[Frame_contra]):
 
 
 async def _paced(
-    frames: AsyncGenerator[Frame, None], idle_timeout: float, provider: str
-) -> AsyncGenerator[Frame, None]:
-    """`frames`, each awaited at most `idle_timeout` seconds."""
+    batches: AsyncGenerator[list[Frame], None], idle_timeout: float, provider: str
+) -> AsyncGenerator[list[Frame], None]:
+    """`batches`, each awaited at most `idle_timeout` seconds."""
     while True:
         try:
             async with asyncio.timeout(idle_timeout):
-                frame = await anext(frames)
+                batch = await anext(batches)
         except StopAsyncIteration:
             return
         except TimeoutError:
             raise stream_idle(provider, idle_timeout) from None
-        yield frame
+        yield batch
+
+
+def _text_only(event: provider_pb2.StreamCompleteResponse) -> str | None:
+    """The kind of piece (`text` or `refusal`) of an event that carries nothing else."""
+    kind = event.WhichOneof("event")
+    if kind == "tool_call" or event.finish_reason or event.HasField("usage"):
+        return None
+    return kind
+
+
+def coalesced(
+    events: list[provider_pb2.StreamCompleteResponse],
+) -> list[provider_pb2.StreamCompleteResponse]:
+    """`events` with each run of adjacent text-only events (text, or refusal) of one
+    response joined into one; everything else as it is, in order."""
+    if len(events) < 2:
+        return events
+    out: list[provider_pb2.StreamCompleteResponse] = []
+    run_kind: str | None = None
+    for event in events:
+        kind = _text_only(event)
+        previous = out[-1] if out else None
+        if (
+            kind is not None
+            and kind == run_kind
+            and previous is not None
+            and previous.id == event.id
+            and previous.model == event.model
+        ):
+            if kind == "text":
+                previous.text += event.text
+            else:
+                previous.refusal += event.refusal
+            continue
+        out.append(event)
+        run_kind = kind
+    return out
 
 
 async def relay(
     response: httpx2.Response,
-    frames: AsyncGenerator[Frame, None],
+    batches: AsyncGenerator[list[Frame], None],
     translator: Translator[Frame],
     provider: str,
     idle_timeout: float,
 ) -> AsyncGenerator[provider_pb2.StreamCompleteResponse, None]:
-    paced = _paced(frames, idle_timeout, provider)
+    """The events of the frames `batches` brings, each read's coalesced."""
+    paced = _paced(batches, idle_timeout, provider)
     try:
-        async for frame in paced:
+        async for batch in paced:
             if translator.done:
                 # Read to the end of the body so the connection can be reused.
                 continue
-            for event in translator.feed(frame):
+            events: list[provider_pb2.StreamCompleteResponse] = []
+            failure: Exception | None = None
+            for frame in batch:
+                try:
+                    events += translator.feed(frame)
+                except Exception as error:  # an error event: what came before it goes out first
+                    failure = error
+                    break
+                if translator.done:
+                    events.append(translator.final())
+                    break
+            for event in coalesced(events):
                 yield event
-            if translator.done:
-                yield translator.final()
+            if failure is not None:
+                raise failure
     # A failure after the terminal event loses only the connection: the answer is whole.
     except httpx2.TimeoutException:
         if not translator.done:
@@ -86,7 +141,7 @@ async def relay(
         raise stream_event_too_large(provider, error.limit) from None
     finally:
         await paced.aclose()
-        await frames.aclose()
+        await batches.aclose()
         await response.aclose()
     if not translator.done:
         raise stream_ended_early(provider, "the body ended without the terminal event")
