@@ -30,7 +30,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fallback, inv_report, investigations, streams, surfaces, tracing_cost
+from bench import (
+    fallback,
+    inv_report,
+    investigations,
+    scaling,
+    stream_costs,
+    streams,
+    surfaces,
+    tracing_cost,
+)
 from bench.cpu import CpuMeter, bare_grpc_call_cpu, stack_pids
 from bench.fallback import RouteTimes, latency_by_route
 from bench.features import VARIANTS, run_features
@@ -488,8 +497,36 @@ def _surfaces_section(args: argparse.Namespace) -> list[str]:
     )
 
 
+def _stream_costs_section(args: argparse.Namespace) -> list[str]:
+    """Where a stream's CPU and memory go, process by process, on a gateway of its own."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-stream-costs-") as tmp:
+        costs = stream_costs.run_scenario(Path(tmp))
+    return stream_costs.section(
+        costs,
+        f"{today} on {machine()}",
+        "`make bench` (this section alone: `python -m bench.run --scenario stream-costs`;"
+        f" printed: `python -m bench.stream_costs --streams {stream_costs.STREAMS}`)",
+    )
+
+
+def _scaling_section(args: argparse.Namespace) -> list[str]:
+    """One router and one provider against two of each, each layout a stack of its own."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    with tempfile.TemporaryDirectory(prefix="llmgw-bench-scaling-") as tmp:
+        runs = scaling.run_scenario(Path(tmp), args.duration, wrk)
+    return scaling.section(
+        runs,
+        os.cpu_count() or 1,
+        f"{today} on {machine()}, {args.duration:g} s per run",
+        "`make bench` (this section alone: `python -m bench.run --scenario scaling`)",
+    )
+
+
 SCENARIOS = {
     surfaces.SECTION: ("surfaces", _surfaces_section),
+    stream_costs.SECTION: ("stream-costs", _stream_costs_section),
+    scaling.SECTION: ("scaling", _scaling_section),
     streams.SECTION: ("streams", _streams_section),
     investigations.SECTION: ("investigations", _investigations_section),
     tracing_cost.SECTION: ("tracing", _tracing_section),
@@ -582,6 +619,8 @@ def main() -> int:
     investigations_section = _investigations_section(args)
     tracing_section = _tracing_section(args)
     surfaces_section = _surfaces_section(args)
+    stream_costs_section = _stream_costs_section(args)
+    scaling_section = _scaling_section(args)
     grpc_call_us = asyncio.run(bare_grpc_call_cpu())
     text = report(
         args,
@@ -597,6 +636,8 @@ def main() -> int:
     )
     text = replace_section(text, tracing_cost.SECTION, tracing_section)
     text = replace_section(text, surfaces.SECTION, surfaces_section)
+    text = replace_section(text, stream_costs.SECTION, stream_costs_section)
+    text = replace_section(text, scaling.SECTION, scaling_section)
     args.output.write_text(text)
     print(text)
     return 0

@@ -62,12 +62,13 @@ SETTLE_S = 3.0
 SECTION = "## Concurrent streams"
 
 
-def pace(gateway: Gateway) -> None:
-    """From now on the fake OpenAI upstream paces every answer for MODEL."""
-    words = [f"w{i} " for i in range(CHUNKS)]
+def pace(gateway: Gateway, chunks: int = CHUNKS, interval_s: float = CHUNK_INTERVAL_S) -> None:
+    """From now on the fake OpenAI upstream paces every answer for MODEL: `chunks`
+    content chunks, the first after FIRST_CHUNK_S, then one every `interval_s`."""
+    words = [f"w{i} " for i in range(chunks)]
     with gateway.fakes["openai"].control() as control:
         control.set_default(
-            Behaviour(chunks=words, delay=FIRST_CHUNK_S, chunk_delay=CHUNK_INTERVAL_S),
+            Behaviour(chunks=words, delay=FIRST_CHUNK_S, chunk_delay=interval_s),
             model=MODEL,
         )
 
@@ -115,7 +116,7 @@ async def _read_events(
                     finished = True
 
 
-async def one_stream(host: str, port: int, path: str, body: bytes) -> Outcome:
+async def one_stream(host: str, port: int, path: str, body: bytes, chunks: int = CHUNKS) -> Outcome:
     outcome = Outcome(failure=None)
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -144,7 +145,7 @@ async def one_stream(host: str, port: int, path: str, body: bytes) -> Outcome:
             finished, error = await _read_events(reader, started, outcome)
             if error:
                 outcome.failure = "error event"
-            elif not finished or outcome.chunks != CHUNKS:
+            elif not finished or outcome.chunks != chunks:
                 outcome.failure = "truncated"
     except TimeoutError:
         outcome.failure = "client timeout"
@@ -156,12 +157,14 @@ async def one_stream(host: str, port: int, path: str, body: bytes) -> Outcome:
     return outcome
 
 
-async def _worker(url: str, count: int, start_at: float) -> list[Outcome]:
+async def _worker(url: str, count: int, start_at: float, chunks: int) -> list[Outcome]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = request_body()
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    return await asyncio.gather(*(one_stream(host, port, parts.path, body) for _ in range(count)))
+    return await asyncio.gather(
+        *(one_stream(host, port, parts.path, body, chunks) for _ in range(count))
+    )
 
 
 @dataclass
@@ -223,8 +226,9 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_streams(url: str, streams: int) -> StreamsResult:
-    """`streams` concurrent streams against `url`, from worker processes started together."""
+def run_streams(url: str, streams: int, chunks: int = CHUNKS) -> StreamsResult:
+    """`streams` concurrent streams against `url`, from worker processes started together;
+    each must carry `chunks` content chunks (what `pace` set) to complete."""
     workers = max(1, -(-streams // STREAMS_PER_WORKER))
     counts = [streams // workers + (i < streams % workers) for i in range(workers)]
     # Time for every worker to import and connect nothing yet: they all start at once.
@@ -232,7 +236,10 @@ def run_streams(url: str, streams: int) -> StreamsResult:
     cpu_before = _children_cpu()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.streams", "worker", url, str(n), repr(start_at)],
+            [
+                *(sys.executable, "-m", "bench.streams", "worker"),
+                *(url, str(n), repr(start_at), str(chunks)),
+            ],
             stdout=subprocess.PIPE,
         )
         for n in counts
@@ -347,7 +354,9 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         " routing, the provider call, the usage record), so it is an upper bound of the"
         f" per-chunk work ({CHUNKS} chunks per stream). RSS per open stream: the suite's"
         " summed RSS at its peak during the run (sampled every 0.2 s) less before it,"
-        " over the run's streams.",
+        " over the run's streams; the processes keep the memory an earlier run grew them"
+        " to, so a run after a smaller one shows only what it added (each process's figure"
+        " from a first run: the section \"Where a stream's CPU and memory go\").",
         "",
     ]
     if samples:
@@ -356,8 +365,8 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
 
 
 def _worker_main(argv: Sequence[str]) -> int:
-    url, count, start_at = argv[0], int(argv[1]), float(argv[2])
-    outcomes = asyncio.run(_worker(url, count, start_at))
+    url, count, start_at, chunks = argv[0], int(argv[1]), float(argv[2]), int(argv[3])
+    outcomes = asyncio.run(_worker(url, count, start_at, chunks))
     json.dump([asdict(o) for o in outcomes], sys.stdout)
     return 0
 
