@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import DEFAULT_TEXT
+from tests.fakes import DEFAULT_TEXT, Behaviour
 from tests.support.gateway import Gateway
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def go_client(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def go_client(
+    repo_root: Path, tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path
+) -> Path:
     """The client, built in GOPATH mode against Debian's Go packages."""
     assert shutil.which("go"), "go missing: `make system-deps` installs golang-go"
     work = tmp_path_factory.mktemp("go")
@@ -33,7 +35,7 @@ def go_client(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             **os.environ,
             "GO111MODULE": "off",
             "GOPATH": f"{work / 'gopath'}:/usr/share/gocode",
-            "GOCACHE": str(work / "cache"),
+            "GOCACHE": str(go_build_cache),
         },
         check=True,
         capture_output=True,
@@ -45,6 +47,10 @@ def go_client(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_go_client_lists_completes_streams_and_reads_status_details(
     go_client: Path, gw: Gateway
 ) -> None:
+    # The unary call, then the stream with its pieces apart in time: pieces that reach
+    # the provider together would be coalesced into one chunk.
+    with gw.fakes["openai"].control() as control:
+        control.script(Behaviour(), Behaviour(chunk_delay=0.05))
     result = subprocess.run(
         [str(go_client), gw.grpc_target, "fast"],
         capture_output=True,

@@ -53,7 +53,9 @@ def test_protos_pass_buf_lint(repo_root: Path) -> None:
 
 
 @pytest.mark.parametrize("package", ["commonv1", "routerv1", "sessionv1", "providerv1"])
-def test_go_stubs_compile(repo_root: Path, tmp_path: Path, package: str) -> None:
+def test_go_stubs_compile(
+    repo_root: Path, tmp_path: Path, go_build_cache: Path, package: str
+) -> None:
     assert shutil.which("go"), "go missing: `make system-deps` installs golang-go"
     gopath = tmp_path / "gopath"
     (gopath / "src").mkdir(parents=True)
@@ -71,7 +73,7 @@ def test_go_stubs_compile(repo_root: Path, tmp_path: Path, package: str) -> None
             **os.environ,
             "GO111MODULE": "off",
             "GOPATH": f"{gopath}:/usr/share/gocode",
-            "GOCACHE": str(tmp_path / "gocache"),
+            "GOCACHE": str(go_build_cache),
             "GOFLAGS": "",
         },
         capture_output=True,
