@@ -207,7 +207,8 @@ def section(costs: Costs, measured: str, command: str) -> list[str]:
         "",
         "CPU per relayed chunk: the difference of each process's CPU between the runs with"
         f" {MANY_CHUNKS} and with {FEW_CHUNKS} chunks over the difference of chunks the"
-        " clients received (same streams, same length: only the chunks differ), so no"
+        " clients received (same streams, same length: only the chunks differ; pieces the"
+        " provider received together arrive as one chunk), so no"
         " setup is in it. CPU per stream's setup: the rest of the"
         f" {FEW_CHUNKS}-chunk runs' CPU over the streams (the request, routing, the provider"
         " call, the usage record and the end of the stream). RSS: each process's resident"

@@ -1,8 +1,8 @@
 """Many concurrent streams through the default stack: does every one reach its end?
 
 Each stream is a REST `POST /v1/chat/completions` with `"stream": true` whose answer the
-fake OpenAI upstream paces: the first chunk after `FIRST_CHUNK_S`, then one every
-`CHUNK_INTERVAL_S`, `CHUNKS` content chunks in all (5 s per stream). All streams of a
+fake OpenAI upstream paces: the first piece after `FIRST_CHUNK_S`, then one every
+`CHUNK_INTERVAL_S`, `CHUNKS` content pieces in all (5 s per stream). All streams of a
 run are opened at once, so they are in flight together; the gateway is the default
 stack (one router, one provider) started by `tests.support.gateway.running_gateway`.
 
@@ -13,10 +13,11 @@ end a stream (one that outlives `STREAM_DEADLINE_S` counts as `client timeout`, 
 can never pass for a gateway failure unseen). Time to first token runs from sending the
 request to reading the first SSE event that carries content.
 
-Outcomes: `completed` (HTTP 200, every content chunk, a finish reason, a clean end of the
-chunked body); otherwise one failure label: `HTTP <status>` (an answer other than 200),
-`error event` (a 200 stream that ended with an error event), `truncated` (a 200 stream
-that ended early without one), `connection <error>`, `client timeout`.
+Outcomes: `completed` (HTTP 200, every piece of the text in order, a finish reason, a
+clean end of the chunked body; pieces the provider got together may come as one chunk);
+otherwise one failure label: `HTTP <status>` (an answer other than 200), `error event`
+(a 200 stream that ended with an error event), `truncated` (a 200 stream that ended early
+without one), `connection <error>`, `client timeout`.
 
     python -m bench.streams [--streams 200,1000,2000] [--provider-pool N]  # the table
     make bench                                          # also writes it to RESULTS.md
@@ -62,10 +63,19 @@ SETTLE_S = 3.0
 SECTION = "## Concurrent streams"
 
 
+def _words(chunks: int) -> list[str]:
+    return [f"w{i} " for i in range(chunks)]
+
+
+def paced_text(chunks: int) -> str:
+    """The whole text of a paced answer of `chunks` pieces."""
+    return "".join(_words(chunks))
+
+
 def pace(gateway: Gateway, chunks: int = CHUNKS, interval_s: float = CHUNK_INTERVAL_S) -> None:
     """From now on the fake OpenAI upstream paces every answer for MODEL: `chunks`
-    content chunks, the first after FIRST_CHUNK_S, then one every `interval_s`."""
-    words = [f"w{i} " for i in range(chunks)]
+    content pieces, the first after FIRST_CHUNK_S, then one every `interval_s`."""
+    words = _words(chunks)
     with gateway.fakes["openai"].control() as control:
         control.set_default(
             Behaviour(chunks=words, delay=FIRST_CHUNK_S, chunk_delay=interval_s),
@@ -90,9 +100,10 @@ class Outcome:
 
 
 async def _read_events(
-    reader: asyncio.StreamReader, started: float, outcome: Outcome
+    reader: asyncio.StreamReader, started: float, outcome: Outcome, text: list[str]
 ) -> tuple[bool, bool]:
-    """Reads SSE events until the chunked body ends: (finish reason seen, error seen)."""
+    """Reads SSE events until the chunked body ends: (finish reason seen, error seen);
+    `text` gets each chunk's content."""
     buffer = b""
     finished = error = False
     while True:
@@ -108,10 +119,12 @@ async def _read_events(
                 error = True
                 continue
             for choice in data.get("choices", []):
-                if choice.get("delta", {}).get("content"):
+                content = choice.get("delta", {}).get("content")
+                if content:
                     if outcome.ttft_s is None:
                         outcome.ttft_s = time.perf_counter() - started
                     outcome.chunks += 1
+                    text.append(content)
                 if choice.get("finish_reason"):
                     finished = True
 
@@ -142,10 +155,13 @@ async def one_stream(host: str, port: int, path: str, body: bytes, chunks: int =
             if not any(h.startswith(b"transfer-encoding:") and b"chunked" in h for h in headers):
                 outcome.failure = "truncated"
                 return outcome
-            finished, error = await _read_events(reader, started, outcome)
+            text: list[str] = []
+            finished, error = await _read_events(reader, started, outcome, text)
             if error:
                 outcome.failure = "error event"
-            elif not finished or outcome.chunks != chunks:
+            elif not finished or "".join(text) != paced_text(chunks):
+                # Every piece, in order; pieces the provider received together may come
+                # coalesced, so the chunks can be fewer than the pieces.
                 outcome.failure = "truncated"
     except TimeoutError:
         outcome.failure = "client timeout"
@@ -338,12 +354,13 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "A stream completes when it answers 200 and carries every chunk, a finish reason and"
-        " a clean end. Time to first token counts from sending the request; on these 2"
-        " cores Envoy, the router, the provider, the fake upstream and the load client share"
-        " the CPU, so with thousands of streams it measures the queue for CPU more than"
-        " the gateway's own path (see the TTFT section above for that), and streams last"
-        " longer than the upstream's 5 s. Most streams at the upstream at once: the fake"
+        "A stream completes when it answers 200 and carries every piece of the text in"
+        " order, a finish reason and a clean end. Time to first token counts from sending"
+        " the request; on these 2 cores Envoy, the router, the provider, the fake upstream"
+        " and the load client share the CPU, so with thousands of streams it measures the"
+        " queue for CPU more than the gateway's own path (see the TTFT section above for"
+        " that), and streams last longer than the upstream's 5 s."
+        " Most streams at the upstream at once: the fake"
         " upstream's requests in flight, sampled every 0.2 s; all of a run's streams reach"
         " it together unless something in the gateway holds some back. Load client CPU:"
         " its workers' CPU time over their wall time, per worker (one core each at most);"
@@ -356,7 +373,7 @@ def section(results: dict[int, StreamsResult], measured: str, command: str) -> l
         " summed RSS at its peak during the run (sampled every 0.2 s) less before it,"
         " over the run's streams; the processes keep the memory an earlier run grew them"
         " to, so a run after a smaller one shows only what it added (each process's figure"
-        " from a first run: the section \"Where a stream's CPU and memory go\").",
+        ' from a first run: the section "Where a stream\'s CPU and memory go").',
         "",
     ]
     if samples:
