@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -66,12 +66,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-class RssPeak:
-    """Samples the summed RSS of some processes on a thread, keeping the peak; `start`
-    is the sum when it was entered."""
+class PeakSampler:
+    """Samples a figure (`now`) on a thread, keeping the peak; `start` is the figure when
+    it was entered."""
 
-    def __init__(self, pids: Sequence[int], interval: float = 0.2) -> None:
-        self._pids = list(pids)
+    def __init__(self, interval: float = 0.2) -> None:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -79,13 +78,13 @@ class RssPeak:
         self.peak = 0.0
 
     def now(self) -> float:
-        return sum(rss_mib(p) for p in self._pids)
+        raise NotImplementedError
 
     def _sample(self) -> None:
         while not self._stop.wait(self._interval):
             self.peak = max(self.peak, self.now())
 
-    def __enter__(self) -> RssPeak:
+    def __enter__(self) -> Self:
         self.start = self.peak = self.now()
         self._thread.start()
         return self
@@ -95,23 +94,47 @@ class RssPeak:
         self._thread.join()
 
 
+class RssPeak(PeakSampler):
+    """The summed RSS (MiB) of some processes at its peak."""
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.2) -> None:
+        super().__init__(interval)
+        self._pids = list(pids)
+
+    def now(self) -> float:
+        return sum(rss_mib(p) for p in self._pids)
+
+
+class _HealthServer:
+    """A grpc.aio server with a health servicer on a free loopback port, and a channel
+    to it."""
+
+    def __init__(self, servicer: HealthServicer) -> None:
+        self._server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, self._server)
+        self._port = self._server.add_insecure_port("127.0.0.1:0")
+        self._channel: grpc.aio.Channel | None = None
+
+    async def __aenter__(self) -> health_pb2_grpc.HealthStub:
+        await self._server.start()
+        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{self._port}")
+        return health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        await self._server.stop(0)
+
+
 async def bare_grpc_call_cpu(calls: int = 2000) -> float:
     """CPU microseconds of one grpc.aio unary call, client and server in this process."""
-    server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            for _ in range(200):
-                await stub.Check(health_pb2.HealthCheckRequest())
-            started = time.process_time()
-            for _ in range(calls):
-                await stub.Check(health_pb2.HealthCheckRequest())
-            return (time.process_time() - started) / calls * 1e6
-    finally:
-        await server.stop(0)
+    async with _HealthServer(HealthServicer()) as stub:
+        for _ in range(200):
+            await stub.Check(health_pb2.HealthCheckRequest())
+        started = time.process_time()
+        for _ in range(calls):
+            await stub.Check(health_pb2.HealthCheckRequest())
+        return (time.process_time() - started) / calls * 1e6
 
 
 async def bare_grpc_stream_message_cpu(streams: int = 200, messages: int = 50) -> float:
@@ -127,20 +150,12 @@ async def bare_grpc_stream_message_cpu(streams: int = 200, messages: int = 50) -
                 await asyncio.sleep(0)
                 yield reply
 
-    server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(_Streaming(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+    async with _HealthServer(_Streaming()) as stub:
 
-            async def one() -> int:
-                return len([m async for m in stub.Watch(request)])
+        async def one() -> int:
+            return len([m async for m in stub.Watch(request)])
 
-            await one()
-            started = time.process_time()
-            received = sum(await asyncio.gather(*(one() for _ in range(streams))))
-            return (time.process_time() - started) / received * 1e6
-    finally:
-        await server.stop(0)
+        await one()
+        started = time.process_time()
+        received = sum(await asyncio.gather(*(one() for _ in range(streams))))
+        return (time.process_time() - started) / received * 1e6

@@ -28,14 +28,19 @@ import asyncio
 import json
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.cpu import CpuMeter, RssPeak, bare_grpc_stream_message_cpu, stack_pids
+from bench.cpu import (
+    CpuMeter,
+    PeakSampler,
+    RssPeak,
+    bare_grpc_stream_message_cpu,
+    stack_pids,
+)
 from bench.streams import SETTLE_S, StreamsResult, pace, run_streams
 from tests.support.gateway import Gateway, running_gateway
 
@@ -49,34 +54,16 @@ ROUNDS = 2
 PATH = ("envoy", "router", "provider")
 
 
-class EnvoyHeapPeak:
-    """Samples Envoy's allocator bytes in use (admin /memory) on a thread, keeping the
-    peak; `start` is the figure when it was entered."""
+class EnvoyHeapPeak(PeakSampler):
+    """Envoy's allocator bytes in use (admin /memory) at their peak."""
 
     def __init__(self, admin_url: str, interval: float = 0.2) -> None:
+        super().__init__(interval)
         self._url = admin_url + "/memory"
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self.start = 0
-        self.peak = 0
 
-    def now(self) -> int:
+    def now(self) -> float:
         with urllib.request.urlopen(self._url, timeout=5) as answer:
-            return int(json.load(answer)["allocated"])
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self.now())
-
-    def __enter__(self) -> EnvoyHeapPeak:
-        self.start = self.peak = self.now()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+            return float(json.load(answer)["allocated"])
 
 
 @dataclass
