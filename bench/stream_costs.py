@@ -97,6 +97,17 @@ class Costs:
         many_cpu, many_chunks = self._mean(self.many, name)
         return (many_cpu - few_cpu) / (many_chunks - few_chunks) * 1e6
 
+    def piece_us(self, name: str) -> float:
+        """CPU per piece the upstream sent (coalesced pieces share a chunk's cost)."""
+        few_cpu, _ = self._mean(self.few, name)
+        many_cpu, _ = self._mean(self.many, name)
+        return (many_cpu - few_cpu) / (self.streams * (MANY_CHUNKS - FEW_CHUNKS)) * 1e6
+
+    def delivered_share(self) -> float:
+        """Chunks the clients received in the MANY_CHUNKS runs over the pieces sent."""
+        _, many_chunks = self._mean(self.many, PATH[0])
+        return many_chunks / (self.streams * MANY_CHUNKS)
+
     def setup_us(self, name: str) -> float:
         few_cpu, few_chunks = self._mean(self.few, name)
         return (few_cpu - self.chunk_us(name) / 1e6 * few_chunks) / self.streams * 1e6
@@ -167,13 +178,14 @@ def section(costs: Costs, measured: str, command: str) -> list[str]:
     names = [*PATH, "other services"]
     rows = [
         f"| {name} | {costs.setup_us(name):,.0f} | {costs.chunk_us(name):,.0f} |"
-        f" {costs.rss_kib(name):,.0f} |"
+        f" {costs.piece_us(name):,.0f} | {costs.rss_kib(name):,.0f} |"
         + (f" {costs.envoy_heap_kib():,.0f} |" if name == "envoy" else " - |")
         for name in names
     ]
     total = (
         f"| **suite** | **{sum(costs.setup_us(n) for n in names):,.0f}** |"
         f" **{sum(costs.chunk_us(n) for n in names):,.0f}** |"
+        f" **{sum(costs.piece_us(n) for n in names):,.0f}** |"
         f" **{sum(costs.rss_kib(n) for n in names):,.0f}** | - |"
     )
     return [
@@ -187,16 +199,20 @@ def section(costs: Costs, measured: str, command: str) -> list[str]:
         f" that did not complete over all runs: {costs.failures():,}.",
         "",
         "| process | CPU per stream's setup, us | CPU per relayed chunk, us |"
-        " RSS per open stream, KiB | Envoy's heap in use per open stream, KiB |",
-        "|---|---|---|---|---|",
+        " CPU per upstream piece, us | RSS per open stream, KiB |"
+        " Envoy's heap in use per open stream, KiB |",
+        "|---|---|---|---|---|---|",
         *rows,
         total,
         "",
         "CPU per relayed chunk: the difference of each process's CPU between the runs with"
         f" {MANY_CHUNKS} and with {FEW_CHUNKS} chunks over the difference of chunks the"
         " clients received (same streams, same length: only the chunks differ; pieces the"
-        " provider received together arrive as one chunk), so no"
-        " setup is in it. CPU per stream's setup: the rest of the"
+        " provider received together arrive as one chunk), so no setup is in it. In the"
+        f" {MANY_CHUNKS}-piece runs the clients received {costs.delivered_share():.0%} of the"
+        " pieces as chunks of their own, the rest coalesced under the load; CPU per upstream"
+        " piece divides the same difference by the pieces sent instead, so coalesced pieces"
+        " share one chunk's cost. CPU per stream's setup: the rest of the"
         f" {FEW_CHUNKS}-chunk runs' CPU over the streams (the request, routing, the provider"
         " call, the usage record and the end of the stream). RSS: each process's resident"
         " memory at its peak during the first run (sampled every 0.2 s) less before it, over"
