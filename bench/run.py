@@ -58,6 +58,9 @@ TARGETS = {
     "gateway_cpu_us_c16": 2500.0,
 }
 UPSTREAM = "upstream (fake)"
+# The gateway's runs of the main table are repeated and the median (by throughput) kept:
+# on a shared machine one run can land in a minute when a neighbour takes CPU.
+GATEWAY_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,6 @@ def wrk(url: str, concurrency: int, duration: float, body_file: Path, api_key: s
     )
 
 
-# The gateway's runs of the main table are repeated and the median (by throughput) kept:
-# on a shared machine one run can land in a minute when a neighbour takes CPU.
-GATEWAY_REPEATS = 3
-
-
 def _median_gateway_run(
     meter: CpuMeter, url: str, concurrency: int, duration: float, body: Path
 ) -> tuple[WrkResult, dict[str, float]]:
@@ -131,6 +129,12 @@ def _median_gateway_run(
         print(f"gateway c={concurrency} (one of {GATEWAY_REPEATS}): {result}", flush=True)
     measured.sort(key=lambda item: item[0].rps)
     return measured[len(measured) // 2]
+
+
+def _measured(detail: str = "") -> str:
+    """A section's "Measured ..." text: today, this machine, and `detail` after a comma."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    return f"{today} on {machine()}" + (f", {detail}" if detail else "")
 
 
 def machine() -> str:
@@ -296,11 +300,10 @@ def report(
         sum(spent for name, spent in cpu[16].items() if name != UPSTREAM) / c16g.requests * 1e6
     )
 
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     lines = [
         "# Benchmark results",
         "",
-        f"Measured {today} on {machine()}.",
+        f"Measured {_measured()}.",
         f"Command: `make bench` (`python -m bench.run --duration {args.duration:g}"
         f" --replicas {args.replicas_text}`); wrk {args.duration:g} s per run after a warm-up,"
         f" the gateway's runs {GATEWAY_REPEATS} times each with the median (by throughput)"
@@ -466,26 +469,24 @@ def run_fallback(
 
 def _tracing_section(args: argparse.Namespace) -> list[str]:
     """The tracing-cost scenario: a stack with tracing off, then one tracing everything."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-tracing-") as tmp:
         runs, spans = tracing_cost.run_scenario(Path(tmp), BODY, args.duration, wrk)
     return tracing_cost.section(
         runs,
         spans,
-        f"{today} on {machine()}, {args.duration:g} s per run",
+        _measured(f"{args.duration:g} s per run"),
         "`make bench` (this section alone: `python -m bench.run --scenario tracing`)",
     )
 
 
 def _streams_section(args: argparse.Namespace) -> list[str]:
     """The concurrent-streams scenario on a gateway of its own."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-streams-") as tmp:
         results = streams.run_scenario(Path(tmp))
     counts = ",".join(str(c) for c in streams.STREAM_COUNTS)
     return streams.section(
         results,
-        f"{today} on {machine()}",
+        _measured(),
         "`make bench` (this section alone: `python -m bench.run --scenario streams`; the"
         f" same runs, printed: `python -m bench.streams --streams {counts}`)",
     )
@@ -493,13 +494,12 @@ def _streams_section(args: argparse.Namespace) -> list[str]:
 
 def _investigations_section(args: argparse.Namespace) -> list[str]:
     """The concurrent-investigations scenario, each run on a gateway of its own."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-investigations-") as tmp:
         results = investigations.run_scenario(Path(tmp))
     runs = ",".join(f"{r}x{w}" for r, w in investigations.RUNS)
     return inv_report.section(
         results,
-        f"{today} on {machine()}",
+        _measured(),
         "`make bench` (this section alone: `python -m bench.run --scenario investigations`;"
         f" the same runs, printed: `python -m bench.investigations --runs {runs}`)",
         investigations.MODEL_DELAY_S,
@@ -508,25 +508,23 @@ def _investigations_section(args: argparse.Namespace) -> list[str]:
 
 def _surfaces_section(args: argparse.Namespace) -> list[str]:
     """The drop-in surfaces scenario on a gateway of its own."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-surfaces-") as tmp:
         runs, ttft = surfaces.run_scenario(Path(tmp), args.duration, args.samples, wrk)
     return surfaces.section(
         runs,
         ttft,
-        f"{today} on {machine()}, {args.duration:g} s per run, TTFT over {args.samples} streams",
+        _measured(f"{args.duration:g} s per run, TTFT over {args.samples} streams"),
         "`make bench` (this section alone: `python -m bench.run --scenario surfaces`)",
     )
 
 
 def _stream_costs_section(args: argparse.Namespace) -> list[str]:
     """Where a stream's CPU and memory go, process by process, on a gateway of its own."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-stream-costs-") as tmp:
         costs = stream_costs.run_scenario(Path(tmp))
     return stream_costs.section(
         costs,
-        f"{today} on {machine()}",
+        _measured(),
         "`make bench` (this section alone: `python -m bench.run --scenario stream-costs`;"
         f" printed: `python -m bench.stream_costs --streams {stream_costs.STREAMS}`)",
     )
@@ -534,13 +532,12 @@ def _stream_costs_section(args: argparse.Namespace) -> list[str]:
 
 def _scaling_section(args: argparse.Namespace) -> list[str]:
     """One router and one provider against two of each, each layout a stack of its own."""
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     with tempfile.TemporaryDirectory(prefix="llmgw-bench-scaling-") as tmp:
         runs = scaling.run_scenario(Path(tmp), args.duration, wrk)
     return scaling.section(
         runs,
         os.cpu_count() or 1,
-        f"{today} on {machine()}, {args.duration:g} s per run",
+        _measured(f"{args.duration:g} s per run"),
         "`make bench` (this section alone: `python -m bench.run --scenario scaling`)",
     )
 

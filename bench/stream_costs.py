@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -137,18 +138,12 @@ def _one_run(gateway: Gateway, groups: Mapping[str, list[int]], streams: int, ma
     time.sleep(SETTLE_S)
     url = gateway.public_url + "/v1/chat/completions"
     cpu = CpuMeter(groups)
-    peaks = {name: RssPeak(pids) for name, pids in groups.items()}
-    heap = EnvoyHeapPeak(gateway.admin_url)
-    with heap:
-        for peak in peaks.values():
-            peak.__enter__()
+    with contextlib.ExitStack() as sampling:
+        heap = sampling.enter_context(EnvoyHeapPeak(gateway.admin_url))
+        peaks = {name: sampling.enter_context(RssPeak(pids)) for name, pids in groups.items()}
         cpu.start()
-        try:
-            result = run_streams(url, streams, chunks)
-        finally:
-            cpu.stop()
-            for peak in peaks.values():
-                peak.__exit__()
+        result = run_streams(url, streams, chunks)
+        cpu.stop()
     return Run(
         chunks=result.chunks,
         result=result,

@@ -42,10 +42,7 @@ class JsonPoster:
         self._http: httpx2.AsyncClient = client._client
         self._templates: dict[str, tuple[httpx2.URL, list[tuple[str, str]]]] = {}
 
-    async def _template(self, path: str) -> tuple[httpx2.URL, list[tuple[str, str]]]:
-        found = self._templates.get(path)
-        if found is not None:
-            return found
+    async def _build_template(self, path: str) -> tuple[httpx2.URL, list[tuple[str, str]]]:
         options = self._options_type.construct(
             method="post", url=path, content=b"", headers=_JSON_HEADERS, **self._extra
         )
@@ -62,7 +59,10 @@ class JsonPoster:
     ) -> httpx2.Response:
         """The answer (body unread when `stream`); an error status raises the SDK's
         APIStatusError for it, a failed exchange httpx2's error."""
-        url, headers = await self._template(path)
+        template = self._templates.get(path)
+        if template is None:
+            template = await self._build_template(path)
+        url, headers = template
         request = self._http.build_request(
             "POST", url, content=content, headers=headers, timeout=timeout
         )
