@@ -12,10 +12,11 @@ body) whose `traceparent` goes upstream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import httpx2
+import yarl
 
 from services.common import tracing
 from services.common.tracing import HttpClientSpan
@@ -59,15 +60,27 @@ def too_large(error: BaseException) -> ResponseTooLarge | None:
     return None
 
 
+def _client_timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+
+
+def _plain_request(response: aiohttp.ClientResponse) -> httpx2.Request:
+    """The httpx2 request an error names, for the answers of `AiohttpTransport.post`."""
+    return httpx2.Request(response.method, str(response.url))
+
+
 class _Body(httpx2.AsyncByteStream):
     """A response body as it arrives. Closing it before the end closes the connection,
     which is how a provider learns that the caller went away. A body longer than
-    `limit` bytes raises ResponseTooLarge (None: a stream, bounded by its framing)."""
+    `limit` bytes raises ResponseTooLarge (None: a stream, bounded by its framing).
+    Errors name `request`, or one built from the response when they happen."""
 
     def __init__(
         self,
         response: aiohttp.ClientResponse,
-        request: httpx2.Request,
+        request: httpx2.Request | None,
         limit: int | None,
         span: HttpClientSpan | None = None,
     ) -> None:
@@ -76,18 +89,21 @@ class _Body(httpx2.AsyncByteStream):
         self._limit = limit
         self._span = span
 
+    def _named(self) -> httpx2.Request:
+        return self._request or _plain_request(self._response)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
         try:
             async for chunk in self._response.content.iter_any():
                 received += len(chunk)
                 if self._limit is not None and received > self._limit:
-                    raise ResponseTooLarge(self._limit, self._request)
+                    raise ResponseTooLarge(self._limit, self._named())
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as error:
             if self._span is not None:
                 self._span.failed(error)
-            raise _translate(error, self._request) from error
+            raise _translate(error, self._named()) from error
         except ResponseTooLarge as error:
             if self._span is not None:
                 self._span.failed(error)
@@ -100,6 +116,53 @@ class _Body(httpx2.AsyncByteStream):
             self._response.release()
         else:
             self._response.close()
+
+
+# Headers of a body already decoded by aiohttp that no longer describe it.
+_ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class Reply:
+    """An answer of `AiohttpTransport.post`: read whole (`read`, then `content`) or as it
+    arrives (`aiter_bytes`); `aclose` ends it early or releases the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse, body: _Body) -> None:
+        self._response = response
+        self._body = body
+        self.content = b""
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return aiter(self._body)
+
+    async def read(self) -> bytes:
+        try:
+            self.content = b"".join([chunk async for chunk in self._body])
+        finally:
+            await self._body.aclose()
+        return self.content
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+
+    async def as_httpx(self) -> httpx2.Response:
+        """The answer read whole as an httpx2 response (what the SDKs' error mapping
+        reads); its body is already decoded, so it names no encoding."""
+        content = await self.read()
+        headers = [
+            (name, value)
+            for name, value in self._response.raw_headers
+            if name.decode("latin-1").lower() not in _ENCODING_HEADERS
+        ]
+        return httpx2.Response(
+            self.status_code,
+            headers=headers,
+            content=content,
+            request=_plain_request(self._response),
+        )
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
@@ -128,47 +191,86 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         )
         return self._session
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    async def _exchange(
+        self,
+        method: str,
+        url: str | yarl.URL,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeout: aiohttp.ClientTimeout,
+        *,
+        decompress: bool,
+        request: httpx2.Request | None,
+    ) -> tuple[aiohttp.ClientResponse, _Body]:
+        """The response (status and headers read) and its body, bounded unless a stream."""
         session = self._session or self._open()
-        timeouts = request.extensions.get("timeout", {})
-        body = await request.aread()
-        headers = request.headers.multi_items()
-        span = tracing.http_client_span(request.method, str(request.url))
+        span = tracing.http_client_span(method, str(url))
         if span is not None:
-            headers += span.headers()
+            headers = [*headers, *span.headers()]
         try:
             response = await session.request(
-                request.method,
-                str(request.url),
+                method,
+                url,
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeouts.get("pool"),
-                    sock_connect=timeouts.get("connect"),
-                    sock_read=timeouts.get("read"),
-                ),
+                timeout=timeout,
+                auto_decompress=decompress,
             )
         except BaseException as error:
             if span is not None:
                 span.failed(error)
             if isinstance(error, aiohttp.ClientError | TimeoutError):
-                raise _translate(error, request) from error
+                raise _translate(error, request or httpx2.Request(method, str(url))) from error
             raise
         if span is not None:
             span.status(response.status)
+        streamed = response.content_type in STREAM_CONTENT_TYPES
+        limit = None if streamed else self._max_body_bytes
+        return response, _Body(response, request, limit, span)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        timeouts = request.extensions.get("timeout", {})
+        response, body = await self._exchange(
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            await request.aread(),
+            _client_timeout(timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read")),
+            # httpx2 decodes the body from its Content-Encoding itself.
+            decompress=False,
+            request=request,
+        )
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
-        streamed = response.content_type in STREAM_CONTENT_TYPES
         return httpx2.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response, request, None if streamed else self._max_body_bytes, span),
+            stream=body,
             request=request,
             extensions=extensions,
         )
+
+    async def post(
+        self,
+        url: yarl.URL,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout: httpx2.Timeout,
+    ) -> Reply:
+        """POSTs `body`; the answer's status and headers read, its body not yet. A failed
+        exchange raises httpx2's error for it, as through `handle_async_request`."""
+        response, stream = await self._exchange(
+            "POST",
+            url,
+            headers,
+            body,
+            _client_timeout(timeout.pool, timeout.connect, timeout.read),
+            decompress=True,
+            request=None,
+        )
+        return Reply(response, stream)
 
     async def aclose(self) -> None:
         if self._session is not None:

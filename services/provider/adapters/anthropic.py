@@ -20,6 +20,7 @@ from anthropic._models import FinalRequestOptions
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ProviderConfig
+from services.provider.adapters.aiohttp_transport import Reply
 from services.provider.adapters.anthropic_errors import CAUGHT, from_exception
 from services.provider.adapters.anthropic_request import build_body
 from services.provider.adapters.anthropic_response import StreamTranslator, completion
@@ -62,7 +63,7 @@ class AnthropicAdapter(SseJsonAdapter):
 
     async def _post(
         self, request: provider_pb2.CompleteRequest, timeout: float | None, *, stream: bool
-    ) -> httpx2.Response:
+    ) -> Reply:
         body = build_body(
             request, stream=stream, default_max_tokens=self._config.default_max_tokens
         )

@@ -25,6 +25,7 @@ from openai._models import FinalRequestOptions
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ConfigError, ProviderConfig
+from services.provider.adapters.aiohttp_transport import Reply
 from services.provider.adapters.base import ProviderAdapter
 from services.provider.adapters.embeddings import openai_answer, openai_body
 from services.provider.adapters.endpoints import (
@@ -74,7 +75,7 @@ class OpenAIAdapter(SseJsonAdapter):
 
     async def _send(
         self, path: str, body: Any, model: str, timeout: float | None, *, stream: bool = False
-    ) -> httpx2.Response:
+    ) -> Reply:
         try:
             return await self._poster.post(
                 path,
@@ -87,7 +88,7 @@ class OpenAIAdapter(SseJsonAdapter):
 
     async def _post(
         self, request: provider_pb2.CompleteRequest, timeout: float | None, *, stream: bool
-    ) -> httpx2.Response:
+    ) -> Reply:
         body = build_body(request, stream=stream, max_tokens_field=self._max_tokens_field)
         return await self._send(
             self._chat_path(request.model), body, request.model, timeout, stream=stream

@@ -11,11 +11,11 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import httpx2
 import orjson
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ProviderConfig
+from services.provider.adapters.aiohttp_transport import Reply
 from services.provider.adapters.framing import sse_batches
 from services.provider.adapters.stream_relay import Translator, relay
 from services.provider.adapters.upstream_errors import malformed
@@ -32,7 +32,7 @@ class SseJsonAdapter(abc.ABC):
     @abc.abstractmethod
     async def _post(
         self, request: provider_pb2.CompleteRequest, timeout: float | None, *, stream: bool
-    ) -> httpx2.Response:
+    ) -> Reply:
         """The provider's response (body unread when streaming); errors already mapped."""
 
     @abc.abstractmethod

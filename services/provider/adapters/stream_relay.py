@@ -39,6 +39,12 @@ Frame_contra = TypeVar("Frame_contra", contravariant=True)
 Frame = TypeVar("Frame")
 
 
+class Upstream(Protocol):
+    """The upstream answer a stream reads (an httpx2 response, or the transport's Reply)."""
+
+    async def aclose(self) -> None: ...
+
+
 class Translator(Protocol[Frame_contra]):
     """A family's stream state: `feed` one frame, `done` once the terminal event came."""
 
@@ -102,7 +108,7 @@ def coalesced(
 
 
 async def relay(
-    response: httpx2.Response,
+    response: Upstream,
     batches: AsyncGenerator[list[Frame], None],
     translator: Translator[Frame],
     provider: str,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gzip
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from openai._models import FinalRequestOptions as OpenAIOptions
 
 from services.common.gateway_config import ProviderConfig
 from services.provider.adapters import sdk_post
+from services.provider.adapters.aiohttp_transport import ResponseTooLarge
 from services.provider.adapters.http_client import http_client, request_timeout
 from services.provider.adapters.sdk_post import JsonPoster
 
@@ -32,11 +35,18 @@ class Recorder:
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
         self.status = 200
         self.answer: dict[str, Any] = {"ok": True}
+        self.gzip = False
 
     async def handle(self, request: web.Request) -> web.Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.seen.append((request.path_qs, headers, await request.read()))
-        return web.json_response(self.answer, status=self.status)
+        if not self.gzip:
+            return web.json_response(self.answer, status=self.status)
+        return web.Response(
+            body=gzip.compress(orjson.dumps(self.answer)),
+            status=self.status,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
 
 
 @pytest.fixture
@@ -171,3 +181,75 @@ async def test_templates_are_kept_for_a_bounded_number_of_paths(
     finally:
         await _close(clients)
     assert len(poster._templates) == 2
+
+
+async def test_a_compressed_answer_arrives_decoded_and_so_does_a_compressed_error(
+    server: tuple[Recorder, str],
+) -> None:
+    recorder, root = server
+    recorder.gzip = True
+    recorder.answer = {"ok": "compressed"}
+    clients = _clients(root)
+    client, path = clients[0]
+    poster = _poster(client)
+    try:
+        answer = await poster.post(path, BODY, TIMEOUT, stream=False)
+        streamed = await poster.post(path, BODY, TIMEOUT, stream=True)
+        pieces = [piece async for piece in streamed.aiter_bytes()]
+        recorder.status = 400
+        recorder.answer = {"error": {"message": "bad field", "type": "invalid_request_error"}}
+        with pytest.raises(openai.BadRequestError) as caught:
+            await poster.post(path, BODY, TIMEOUT, stream=False)
+    finally:
+        await _close(clients)
+    assert recorder.seen[0][1]["accept-encoding"]  # the SDK's client asks for it
+    assert orjson.loads(answer.content) == {"ok": "compressed"}
+    assert orjson.loads(b"".join(pieces)) == {"ok": "compressed"}
+    assert caught.value.body == recorder.answer["error"]
+    assert "content-encoding" not in caught.value.response.headers
+
+
+async def test_an_answer_over_the_body_limit_is_refused_and_a_refused_connection_named(
+    server: tuple[Recorder, str],
+) -> None:
+    recorder, root = server
+    recorder.answer = {"text": "x" * 2000}
+    client = openai.AsyncOpenAI(
+        api_key="sk-one",
+        base_url=f"{root}/v1",
+        max_retries=0,
+        http_client=http_client(ProviderConfig(type="openai", max_response_bytes=1000)),
+    )
+    poster = _poster(client)
+    try:
+        with pytest.raises(ResponseTooLarge) as caught:
+            await poster.post("/chat/completions", BODY, TIMEOUT, stream=False)
+        assert caught.value.limit == 1000
+    finally:
+        await client.close()
+    unused = _unused_port()
+    closed = openai.AsyncOpenAI(
+        api_key="sk-one",
+        base_url=f"http://127.0.0.1:{unused}/v1",
+        max_retries=0,
+        http_client=http_client(CONFIG),
+    )
+    try:
+        with pytest.raises(httpx2.ConnectError) as refused:
+            await _poster(closed).post("/chat/completions", BODY, TIMEOUT, stream=False)
+    finally:
+        await closed.close()
+    assert str(unused) in str(refused.value.request.url)
+
+
+def test_a_client_without_the_gateways_transport_is_refused() -> None:
+    client = openai.AsyncOpenAI(api_key="sk-one", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(TypeError, match="http_client"):
+        _poster(client)
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
