@@ -65,7 +65,7 @@ def assertion_costs(calls: int = DEFAULT_CALLS) -> dict[str, float]:
     edge = edge_token(SECRET)
     # The provider's gate: verifies the assertion and its request id, loads nothing.
     provider_gate = Gate(session, None, load_principals=False)
-    vouched = ((context.REQUEST_ID_HEADER, fields["request_id"]), (ASSERTION_HEADER, token))
+    vouched = ((context.REQUEST_ID_HEADER, str(fields["request_id"])), (ASSERTION_HEADER, token))
     edged = ((EDGE_TOKEN_HEADER, edge),)
     open_gate = Gate(session, None)
 

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.run import machine
+from bench.machine import machine
 from eval import report, scripts
 from eval.harness import REAL_LIMITS, REAL_MODEL, SCRIPTED_MODEL, Environment
 from eval.harness import environment as start_environment
