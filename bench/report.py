@@ -128,11 +128,11 @@ def report(
         " latency at concurrency 1 by the same work done one process after another. The"
         " gateway's path has three grpc.aio endpoints in Python (the router serving, the"
         " router calling the provider, the provider serving), two Envoy hops (the public one"
-        " transcoding JSON and running the Lua filter) and the provider's HTTP call through the"
-        " openai SDK. gRPC's C core and the event loop take most of each Python process's CPU"
-        " (py-spy shows the Python code of router and provider at roughly 10-25% of their"
-        " samples); the SDK layers (openai client, httpx2) are the largest Python cost in the"
-        " provider.",
+        " transcoding JSON and running the Lua filters) and the provider's HTTP call (the"
+        " request the openai SDK built once per path, posted straight through aiohttp)."
+        " gRPC's C core and the event loop take about half of each Python process's CPU"
+        " (py-spy: the loop's own frame and the gRPC poller thread); the rest is spread thin"
+        " over the request's steps, the largest in the provider being its HTTP POST.",
         "",
         *fallback_report.section(runs, answered, routes, MODEL),
         *_features_section(runs, cpu, features),
