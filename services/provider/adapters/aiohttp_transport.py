@@ -201,8 +201,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         *,
         decompress: bool,
         request: httpx2.Request | None,
+        may_stream: bool = True,
     ) -> tuple[aiohttp.ClientResponse, _Body]:
-        """The response (status and headers read) and its body, bounded unless a stream."""
+        """The response (status and headers read) and its body, bounded unless a stream
+        (a stream's content type, where `may_stream`)."""
         session = self._session or self._open()
         span = tracing.http_client_span(method, str(url))
         if span is not None:
@@ -225,7 +227,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise
         if span is not None:
             span.status(response.status)
-        streamed = response.content_type in STREAM_CONTENT_TYPES
+        streamed = may_stream and response.content_type in STREAM_CONTENT_TYPES
         limit = None if streamed else self._max_body_bytes
         return response, _Body(response, request, limit, span)
 
@@ -258,10 +260,13 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         headers: Sequence[tuple[str, str]],
         body: bytes,
         timeout: httpx2.Timeout,
+        *,
+        stream: bool,
     ) -> Reply:
         """POSTs `body`; the answer's status and headers read, its body not yet. A failed
-        exchange raises httpx2's error for it, as through `handle_async_request`."""
-        response, stream = await self._exchange(
+        exchange raises httpx2's error for it, as through `handle_async_request`. Unless
+        `stream`, the body is bounded whatever its content type says."""
+        response, answer = await self._exchange(
             "POST",
             url,
             headers,
@@ -269,8 +274,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             _client_timeout(timeout.pool, timeout.connect, timeout.read),
             decompress=True,
             request=None,
+            may_stream=stream,
         )
-        return Reply(response, stream)
+        return Reply(response, answer)
 
     async def aclose(self) -> None:
         if self._session is not None:

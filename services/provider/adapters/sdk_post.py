@@ -72,7 +72,7 @@ class JsonPoster:
         if template is None:
             template = await self._build_template(path)
         url, headers = template
-        reply = await self._transport.post(url, headers, content, timeout)
+        reply = await self._transport.post(url, headers, content, timeout, stream=stream)
         if reply.status_code >= 400:
             raise self._client._make_status_error_from_response(await reply.as_httpx())
         if not stream:

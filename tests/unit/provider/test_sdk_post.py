@@ -36,12 +36,15 @@ class Recorder:
         self.status = 200
         self.answer: dict[str, Any] = {"ok": True}
         self.gzip = False
+        self.content_type = "application/json"
 
     async def handle(self, request: web.Request) -> web.Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.seen.append((request.path_qs, headers, await request.read()))
         if not self.gzip:
-            return web.json_response(self.answer, status=self.status)
+            return web.Response(
+                body=orjson.dumps(self.answer), status=self.status, content_type=self.content_type
+            )
         return web.Response(
             body=gzip.compress(orjson.dumps(self.answer)),
             status=self.status,
@@ -225,6 +228,12 @@ async def test_an_answer_over_the_body_limit_is_refused_and_a_refused_connection
         with pytest.raises(ResponseTooLarge) as caught:
             await poster.post("/chat/completions", BODY, TIMEOUT, stream=False)
         assert caught.value.limit == 1000
+        # A unary answer is bounded even when it calls itself a stream.
+        recorder.content_type = "text/event-stream"
+        with pytest.raises(ResponseTooLarge):
+            await poster.post("/chat/completions", BODY, TIMEOUT, stream=False)
+        streamed = await poster.post("/chat/completions", BODY, TIMEOUT, stream=True)
+        assert len(b"".join([piece async for piece in streamed.aiter_bytes()])) > 1000
     finally:
         await client.close()
     unused = _unused_port()
