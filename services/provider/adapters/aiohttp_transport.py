@@ -24,6 +24,9 @@ from services.common.tracing import HttpClientSpan
 # Bodies read as they arrive and bounded per event by the framing (framing.py); any
 # other body is bounded whole.
 STREAM_CONTENT_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+# An httpx2 request extension: set on a request whose answer is never a stream, so its
+# body is bounded whatever content type the answer claims.
+UNARY = "llmgw.unary"
 
 
 class ResponseTooLarge(httpx2.ReadError):
@@ -242,6 +245,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             # httpx2 decodes the body from its Content-Encoding itself.
             decompress=False,
             request=request,
+            may_stream=not request.extensions.get(UNARY, False),
         )
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
         if response.reason:

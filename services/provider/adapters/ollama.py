@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from llmgw.provider.v1 import provider_service_pb2 as provider_pb2
 from services.common.gateway_config import ConfigError, ProviderConfig
+from services.provider.adapters.aiohttp_transport import UNARY
 from services.provider.adapters.base import ProviderAdapter
 from services.provider.adapters.embeddings import ollama_answer, ollama_body
 from services.provider.adapters.endpoints import (
@@ -94,6 +95,7 @@ class OllamaAdapter:
             content=None if body is None else orjson.dumps(body),
             headers=None if body is None else _JSON_HEADERS,
             timeout=request_timeout(self._config, timeout),
+            extensions=None if stream else {UNARY: True},
         )
         try:
             response = await self._client.send(request, stream=stream)

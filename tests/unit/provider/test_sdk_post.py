@@ -19,7 +19,7 @@ from openai._models import FinalRequestOptions as OpenAIOptions
 
 from services.common.gateway_config import ProviderConfig
 from services.provider.adapters import sdk_post
-from services.provider.adapters.aiohttp_transport import ResponseTooLarge
+from services.provider.adapters.aiohttp_transport import UNARY, ResponseTooLarge
 from services.provider.adapters.http_client import http_client, request_timeout
 from services.provider.adapters.sdk_post import JsonPoster
 
@@ -262,3 +262,21 @@ def _unused_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+async def test_the_httpx2_interface_bounds_a_request_marked_unary_whatever_its_answer_says(
+    server: tuple[Recorder, str],
+) -> None:
+    """The Ollama client's way: a request with the UNARY extension is read bounded."""
+    recorder, root = server
+    recorder.answer = {"text": "x" * 2000}
+    recorder.content_type = "application/x-ndjson"
+    client = http_client(ProviderConfig(type="ollama", max_response_bytes=1000))
+    try:
+        unary = client.build_request("POST", f"{root}/api/chat", extensions={UNARY: True})
+        with pytest.raises(ResponseTooLarge):
+            await client.send(unary)
+        streamed = await client.send(client.build_request("POST", f"{root}/api/chat"))
+    finally:
+        await client.aclose()
+    assert len(streamed.content) > 1000
