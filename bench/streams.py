@@ -35,7 +35,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.cpu import CpuMeter, RssPeak, stack_pids
+from bench.cpu import CpuMeter, PeakSampler, RssPeak, stack_pids
 from bench.ttft import percentile
 from tests.fakes import Behaviour
 from tests.support.gateway import Gateway, running_gateway
@@ -271,28 +270,20 @@ def run_streams(url: str, streams: int, chunks: int = CHUNKS) -> StreamsResult:
     return summarize(outcomes, wall_s, share)
 
 
-class UpstreamPeak:
-    """Samples the fake upstream's requests in flight on a thread, keeping the peak."""
+class UpstreamPeak(PeakSampler):
+    """The fake upstream's requests in flight at their peak, read over one control
+    connection for the whole run."""
 
     def __init__(self, gateway: Gateway, interval: float = 0.2) -> None:
-        self._gateway = gateway
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self.peak = 0
+        super().__init__(interval)
+        self._control = gateway.fakes["openai"].control()
 
-    def _sample(self) -> None:
-        with self._gateway.fakes["openai"].control() as control:
-            while not self._stop.wait(self._interval):
-                self.peak = max(self.peak, control.stats().in_flight)
-
-    def __enter__(self) -> UpstreamPeak:
-        self._thread.start()
-        return self
+    def now(self) -> float:
+        return float(self._control.stats().in_flight)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
+        self._control.close()
 
 
 def run_scenario(
@@ -318,7 +309,7 @@ def run_scenario(
             with UpstreamPeak(gateway) as upstream, RssPeak(suite) as rss:
                 result = run_streams(url, count)
             cpu.stop()
-            result.peak_upstream = upstream.peak
+            result.peak_upstream = round(upstream.peak)
             result.suite_cpu_s = cpu.spent["suite"]
             result.rss_start_mib, result.rss_peak_mib = rss.start, rss.peak
             results[count] = result
