@@ -69,9 +69,9 @@ def _client_timeout(
     return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
 
 
-def _plain_request(response: aiohttp.ClientResponse) -> httpx2.Request:
-    """The httpx2 request an error names, for the answers of `AiohttpTransport.post`."""
-    return httpx2.Request(response.method, str(response.url))
+def _plain_request(method: str, url: str | yarl.URL) -> httpx2.Request:
+    """The httpx2 request an error names, for the exchanges of `AiohttpTransport.post`."""
+    return httpx2.Request(method, str(url))
 
 
 class _Body(httpx2.AsyncByteStream):
@@ -93,7 +93,7 @@ class _Body(httpx2.AsyncByteStream):
         self._span = span
 
     def _named(self) -> httpx2.Request:
-        return self._request or _plain_request(self._response)
+        return self._request or _plain_request(self._response.method, self._response.url)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         received = 0
@@ -164,7 +164,7 @@ class Reply:
             self.status_code,
             headers=headers,
             content=content,
-            request=_plain_request(self._response),
+            request=_plain_request(self._response.method, self._response.url),
         )
 
 
@@ -226,7 +226,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             if span is not None:
                 span.failed(error)
             if isinstance(error, aiohttp.ClientError | TimeoutError):
-                raise _translate(error, request or httpx2.Request(method, str(url))) from error
+                raise _translate(error, request or _plain_request(method, url)) from error
             raise
         if span is not None:
             span.status(response.status)
